@@ -1,0 +1,156 @@
+"""
+C{twistd claudeproxy}: the options and the service they make.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any, Mapping, Optional
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from .config import Config
+from .service import build
+
+DEFAULT_LISTEN = "tcp:3456:interface=127.0.0.1"
+
+
+def _positive_int(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise ValueError("must be at least 1")
+    return n
+
+
+def _non_negative_int(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise ValueError("must be 0 or more")
+    return n
+
+
+def _positive_float(value: str) -> float:
+    n = float(value)
+    if not n > 0:
+        raise ValueError("must be more than 0")
+    return n
+
+
+class Options(usage.Options):
+    """
+    Options for C{twistd claudeproxy}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve the OpenAI HTTP API on loopback, answering with the Claude Code CLI "
+        "(and so with the Claude subscription it is logged in to)."
+    )
+    optFlags = [
+        ["keep-api-key", None, "Pass ANTHROPIC_API_KEY on to the CLI (by default it is removed so the subscription login is used, not per-token billing)."],
+    ]
+    optParameters = [
+        ["listen", None, DEFAULT_LISTEN, "Where to listen, as a strports endpoint description."],
+        ["claude", None, None, "Path of the Claude Code CLI (default: `claude` found on PATH at start)."],
+        ["max-concurrent", None, 4, "Requests served at once.", _positive_int],
+        ["max-queued", None, 16, "Requests waiting beyond that; more get 429 with Retry-After.", _non_negative_int],
+        ["request-timeout", None, 600.0, "Seconds a request may take in all before it ends with 504.", _positive_float],
+        ["idle-timeout", None, 120.0, "Seconds without output from the CLI before the request ends with 504.", _positive_float],
+        ["system-prompt-mode", None, "replace", "replace: the client's system text becomes the CLI's --system-prompt; append: it goes to --append-system-prompt and Claude Code's own prompt stays."],
+        ["api-key", None, None, "Require 'Authorization: Bearer KEY' on every /v1/* request."],
+        ["api-key-file", None, None, "Read the API key from this file (first line)."],
+        ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
+        ["upstream-retries", None, 2, "How often the CLI retries upstream 5xx (CLAUDE_CODE_MAX_RETRIES).", _non_negative_int],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["model-alias"] = []
+
+    def opt_model_alias(self, value: str) -> None:
+        """
+        NAME=TARGET: also accept model NAME, served as TARGET (repeatable; e.g. gpt-4o=sonnet).
+        """
+        name, sep, target = value.partition("=")
+        if not sep or not name.strip() or not target.strip():
+            raise usage.UsageError("--model-alias takes NAME=TARGET, got %r" % (value,))
+        self["model-alias"].append((name.strip(), target.strip()))
+
+    def postOptions(self) -> None:
+        if self["system-prompt-mode"] not in ("replace", "append"):
+            raise usage.UsageError("--system-prompt-mode must be replace or append")
+        if self["api-key"] is not None and self["api-key-file"] is not None:
+            raise usage.UsageError("give --api-key or --api-key-file, not both")
+        if self["api-key-file"] is not None:
+            try:
+                with open(self["api-key-file"], encoding="utf-8") as f:
+                    key = f.readline().strip()
+            except OSError as e:
+                raise usage.UsageError("cannot read --api-key-file: %s" % (e,))
+            if not key:
+                raise usage.UsageError("--api-key-file %s is empty" % (self["api-key-file"],))
+            self["api-key"] = key
+        if self["api-key"] is not None and not self["api-key"].strip():
+            raise usage.UsageError("--api-key must not be empty")
+        from .models import resolve
+        from .errors import ProxyError
+
+        for name, target in self["model-alias"]:
+            try:
+                resolve(target, ())
+            except ProxyError:
+                raise usage.UsageError("--model-alias %s=%s: %s is not a Claude model" % (name, target, target))
+
+
+def find_claude(value: Optional[str], env: Mapping[str, str]) -> tuple[Optional[str], str]:
+    """
+    The CLI's absolute path, or None and why not.
+    """
+    if value is not None:
+        path = os.path.abspath(os.path.expanduser(value))
+        if not os.access(path, os.X_OK):
+            return path, "%s is missing or not executable" % (path,)
+        return path, ""
+    found = shutil.which("claude", path=env.get("PATH", os.defpath))
+    if found is None:
+        return None, "`claude` was not found on PATH (%s)" % (env.get("PATH", ""),)
+    return os.path.abspath(found), ""
+
+
+def config_from_options(options: Options, env: Mapping[str, str], workdir: str) -> Config:
+    claude, why = find_claude(options["claude"], env)
+    return Config(
+        listen=options["listen"],
+        claude=claude,
+        claude_missing_reason=why,
+        max_concurrent=options["max-concurrent"],
+        max_queued=options["max-queued"],
+        request_timeout=options["request-timeout"],
+        idle_timeout=options["idle-timeout"],
+        system_prompt_mode=options["system-prompt-mode"],
+        api_key=options["api-key"],
+        model_aliases=tuple(options["model-alias"]),
+        max_body=options["max-body"],
+        upstream_retries=options["upstream-retries"],
+        keep_api_key=bool(options["keep-api-key"]),
+        workdir=workdir,
+    )
+
+
+def makeService(options: Options, reactor: Any = None, env: Optional[Mapping[str, str]] = None) -> IService:
+    """
+    The daemon for C{options}.  The CLI runs in a private empty directory.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as _reactor
+
+        reactor = _reactor
+    if env is None:
+        env = dict(os.environ)
+    workdir = tempfile.mkdtemp(prefix="claudeproxy-")
+    config = config_from_options(options, env, workdir)
+    top, _, _ = build(reactor, config, env)
+    return top

@@ -1,0 +1,121 @@
+"""
+OpenAI chat completions written onto an HTTP response: the streaming
+(SSE) and the whole-answer forms.  The shapes come from
+L{claudeproxy.openai_chat}; this module only writes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.web.server import Request
+
+from . import openai_chat as oc
+from .errors import ProxyError
+from .httpio import write_error, write_json
+from .turn import Finished
+
+
+class ChatStreamOutput:
+    """
+    Server-sent events.  Headers go out with the first token, so an error
+    before any token gets its real HTTP status; an error after it ends the
+    stream with an error event and C{[DONE]}.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        completion_id: str,
+        created: int,
+        model: Callable[[], str],
+        include_usage: bool,
+    ) -> None:
+        self.request = request
+        self.completion_id = completion_id
+        self.created = created
+        self.model = model
+        self.include_usage = include_usage
+        self.started = False
+        self.status = 200
+
+    def _write(self, data: bytes) -> None:
+        if not self.request.finished and not getattr(self.request, "_disconnected", False):
+            self.request.write(data)
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: Any = None) -> None:
+        self._write(oc.sse(oc.chunk(self.completion_id, self.created, self.model(), delta, finish_reason)))
+
+    def _start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        r = self.request
+        r.setResponseCode(200)
+        r.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        r.setHeader(b"cache-control", b"no-cache")
+        r.setHeader(b"x-accel-buffering", b"no")
+        self._chunk({"role": "assistant", "content": ""})
+
+    def text(self, text: str) -> None:
+        self._start()
+        self._chunk({"content": text})
+
+    def reasoning(self, text: str) -> None:
+        self._start()
+        self._chunk({"reasoning_content": text})
+
+    def _end(self) -> None:
+        self._write(oc.DONE)
+        self._close()
+
+    def _close(self) -> None:
+        r = self.request
+        if r.producer is not None:
+            r.unregisterProducer()
+        if not r.finished and not getattr(r, "_disconnected", False):
+            r.finish()
+
+    def finished(self, finished: Finished) -> None:
+        self._start()
+        self._chunk({}, finished.finish_reason)
+        if self.include_usage:
+            self._write(oc.sse(oc.usage_chunk(self.completion_id, self.created, finished.model, finished.usage)))
+        self._end()
+
+    def failed(self, error: ProxyError) -> None:
+        self.status = error.status
+        if not self.started:
+            if self.request.producer is not None:
+                self.request.unregisterProducer()
+            write_error(self.request, error)
+            return
+        self._write(oc.sse(error.to_openai()))
+        self._end()
+
+
+class ChatOutput:
+    """
+    One JSON chat.completion at the end.
+    """
+
+    def __init__(self, request: Request, completion_id: str, created: int) -> None:
+        self.request = request
+        self.completion_id = completion_id
+        self.created = created
+        self.parts: list[str] = []
+        self.status = 200
+
+    def text(self, text: str) -> None:
+        self.parts.append(text)
+
+    def reasoning(self, text: str) -> None:
+        pass
+
+    def finished(self, finished: Finished) -> None:
+        body = oc.completion(self.completion_id, self.created, finished, "".join(self.parts), finished.finish_reason)
+        write_json(self.request, 200, body)
+
+    def failed(self, error: ProxyError) -> None:
+        self.status = error.status
+        write_error(self.request, error)

@@ -1,0 +1,32 @@
+"""
+The daemon's configuration, fixed at start.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import attrs
+
+
+@attrs.frozen
+class Config:
+    """
+    Everything the options decide.  Built by L{claudeproxy._tap.makeService}.
+    """
+
+    listen: str = "tcp:3456:interface=127.0.0.1"
+    claude: Optional[str] = None
+    claude_missing_reason: str = ""
+    max_concurrent: int = 4
+    max_queued: int = 16
+    request_timeout: float = 600.0
+    idle_timeout: float = 120.0
+    system_prompt_mode: str = "replace"
+    api_key: Optional[str] = None
+    model_aliases: tuple[tuple[str, str], ...] = ()
+    max_body: int = 32 * 1024 * 1024
+    upstream_retries: int = 2
+    keep_api_key: bool = False
+    workdir: str = ""
+    shutdown_grace: float = 3.0

@@ -1,0 +1,129 @@
+"""
+Errors a client sees, in OpenAI's shape, and the mapping from what the CLI
+reports to them.  Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import attrs
+
+INSTALL_HINT = (
+    "Install it with `npm install -g @anthropic-ai/claude-code`, log in once by "
+    "running `claude`, then restart claudeproxy (or pass --claude PATH)."
+)
+LOGIN_HINT = (
+    "The Claude Code CLI is not logged in or its login has expired: run `claude` "
+    "in a terminal and log in (/login), then retry."
+)
+
+
+@attrs.frozen(auto_exc=True)
+class ProxyError(Exception):
+    """
+    An error answered to the client: HTTP status plus OpenAI's error object.
+    """
+
+    status: int
+    message: str
+    type: str = "invalid_request_error"
+    code: Optional[str] = None
+    param: Optional[str] = None
+    retry_after: Optional[int] = None
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is not None:
+            return {"Retry-After": str(self.retry_after)}
+        return {}
+
+
+def bad_request(message: str, param: Optional[str] = None, code: str = "invalid_request") -> ProxyError:
+    return ProxyError(400, message, "invalid_request_error", code, param)
+
+
+def cli_missing(reason: str) -> ProxyError:
+    return ProxyError(
+        503,
+        "The Claude Code CLI is not available: %s. %s" % (reason, INSTALL_HINT),
+        "server_error",
+        "cli_unavailable",
+    )
+
+
+def cli_failed(message: str, stderr_tail: str = "") -> ProxyError:
+    """
+    The CLI crashed or printed something that is not stream-json.
+    """
+    if stderr_tail.strip():
+        message = "%s; its stderr ended with: %s" % (message, stderr_tail.strip())
+    return ProxyError(502, message, "server_error", "cli_error")
+
+
+def timeout(message: str) -> ProxyError:
+    return ProxyError(504, message, "server_error", "timeout")
+
+
+_EXTRA_USAGE_MARKERS = ("third-party apps", "extra usage")
+_LOGIN_MARKERS = ("not logged in", "please run /login", "failed to authenticate", "invalid api key", "oauth token")
+
+
+def _clean(text: str) -> str:
+    for prefix in ("API Error: ",):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    return text.strip()
+
+
+def error_from_result(
+    result: Mapping[str, Any],
+    rate_limit: Optional[Mapping[str, Any]] = None,
+    now: float = 0.0,
+) -> ProxyError:
+    """
+    Map a C{result} line with C{is_error: true} (plus the last
+    C{rate_limit_info} seen, if any) to the error the client gets.
+    """
+    status = result.get("api_error_status")
+    text = result.get("result")
+    if not isinstance(text, str) or not text:
+        errors = result.get("errors")
+        text = "; ".join(str(e) for e in errors) if isinstance(errors, list) and errors else ""
+    if not text:
+        text = "the Claude Code CLI reported an error (%s)" % (result.get("subtype", "unknown"),)
+    detail = _clean(text)
+    lowered = detail.lower()
+    if status == 401 or any(m in lowered for m in _LOGIN_MARKERS):
+        return ProxyError(401, "%s Upstream said: %s" % (LOGIN_HINT, detail), "authentication_error", "cli_not_logged_in")
+    if status == 429:
+        retry_after = None
+        if rate_limit is not None:
+            resets = rate_limit.get("resetsAt")
+            if isinstance(resets, (int, float)) and resets > now:
+                retry_after = max(1, int(resets - now + 0.999))
+        return ProxyError(429, "Upstream rate limit: %s" % (detail,), "rate_limit_error", "rate_limit_exceeded", None, retry_after)
+    if any(m in lowered for m in _EXTRA_USAGE_MARKERS):
+        return ProxyError(402, detail, "insufficient_quota", "extra_usage_required")
+    if status == 400:
+        return ProxyError(400, "Upstream rejected the request: %s" % (detail,), "invalid_request_error", "upstream_invalid_request")
+    if status == 403:
+        return ProxyError(403, "Upstream refused the request: %s" % (detail,), "permission_error", "upstream_forbidden")
+    if status == 404:
+        return ProxyError(404, "Upstream does not know this model or resource: %s" % (detail,), "invalid_request_error", "model_not_found")
+    if status == 413:
+        return ProxyError(413, "Upstream says the request is too large: %s" % (detail,), "invalid_request_error", "request_too_large")
+    if status == 529 or "overloaded" in lowered:
+        return ProxyError(503, "Upstream is overloaded: %s" % (detail,), "server_error", "upstream_overloaded")
+    if isinstance(status, int) and status >= 500:
+        return ProxyError(502, "Upstream error %d: %s" % (status, detail), "server_error", "upstream_error")
+    return ProxyError(502, "The Claude Code CLI could not answer: %s" % (detail,), "server_error", "cli_error")

@@ -1,0 +1,65 @@
+"""
+Small helpers for writing JSON and errors onto a twisted.web request, and a
+request class that enforces the body size limit while the body arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from twisted.web.server import Request
+
+from .errors import ProxyError
+
+
+def write_json(request: Request, status: int, obj: Any, headers: Mapping[str, str] = {}) -> None:
+    """
+    Answer C{request} with C{obj} as JSON and finish it, unless it is
+    already finished or its client is gone.
+    """
+    if request.finished or getattr(request, "_disconnected", False):
+        return
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    for name, value in headers.items():
+        request.setHeader(name.encode(), value.encode())
+    request.write(json.dumps(obj, ensure_ascii=False).encode("utf-8"))
+    request.finish()
+
+
+def write_error(request: Request, error: ProxyError) -> None:
+    write_json(request, error.status, error.to_openai(), error.headers())
+
+
+class LimitedRequest(Request):
+    """
+    A request that stops storing its body once it passes C{max_body}
+    bytes; the route then answers 413.
+    """
+
+    max_body = 32 * 1024 * 1024
+    too_large = False
+
+    def gotLength(self, length: Any) -> None:
+        if length is not None and length > self.max_body:
+            self.too_large = True
+            length = 0
+        super().gotLength(length)
+        self._received = 0
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.too_large:
+            return
+        self._received += len(data)
+        if self._received > self.max_body:
+            self.too_large = True
+            if self.content is not None:
+                self.content.seek(0)
+                self.content.truncate()
+            return
+        super().handleContentChunk(data)
+
+
+def limited_request(max_body: int) -> type[LimitedRequest]:
+    return type("LimitedRequest", (LimitedRequest,), {"max_body": max_body})

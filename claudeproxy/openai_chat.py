@@ -1,0 +1,347 @@
+"""
+OpenAI Chat Completions <-> the neutral conversation and turn output.
+
+Pure functions: request bodies in, L{ChatRequest} out (or a L{ProxyError}
+naming the field); turn outputs in, OpenAI JSON objects out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping, Optional
+
+import attrs
+
+from . import models
+from .conversation import Block, Conversation, Message, text_block
+from .errors import ProxyError, bad_request
+from .turn import Finished, Usage
+
+#: Accepted and documented as ignored: they cannot change what the CLI does.
+IGNORED_PARAMS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "seed",
+        "user",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "metadata",
+        "store",
+        "service_tier",
+        "prompt_cache_key",
+        "safety_identifier",
+        "verbosity",
+        "max_tokens",
+        "max_completion_tokens",
+        "parallel_tool_calls",
+        "top_logprobs",
+    }
+)
+KNOWN_PARAMS = IGNORED_PARAMS | {
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "n",
+    "stop",
+    "tools",
+    "tool_choice",
+    "functions",
+    "function_call",
+    "response_format",
+    "reasoning_effort",
+    "modalities",
+    "audio",
+    "logprobs",
+}
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max"}
+_DATA_URL = re.compile(r"^data:([^;,]+)((?:;[^;,]*)*),(.*)$", re.S)
+
+
+@attrs.frozen
+class ChatRequest:
+    model: str
+    cli_model: str
+    conversation: Conversation
+    stream: bool = False
+    include_usage: bool = False
+    stop: tuple[str, ...] = ()
+    effort: Optional[str] = None
+
+
+def _image_block(part: Mapping[str, Any], where: str) -> Block:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, Mapping) else image
+    if not isinstance(url, str) or not url:
+        raise bad_request("%s.image_url.url must be a string URL" % (where,), where + ".image_url")
+    if url.startswith("data:"):
+        m = _DATA_URL.match(url)
+        if not m or ";base64" not in m.group(2):
+            raise bad_request("%s.image_url.url must be a base64 data: URL" % (where,), where + ".image_url")
+        media_type = m.group(1).lower()
+        if media_type not in IMAGE_TYPES:
+            raise bad_request(
+                "%s: image type %s is not supported (use %s)" % (where, media_type, ", ".join(IMAGE_TYPES)),
+                where + ".image_url",
+            )
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": m.group(3)}}
+    if url.startswith(("http://", "https://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise bad_request("%s.image_url.url must be a data: or http(s) URL" % (where,), where + ".image_url")
+
+
+def _content_blocks(content: Any, where: str, allow_images: bool = True) -> list[Block]:
+    if isinstance(content, str):
+        return [text_block(content)] if content else []
+    if not isinstance(content, list):
+        raise bad_request("%s.content must be a string or an array of content parts" % (where,), where + ".content")
+    blocks: list[Block] = []
+    for i, part in enumerate(content):
+        pwhere = "%s.content[%d]" % (where, i)
+        if isinstance(part, str):
+            blocks.append(text_block(part))
+            continue
+        if not isinstance(part, Mapping):
+            raise bad_request("%s must be an object" % (pwhere,), pwhere)
+        kind = part.get("type")
+        if kind in ("text", "input_text", "output_text"):
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise bad_request("%s.text must be a string" % (pwhere,), pwhere + ".text")
+            if text:
+                blocks.append(text_block(text))
+        elif kind == "refusal":
+            refusal = part.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                blocks.append(text_block(refusal))
+        elif kind == "image_url" and allow_images:
+            blocks.append(_image_block(part, pwhere))
+        elif kind in ("input_audio", "audio"):
+            raise bad_request("%s: audio input is not supported by Claude" % (pwhere,), pwhere, "unsupported_content")
+        elif kind == "file":
+            raise bad_request("%s: file parts are not supported" % (pwhere,), pwhere, "unsupported_content")
+        else:
+            raise bad_request("%s: unsupported content part type %r" % (pwhere, kind), pwhere + ".type", "unsupported_content")
+    return blocks
+
+
+def _text_only(content: Any, where: str) -> str:
+    blocks = _content_blocks(content, where, allow_images=False)
+    return "".join(b["text"] for b in blocks)
+
+
+def _tool_calls(calls: Any, where: str) -> list[Block]:
+    if not isinstance(calls, list):
+        raise bad_request("%s.tool_calls must be an array" % (where,), where + ".tool_calls")
+    blocks: list[Block] = []
+    for i, call in enumerate(calls):
+        cwhere = "%s.tool_calls[%d]" % (where, i)
+        fn = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+            raise bad_request("%s.function.name is required" % (cwhere,), cwhere + ".function")
+        args = fn.get("arguments", "{}")
+        try:
+            parsed = json.loads(args) if isinstance(args, str) and args.strip() else (args or {})
+        except ValueError:
+            parsed = args
+        blocks.append({"type": "tool_use", "id": str(call.get("id", "")), "name": fn["name"], "input": parsed})
+    return blocks
+
+
+def parse_messages(messages: Any) -> Conversation:
+    """
+    OpenAI C{messages} to a L{Conversation}; 400 naming the field for what
+    cannot be honoured.
+    """
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty array", "messages")
+    system: list[str] = []
+    turns: list[Message] = []
+    for i, msg in enumerate(messages):
+        where = "messages[%d]" % (i,)
+        if not isinstance(msg, Mapping):
+            raise bad_request("%s must be an object" % (where,), where)
+        role = msg.get("role")
+        content = msg.get("content")
+        if role in ("system", "developer"):
+            text = _text_only(content, where)
+            if text:
+                system.append(text)
+        elif role == "user":
+            blocks = _content_blocks(content, where)
+            if not blocks:
+                raise bad_request("%s.content is empty" % (where,), where + ".content")
+            turns.append(Message("user", blocks))
+        elif role == "assistant":
+            blocks = [] if content is None else _content_blocks(content, where, allow_images=False)
+            if msg.get("tool_calls") is not None:
+                blocks.extend(_tool_calls(msg.get("tool_calls"), where))
+            if msg.get("function_call") is not None:
+                blocks.extend(_tool_calls([{"id": "", "function": msg["function_call"]}], where))
+            if not blocks:
+                raise bad_request("%s has neither content nor tool_calls" % (where,), where + ".content")
+            turns.append(Message("assistant", blocks))
+        elif role in ("tool", "function"):
+            call_id = msg.get("tool_call_id", msg.get("name", ""))
+            if not isinstance(call_id, str):
+                raise bad_request("%s.tool_call_id must be a string" % (where,), where + ".tool_call_id")
+            text_blocks = _content_blocks(content if content is not None else "", where, allow_images=True)
+            result: Block = {"type": "tool_result", "tool_use_id": call_id, "content": text_blocks}
+            if turns and turns[-1].role == "user" and all(b.get("type") == "tool_result" for b in turns[-1].blocks):
+                turns[-1] = Message("user", turns[-1].blocks + (result,))
+            else:
+                turns.append(Message("user", [result]))
+        else:
+            raise bad_request("%s.role %r is not one of system, developer, user, assistant, tool" % (where, role), where + ".role")
+    if not turns:
+        raise bad_request("'messages' has no user message", "messages")
+    if turns[-1].role != "user":
+        raise bad_request("the conversation must end with a user (or tool) message", "messages")
+    return Conversation("\n\n".join(system) if system else None, turns)
+
+
+def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatRequest:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad_request("The request body is not valid JSON: %s" % (e,), None, "invalid_json")
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object", None, "invalid_json")
+    cli_model = models.resolve(body.get("model"), aliases)
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise bad_request("'stream' must be a boolean", "stream")
+    n = body.get("n", 1)
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise bad_request("'n' must be a positive integer", "n")
+    if n is not None and n > 1:
+        raise bad_request("'n' > 1 is not supported: the CLI gives one answer per request", "n", "unsupported_parameter")
+    options = body.get("stream_options")
+    include_usage = False
+    if options is not None:
+        if not isinstance(options, Mapping):
+            raise bad_request("'stream_options' must be an object", "stream_options")
+        include_usage = bool(options.get("include_usage", False))
+    stop = body.get("stop")
+    stops: tuple[str, ...] = ()
+    if isinstance(stop, str):
+        stops = (stop,) if stop else ()
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        stops = tuple(s for s in stop if s)
+    elif stop is not None:
+        raise bad_request("'stop' must be a string or an array of strings", "stop")
+    if len(stops) > 4:
+        raise bad_request("'stop' takes at most 4 sequences", "stop")
+    tools = body.get("tools") or body.get("functions")
+    choice = body.get("tool_choice", body.get("function_call"))
+    if tools and choice != "none":
+        raise bad_request(
+            "function calling ('tools') is not supported by this version of claudeproxy",
+            "tools",
+            "unsupported_parameter",
+        )
+    fmt = body.get("response_format")
+    if fmt is not None:
+        if not isinstance(fmt, Mapping) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+            raise bad_request("'response_format.type' must be text, json_object or json_schema", "response_format")
+        if fmt.get("type") != "text":
+            raise bad_request(
+                "'response_format' %s is not supported by this version of claudeproxy" % (fmt.get("type"),),
+                "response_format",
+                "unsupported_parameter",
+            )
+    if body.get("logprobs"):
+        raise bad_request("'logprobs' cannot be provided: Claude does not expose token log probabilities", "logprobs", "unsupported_parameter")
+    modalities = body.get("modalities")
+    if modalities is not None and modalities != ["text"]:
+        raise bad_request("only the text modality is supported", "modalities", "unsupported_parameter")
+    if body.get("audio") is not None:
+        raise bad_request("audio output is not supported", "audio", "unsupported_parameter")
+    effort = body.get("reasoning_effort")
+    cli_effort: Optional[str] = None
+    if effort is not None:
+        if effort not in EFFORTS:
+            raise bad_request("'reasoning_effort' must be one of %s" % (", ".join(EFFORTS),), "reasoning_effort")
+        cli_effort = EFFORTS[effort]
+    conversation = parse_messages(body.get("messages"))
+    return ChatRequest(
+        model=body["model"],
+        cli_model=cli_model,
+        conversation=conversation,
+        stream=stream,
+        include_usage=include_usage,
+        stop=stops,
+        effort=cli_effort,
+    )
+
+
+# -- responses ------------------------------------------------------------
+
+
+def usage_object(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def chunk(
+    completion_id: str,
+    created: int,
+    model: str,
+    delta: Mapping[str, Any],
+    finish_reason: Optional[str] = None,
+) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "delta": dict(delta), "logprobs": None, "finish_reason": finish_reason}],
+    }
+
+
+def usage_chunk(completion_id: str, created: int, model: str, usage: Usage) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [],
+        "usage": usage_object(usage),
+    }
+
+
+def completion(
+    completion_id: str, created: int, finished: Finished, text: str, finish_reason: str
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if finished.reasoning:
+        message["reasoning_content"] = finished.reasoning
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": finished.model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": usage_object(finished.usage),
+    }
+
+
+def sse(obj: Mapping[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"

@@ -1,0 +1,267 @@
+"""
+One Claude Code CLI process: how it is started (argv, environment, working
+directory, its own process group), and a L{ProcessProtocol} that splits its
+stdout into stream-json lines with no length limit and hands them to
+whoever holds the process now.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
+
+import attrs
+from twisted.internet import process as _process
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .lines import LineBuffer, LineTooLong
+
+STDERR_TAIL = 4096
+
+
+@attrs.frozen
+class SpawnKey:
+    """
+    Everything fixed when a CLI process starts.  Two requests with equal
+    keys can be served by the same kind of process.
+    """
+
+    model: str
+    system: Optional[str] = None
+    system_mode: str = "replace"
+    effort: Optional[str] = None
+    extra: tuple[str, ...] = ()
+
+
+def build_argv(claude: str, key: SpawnKey) -> list[str]:
+    """
+    The CLI's argv: stream-json both ways, built-in tools off, no session
+    files, no MCP servers but those given.
+    """
+    argv = [
+        claude,
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--model",
+        key.model,
+        "--tools",
+        "",
+        "--no-session-persistence",
+        "--strict-mcp-config",
+    ]
+    if key.system is not None:
+        if key.system_mode == "append":
+            argv += ["--append-system-prompt", key.system]
+        else:
+            argv += ["--system-prompt", key.system]
+    if key.effort is not None:
+        argv += ["--effort", key.effort]
+    argv += list(key.extra)
+    return argv
+
+
+def build_env(base: Mapping[str, str], keep_api_key: bool, upstream_retries: int) -> dict[str, str]:
+    """
+    The daemon's own environment, without C{ANTHROPIC_API_KEY} (so the
+    subscription login is used) unless asked to keep it, with upstream
+    retries bounded.
+    """
+    env = dict(base)
+    if not keep_api_key:
+        env.pop("ANTHROPIC_API_KEY", None)
+    env["CLAUDE_CODE_MAX_RETRIES"] = str(upstream_retries)
+    return env
+
+
+class ProcessSink(Protocol):
+    """
+    Who receives a process's output while it serves a request.
+    """
+
+    def cli_line(self, line: Mapping[str, Any]) -> None: ...
+
+    def cli_garbage(self, line: bytes) -> None: ...
+
+    def cli_exited(self, status: Optional[int], stderr_tail: str) -> None: ...
+
+
+class Spawner(Protocol):
+    def __call__(
+        self,
+        protocol: ProcessProtocol,
+        executable: str,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        path: str,
+    ) -> Any: ...
+
+
+Killer = Callable[[int], None]
+
+
+class _GroupProcess(_process.Process):
+    """
+    A process that leads its own session and process group, so killing
+    the group kills everything it started.
+    """
+
+    def _trySpawnInsteadOfFork(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+    def _execChild(self, *args: Any, **kwargs: Any) -> None:
+        os.setsid()
+        super()._execChild(*args, **kwargs)
+
+
+def group_spawner(reactor: Any) -> Spawner:
+    """
+    A L{Spawner} starting real processes in their own group on C{reactor}.
+    """
+
+    def spawn(
+        protocol: ProcessProtocol,
+        executable: str,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        path: str,
+    ) -> Any:
+        return _GroupProcess(reactor, executable, list(args), dict(env), path, protocol)
+
+    return spawn
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class CLIProcess(ProcessProtocol):
+    """
+    A running CLI.  Lines go to the current L{ProcessSink}; C{ended} fires
+    with the exit status once the process is gone.
+    """
+
+    log = Logger()
+
+    def __init__(self, killer: Killer = kill_group, label: str = "") -> None:
+        self.pid: Optional[int] = None
+        self.label = label
+        self.ended: Deferred[Optional[int]] = Deferred()
+        self.exit_status: Optional[int] = None
+        self.is_ended = False
+        self.killed = False
+        self.init: Optional[Mapping[str, Any]] = None
+        self._killer = killer
+        self._sink: Optional[ProcessSink] = None
+        self._lines = LineBuffer()
+        self._stderr = b""
+        self._paused = False
+        self._garbage = False
+
+    # -- who listens ---------------------------------------------------------
+
+    def attach(self, sink: Optional[ProcessSink]) -> None:
+        self._sink = sink
+
+    @property
+    def stderr_tail(self) -> str:
+        return self._stderr[-STDERR_TAIL:].decode("utf-8", "replace")
+
+    # -- control -------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.is_ended:
+            self.transport.write(data)
+
+    def send(self, obj: Mapping[str, Any]) -> None:
+        self.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+
+    def pause(self) -> None:
+        if not self._paused and self.transport is not None and not self.is_ended:
+            self._paused = True
+            self.transport.pauseProducing()
+
+    def resume(self) -> None:
+        if self._paused and self.transport is not None and not self.is_ended:
+            self._paused = False
+            self.transport.resumeProducing()
+
+    def kill(self) -> None:
+        """
+        Kill the process group; safe to call any number of times, acts once.
+        """
+        if self.killed:
+            return
+        self.killed = True
+        if self.pid is not None:
+            self._killer(self.pid)
+
+    # -- ProcessProtocol -----------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.pid = getattr(self.transport, "pid", None)
+
+    def outReceived(self, data: bytes) -> None:
+        if self._garbage:
+            return
+        try:
+            lines = self._lines.feed(data)
+        except LineTooLong:
+            self._garbage = True
+            if self._sink is not None:
+                self._sink.cli_garbage(b"(a line longer than the daemon accepts)")
+            return
+        for raw in lines:
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
+                self.log.warn("CLI {pid} printed a line that is not stream-json: {line!r}", pid=self.pid, line=raw[:200])
+                if self._sink is not None:
+                    self._garbage = True
+                    self._sink.cli_garbage(raw)
+                    return
+                continue
+            if obj.get("type") == "system" and obj.get("subtype") == "init":
+                self.init = obj
+            if self._sink is not None:
+                self._sink.cli_line(obj)
+
+    def errReceived(self, data: bytes) -> None:
+        self._stderr = (self._stderr + data)[-STDERR_TAIL * 4 :]
+        self.log.debug("CLI {pid} stderr: {data}", pid=self.pid, data=data.decode("utf-8", "replace").rstrip())
+
+    def processEnded(self, reason: Failure) -> None:
+        self.is_ended = True
+        status: Optional[int] = None
+        if reason.check(ProcessDone):
+            status = 0
+        elif reason.check(ProcessTerminated):
+            value = reason.value
+            status = value.exitCode if value.exitCode is not None else -(value.signal or 0)
+        self.exit_status = status
+        # anything the CLI left in its group goes with it
+        self.kill()
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            try:
+                sink.cli_exited(status, self.stderr_tail)
+            except Exception:
+                self.log.failure("while ending a request after the CLI exited")
+        self.ended.callback(status)

@@ -1,0 +1,264 @@
+"""
+The HTTP surface: Klein routes for /health, /v1/models and
+/v1/chat/completions, authentication, the body limit, and one log line per
+request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from typing import Any, Callable, Optional
+
+from klein import Klein
+from twisted.internet.defer import CancelledError
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from . import __version__, models, openai_chat
+from .chat_output import ChatOutput, ChatStreamOutput
+from .config import Config
+from .conversation import stdin_blocks, user_line
+from .errors import ProxyError, bad_request
+from .httpio import write_error, write_json
+from .pool import Limiter, ProcessManager
+from .process import SpawnKey
+from .streaming import Outcome, TurnRun
+from .turn import TurnState
+
+SHUTTING_DOWN = ProxyError(503, "claudeproxy is shutting down; retry in a moment", "server_error", "shutting_down")
+
+
+class ProxyApp:
+    """
+    The routes.  Everything they use is passed in.
+    """
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        config: Config,
+        manager: ProcessManager,
+        limiter: Limiter,
+        cli_version: Callable[[], Optional[str]] = lambda: None,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self.reactor = reactor
+        self.config = config
+        self.manager = manager
+        self.limiter = limiter
+        self.cli_version = cli_version
+        self.wallclock = wallclock
+        self.runs: set[TurnRun] = set()
+        self.closing = False
+        self.requests_served = 0
+
+    def resource(self) -> Any:
+        return self.app.resource()
+
+    # -- helpers -------------------------------------------------------------
+
+    def _authorize(self, request: Request) -> None:
+        key = self.config.api_key
+        if key is None:
+            return
+        header = request.getHeader(b"authorization") or ""
+        token = ""
+        if header[:7].lower() == "bearer ":
+            token = header[7:].strip()
+        if not hmac.compare_digest(token.encode("utf-8"), key.encode("utf-8")):
+            raise ProxyError(
+                401,
+                "Missing or wrong API key: send 'Authorization: Bearer <key>' with the key claudeproxy was started with (--api-key).",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+
+    def _body(self, request: Request) -> bytes:
+        if getattr(request, "too_large", False):
+            request.setHeader(b"connection", b"close")
+            raise ProxyError(
+                413,
+                "The request body is larger than %d bytes (--max-body)" % (self.config.max_body,),
+                "invalid_request_error",
+                "request_too_large",
+            )
+        content = request.content
+        if content is None:
+            return b""
+        content.seek(0)
+        return content.read()
+
+    # -- errors for unknown routes -----------------------------------------------
+
+    @staticmethod
+    def _error_body(request: Request, error: ProxyError) -> bytes:
+        request.setResponseCode(error.status)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(error.to_openai()).encode()
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request: Request, failure: Failure) -> bytes:
+        what = "%s %s" % (request.method.decode(), request.path.decode("utf-8", "replace"))
+        return self._error_body(request, ProxyError(404, "Unknown path: %s" % (what,), "invalid_request_error", "unknown_url"))
+
+    @app.handle_errors(MethodNotAllowed)
+    def not_allowed(self, request: Request, failure: Failure) -> bytes:
+        what = "%s %s" % (request.method.decode(), request.path.decode("utf-8", "replace"))
+        return self._error_body(request, ProxyError(405, "Method not allowed: %s" % (what,), "invalid_request_error", "method_not_allowed"))
+
+    # -- routes ------------------------------------------------------------------
+
+    @app.route("/health", methods=["GET"])
+    def health(self, request: Request) -> None:
+        cli: dict[str, Any] = {"path": self.manager.claude, "version": self.cli_version()}
+        status = "ok"
+        try:
+            self.manager.check_cli()
+        except ProxyError as e:
+            cli["error"] = e.message
+            status = "degraded"
+        if self.closing:
+            status = "shutting_down"
+        write_json(
+            request,
+            200,
+            {
+                "status": status,
+                "version": __version__,
+                "cli": cli,
+                "requests": {
+                    "in_flight": self.limiter.running,
+                    "queued": self.limiter.queued,
+                    "max_concurrent": self.limiter.max_concurrent,
+                    "max_queued": self.limiter.max_queued,
+                    "served": self.requests_served,
+                },
+                "processes": {"live": len(self.manager.live), "spawned": self.manager.spawned},
+            },
+        )
+
+    @app.route("/v1/models", methods=["GET"])
+    def list_models(self, request: Request) -> None:
+        try:
+            self._authorize(request)
+        except ProxyError as e:
+            write_error(request, e)
+            return
+        write_json(request, 200, models.list_models(self.config.model_aliases))
+
+    @app.route("/v1/models/<path:model_id>", methods=["GET"])
+    def get_model(self, request: Request, model_id: str) -> None:
+        try:
+            self._authorize(request)
+            write_json(request, 200, models.get_model(model_id, self.config.model_aliases))
+        except ProxyError as e:
+            write_error(request, e)
+
+    @app.route("/v1/chat/completions", methods=["POST"])
+    async def chat_completions(self, request: Request) -> None:
+        rid = "chatcmpl-" + uuid.uuid4().hex
+        request.setHeader(b"x-request-id", rid.encode())
+        started = self.reactor.seconds()
+        status = 500
+        outcome: Optional[Outcome] = None
+        model = "-"
+        stream = False
+        try:
+            if self.closing:
+                raise SHUTTING_DOWN
+            self._authorize(request)
+            chat = openai_chat.parse_request(self._body(request), self.config.model_aliases)
+            model, stream = chat.model, chat.stream
+            self.manager.check_cli()
+            await self.limiter.acquire()
+            try:
+                outcome = await self._run_chat(request, rid, chat)
+                status = outcome.status
+            finally:
+                self.limiter.release()
+        except ProxyError as e:
+            status = e.status
+            write_error(request, e)
+        except CancelledError:
+            status = 499
+        except Exception:
+            self.log.failure("chat completion {rid}", rid=rid)
+            status = 500
+            write_error(request, ProxyError(500, "claudeproxy failed internally; see its log", "server_error", "internal_error"))
+        finally:
+            self.requests_served += 1
+            self._log(rid, model, stream, status, started, outcome)
+
+    async def _run_chat(self, request: Request, rid: str, chat: openai_chat.ChatRequest) -> Outcome:
+        if self.closing:
+            raise SHUTTING_DOWN
+        key = SpawnKey(chat.cli_model, chat.conversation.system, self.config.system_prompt_mode, chat.effort)
+        proc = self.manager.acquire(key)
+        try:
+            state = TurnState(model=chat.cli_model)
+            created = int(self.wallclock())
+            output: Any
+            if chat.stream:
+                output = ChatStreamOutput(request, rid, created, lambda: state.model, chat.include_usage)
+            else:
+                output = ChatOutput(request, rid, created)
+            run = TurnRun(
+                self.reactor,
+                proc,
+                state,
+                output,
+                self.config.idle_timeout,
+                self.config.request_timeout,
+                chat.stop,
+            )
+            if chat.stream:
+                request.registerProducer(run, True)
+            self.runs.add(run)
+            try:
+                return await run.start(user_line(stdin_blocks(chat.conversation)))
+            finally:
+                self.runs.discard(run)
+        finally:
+            self.manager.release(proc)
+
+    def _log(self, rid: str, model: str, stream: bool, status: int, started: float, outcome: Optional[Outcome]) -> None:
+        total_ms = (self.reactor.seconds() - started) * 1000.0
+        first = outcome.first_token_ms if outcome is not None else None
+        usage = outcome.finished.usage if outcome is not None and outcome.finished is not None else None
+        self.log.info(
+            "{rid} model={model} stream={stream} status={status} first_token_ms={first} total_ms={total:.0f} "
+            "tokens_in={tin} tokens_out={tout} cached={cached}",
+            rid=rid,
+            model=model,
+            stream=stream,
+            status=status,
+            first="-" if first is None else "%.0f" % (first,),
+            total=total_ms,
+            tin=usage.prompt_tokens if usage else 0,
+            tout=usage.output_tokens if usage else 0,
+            cached=usage.cache_read_tokens if usage else 0,
+        )
+
+    # -- shutdown ------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """
+        Refuse new work, end every running turn with an error, fail the
+        queue.
+        """
+        self.closing = True
+        self.limiter.close(SHUTTING_DOWN)
+        for run in list(self.runs):
+            run.abort(SHUTTING_DOWN)
+
+
+__all__ = ["ProxyApp", "bad_request", "json"]

@@ -1,0 +1,110 @@
+"""
+The daemon as a Twisted service: the listening port plus the shutdown that
+ends in-flight streams, fails the queue and kills every CLI group.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from twisted.application import strports
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.utils import getProcessOutput
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from .config import Config
+from .httpio import limited_request
+from .pool import Limiter, ProcessManager
+from .process import Spawner, group_spawner, kill_group, Killer
+from .routes import ProxyApp
+
+
+class _Core(Service):
+    """
+    Ends work before the reactor stops: stops accepting requests, ends the
+    running ones with an error event, kills every CLI process group and
+    waits (at most C{grace} seconds) for them to be reaped.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor: Any, proxy: ProxyApp, manager: ProcessManager, env: Mapping[str, str], grace: float) -> None:
+        self.reactor = reactor
+        self.proxy = proxy
+        self.manager = manager
+        self.env = env
+        self.grace = grace
+        self.cli_version: Optional[str] = None
+
+    def startService(self) -> None:
+        super().startService()
+        claude = self.manager.claude
+        if claude is not None:
+            d = getProcessOutput(claude, ["--version"], env=dict(self.env), path=self.manager.workdir, reactor=self.reactor, errortoo=True)
+
+            def got(out: bytes) -> None:
+                self.cli_version = out.decode("utf-8", "replace").strip() or None
+
+            def failed(f: Any) -> None:
+                self.cli_version = None
+                self.log.warn("could not read the CLI version: {f}", f=f.getErrorMessage())
+
+            d.addCallbacks(got, failed)
+
+    def stopService(self) -> "Deferred[Any]":
+        super().stopService()
+        self.proxy.shutdown()
+        done = self.manager.shutdown()
+        timer = Deferred[None]()
+        call = self.reactor.callLater(self.grace, timer.callback, None)
+
+        def finished(_: Any) -> None:
+            if call.active():
+                call.cancel()
+                timer.callback(None)
+
+        done.addBoth(finished)
+        return timer
+
+
+def build(
+    reactor: Any,
+    config: Config,
+    env: Mapping[str, str],
+    spawner: Optional[Spawner] = None,
+    killer: Killer = kill_group,
+) -> tuple[MultiService, ProxyApp, Site]:
+    """
+    The daemon's service tree, its routes and its site.
+    """
+    from .process import build_env
+
+    cli_env = build_env(env, config.keep_api_key, config.upstream_retries)
+    manager = ProcessManager(
+        reactor,
+        config.claude,
+        config.claude_missing_reason,
+        cli_env,
+        config.workdir,
+        spawner if spawner is not None else group_spawner(reactor),
+        killer,
+    )
+    limiter = Limiter(config.max_concurrent, config.max_queued)
+    core: Optional[_Core] = None
+    proxy = ProxyApp(reactor, config, manager, limiter, lambda: core.cli_version if core else None)
+    core = _Core(reactor, proxy, manager, cli_env, config.shutdown_grace)
+    site = Site(proxy.resource())
+    site.requestFactory = limited_request(config.max_body)
+    site.displayTracebacks = False
+    site.noisy = False
+    top = MultiService()
+    # services stop in reverse order: the port first, then the core
+    core.setServiceParent(top)
+    port = strports.service(config.listen, site, reactor=reactor)
+    port.setServiceParent(top)
+    return top, proxy, site
+
+
+__all__ = ["build", "succeed", "DeferredList"]

@@ -1,0 +1,254 @@
+"""
+One turn of one CLI process, driven to its end.
+
+L{TurnRun} is the process's sink (it receives stream-json lines) and the
+HTTP response's push producer: when the client's socket is full, Twisted
+pauses it and it stops reading the CLI's stdout; when the socket drains,
+reading resumes.  It applies the idle and total timeouts and stop
+sequences, and hands protocol-neutral output to a L{TurnOutput} that
+renders one protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Protocol
+
+import attrs
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from .errors import ProxyError, cli_failed, timeout
+from .process import CLIProcess
+from .stops import StopScanner
+from .turn import Failed, Finished, ReasoningOut, TextOut, TurnState
+
+
+class TurnOutput(Protocol):
+    """
+    Renders a turn in one protocol onto one HTTP response.
+    """
+
+    def text(self, text: str) -> None: ...
+
+    def reasoning(self, text: str) -> None: ...
+
+    def finished(self, finished: Finished) -> None: ...
+
+    def failed(self, error: ProxyError) -> None: ...
+
+
+@attrs.frozen
+class Outcome:
+    """
+    How a turn ended, for the request log and the process layer.
+    """
+
+    status: int
+    first_token_ms: Optional[float]
+    finished: Optional[Finished] = None
+    error: Optional[ProxyError] = None
+    clean: bool = False
+
+
+@implementer(IPushProducer)
+class TurnRun:
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        proc: CLIProcess,
+        state: TurnState,
+        output: TurnOutput,
+        idle_timeout: float,
+        request_timeout: float,
+        stops: tuple[str, ...] = (),
+    ) -> None:
+        self.reactor = reactor
+        self.proc = proc
+        self.state = state
+        self.output = output
+        self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
+        self.stops = StopScanner(stops)
+        self.done: Deferred[Outcome] = Deferred(self._cancelled)
+        self.started_at = reactor.seconds()
+        self.first_token_at: Optional[float] = None
+        self.paused = False
+        self.ended = False
+        self._idle: Optional[IDelayedCall] = None
+        self._total: Optional[IDelayedCall] = None
+
+    # -- starting --------------------------------------------------------------
+
+    def start(self, line: bytes) -> "Deferred[Outcome]":
+        self.proc.attach(self)
+        self._total = self.reactor.callLater(self.request_timeout, self._total_expired)
+        self._arm_idle()
+        self.proc.write(line)
+        if self.proc.is_ended:
+            self.cli_exited(self.proc.exit_status, self.proc.stderr_tail)
+        return self.done
+
+    # -- timers ----------------------------------------------------------------
+
+    def _arm_idle(self) -> None:
+        if self._idle is not None and self._idle.active():
+            self._idle.reset(self.idle_timeout)
+        elif not self.ended:
+            self._idle = self.reactor.callLater(self.idle_timeout, self._idle_expired)
+
+    def _disarm_idle(self) -> None:
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._idle = None
+
+    def _idle_expired(self) -> None:
+        self._idle = None
+        self._fail(timeout("No output from the Claude Code CLI for %g seconds (--idle-timeout)" % (self.idle_timeout,)))
+
+    def _total_expired(self) -> None:
+        self._total = None
+        self._fail(timeout("The request took longer than %g seconds (--request-timeout)" % (self.request_timeout,)))
+
+    def _stop_timers(self) -> None:
+        self._disarm_idle()
+        if self._total is not None and self._total.active():
+            self._total.cancel()
+        self._total = None
+
+    # -- ProcessSink -------------------------------------------------------------
+
+    def cli_line(self, line: Mapping[str, Any]) -> None:
+        if self.ended:
+            return
+        if not self.paused:
+            self._arm_idle()
+        try:
+            outs = self.state.feed(line, self.reactor.seconds())
+        except Exception:
+            self.log.failure("reading a CLI line")
+            self._fail(cli_failed("claudeproxy could not read the CLI's output", self.proc.stderr_tail))
+            return
+        for out in outs:
+            if self.ended:
+                return
+            if isinstance(out, TextOut):
+                self._text(out.text)
+            elif isinstance(out, ReasoningOut):
+                self._first_token()
+                self.output.reasoning(out.text)
+            elif isinstance(out, Finished):
+                rest = self.stops.flush()
+                if rest:
+                    self._first_token()
+                    self.output.text(rest)
+                self._finish(out, clean=True)
+            elif isinstance(out, Failed):
+                self._fail(out.error)
+
+    def _text(self, text: str) -> None:
+        emit = self.stops.feed(text)
+        if emit:
+            self._first_token()
+            self.output.text(emit)
+        if self.stops.stopped and not self.ended:
+            self._finish(
+                Finished(
+                    text="".join(self.state.text),
+                    reasoning="".join(self.state.reasoning),
+                    model=self.state.model,
+                    stop_reason="stop_sequence",
+                    usage=self.state.usage_so_far(),
+                ),
+                clean=False,
+            )
+
+    def _first_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = self.reactor.seconds()
+
+    def cli_garbage(self, line: bytes) -> None:
+        excerpt = line[:300].decode("utf-8", "replace")
+        self._fail(cli_failed("The Claude Code CLI printed output that is not stream-json: %r" % (excerpt,), self.proc.stderr_tail))
+
+    def cli_exited(self, status: Optional[int], stderr_tail: str) -> None:
+        if self.ended:
+            return
+        self._fail(
+            cli_failed(
+                "The Claude Code CLI exited (status %s) before it finished answering" % (status,),
+                stderr_tail,
+            )
+        )
+
+    # -- ending ----------------------------------------------------------------
+
+    def _end(self) -> None:
+        self.ended = True
+        self._stop_timers()
+        self.proc.attach(None)
+        if self.paused:
+            self.paused = False
+            self.proc.resume()
+
+    def _ms(self) -> Optional[float]:
+        if self.first_token_at is None:
+            return None
+        return (self.first_token_at - self.started_at) * 1000.0
+
+    def _finish(self, finished: Finished, clean: bool) -> None:
+        if self.ended:
+            return
+        self._end()
+        try:
+            self.output.finished(finished)
+        except Exception:
+            self.log.failure("rendering a finished turn")
+        self.done.callback(Outcome(200, self._ms(), finished, None, clean))
+
+    def _fail(self, error: ProxyError) -> None:
+        if self.ended:
+            return
+        self._end()
+        try:
+            self.output.failed(error)
+        except Exception:
+            self.log.failure("rendering a failed turn")
+        self.done.callback(Outcome(error.status, self._ms(), None, error, False))
+
+    def abort(self, error: ProxyError) -> None:
+        """
+        End the turn with C{error} (the daemon is shutting down).
+        """
+        self._fail(error)
+
+    def _cancelled(self, d: "Deferred[Outcome]") -> None:
+        # the client went away: end quietly, touching nothing of the request
+        if not self.ended:
+            self._end()
+
+    # -- IPushProducer ---------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        if self.ended or self.paused:
+            return
+        self.paused = True
+        self._disarm_idle()
+        self.proc.pause()
+
+    def resumeProducing(self) -> None:
+        if self.ended or not self.paused:
+            return
+        self.paused = False
+        self.proc.resume()
+        self._arm_idle()
+
+    def stopProducing(self) -> None:
+        if not self.ended:
+            self.done.cancel()
+
+
+__all__ = ["TurnRun", "TurnOutput", "Outcome", "CancelledError"]

@@ -1,0 +1,247 @@
+"""
+What one turn of the CLI produced, read from its stream-json lines.
+
+L{TurnState.feed} takes each parsed line and returns protocol-neutral output
+events; every front-end renders those.  Pure: no I/O, no clock (the caller
+passes C{now}).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Union
+
+import attrs
+
+from .errors import ProxyError, error_from_result
+
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "pause_turn": "stop",
+    "refusal": "content_filter",
+}
+
+
+@attrs.frozen
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_creation_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens
+
+    @classmethod
+    def from_anthropic(cls, usage: Any) -> "Usage":
+        if not isinstance(usage, Mapping):
+            return cls()
+
+        def n(key: str) -> int:
+            v = usage.get(key)
+            return v if isinstance(v, int) and v >= 0 else 0
+
+        return cls(
+            n("input_tokens"),
+            n("output_tokens"),
+            n("cache_read_input_tokens"),
+            n("cache_creation_input_tokens"),
+        )
+
+
+@attrs.frozen
+class TextOut:
+    text: str
+
+
+@attrs.frozen
+class ReasoningOut:
+    text: str
+
+
+@attrs.frozen
+class Finished:
+    """
+    The turn ended well.  C{stop_reason} is Anthropic's; L{finish_reason} is
+    OpenAI's.
+    """
+
+    text: str
+    reasoning: str
+    model: str
+    stop_reason: Optional[str]
+    usage: Usage
+    result: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def finish_reason(self) -> str:
+        return STOP_REASONS.get(self.stop_reason or "end_turn", "stop")
+
+
+@attrs.frozen
+class Failed:
+    error: ProxyError
+
+
+Output = Union[TextOut, ReasoningOut, Finished, Failed]
+
+
+@attrs.define
+class TurnState:
+    """
+    Follows one turn.  C{model} starts as the model asked for and becomes
+    the one the CLI reports.
+    """
+
+    model: str
+    text: list[str] = attrs.Factory(list)
+    reasoning: list[str] = attrs.Factory(list)
+    stop_reason: Optional[str] = None
+    rate_limit: Optional[Mapping[str, Any]] = None
+    done: bool = False
+    _message_id: Optional[str] = None
+    _message_complete: bool = True
+    _partial: str = ""
+    _streamed_text: set[str] = attrs.Factory(set)
+    _streamed_reasoning: set[str] = attrs.Factory(set)
+    _message_usage: Usage = Usage()
+    _stream_usage: Usage = Usage()
+
+    def usage_so_far(self) -> Usage:
+        """
+        The usage reported by the stream until now (for a turn the daemon
+        ends itself).
+        """
+        return self._stream_usage
+
+    def feed(self, line: Mapping[str, Any], now: float = 0.0) -> list[Output]:
+        kind = line.get("type")
+        if kind == "stream_event":
+            return self._stream_event(line.get("event"))
+        if kind == "assistant":
+            return self._assistant(line.get("message"))
+        if kind == "system":
+            if line.get("subtype") == "init" and isinstance(line.get("model"), str):
+                self.model = line["model"]
+            return []
+        if kind == "rate_limit_event":
+            info = line.get("rate_limit_info")
+            if isinstance(info, Mapping):
+                self.rate_limit = info
+            return []
+        if kind == "result":
+            return [self._result(line, now)]
+        return []
+
+    def _stream_event(self, event: Any) -> list[Output]:
+        if not isinstance(event, Mapping):
+            return []
+        kind = event.get("type")
+        if kind == "message_start":
+            message = event.get("message") or {}
+            if not self._message_complete and self._partial:
+                # an interrupted message stays pending: its retry may repeat it
+                pass
+            else:
+                self._partial = ""
+            self._message_id = message.get("id")
+            self._stream_usage = Usage.from_anthropic(message.get("usage"))
+            self._message_complete = False
+            if isinstance(message.get("model"), str) and message["model"] != "<synthetic>":
+                self.model = message["model"]
+            return []
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            dkind = delta.get("type")
+            if dkind == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
+                self._partial += delta["text"]
+                if self._message_id:
+                    self._streamed_text.add(self._message_id)
+                self.text.append(delta["text"])
+                return [TextOut(delta["text"])]
+            if dkind == "thinking_delta" and isinstance(delta.get("thinking"), str) and delta["thinking"]:
+                if self._message_id:
+                    self._streamed_reasoning.add(self._message_id)
+                self.reasoning.append(delta["thinking"])
+                return [ReasoningOut(delta["thinking"])]
+            return []
+        if kind == "message_delta":
+            delta = event.get("delta") or {}
+            if isinstance(delta.get("stop_reason"), str):
+                self.stop_reason = delta["stop_reason"]
+            usage = event.get("usage")
+            if isinstance(usage, Mapping) and isinstance(usage.get("output_tokens"), int):
+                self._stream_usage = attrs.evolve(self._stream_usage, output_tokens=usage["output_tokens"])
+            return []
+        if kind == "message_stop":
+            self._message_complete = True
+            self._partial = ""
+            return []
+        return []
+
+    def _assistant(self, message: Any) -> list[Output]:
+        """
+        A complete message.  When its text never came as deltas (the CLI
+        re-requested without streaming after the upstream stream broke),
+        send it now; if an interrupted message already sent a prefix of it,
+        send only the rest.
+        """
+        if not isinstance(message, Mapping) or message.get("model") == "<synthetic>":
+            return []
+        mid = message.get("id")
+        if isinstance(message.get("model"), str):
+            self.model = message["model"]
+        if isinstance(message.get("stop_reason"), str):
+            self.stop_reason = message["stop_reason"]
+        usage = Usage.from_anthropic(message.get("usage"))
+        if usage != Usage():
+            self._message_usage = usage
+        out: list[Output] = []
+        for block in message.get("content") or []:
+            if not isinstance(block, Mapping):
+                continue
+            if block.get("type") == "text" and mid not in self._streamed_text:
+                text = block.get("text") or ""
+                if self._partial and text.startswith(self._partial):
+                    text = text[len(self._partial) :]
+                self._partial = ""
+                if text:
+                    self.text.append(text)
+                    out.append(TextOut(text))
+            elif block.get("type") == "thinking" and mid not in self._streamed_reasoning:
+                thinking = block.get("thinking") or ""
+                if thinking:
+                    self.reasoning.append(thinking)
+                    out.append(ReasoningOut(thinking))
+        return out
+
+    def _result(self, line: Mapping[str, Any], now: float) -> Output:
+        self.done = True
+        if line.get("is_error"):
+            return Failed(error_from_result(line, self.rate_limit, now))
+        usage = Usage.from_anthropic(line.get("usage"))
+        if usage.output_tokens == 0 and usage.input_tokens == 0:
+            usage = self._message_usage
+        stop = line.get("stop_reason")
+        if isinstance(stop, str):
+            self.stop_reason = stop
+        model_usage = line.get("modelUsage")
+        if isinstance(model_usage, Mapping) and len(model_usage) == 1:
+            only = next(iter(model_usage))
+            if isinstance(only, str) and only != "<synthetic>":
+                self.model = only
+        return Finished(
+            text="".join(self.text),
+            reasoning="".join(self.reasoning),
+            model=self.model,
+            stop_reason=self.stop_reason,
+            usage=usage,
+            result=line,
+        )

@@ -1,0 +1,331 @@
+"""
+A fake Anthropic Messages API on loopback, for driving the real Claude Code
+CLI offline.
+
+Tests script what the next upstream call returns with L{Reply} objects and
+read what the CLI actually sent from L{FakeAnthropic.requests}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any, Deque, List, Optional
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.task import deferLater
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+
+@attrs.frozen
+class ToolUse:
+    name: str
+    input: dict[str, Any]
+    id: str = ""
+
+
+@attrs.frozen
+class Reply:
+    """
+    What one upstream call returns.
+
+    @ivar text: the assistant text, streamed as text deltas of C{chunk} chars.
+    @ivar thinking: thinking text streamed before the answer, if any.
+    @ivar status: an HTTP error status to answer with instead (with C{error}).
+    @ivar cut_after: end the SSE stream without C{message_stop} after this
+        many text chunks (the CLI then re-requests without streaming).
+    @ivar hang: never answer (the connection stays open).
+    @ivar delay: seconds to wait between chunks.
+    """
+
+    text: str = "Hello from the fake upstream."
+    thinking: str = ""
+    chunk: int = 8
+    status: int = 200
+    error_type: str = "api_error"
+    error_message: str = "fake error"
+    headers: dict[str, str] = attrs.field(factory=dict)
+    cut_after: Optional[int] = None
+    hang: bool = False
+    delay: float = 0.0
+    stop_reason: str = "end_turn"
+    tool_uses: tuple[ToolUse, ...] = ()
+    input_tokens: int = 11
+    output_tokens: int = 7
+    cache_read: int = 0
+    cache_creation: int = 0
+
+
+@attrs.define
+class Recorded:
+    path: bytes
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + json.dumps(data).encode() + b"\n\n"
+
+
+class _Messages(Resource):
+    isLeaf = True
+
+    def __init__(self, fake: "FakeAnthropic") -> None:
+        super().__init__()
+        self.fake = fake
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setResponseCode(404)
+        return b'{"type":"error","error":{"type":"not_found_error","message":"nope"}}'
+
+    def render_POST(self, request: Request) -> Any:
+        raw = request.content.read() if request.content else b""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = {"_raw": raw.decode("utf-8", "replace")}
+        headers = {
+            k.decode().lower(): v[0].decode()
+            for k, v in request.requestHeaders.getAllRawHeaders()
+        }
+        path = request.path
+        self.fake.requests.append(Recorded(path, headers, body))
+        if not path.startswith(b"/v1/messages") or path.startswith(
+            b"/v1/messages/count_tokens"
+        ):
+            request.setResponseCode(404)
+            return b'{"type":"error","error":{"type":"not_found_error","message":"nope"}}'
+        reply = self.fake.next_reply(body)
+        n = len(self.fake.requests)
+        return self.fake._answer(request, body, reply, n)
+
+
+class FakeAnthropic:
+    """
+    The fake API. Start with L{listen}; queue replies with L{push}; without a
+    queued reply every call gets C{default}.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self.requests: List[Recorded] = []
+        self.replies: Deque[Reply] = deque()
+        self.default = Reply()
+        self.port: Optional[IListeningPort] = None
+        self._open: list[Request] = []
+
+    def push(self, *replies: Reply) -> None:
+        self.replies.extend(replies)
+
+    def next_reply(self, body: dict[str, Any]) -> Reply:
+        if self.replies:
+            return self.replies.popleft()
+        return self.default
+
+    @property
+    def message_requests(self) -> List[Recorded]:
+        return [r for r in self.requests if r.path.startswith(b"/v1/messages")]
+
+    def listen(self) -> str:
+        root = _Messages(self)
+        site = Site(root)
+        site.noisy = False
+        tcp: IReactorTCP = self.reactor
+        self.port = tcp.listenTCP(0, site, interface="127.0.0.1")
+        return "http://127.0.0.1:%d" % (self.port.getHost().port,)
+
+    def stop(self) -> "Deferred[None]":
+        for r in self._open:
+            if r.channel is not None and r.channel.transport is not None:
+                r.channel.transport.abortConnection()
+        self._open = []
+        assert self.port is not None
+        d: Deferred[None] = Deferred()
+        res = self.port.stopListening()
+        if isinstance(res, Deferred):
+            return res
+        d.callback(None)
+        return d
+
+    # -- answering --------------------------------------------------------
+
+    def _answer(self, request: Request, body: dict[str, Any], reply: Reply, n: int) -> Any:
+        model = body.get("model", "claude-sonnet-5")
+        if reply.hang:
+            self._open.append(request)
+            return NOT_DONE_YET
+        if reply.status != 200:
+            request.setResponseCode(reply.status)
+            request.setHeader(b"content-type", b"application/json")
+            for k, v in reply.headers.items():
+                request.setHeader(k.encode(), v.encode())
+            return json.dumps(
+                {
+                    "type": "error",
+                    "error": {"type": reply.error_type, "message": reply.error_message},
+                }
+            ).encode()
+        if not body.get("stream"):
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(self._message(model, reply, n)).encode()
+        request.setHeader(b"content-type", b"text/event-stream")
+        for k, v in reply.headers.items():
+            request.setHeader(k.encode(), v.encode())
+        self._open.append(request)
+        self._stream(request, model, reply, n)
+        return NOT_DONE_YET
+
+    def _message(self, model: str, reply: Reply, n: int) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if reply.thinking:
+            content.append({"type": "thinking", "thinking": reply.thinking, "signature": "sig"})
+        if reply.text:
+            content.append({"type": "text", "text": reply.text})
+        for i, t in enumerate(reply.tool_uses):
+            content.append(
+                {"type": "tool_use", "id": t.id or "toolu_%d_%d" % (n, i), "name": t.name, "input": t.input}
+            )
+        return {
+            "id": "msg_fake_%d" % (n,),
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": content,
+            "stop_reason": reply.stop_reason,
+            "stop_sequence": None,
+            "usage": self._usage(reply),
+        }
+
+    def _usage(self, reply: Reply) -> dict[str, Any]:
+        return {
+            "input_tokens": reply.input_tokens,
+            "output_tokens": reply.output_tokens,
+            "cache_read_input_tokens": reply.cache_read,
+            "cache_creation_input_tokens": reply.cache_creation,
+        }
+
+    def _frames(self, model: str, reply: Reply, n: int) -> list[Any]:
+        """
+        The SSE frames of a streamed reply; the marker C{None} stands for the
+        point where a C{cut_after} reply stops.
+        """
+        msg = self._message(model, reply, n)
+        start = dict(msg, content=[], stop_reason=None)
+        start["usage"] = dict(msg["usage"], output_tokens=1)
+        frames: list[Any] = [_sse("message_start", {"type": "message_start", "message": start})]
+        index = 0
+        text_chunks = 0
+        if reply.thinking:
+            frames.append(
+                _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index,
+                     "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+                )
+            )
+            for i in range(0, len(reply.thinking), reply.chunk):
+                frames.append(
+                    _sse(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index,
+                         "delta": {"type": "thinking_delta", "thinking": reply.thinking[i:i + reply.chunk]}},
+                    )
+                )
+            frames.append(
+                _sse("content_block_delta", {"type": "content_block_delta", "index": index,
+                                             "delta": {"type": "signature_delta", "signature": "sig"}})
+            )
+            frames.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+            index += 1
+        if reply.text:
+            frames.append(
+                _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index,
+                     "content_block": {"type": "text", "text": ""}},
+                )
+            )
+            for i in range(0, len(reply.text), reply.chunk):
+                if reply.cut_after is not None and text_chunks >= reply.cut_after:
+                    frames.append(None)
+                    return frames
+                frames.append(
+                    _sse(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index,
+                         "delta": {"type": "text_delta", "text": reply.text[i:i + reply.chunk]}},
+                    )
+                )
+                text_chunks += 1
+            frames.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+            index += 1
+        for block in msg["content"]:
+            if block["type"] != "tool_use":
+                continue
+            frames.append(
+                _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index,
+                     "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}},
+                )
+            )
+            frames.append(
+                _sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index,
+                     "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}},
+                )
+            )
+            frames.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+            index += 1
+        if reply.cut_after is not None:
+            frames.append(None)
+            return frames
+        frames.append(
+            _sse(
+                "message_delta",
+                {"type": "message_delta",
+                 "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+                 "usage": {"output_tokens": reply.output_tokens}},
+            )
+        )
+        frames.append(_sse("message_stop", {"type": "message_stop"}))
+        return frames
+
+    def _stream(self, request: Request, model: str, reply: Reply, n: int) -> None:
+        frames = self._frames(model, reply, n)
+        clock: IReactorTime = self.reactor
+
+        def finish() -> None:
+            if request in self._open:
+                self._open.remove(request)
+            if not request.finished and request.channel is not None:
+                request.finish()
+
+        def cut() -> None:
+            if request in self._open:
+                self._open.remove(request)
+            if request.channel is not None and request.channel.transport is not None:
+                # end the body without message_stop: chunked terminator sent
+                request.finish()
+
+        def step(i: int) -> None:
+            if request.channel is None or request.finished:
+                return
+            if i == len(frames):
+                finish()
+                return
+            frame = frames[i]
+            if frame is None:
+                cut()
+                return
+            request.write(frame)
+            if reply.delay:
+                deferLater(clock, reply.delay, step, i + 1)
+            else:
+                step(i + 1)
+
+        step(0)
