@@ -152,5 +152,4 @@ def makeService(options: Options, reactor: Any = None, env: Optional[Mapping[str
         env = dict(os.environ)
     workdir = tempfile.mkdtemp(prefix="claudeproxy-")
     config = config_from_options(options, env, workdir)
-    top, _, _ = build(reactor, config, env)
-    return top
+    return build(reactor, config, env).top

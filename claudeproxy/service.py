@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+import os
+
+import attrs
+
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -61,6 +65,10 @@ class _Core(Service):
         call = self.reactor.callLater(self.grace, timer.callback, None)
 
         def finished(_: Any) -> None:
+            try:
+                os.rmdir(self.manager.workdir)
+            except OSError:
+                pass
             if call.active():
                 call.cancel()
                 timer.callback(None)
@@ -69,13 +77,28 @@ class _Core(Service):
         return timer
 
 
+@attrs.frozen
+class Daemon:
+    """
+    The parts of a built daemon: C{top} is the service twistd runs (C{core}
+    plus the listening port); tests start C{core} and listen on C{site}
+    themselves.
+    """
+
+    top: MultiService
+    core: _Core
+    proxy: ProxyApp
+    manager: ProcessManager
+    site: Site
+
+
 def build(
     reactor: Any,
     config: Config,
     env: Mapping[str, str],
     spawner: Optional[Spawner] = None,
     killer: Killer = kill_group,
-) -> tuple[MultiService, ProxyApp, Site]:
+) -> Daemon:
     """
     The daemon's service tree, its routes and its site.
     """
@@ -104,7 +127,7 @@ def build(
     core.setServiceParent(top)
     port = strports.service(config.listen, site, reactor=reactor)
     port.setServiceParent(top)
-    return top, proxy, site
+    return Daemon(top, core, proxy, manager, site)
 
 
 __all__ = ["build", "succeed", "DeferredList"]

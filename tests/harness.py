@@ -1,0 +1,226 @@
+"""
+Integration-test harness: the real Claude Code CLI (installed by the test
+command, see tests/run.sh), the fake Anthropic API, and the real daemon site
+on a loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, AsyncIterator, Optional
+
+import attrs
+import treq
+from twisted.internet import reactor as _reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.web.client import HTTPConnectionPool
+from twisted.trial.unittest import TestCase
+
+from claudeproxy.config import Config
+from claudeproxy.process import group_spawner
+from claudeproxy.service import Daemon, build
+from tests.fakeanthropic import FakeAnthropic
+
+CLI_VERSION = "2.1.197"
+DEFAULT_CLI = os.path.expanduser("~/.cache/claudeproxy/cli-%s/node_modules/.bin/claude" % (CLI_VERSION,))
+
+reactor: Any = _reactor
+
+
+def cli_path() -> str:
+    """
+    The real CLI.  Integration tests fail (never skip) without it.
+    """
+    path = os.environ.get("CLAUDEPROXY_TEST_CLI", DEFAULT_CLI)
+    if not os.access(path, os.X_OK):
+        raise AssertionError(
+            "The real Claude Code CLI is not installed at %s: run the test command "
+            "from the README (bash tests/run.sh), which installs it." % (path,)
+        )
+    return path
+
+
+def cli_env(base_url: str, home: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("ANTHROPIC_API_KEY", None)
+    env.update(
+        HOME=home,
+        ANTHROPIC_BASE_URL=base_url,
+        CLAUDE_CODE_OAUTH_TOKEN="test-oauth-token",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+    )
+    return env
+
+
+@attrs.define
+class Running:
+    """
+    A daemon running for one test.
+    """
+
+    daemon: Daemon
+    fake: FakeAnthropic
+    url: str
+    port: Any
+    env: dict[str, str]
+    spawned: list[int] = attrs.Factory(list)
+    pool: Any = attrs.field(factory=lambda: HTTPConnectionPool(reactor, persistent=False))
+
+    @property
+    def proxy(self) -> Any:
+        return self.daemon.proxy
+
+    @property
+    def manager(self) -> Any:
+        return self.daemon.manager
+
+    async def post(self, path: str, body: Any, headers: Optional[dict[str, str]] = None, **kw: Any) -> Any:
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        kw.setdefault("pool", self.pool)
+        return await treq.post(self.url + path, data=data, headers=h, **kw)
+
+    async def get(self, path: str, headers: Optional[dict[str, str]] = None, **kw: Any) -> Any:
+        kw.setdefault("pool", self.pool)
+        return await treq.get(self.url + path, headers=headers or {}, **kw)
+
+    async def chat(self, body: dict[str, Any], headers: Optional[dict[str, str]] = None) -> tuple[int, Any]:
+        """
+        POST a chat completion; the status and the parsed JSON body.
+        """
+        resp = await self.post("/v1/chat/completions", body, headers)
+        text = await resp.text()
+        return resp.code, json.loads(text)
+
+    async def chat_stream(self, body: dict[str, Any]) -> tuple[int, list[Any], Any]:
+        """
+        POST a streaming chat completion; the status, the parsed SSE data
+        items (the string "[DONE]" for the end) and the response.
+        """
+        resp = await self.post("/v1/chat/completions", dict(body, stream=True))
+        raw = await resp.content()
+        return resp.code, parse_sse(raw), resp
+
+
+def parse_sse(raw: bytes) -> list[Any]:
+    items: list[Any] = []
+    for frame in raw.decode("utf-8").split("\n\n"):
+        for line in frame.split("\n"):
+            if line.startswith("data: "):
+                data = line[len("data: ") :]
+                items.append("[DONE]" if data == "[DONE]" else json.loads(data))
+    return items
+
+
+def streamed_text(items: list[Any], field: str = "content") -> str:
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            for choice in item.get("choices", []):
+                value = choice.get("delta", {}).get(field)
+                if value:
+                    out.append(value)
+    return "".join(out)
+
+
+def live_pids(pids: list[int]) -> list[int]:
+    """
+    Those of C{pids} still running (zombies count as gone).
+    """
+    alive = []
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % (pid,)) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def group_members(pgid: int) -> list[int]:
+    """
+    Live processes whose process group is C{pgid}.
+    """
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % (name,)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            out.append(int(name))
+    return out
+
+
+def sleep(seconds: float) -> "Deferred[None]":
+    return deferLater(reactor, seconds, lambda: None)
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
+    waited = 0.0
+    while not predicate():
+        if waited > timeout:
+            raise AssertionError("condition not met within %gs" % (timeout,))
+        await sleep(interval)
+        waited += interval
+
+
+async def start(test: TestCase, claude: Optional[str] = None, **overrides: Any) -> Running:
+    """
+    Start the fake upstream and the daemon (the real CLI unless C{claude}
+    names another); both stop when the test ends, and the test fails if a
+    CLI process is left running.
+    """
+    fake = FakeAnthropic(reactor)
+    base_url = fake.listen()
+    home = tempfile.mkdtemp(prefix="cp-home-")
+    workdir = tempfile.mkdtemp(prefix="cp-work-")
+    env = cli_env(base_url, home)
+    settings: dict[str, Any] = dict(
+        listen="tcp:0:interface=127.0.0.1",
+        claude=claude if claude is not None else cli_path(),
+        upstream_retries=0,
+        workdir=workdir,
+        shutdown_grace=3.0,
+    )
+    settings.update(overrides)
+    spawned: list[int] = []
+    real = group_spawner(reactor)
+
+    def recording_spawner(protocol: Any, executable: str, args: Any, env: Any, path: str) -> Any:
+        result = real(protocol, executable, args, env, path)
+        pid = getattr(result, "pid", None)
+        if pid is not None:
+            spawned.append(pid)
+        return result
+
+    daemon = build(reactor, Config(**settings), env, spawner=recording_spawner)
+    daemon.core.startService()
+    port = reactor.listenTCP(0, daemon.site, interface="127.0.0.1")
+    running = Running(daemon, fake, "http://127.0.0.1:%d" % (port.getHost().port,), port, env, spawned)
+
+    async def cleanup() -> None:
+        await running.pool.closeCachedConnections()
+        await port.stopListening()
+        await daemon.core.stopService()
+        await fake.stop()
+        left = live_pids(spawned)
+        for pid in spawned:
+            left.extend(p for p in group_members(pid) if p not in left)
+        if left:
+            raise AssertionError("CLI processes left running: %r" % (left,))
+
+    test.addCleanup(lambda: Deferred.fromCoroutine(cleanup()))
+    return running
+
+
+__all__ = ["AsyncIterator"]
