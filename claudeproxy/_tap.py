@@ -50,7 +50,11 @@ class Options(usage.Options):
         "(and so with the Claude subscription it is logged in to)."
     )
     optFlags = [
-        ["keep-api-key", None, "Pass ANTHROPIC_API_KEY on to the CLI (by default it is removed so the subscription login is used, not per-token billing)."],
+        [
+            "keep-api-key",
+            None,
+            "Pass ANTHROPIC_API_KEY on to the CLI (by default it is removed so the subscription login is used, not per-token billing).",
+        ],
     ]
     optParameters = [
         ["listen", None, DEFAULT_LISTEN, "Where to listen, as a strports endpoint description."],
@@ -58,12 +62,29 @@ class Options(usage.Options):
         ["max-concurrent", None, 4, "Requests served at once.", _positive_int],
         ["max-queued", None, 16, "Requests waiting beyond that; more get 429 with Retry-After.", _non_negative_int],
         ["request-timeout", None, 600.0, "Seconds a request may take in all before it ends with 504.", _positive_float],
-        ["idle-timeout", None, 120.0, "Seconds without output from the CLI before the request ends with 504.", _positive_float],
-        ["system-prompt-mode", None, "replace", "replace: the client's system text becomes the CLI's --system-prompt; append: it goes to --append-system-prompt and Claude Code's own prompt stays."],
+        [
+            "idle-timeout",
+            None,
+            120.0,
+            "Seconds without output from the CLI before the request ends with 504.",
+            _positive_float,
+        ],
+        [
+            "system-prompt-mode",
+            None,
+            "replace",
+            "replace: the client's system text becomes the CLI's --system-prompt; append: it goes to --append-system-prompt and Claude Code's own prompt stays.",
+        ],
         ["api-key", None, None, "Require 'Authorization: Bearer KEY' on every /v1/* request."],
         ["api-key-file", None, None, "Read the API key from this file (first line)."],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
-        ["upstream-retries", None, 2, "How often the CLI retries upstream 5xx (CLAUDE_CODE_MAX_RETRIES).", _non_negative_int],
+        [
+            "upstream-retries",
+            None,
+            2,
+            "How often the CLI retries upstream 5xx (CLAUDE_CODE_MAX_RETRIES).",
+            _non_negative_int,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -95,8 +116,8 @@ class Options(usage.Options):
             self["api-key"] = key
         if self["api-key"] is not None and not self["api-key"].strip():
             raise usage.UsageError("--api-key must not be empty")
-        from .models import resolve
         from .errors import ProxyError
+        from .models import resolve
 
         for name, target in self["model-alias"]:
             try:

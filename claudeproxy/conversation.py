@@ -26,6 +26,10 @@ def _freeze(blocks: Any) -> tuple[Block, ...]:
     return tuple(blocks)
 
 
+def _freeze_messages(messages: Any) -> tuple["Message", ...]:
+    return tuple(messages)
+
+
 @attrs.frozen
 class Message:
     """
@@ -44,7 +48,7 @@ class Conversation:
     """
 
     system: Optional[str]
-    messages: tuple[Message, ...] = attrs.field(converter=tuple)
+    messages: tuple[Message, ...] = attrs.field(converter=_freeze_messages)
 
     @property
     def history(self) -> tuple[Message, ...]:
@@ -96,7 +100,10 @@ def _block_as_transcript(block: Block) -> list[Block]:
         else:
             for part in content:
                 inner.extend(_block_as_transcript(part))
-        opened = '<tool_result id="%s"%s>' % (block.get("tool_use_id", ""), ' is_error="true"' if block.get("is_error") else "")
+        opened = '<tool_result id="%s"%s>' % (
+            block.get("tool_use_id", ""),
+            ' is_error="true"' if block.get("is_error") else "",
+        )
         return [text_block(opened), *inner, text_block("</tool_result>")]
     if kind == "thinking":
         return []

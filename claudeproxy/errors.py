@@ -104,24 +104,37 @@ def error_from_result(
     detail = _clean(text)
     lowered = detail.lower()
     if status == 401 or any(m in lowered for m in _LOGIN_MARKERS):
-        return ProxyError(401, "%s Upstream said: %s" % (LOGIN_HINT, detail), "authentication_error", "cli_not_logged_in")
+        return ProxyError(
+            401, "%s Upstream said: %s" % (LOGIN_HINT, detail), "authentication_error", "cli_not_logged_in"
+        )
     if status == 429:
         retry_after = None
         if rate_limit is not None:
             resets = rate_limit.get("resetsAt")
             if isinstance(resets, (int, float)) and resets > now:
                 retry_after = max(1, int(resets - now + 0.999))
-        return ProxyError(429, "Upstream rate limit: %s" % (detail,), "rate_limit_error", "rate_limit_exceeded", None, retry_after)
+        return ProxyError(
+            429, "Upstream rate limit: %s" % (detail,), "rate_limit_error", "rate_limit_exceeded", None, retry_after
+        )
     if any(m in lowered for m in _EXTRA_USAGE_MARKERS):
         return ProxyError(402, detail, "insufficient_quota", "extra_usage_required")
     if status == 400:
-        return ProxyError(400, "Upstream rejected the request: %s" % (detail,), "invalid_request_error", "upstream_invalid_request")
+        return ProxyError(
+            400, "Upstream rejected the request: %s" % (detail,), "invalid_request_error", "upstream_invalid_request"
+        )
     if status == 403:
         return ProxyError(403, "Upstream refused the request: %s" % (detail,), "permission_error", "upstream_forbidden")
     if status == 404:
-        return ProxyError(404, "Upstream does not know this model or resource: %s" % (detail,), "invalid_request_error", "model_not_found")
+        return ProxyError(
+            404,
+            "Upstream does not know this model or resource: %s" % (detail,),
+            "invalid_request_error",
+            "model_not_found",
+        )
     if status == 413:
-        return ProxyError(413, "Upstream says the request is too large: %s" % (detail,), "invalid_request_error", "request_too_large")
+        return ProxyError(
+            413, "Upstream says the request is too large: %s" % (detail,), "invalid_request_error", "request_too_large"
+        )
     if status == 529 or "overloaded" in lowered:
         return ProxyError(503, "Upstream is overloaded: %s" % (detail,), "server_error", "upstream_overloaded")
     if isinstance(status, int) and status >= 500:

@@ -32,7 +32,9 @@ def resolve(name: Any, aliases: Iterable[tuple[str, str]]) -> str:
     """
     alias_map = dict(aliases)
     if not isinstance(name, str) or not name:
-        raise ProxyError(400, "'model' is required and must be a string", "invalid_request_error", "invalid_model", "model")
+        raise ProxyError(
+            400, "'model' is required and must be a string", "invalid_request_error", "invalid_model", "model"
+        )
     target = alias_map.get(name, name)
     if target in FAMILIES:
         return FAMILIES[target]

@@ -15,7 +15,7 @@ import attrs
 
 from . import models
 from .conversation import Block, Conversation, Message, text_block
-from .errors import ProxyError, bad_request
+from .errors import bad_request
 from .turn import Finished, Usage
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -125,7 +125,9 @@ def _content_blocks(content: Any, where: str, allow_images: bool = True) -> list
         elif kind == "file":
             raise bad_request("%s: file parts are not supported" % (pwhere,), pwhere, "unsupported_content")
         else:
-            raise bad_request("%s: unsupported content part type %r" % (pwhere, kind), pwhere + ".type", "unsupported_content")
+            raise bad_request(
+                "%s: unsupported content part type %r" % (pwhere, kind), pwhere + ".type", "unsupported_content"
+            )
     return blocks
 
 
@@ -196,7 +198,9 @@ def parse_messages(messages: Any) -> Conversation:
             else:
                 turns.append(Message("user", [result]))
         else:
-            raise bad_request("%s.role %r is not one of system, developer, user, assistant, tool" % (where, role), where + ".role")
+            raise bad_request(
+                "%s.role %r is not one of system, developer, user, assistant, tool" % (where, role), where + ".role"
+            )
     if not turns:
         raise bad_request("'messages' has no user message", "messages")
     if turns[-1].role != "user":
@@ -221,7 +225,9 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise bad_request("'n' must be a positive integer", "n")
     if n is not None and n > 1:
-        raise bad_request("'n' > 1 is not supported: the CLI gives one answer per request", "n", "unsupported_parameter")
+        raise bad_request(
+            "'n' > 1 is not supported: the CLI gives one answer per request", "n", "unsupported_parameter"
+        )
     options = body.get("stream_options")
     include_usage = False
     if options is not None:
@@ -257,7 +263,11 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
                 "unsupported_parameter",
             )
     if body.get("logprobs"):
-        raise bad_request("'logprobs' cannot be provided: Claude does not expose token log probabilities", "logprobs", "unsupported_parameter")
+        raise bad_request(
+            "'logprobs' cannot be provided: Claude does not expose token log probabilities",
+            "logprobs",
+            "unsupported_parameter",
+        )
     modalities = body.get("modalities")
     if modalities is not None and modalities != ["text"]:
         raise bad_request("only the text modality is supported", "modalities", "unsupported_parameter")
@@ -323,9 +333,7 @@ def usage_chunk(completion_id: str, created: int, model: str, usage: Usage) -> d
     }
 
 
-def completion(
-    completion_id: str, created: int, finished: Finished, text: str, finish_reason: str
-) -> dict[str, Any]:
+def completion(completion_id: str, created: int, finished: Finished, text: str, finish_reason: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if finished.reasoning:
         message["reasoning_content"] = finished.reasoning

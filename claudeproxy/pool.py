@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from .errors import ProxyError, cli_missing
-from .process import CLIProcess, Killer, SpawnKey, Spawner, build_argv, kill_group
+from .process import CLIProcess, Killer, Spawner, SpawnKey, build_argv, kill_group
 
 
 class Limiter:
@@ -37,7 +37,7 @@ class Limiter:
     def queued(self) -> int:
         return len(self._waiting)
 
-    def acquire(self) -> "Deferred[None]":
+    def acquire(self) -> Deferred[None]:
         if self.running < self.max_concurrent and not self._waiting:
             self.running += 1
             return succeed(None)
@@ -144,7 +144,7 @@ class ProcessManager:
         proc.attach(None)
         proc.kill()
 
-    def shutdown(self) -> "Deferred[Any]":
+    def shutdown(self) -> Deferred[Any]:
         """
         Kill every process; fires when all have been reaped.
         """

@@ -192,12 +192,12 @@ class CLIProcess(ProcessProtocol):
     def pause(self) -> None:
         if not self._paused and self.transport is not None and not self.is_ended:
             self._paused = True
-            self.transport.pauseProducing()
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
 
     def resume(self) -> None:
         if self._paused and self.transport is not None and not self.is_ended:
             self._paused = False
-            self.transport.resumeProducing()
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
 
     def kill(self) -> None:
         """
@@ -232,7 +232,9 @@ class CLIProcess(ProcessProtocol):
             except ValueError:
                 obj = None
             if not isinstance(obj, dict):
-                self.log.warn("CLI {pid} printed a line that is not stream-json: {line!r}", pid=self.pid, line=raw[:200])
+                self.log.warn(
+                    "CLI {pid} printed a line that is not stream-json: {line!r}", pid=self.pid, line=raw[:200]
+                )
                 if self._sink is not None:
                     self._garbage = True
                     self._sink.cli_garbage(raw)
@@ -253,7 +255,7 @@ class CLIProcess(ProcessProtocol):
         if reason.check(ProcessDone):
             status = 0
         elif reason.check(ProcessTerminated):
-            value = reason.value
+            value: Any = reason.value
             status = value.exitCode if value.exitCode is not None else -(value.signal or 0)
         self.exit_status = status
         # anything the CLI left in its group goes with it

@@ -17,6 +17,7 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
@@ -70,11 +71,11 @@ class ProxyApp:
         key = self.config.api_key
         if key is None:
             return
-        header = request.getHeader(b"authorization") or ""
-        token = ""
-        if header[:7].lower() == "bearer ":
+        header = request.getHeader(b"authorization") or b""
+        token = b""
+        if header[:7].lower() == b"bearer ":
             token = header[7:].strip()
-        if not hmac.compare_digest(token.encode("utf-8"), key.encode("utf-8")):
+        if not hmac.compare_digest(token, key.encode("utf-8")):
             raise ProxyError(
                 401,
                 "Missing or wrong API key: send 'Authorization: Bearer <key>' with the key claudeproxy was started with (--api-key).",
@@ -100,20 +101,24 @@ class ProxyApp:
     # -- errors for unknown routes -----------------------------------------------
 
     @staticmethod
-    def _error_body(request: Request, error: ProxyError) -> bytes:
+    def _error_body(request: Any, error: ProxyError) -> bytes:
         request.setResponseCode(error.status)
         request.setHeader(b"content-type", b"application/json")
         return json.dumps(error.to_openai()).encode()
 
     @app.handle_errors(NotFound)
-    def not_found(self, request: Request, failure: Failure) -> bytes:
+    def not_found(self, request: IRequest, failure: Failure) -> bytes:
         what = "%s %s" % (request.method.decode(), request.path.decode("utf-8", "replace"))
-        return self._error_body(request, ProxyError(404, "Unknown path: %s" % (what,), "invalid_request_error", "unknown_url"))
+        return self._error_body(
+            request, ProxyError(404, "Unknown path: %s" % (what,), "invalid_request_error", "unknown_url")
+        )
 
     @app.handle_errors(MethodNotAllowed)
-    def not_allowed(self, request: Request, failure: Failure) -> bytes:
+    def not_allowed(self, request: IRequest, failure: Failure) -> bytes:
         what = "%s %s" % (request.method.decode(), request.path.decode("utf-8", "replace"))
-        return self._error_body(request, ProxyError(405, "Method not allowed: %s" % (what,), "invalid_request_error", "method_not_allowed"))
+        return self._error_body(
+            request, ProxyError(405, "Method not allowed: %s" % (what,), "invalid_request_error", "method_not_allowed")
+        )
 
     # -- routes ------------------------------------------------------------------
 
@@ -193,7 +198,9 @@ class ProxyApp:
         except Exception:
             self.log.failure("chat completion {rid}", rid=rid)
             status = 500
-            write_error(request, ProxyError(500, "claudeproxy failed internally; see its log", "server_error", "internal_error"))
+            write_error(
+                request, ProxyError(500, "claudeproxy failed internally; see its log", "server_error", "internal_error")
+            )
         finally:
             self.requests_served += 1
             self._log(rid, model, stream, status, started, outcome)

@@ -5,12 +5,10 @@ ends in-flight streams, fails the queue and kills every CLI group.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping, Optional
 
-import os
-
 import attrs
-
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -21,7 +19,7 @@ from twisted.web.server import Site
 from .config import Config
 from .httpio import limited_request
 from .pool import Limiter, ProcessManager
-from .process import Spawner, group_spawner, kill_group, Killer
+from .process import Killer, Spawner, group_spawner, kill_group
 from .routes import ProxyApp
 
 
@@ -34,7 +32,9 @@ class _Core(Service):
 
     log = Logger()
 
-    def __init__(self, reactor: Any, proxy: ProxyApp, manager: ProcessManager, env: Mapping[str, str], grace: float) -> None:
+    def __init__(
+        self, reactor: Any, proxy: ProxyApp, manager: ProcessManager, env: Mapping[str, str], grace: float
+    ) -> None:
         self.reactor = reactor
         self.proxy = proxy
         self.manager = manager
@@ -46,7 +46,14 @@ class _Core(Service):
         super().startService()
         claude = self.manager.claude
         if claude is not None:
-            d = getProcessOutput(claude, ["--version"], env=dict(self.env), path=self.manager.workdir, reactor=self.reactor, errortoo=True)
+            d = getProcessOutput(
+                claude,
+                ["--version"],
+                env=dict(self.env),
+                path=self.manager.workdir,
+                reactor=self.reactor,
+                errortoo=True,
+            )
 
             def got(out: bytes) -> None:
                 self.cli_version = out.decode("utf-8", "replace").strip() or None
@@ -57,7 +64,7 @@ class _Core(Service):
 
             d.addCallbacks(got, failed)
 
-    def stopService(self) -> "Deferred[Any]":
+    def stopService(self) -> Deferred[Any]:
         super().stopService()
         self.proxy.shutdown()
         done = self.manager.shutdown()

@@ -83,7 +83,7 @@ class TurnRun:
 
     # -- starting --------------------------------------------------------------
 
-    def start(self, line: bytes) -> "Deferred[Outcome]":
+    def start(self, line: bytes) -> Deferred[Outcome]:
         self.proc.attach(self)
         self._total = self.reactor.callLater(self.request_timeout, self._total_expired)
         self._arm_idle()
@@ -172,7 +172,11 @@ class TurnRun:
 
     def cli_garbage(self, line: bytes) -> None:
         excerpt = line[:300].decode("utf-8", "replace")
-        self._fail(cli_failed("The Claude Code CLI printed output that is not stream-json: %r" % (excerpt,), self.proc.stderr_tail))
+        self._fail(
+            cli_failed(
+                "The Claude Code CLI printed output that is not stream-json: %r" % (excerpt,), self.proc.stderr_tail
+            )
+        )
 
     def cli_exited(self, status: Optional[int], stderr_tail: str) -> None:
         if self.ended:
@@ -225,7 +229,7 @@ class TurnRun:
         """
         self._fail(error)
 
-    def _cancelled(self, d: "Deferred[Outcome]") -> None:
+    def _cancelled(self, d: Deferred[Outcome]) -> None:
         # the client went away: end quietly, touching nothing of the request
         if not self.ended:
             self._end()

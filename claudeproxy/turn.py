@@ -40,7 +40,7 @@ class Usage:
         return self.prompt_tokens + self.output_tokens
 
     @classmethod
-    def from_anthropic(cls, usage: Any) -> "Usage":
+    def from_anthropic(cls, usage: Any) -> Usage:
         if not isinstance(usage, Mapping):
             return cls()
 

@@ -73,7 +73,7 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 class _Messages(Resource):
     isLeaf = True
 
-    def __init__(self, fake: "FakeAnthropic") -> None:
+    def __init__(self, fake: FakeAnthropic) -> None:
         super().__init__()
         self.fake = fake
 
@@ -87,15 +87,10 @@ class _Messages(Resource):
             body = json.loads(raw)
         except ValueError:
             body = {"_raw": raw.decode("utf-8", "replace")}
-        headers = {
-            k.decode().lower(): v[0].decode()
-            for k, v in request.requestHeaders.getAllRawHeaders()
-        }
+        headers = {k.decode().lower(): v[0].decode() for k, v in request.requestHeaders.getAllRawHeaders()}
         path = request.path
         self.fake.requests.append(Recorded(path, headers, body))
-        if not path.startswith(b"/v1/messages") or path.startswith(
-            b"/v1/messages/count_tokens"
-        ):
+        if not path.startswith(b"/v1/messages") or path.startswith(b"/v1/messages/count_tokens"):
             request.setResponseCode(404)
             return b'{"type":"error","error":{"type":"not_found_error","message":"nope"}}'
         reply = self.fake.next_reply(body)
@@ -137,7 +132,7 @@ class FakeAnthropic:
         self.port = tcp.listenTCP(0, site, interface="127.0.0.1")
         return "http://127.0.0.1:%d" % (self.port.getHost().port,)
 
-    def stop(self) -> "Deferred[None]":
+    def stop(self) -> Deferred[None]:
         for r in self._open:
             if r.channel is not None and r.channel.transport is not None:
                 r.channel.transport.abortConnection()
@@ -185,9 +180,7 @@ class FakeAnthropic:
         if reply.text:
             content.append({"type": "text", "text": reply.text})
         for i, t in enumerate(reply.tool_uses):
-            content.append(
-                {"type": "tool_use", "id": t.id or "toolu_%d_%d" % (n, i), "name": t.name, "input": t.input}
-            )
+            content.append({"type": "tool_use", "id": t.id or "toolu_%d_%d" % (n, i), "name": t.name, "input": t.input})
         return {
             "id": "msg_fake_%d" % (n,),
             "type": "message",
@@ -222,21 +215,33 @@ class FakeAnthropic:
             frames.append(
                 _sse(
                     "content_block_start",
-                    {"type": "content_block_start", "index": index,
-                     "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                    },
                 )
             )
             for i in range(0, len(reply.thinking), reply.chunk):
                 frames.append(
                     _sse(
                         "content_block_delta",
-                        {"type": "content_block_delta", "index": index,
-                         "delta": {"type": "thinking_delta", "thinking": reply.thinking[i:i + reply.chunk]}},
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "thinking_delta", "thinking": reply.thinking[i : i + reply.chunk]},
+                        },
                     )
                 )
             frames.append(
-                _sse("content_block_delta", {"type": "content_block_delta", "index": index,
-                                             "delta": {"type": "signature_delta", "signature": "sig"}})
+                _sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "signature_delta", "signature": "sig"},
+                    },
+                )
             )
             frames.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
             index += 1
@@ -244,8 +249,7 @@ class FakeAnthropic:
             frames.append(
                 _sse(
                     "content_block_start",
-                    {"type": "content_block_start", "index": index,
-                     "content_block": {"type": "text", "text": ""}},
+                    {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
                 )
             )
             for i in range(0, len(reply.text), reply.chunk):
@@ -255,8 +259,11 @@ class FakeAnthropic:
                 frames.append(
                     _sse(
                         "content_block_delta",
-                        {"type": "content_block_delta", "index": index,
-                         "delta": {"type": "text_delta", "text": reply.text[i:i + reply.chunk]}},
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "text_delta", "text": reply.text[i : i + reply.chunk]},
+                        },
                     )
                 )
                 text_chunks += 1
@@ -268,15 +275,21 @@ class FakeAnthropic:
             frames.append(
                 _sse(
                     "content_block_start",
-                    {"type": "content_block_start", "index": index,
-                     "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}},
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
+                    },
                 )
             )
             frames.append(
                 _sse(
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": index,
-                     "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}},
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])},
+                    },
                 )
             )
             frames.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
@@ -287,9 +300,11 @@ class FakeAnthropic:
         frames.append(
             _sse(
                 "message_delta",
-                {"type": "message_delta",
-                 "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-                 "usage": {"output_tokens": reply.output_tokens}},
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": reply.output_tokens},
+                },
             )
         )
         frames.append(_sse("message_stop", {"type": "message_stop"}))

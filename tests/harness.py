@@ -16,8 +16,8 @@ import treq
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.web.client import HTTPConnectionPool
 from twisted.trial.unittest import TestCase
+from twisted.web.client import HTTPConnectionPool
 
 from claudeproxy.config import Config
 from claudeproxy.process import group_spawner
@@ -161,7 +161,7 @@ def group_members(pgid: int) -> list[int]:
     return out
 
 
-def sleep(seconds: float) -> "Deferred[None]":
+def sleep(seconds: float) -> Deferred[None]:
     return deferLater(reactor, seconds, lambda: None)
 
 

@@ -51,7 +51,11 @@ class ChatTests(TestCase):
         d = await start(self)
         d.fake.default = Reply(text="Streaming works in small pieces.", chunk=4)
         code, items, resp = await d.chat_stream(
-            {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}], "stream_options": {"include_usage": True}}
+            {
+                "model": "sonnet",
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream_options": {"include_usage": True},
+            }
         )
         self.assertEqual(code, 200)
         self.assertEqual(resp.headers.getRawHeaders("content-type")[0].split(";")[0], "text/event-stream")
@@ -88,7 +92,10 @@ class ChatTests(TestCase):
     async def test_system_prompt_append_mode(self) -> None:
         d = await start(self, system_prompt_mode="append")
         code, body = await d.chat(
-            {"model": "sonnet", "messages": [{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": "hi"}]}
+            {
+                "model": "sonnet",
+                "messages": [{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": "hi"}],
+            }
         )
         self.assertEqual(code, 200, body)
         sent = d.fake.message_requests[-1].body
@@ -121,10 +128,15 @@ class ChatTests(TestCase):
         sent = d.fake.message_requests[-1].body
         content = sent["messages"][-1]["content"]
         texts = "".join(b.get("text", "") for b in content if b["type"] == "text")
-        order = [texts.index(s) for s in ("first question", "first answer", "second question", "second answer", "what is in this picture?")]
+        order = [
+            texts.index(s)
+            for s in ("first question", "first answer", "second question", "second answer", "what is in this picture?")
+        ]
         self.assertEqual(order, sorted(order))
         images = [{k: v for k, v in b.items() if k != "cache_control"} for b in content if b["type"] == "image"]
-        self.assertEqual(images, [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}])
+        self.assertEqual(
+            images, [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}]
+        )
 
     async def test_thinking_becomes_reasoning_content(self) -> None:
         d = await start(self)
