@@ -26,7 +26,7 @@ def _freeze(blocks: Any) -> tuple[Block, ...]:
     return tuple(blocks)
 
 
-def _freeze_messages(messages: Any) -> tuple["Message", ...]:
+def _freeze_messages(messages: Any) -> tuple[Message, ...]:
     return tuple(messages)
 
 
