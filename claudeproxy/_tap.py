@@ -157,6 +157,10 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         max_body=options["max-body"],
         upstream_retries=options["upstream-retries"],
         keep_api_key=bool(options["keep-api-key"]),
+        warm=options["warm"],
+        warm_ttl=options["warm-ttl"],
+        session_ttl=options["session-ttl"],
+        max_sessions=options["max-sessions"],
         workdir=workdir,
     )
 

@@ -28,5 +28,9 @@ class Config:
     max_body: int = 32 * 1024 * 1024
     upstream_retries: int = 2
     keep_api_key: bool = False
+    warm: int = 2
+    warm_ttl: float = 600.0
+    session_ttl: float = 300.0
+    max_sessions: int = 4
     workdir: str = ""
     shutdown_grace: float = 3.0

@@ -10,13 +10,15 @@ live conversations that reuse them.
 from __future__ import annotations
 
 import os
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any, Deque, Mapping, Optional
 
+import attrs
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from .conversation import Conversation, Message
 from .errors import ProxyError, cli_missing
 from .process import CLIProcess, Killer, Spawner, SpawnKey, build_argv, kill_group
 
@@ -75,10 +77,67 @@ class Limiter:
             self.running -= 1
 
 
+@attrs.frozen
+class Lease:
+    """
+    A process lent to one request.  C{source} says where it came from:
+    C{"session"} (a live conversation: only the new turn is written),
+    C{"warm"} (started ahead, waiting on stdin) or C{"cold"} (spawned now).
+    """
+
+    proc: CLIProcess
+    key: SpawnKey
+    source: str
+
+    @property
+    def resumed(self) -> bool:
+        return self.source == "session"
+
+
+@attrs.define(eq=False)
+class _Idle:
+    proc: CLIProcess
+    key: SpawnKey
+    born: float
+    timer: Optional[IDelayedCall] = None
+
+
+@attrs.define(eq=False)
+class _Session:
+    proc: CLIProcess
+    key: SpawnKey
+    messages: tuple[Message, ...]
+    timer: Optional[IDelayedCall] = None
+
+
+@attrs.define
+class PoolStats:
+    spawned: int = 0
+    warm_hits: int = 0
+    warm_misses: int = 0
+    warm_died: int = 0
+    warm_expired: int = 0
+    session_hits: int = 0
+    session_misses: int = 0
+    session_expired: int = 0
+    session_evicted: int = 0
+
+
 class ProcessManager:
     """
-    Starts CLI processes for requests and ends them.  One process serves
-    one request at a time.
+    Hands out CLI processes and takes them back.  One process serves one
+    request at a time.
+
+    Warm pool: up to C{warm} idle processes, already started and waiting on
+    stdin, for the keys used most recently (at start: C{default_key}).  A
+    request whose key matches takes one with no spawn on its path; a
+    replacement starts in the background.
+
+    Live conversations: after a clean reply the process is kept with its
+    conversation (at most C{max_sessions}, least recently used evicted, each
+    for C{session_ttl} seconds).  A request whose messages are exactly that
+    conversation plus new user turn(s), with the same key, gets it back and
+    only the new turn is written.
     """
 
     log = Logger()
@@ -92,6 +151,11 @@ class ProcessManager:
         workdir: str,
         spawner: Spawner,
         killer: Killer = kill_group,
+        warm: int = 0,
+        warm_ttl: float = 600.0,
+        session_ttl: float = 300.0,
+        max_sessions: int = 0,
+        default_key: Optional[SpawnKey] = None,
     ) -> None:
         self.reactor = reactor
         self.claude = claude
@@ -100,9 +164,25 @@ class ProcessManager:
         self.workdir = workdir
         self.spawner = spawner
         self.killer = killer
+        self.warm = warm
+        self.warm_ttl = warm_ttl
+        self.session_ttl = session_ttl
+        self.max_sessions = max_sessions
+        self.default_key = default_key
         self.live: set[CLIProcess] = set()
-        self.spawned = 0
+        self.stats = PoolStats()
         self.closing = False
+        self._idle: dict[SpawnKey, list[_Idle]] = {}
+        self._sessions: OrderedDict[CLIProcess, _Session] = OrderedDict()
+        self._recent: OrderedDict[SpawnKey, float] = OrderedDict()
+        self._refill_call: Optional[IDelayedCall] = None
+        self._backoff = 0.0
+
+    @property
+    def spawned(self) -> int:
+        return self.stats.spawned
+
+    # -- the CLI itself --------------------------------------------------------
 
     def check_cli(self) -> None:
         """
@@ -113,42 +193,240 @@ class ProcessManager:
         if not os.access(self.claude, os.X_OK):
             raise cli_missing("%s is missing or not executable" % (self.claude,))
 
-    def acquire(self, key: SpawnKey) -> CLIProcess:
-        """
-        A process for C{key}, ready for a user line on stdin.
-        """
-        if self.closing:
-            raise ProxyError(503, "claudeproxy is shutting down", "server_error", "shutting_down")
+    def _spawn(self, key: SpawnKey) -> CLIProcess:
         self.check_cli()
         assert self.claude is not None
         proc = CLIProcess(self.killer)
-        argv = build_argv(self.claude, key)
         try:
-            self.spawner(proc, self.claude, argv, self.env, self.workdir)
+            self.spawner(proc, self.claude, build_argv(self.claude, key), self.env, self.workdir)
         except OSError as e:
             raise cli_missing("starting %s failed: %s" % (self.claude, e))
-        self.spawned += 1
+        self.stats.spawned += 1
         self.live.add(proc)
         proc.ended.addBoth(self._gone, proc)
         return proc
 
     def _gone(self, result: Any, proc: CLIProcess) -> Any:
         self.live.discard(proc)
+        for entries in list(self._idle.values()):
+            for entry in [e for e in entries if e.proc is proc]:
+                entries.remove(entry)
+                self._cancel(entry.timer)
+                if not proc.killed:
+                    # it died while waiting: note it, back off, replace it
+                    self.stats.warm_died += 1
+                    young = self.reactor.seconds() - entry.born < 10.0
+                    self._backoff = min(60.0, max(1.0, self._backoff * 2)) if young else 0.0
+                    self.log.warn("a warm CLI process ({pid}) died while idle; replacing it", pid=proc.pid)
+                    self._schedule_refill()
+        session = self._sessions.pop(proc, None)
+        if session is not None:
+            self._cancel(session.timer)
         return result
 
-    def release(self, proc: CLIProcess, reusable: bool = False) -> None:
-        """
-        The request is done with C{proc}.  (A process that could serve
-        again is kept by the warm layer; here every process ends.)
-        """
-        proc.attach(None)
-        proc.kill()
+    @staticmethod
+    def _cancel(call: Optional[IDelayedCall]) -> None:
+        if call is not None and call.active():
+            call.cancel()
 
-    def shutdown(self) -> Deferred[Any]:
+    # -- lending ---------------------------------------------------------------
+
+    def acquire(self, key: SpawnKey, conversation: Optional[Conversation] = None) -> Lease:
         """
-        Kill every process; fires when all have been reaped.
+        A process for C{key}: a live conversation that C{conversation}
+        continues, else a warm one, else a new one.
+        """
+        if self.closing:
+            raise ProxyError(503, "claudeproxy is shutting down", "server_error", "shutting_down")
+        self.check_cli()
+        self._note(key)
+        if conversation is not None and self.max_sessions > 0:
+            session = self._find_session(key, conversation)
+            if session is not None:
+                self.stats.session_hits += 1
+                return Lease(session.proc, key, "session")
+            self.stats.session_misses += 1
+        entries = self._idle.get(key, [])
+        while entries:
+            entry = entries.pop(0)
+            self._cancel(entry.timer)
+            if entry.proc.is_ended or entry.proc.killed:
+                continue
+            self.stats.warm_hits += 1
+            self._schedule_refill()
+            return Lease(entry.proc, key, "warm")
+        self.stats.warm_misses += 1
+        proc = self._spawn(key)
+        self._schedule_refill()
+        return Lease(proc, key, "cold")
+
+    def _find_session(self, key: SpawnKey, conversation: Conversation) -> Optional[_Session]:
+        if not conversation.last_turn:
+            return None
+        history = conversation.history
+        for proc, session in reversed(self._sessions.items()):
+            if session.key == key and session.messages == history:
+                del self._sessions[proc]
+                self._cancel(session.timer)
+                if proc.is_ended or proc.killed:
+                    return None
+                return session
+        return None
+
+    def release(self, lease: Lease, keep: Optional[tuple[Message, ...]] = None) -> None:
+        """
+        The request is done with C{lease}.  With C{keep} (the whole
+        conversation the process now holds) the process stays alive as a
+        live conversation; otherwise its process group is killed.
+        """
+        proc = lease.proc
+        proc.attach(None)
+        if keep is None or self.closing or self.max_sessions <= 0 or proc.is_ended or proc.killed:
+            proc.kill()
+            return
+        self._backoff = 0.0
+        session = _Session(proc, lease.key, keep)
+        session.timer = self.reactor.callLater(self.session_ttl, self._session_expired, proc)
+        self._sessions[proc] = session
+        while len(self._sessions) > self.max_sessions:
+            _, oldest = self._sessions.popitem(last=False)
+            self._cancel(oldest.timer)
+            self.stats.session_evicted += 1
+            oldest.proc.kill()
+
+    def _session_expired(self, proc: CLIProcess) -> None:
+        session = self._sessions.pop(proc, None)
+        if session is not None:
+            self.stats.session_expired += 1
+            proc.kill()
+
+    # -- the warm pool ---------------------------------------------------------
+
+    def start(self) -> None:
+        """
+        Begin keeping processes warm (for C{default_key} until traffic
+        says otherwise).
+        """
+        if self.default_key is not None and self.warm > 0:
+            self._recent[self.default_key] = self.reactor.seconds()
+        self._schedule_refill()
+
+    def _note(self, key: SpawnKey) -> None:
+        self._recent[key] = self.reactor.seconds()
+        self._recent.move_to_end(key)
+        while len(self._recent) > 32:
+            self._recent.popitem(last=False)
+
+    def targets(self) -> dict[SpawnKey, int]:
+        """
+        How many idle processes each key should have: the budget shared
+        round-robin over the keys used within C{warm_ttl}, most recent first.
+        """
+        now = self.reactor.seconds()
+        keys = [k for k, t in reversed(self._recent.items()) if now - t < self.warm_ttl][: self.warm]
+        out: dict[SpawnKey, int] = {}
+        for i in range(self.warm if keys else 0):
+            k = keys[i % len(keys)]
+            out[k] = out.get(k, 0) + 1
+        return out
+
+    def _schedule_refill(self) -> None:
+        if self.warm <= 0 or self.closing:
+            return
+        if self._refill_call is not None and self._refill_call.active():
+            return
+        self._refill_call = self.reactor.callLater(self._backoff, self._refill)
+
+    def _refill(self) -> None:
+        self._refill_call = None
+        if self.closing:
+            return
+        targets = self.targets()
+        # end idle processes of keys no longer wanted, or beyond their share
+        for key, entries in list(self._idle.items()):
+            while len(entries) > targets.get(key, 0):
+                entry = entries.pop()
+                self._cancel(entry.timer)
+                entry.proc.kill()
+            if not entries:
+                del self._idle[key]
+        for key, want in targets.items():
+            entries = self._idle.setdefault(key, [])
+            while len(entries) < want:
+                try:
+                    proc = self._spawn(key)
+                except ProxyError as e:
+                    self.log.warn("cannot keep a CLI process warm: {why}", why=e.message)
+                    return
+                entry = _Idle(proc, key, self.reactor.seconds())
+                entry.timer = self.reactor.callLater(self.warm_ttl, self._idle_expired, entry)
+                entries.append(entry)
+
+    def _idle_expired(self, entry: _Idle) -> None:
+        entries = self._idle.get(entry.key, [])
+        if entry in entries:
+            entries.remove(entry)
+            self.stats.warm_expired += 1
+            entry.proc.kill()
+            self._schedule_refill()
+
+    # -- reporting and shutdown --------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "live_processes": len(self.live),
+            "warm": {
+                "max_idle": self.warm,
+                "ttl": self.warm_ttl,
+                "idle": [
+                    {
+                        "model": key.model,
+                        "system_prompt": key.system is not None,
+                        "effort": key.effort,
+                        "count": len(entries),
+                    }
+                    for key, entries in self._idle.items()
+                    if entries
+                ],
+                "hits": self.stats.warm_hits,
+                "misses": self.stats.warm_misses,
+                "died": self.stats.warm_died,
+                "expired": self.stats.warm_expired,
+            },
+            "sessions": {
+                "live": len(self._sessions),
+                "max": self.max_sessions,
+                "ttl": self.session_ttl,
+                "hits": self.stats.session_hits,
+                "misses": self.stats.session_misses,
+                "expired": self.stats.session_expired,
+                "evicted": self.stats.session_evicted,
+            },
+            "spawned": self.stats.spawned,
+        }
+
+    @property
+    def idle_count(self) -> int:
+        return sum(len(e) for e in self._idle.values())
+
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    def shutdown(self) -> "Deferred[Any]":
+        """
+        Kill every process, idle, live or serving; fires when all have been
+        reaped.
         """
         self.closing = True
+        self._cancel(self._refill_call)
+        for entries in self._idle.values():
+            for entry in entries:
+                self._cancel(entry.timer)
+        for session in self._sessions.values():
+            self._cancel(session.timer)
+        self._idle.clear()
+        self._sessions.clear()
         waits = []
         for proc in list(self.live):
             proc.kill()

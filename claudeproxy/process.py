@@ -163,6 +163,7 @@ class CLIProcess(ProcessProtocol):
         self.exit_status: Optional[int] = None
         self.is_ended = False
         self.killed = False
+        self._group_killed = False
         self.init: Optional[Mapping[str, Any]] = None
         self._killer = killer
         self._sink: Optional[ProcessSink] = None
@@ -201,11 +202,16 @@ class CLIProcess(ProcessProtocol):
 
     def kill(self) -> None:
         """
-        Kill the process group; safe to call any number of times, acts once.
+        Kill the process group (C{killed} then says the daemon ended it);
+        safe to call any number of times, acts once.
         """
-        if self.killed:
-            return
         self.killed = True
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        if self._group_killed:
+            return
+        self._group_killed = True
         if self.pid is not None:
             self._killer(self.pid)
 
@@ -259,7 +265,7 @@ class CLIProcess(ProcessProtocol):
             status = value.exitCode if value.exitCode is not None else -(value.signal or 0)
         self.exit_status = status
         # anything the CLI left in its group goes with it
-        self.kill()
+        self._kill_group()
         sink, self._sink = self._sink, None
         if sink is not None:
             try:

@@ -24,7 +24,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from . import __version__, models, openai_chat
 from .chat_output import ChatOutput, ChatStreamOutput
 from .config import Config
-from .conversation import stdin_blocks, user_line
+from .conversation import Conversation, Message, stdin_blocks, text_block, turn_blocks, user_line
 from .errors import ProxyError, bad_request
 from .httpio import write_error, write_json
 from .pool import Limiter, ProcessManager
@@ -33,6 +33,17 @@ from .streaming import Outcome, TurnRun
 from .turn import TurnState
 
 SHUTTING_DOWN = ProxyError(503, "claudeproxy is shutting down; retry in a moment", "server_error", "shutting_down")
+
+
+def continuation(conversation: Conversation, outcome: Outcome) -> Optional[tuple[Message, ...]]:
+    """
+    The conversation a process holds after a clean reply that the client
+    saw whole, or None when the process must not be reused.
+    """
+    finished = outcome.finished
+    if not outcome.clean or finished is None or finished.stop_reason != "end_turn" or not finished.text:
+        return None
+    return conversation.messages + (Message("assistant", [text_block(finished.text)]),)
 
 
 class ProxyApp:
@@ -147,7 +158,7 @@ class ProxyApp:
                     "max_queued": self.limiter.max_queued,
                     "served": self.requests_served,
                 },
-                "processes": {"live": len(self.manager.live), "spawned": self.manager.spawned},
+                "pool": self.manager.describe(),
             },
         )
 
@@ -206,36 +217,46 @@ class ProxyApp:
             self._log(rid, model, stream, status, started, outcome)
 
     async def _run_chat(self, request: Request, rid: str, chat: openai_chat.ChatRequest) -> Outcome:
-        if self.closing:
-            raise SHUTTING_DOWN
         key = SpawnKey(chat.cli_model, chat.conversation.system, self.config.system_prompt_mode, chat.effort)
-        proc = self.manager.acquire(key)
-        try:
-            state = TurnState(model=chat.cli_model)
-            created = int(self.wallclock())
-            output: Any
-            if chat.stream:
-                output = ChatStreamOutput(request, rid, created, lambda: state.model, chat.include_usage)
-            else:
-                output = ChatOutput(request, rid, created)
-            run = TurnRun(
-                self.reactor,
-                proc,
-                state,
-                output,
-                self.config.idle_timeout,
-                self.config.request_timeout,
-                chat.stop,
-            )
-            if chat.stream:
-                request.registerProducer(run, True)
-            self.runs.add(run)
+        while True:
+            if self.closing:
+                raise SHUTTING_DOWN
+            lease = self.manager.acquire(key, chat.conversation)
+            keep: Optional[tuple[Message, ...]] = None
             try:
-                return await run.start(user_line(stdin_blocks(chat.conversation)))
+                state = TurnState(model=chat.cli_model)
+                created = int(self.wallclock())
+                output: Any
+                if chat.stream:
+                    output = ChatStreamOutput(request, rid, created, lambda: state.model, chat.include_usage)
+                else:
+                    output = ChatOutput(request, rid, created)
+                run = TurnRun(
+                    self.reactor,
+                    lease.proc,
+                    state,
+                    output,
+                    self.config.idle_timeout,
+                    self.config.request_timeout,
+                    chat.stop,
+                    reused=lease.source != "cold",
+                )
+                if chat.stream:
+                    request.registerProducer(run, True)
+                blocks = turn_blocks(chat.conversation.last_turn) if lease.resumed else stdin_blocks(chat.conversation)
+                self.runs.add(run)
+                try:
+                    outcome = await run.start(user_line(blocks))
+                finally:
+                    self.runs.discard(run)
+                keep = continuation(chat.conversation, outcome)
             finally:
-                self.runs.discard(run)
-        finally:
-            self.manager.release(proc)
+                self.manager.release(lease, keep)
+            if outcome.retry:
+                if chat.stream and request.producer is not None:
+                    request.unregisterProducer()
+                continue
+            return outcome
 
     def _log(self, rid: str, model: str, stream: bool, status: int, started: float, outcome: Optional[Outcome]) -> None:
         total_ms = (self.reactor.seconds() - started) * 1000.0

@@ -19,7 +19,8 @@ from twisted.web.server import Site
 from .config import Config
 from .httpio import limited_request
 from .pool import Limiter, ProcessManager
-from .process import Killer, Spawner, group_spawner, kill_group
+from .models import DEFAULT_MODEL
+from .process import Killer, Spawner, SpawnKey, group_spawner, kill_group
 from .routes import ProxyApp
 
 
@@ -44,6 +45,7 @@ class _Core(Service):
 
     def startService(self) -> None:
         super().startService()
+        self.manager.start()
         claude = self.manager.claude
         if claude is not None:
             d = getProcessOutput(
@@ -120,6 +122,11 @@ def build(
         config.workdir,
         spawner if spawner is not None else group_spawner(reactor),
         killer,
+        warm=config.warm,
+        warm_ttl=config.warm_ttl,
+        session_ttl=config.session_ttl,
+        max_sessions=config.max_sessions,
+        default_key=SpawnKey(DEFAULT_MODEL, None, config.system_prompt_mode),
     )
     limiter = Limiter(config.max_concurrent, config.max_queued)
     core: Optional[_Core] = None

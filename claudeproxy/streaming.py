@@ -50,6 +50,7 @@ class Outcome:
     finished: Optional[Finished] = None
     error: Optional[ProxyError] = None
     clean: bool = False
+    retry: bool = False
 
 
 @implementer(IPushProducer)
@@ -65,8 +66,11 @@ class TurnRun:
         idle_timeout: float,
         request_timeout: float,
         stops: tuple[str, ...] = (),
+        reused: bool = False,
     ) -> None:
         self.reactor = reactor
+        self.reused = reused
+        self.got_line = False
         self.proc = proc
         self.state = state
         self.output = output
@@ -124,6 +128,7 @@ class TurnRun:
     def cli_line(self, line: Mapping[str, Any]) -> None:
         if self.ended:
             return
+        self.got_line = True
         if not self.paused:
             self._arm_idle()
         try:
@@ -180,6 +185,12 @@ class TurnRun:
 
     def cli_exited(self, status: Optional[int], stderr_tail: str) -> None:
         if self.ended:
+            return
+        if self.reused and not self.got_line:
+            # a kept process died before this turn reached it: the request
+            # has seen nothing and is served again by a new process
+            self._end()
+            self.done.callback(Outcome(0, None, retry=True))
             return
         self._fail(
             cli_failed(

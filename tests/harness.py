@@ -189,6 +189,8 @@ async def start(test: TestCase, claude: Optional[str] = None, **overrides: Any) 
         listen="tcp:0:interface=127.0.0.1",
         claude=claude if claude is not None else cli_path(),
         upstream_retries=0,
+        warm=0,
+        max_sessions=0,
         workdir=workdir,
         shutdown_grace=3.0,
     )
