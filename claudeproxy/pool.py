@@ -413,7 +413,7 @@ class ProcessManager:
     def session_count(self) -> int:
         return len(self._sessions)
 
-    def shutdown(self) -> "Deferred[Any]":
+    def shutdown(self) -> Deferred[Any]:
         """
         Kill every process, idle, live or serving; fires when all have been
         reaped.

@@ -228,7 +228,7 @@ class ProxyApp:
                 created = int(self.wallclock())
                 output: Any
                 if chat.stream:
-                    output = ChatStreamOutput(request, rid, created, lambda: state.model, chat.include_usage)
+                    output = ChatStreamOutput(request, rid, created, lambda s=state: s.model, chat.include_usage)
                 else:
                     output = ChatOutput(request, rid, created)
                 run = TurnRun(

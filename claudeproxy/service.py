@@ -18,8 +18,8 @@ from twisted.web.server import Site
 
 from .config import Config
 from .httpio import limited_request
-from .pool import Limiter, ProcessManager
 from .models import DEFAULT_MODEL
+from .pool import Limiter, ProcessManager
 from .process import Killer, Spawner, SpawnKey, group_spawner, kill_group
 from .routes import ProxyApp
 
