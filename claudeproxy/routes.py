@@ -35,6 +35,10 @@ from .turn import TurnState
 SHUTTING_DOWN = ProxyError(503, "claudeproxy is shutting down; retry in a moment", "server_error", "shutting_down")
 
 
+def _model_of(state: TurnState) -> Callable[[], str]:
+    return lambda: state.model
+
+
 def continuation(conversation: Conversation, outcome: Outcome) -> Optional[tuple[Message, ...]]:
     """
     The conversation a process holds after a clean reply that the client
@@ -228,7 +232,7 @@ class ProxyApp:
                 created = int(self.wallclock())
                 output: Any
                 if chat.stream:
-                    output = ChatStreamOutput(request, rid, created, lambda s=state: s.model, chat.include_usage)
+                    output = ChatStreamOutput(request, rid, created, _model_of(state), chat.include_usage)
                 else:
                     output = ChatOutput(request, rid, created)
                 run = TurnRun(
