@@ -161,6 +161,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         warm_ttl=options["warm-ttl"],
         session_ttl=options["session-ttl"],
         max_sessions=options["max-sessions"],
+        tool_wait=options["tool-wait"],
         workdir=workdir,
     )
 

@@ -65,6 +65,19 @@ class ChatStreamOutput:
         self._start()
         self._chunk({"reasoning_content": text})
 
+    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
+        self._start()
+        self._chunk(
+            {
+                "tool_calls": [
+                    {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+                ]
+            }
+        )
+
+    def tool_call_delta(self, index: int, arguments: str) -> None:
+        self._chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
+
     def _end(self) -> None:
         self._write(oc.DONE)
         self._close()
@@ -110,6 +123,12 @@ class ChatOutput:
         self.parts.append(text)
 
     def reasoning(self, text: str) -> None:
+        pass
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
+        pass
+
+    def tool_call_delta(self, index: int, arguments: str) -> None:
         pass
 
     def finished(self, finished: Finished) -> None:

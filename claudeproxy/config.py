@@ -32,5 +32,6 @@ class Config:
     warm_ttl: float = 600.0
     session_ttl: float = 300.0
     max_sessions: int = 4
+    tool_wait: float = 300.0
     workdir: str = ""
     shutdown_grace: float = 3.0

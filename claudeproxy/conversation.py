@@ -136,7 +136,7 @@ def transcript_blocks(history: tuple[Message, ...]) -> list[Block]:
         for block in message.blocks:
             blocks.extend(_block_as_transcript(block))
         blocks.append(text_block("\n</%s>\n" % (message.role,)))
-    blocks.append(text_block("</conversation_history>\n\nThe final user turn:\n"))
+    blocks.append(text_block("</conversation_history>\n\n"))
     return _merge_text(blocks)
 
 
@@ -150,10 +150,21 @@ def turn_blocks(messages: tuple[Message, ...]) -> list[Block]:
     return out
 
 
+CONTINUE_AFTER_TOOLS = "Continue from the tool results at the end of the conversation above."
+
+
+def has_tool_results(messages: tuple[Message, ...]) -> bool:
+    return any(b.get("type") == "tool_result" for m in messages for b in m.blocks)
+
+
 def stdin_blocks(conversation: Conversation) -> list[Block]:
     """
     Everything a fresh process is told: the transcript, then the last turn.
+    A last turn of tool results (whose calls this process never made) is
+    part of the transcript.
     """
+    if has_tool_results(conversation.last_turn):
+        return transcript_blocks(conversation.messages) + [text_block(CONTINUE_AFTER_TOOLS)]
     return transcript_blocks(conversation.history) + turn_blocks(conversation.last_turn)
 
 

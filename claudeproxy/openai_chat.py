@@ -16,6 +16,8 @@ import attrs
 from . import models
 from .conversation import Block, Conversation, Message, text_block
 from .errors import bad_request
+from .tools import NAME_RE, ToolSpec
+from .tools import spec as tool_spec
 from .turn import Finished, Usage
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -36,7 +38,6 @@ IGNORED_PARAMS = frozenset(
         "verbosity",
         "max_tokens",
         "max_completion_tokens",
-        "parallel_tool_calls",
         "top_logprobs",
     }
 )
@@ -71,6 +72,14 @@ class ChatRequest:
     include_usage: bool = False
     stop: tuple[str, ...] = ()
     effort: Optional[str] = None
+    tools: tuple[ToolSpec, ...] = ()
+    #: "auto", "required", or the one function's name that must be called
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
+
+    @property
+    def requires_tool(self) -> bool:
+        return bool(self.tools) and self.tool_choice != "auto"
 
 
 def _image_block(part: Mapping[str, Any], where: str) -> Block:
@@ -244,14 +253,12 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
         raise bad_request("'stop' must be a string or an array of strings", "stop")
     if len(stops) > 4:
         raise bad_request("'stop' takes at most 4 sequences", "stop")
-    tools = body.get("tools") or body.get("functions")
-    choice = body.get("tool_choice", body.get("function_call"))
-    if tools and choice != "none":
-        raise bad_request(
-            "function calling ('tools') is not supported by this version of claudeproxy",
-            "tools",
-            "unsupported_parameter",
-        )
+    tools, tool_choice = parse_tools(body)
+    parallel = body.get("parallel_tool_calls", True)
+    if parallel is None:
+        parallel = True
+    if not isinstance(parallel, bool):
+        raise bad_request("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
     fmt = body.get("response_format")
     if fmt is not None:
         if not isinstance(fmt, Mapping) or fmt.get("type") not in ("text", "json_object", "json_schema"):
@@ -288,7 +295,73 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
         include_usage=include_usage,
         stop=stops,
         effort=cli_effort,
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel,
     )
+
+
+def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str]:
+    """
+    The declared functions exposed to the model, and the tool choice
+    ("auto", "required" or a function name).  C{tool_choice: "none"}
+    exposes none.
+    """
+    legacy = "tools" not in body and "functions" in body
+    raw = body.get("functions") if legacy else body.get("tools")
+    param = "functions" if legacy else "tools"
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise bad_request("'%s' must be an array" % (param,), param)
+    specs: list[ToolSpec] = []
+    for i, tool in enumerate(raw):
+        where = "%s[%d]" % (param, i)
+        if not isinstance(tool, Mapping):
+            raise bad_request("%s must be an object" % (where,), where)
+        if legacy:
+            fn: Any = tool
+        else:
+            if tool.get("type", "function") != "function":
+                raise bad_request(
+                    "%s.type %r is not supported: only function tools" % (where, tool.get("type")),
+                    where + ".type",
+                    "unsupported_parameter",
+                )
+            fn = tool.get("function")
+            if not isinstance(fn, Mapping):
+                raise bad_request("%s.function must be an object" % (where,), where + ".function")
+        name = fn.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise bad_request("%s.function.name must match ^[A-Za-z0-9_-]{1,64}$" % (where,), where + ".function.name")
+        if any(s.name == name for s in specs):
+            raise bad_request("%s: function %r is declared twice" % (where, name), where + ".function.name")
+        params = fn.get("parameters")
+        if params is not None and not isinstance(params, Mapping):
+            raise bad_request(
+                "%s.function.parameters must be a JSON Schema object" % (where,), where + ".function.parameters"
+            )
+        desc = fn.get("description")
+        if desc is not None and not isinstance(desc, str):
+            raise bad_request("%s.function.description must be a string" % (where,), where + ".function.description")
+        specs.append(tool_spec(name, desc, params))
+    choice = body.get("function_call" if legacy else "tool_choice")
+    cparam = "function_call" if legacy else "tool_choice"
+    if choice is None:
+        choice = "auto"
+    if isinstance(choice, Mapping):
+        fn = choice.get("function", choice) if not legacy else choice
+        name = fn.get("name") if isinstance(fn, Mapping) else None
+        if not isinstance(name, str) or not any(s.name == name for s in specs):
+            raise bad_request("'%s' names a function that is not in '%s'" % (cparam, param), cparam)
+        return tuple(s for s in specs if s.name == name), name
+    if choice not in ("none", "auto", "required"):
+        raise bad_request("'%s' must be none, auto, required or a named function" % (cparam,), cparam)
+    if choice == "none" or not specs:
+        if choice == "required":
+            raise bad_request("'tool_choice' is required but no tools are declared", cparam)
+        return (), "auto"
+    return tuple(specs), str(choice)
 
 
 # -- responses ------------------------------------------------------------
@@ -334,7 +407,16 @@ def usage_chunk(completion_id: str, created: int, model: str, usage: Usage) -> d
 
 
 def completion(completion_id: str, created: int, finished: Finished, text: str, finish_reason: str) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text if text or not finished.tool_calls else None,
+        "refusal": None,
+    }
+    if finished.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in finished.tool_calls
+        ]
     if finished.reasoning:
         message["reasoning_content"] = finished.reasoning
     return {

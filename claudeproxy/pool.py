@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict, deque
-from typing import Any, Deque, Mapping, Optional
+from typing import Any, Deque, Mapping, Optional, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from .conversation import Conversation, Message
 from .errors import ProxyError, cli_missing
 from .process import CLIProcess, Killer, Spawner, SpawnKey, build_argv, kill_group
+from .tools import ToolCall, ToolSpec
 
 
 class Limiter:
@@ -88,6 +89,7 @@ class Lease:
     proc: CLIProcess
     key: SpawnKey
     source: str
+    tool_wait: Optional[ToolWait] = None
 
     @property
     def resumed(self) -> bool:
@@ -110,6 +112,29 @@ class _Session:
     timer: Optional[IDelayedCall] = None
 
 
+@attrs.define(eq=False)
+class ToolWait:
+    """
+    A process waiting inside its MCP call(s) for the client's results.
+    C{given} are the calls the client was handed; C{held} those of the same
+    assistant message not handed yet (C{parallel_tool_calls: false}).
+    """
+
+    proc: CLIProcess
+    key: SpawnKey
+    given: frozenset[str]
+    held: tuple[ToolCall, ...] = ()
+    timer: Optional[IDelayedCall] = None
+
+
+class BridgeMaker(Protocol):
+    def register(self, tools: tuple[ToolSpec, ...]) -> Any: ...
+
+    def unregister(self, bridge: Any) -> None: ...
+
+    def config_for(self, bridge: Any) -> str: ...
+
+
 @attrs.define
 class PoolStats:
     spawned: int = 0
@@ -121,6 +146,8 @@ class PoolStats:
     session_misses: int = 0
     session_expired: int = 0
     session_evicted: int = 0
+    tool_hits: int = 0
+    tool_waits_expired: int = 0
 
 
 class ProcessManager:
@@ -156,6 +183,9 @@ class ProcessManager:
         session_ttl: float = 300.0,
         max_sessions: int = 0,
         default_key: Optional[SpawnKey] = None,
+        bridges: Optional[BridgeMaker] = None,
+        tool_wait: float = 300.0,
+        max_tool_waits: int = 64,
     ) -> None:
         self.reactor = reactor
         self.claude = claude
@@ -169,6 +199,10 @@ class ProcessManager:
         self.session_ttl = session_ttl
         self.max_sessions = max_sessions
         self.default_key = default_key
+        self.bridges = bridges
+        self.tool_wait = tool_wait
+        self.max_tool_waits = max_tool_waits
+        self._tool_waits: OrderedDict[CLIProcess, ToolWait] = OrderedDict()
         self.live: set[CLIProcess] = set()
         self.stats = PoolStats()
         self.closing = False
@@ -197,9 +231,17 @@ class ProcessManager:
         self.check_cli()
         assert self.claude is not None
         proc = CLIProcess(self.killer)
+        mcp_config = None
+        if key.tools:
+            if self.bridges is None:
+                raise ProxyError(500, "this daemon cannot serve tools", "server_error", "tools_unavailable")
+            proc.bridge = self.bridges.register(key.tools)
+            mcp_config = self.bridges.config_for(proc.bridge)
         try:
-            self.spawner(proc, self.claude, build_argv(self.claude, key), self.env, self.workdir)
+            self.spawner(proc, self.claude, build_argv(self.claude, key, mcp_config), self.env, self.workdir)
         except OSError as e:
+            if proc.bridge is not None and self.bridges is not None:
+                self.bridges.unregister(proc.bridge)
             raise cli_missing("starting %s failed: %s" % (self.claude, e))
         self.stats.spawned += 1
         self.live.add(proc)
@@ -208,6 +250,11 @@ class ProcessManager:
 
     def _gone(self, result: Any, proc: CLIProcess) -> Any:
         self.live.discard(proc)
+        if proc.bridge is not None and self.bridges is not None:
+            self.bridges.unregister(proc.bridge)
+        wait = self._tool_waits.pop(proc, None)
+        if wait is not None:
+            self._cancel(wait.timer)
         for entries in list(self._idle.values()):
             for entry in [e for e in entries if e.proc is proc]:
                 entries.remove(entry)
@@ -240,6 +287,11 @@ class ProcessManager:
             raise ProxyError(503, "claudeproxy is shutting down", "server_error", "shutting_down")
         self.check_cli()
         self._note(key)
+        if conversation is not None and self._tool_waits:
+            wait = self._find_tool_wait(key, conversation)
+            if wait is not None:
+                self.stats.tool_hits += 1
+                return Lease(wait.proc, key, "tools", wait)
         if conversation is not None and self.max_sessions > 0:
             session = self._find_session(key, conversation)
             if session is not None:
@@ -272,6 +324,50 @@ class ProcessManager:
                     return None
                 return session
         return None
+
+    def _find_tool_wait(self, key: SpawnKey, conversation: Conversation) -> Optional[ToolWait]:
+        """
+        The process waiting for exactly the tool results that end
+        C{conversation}.
+        """
+        last = conversation.last_turn
+        if not last or not all(b.get("type") == "tool_result" for m in last for b in m.blocks):
+            return None
+        ids = frozenset(str(b.get("tool_use_id")) for m in last for b in m.blocks)
+        for proc, wait in self._tool_waits.items():
+            if wait.key == key and wait.given == ids:
+                del self._tool_waits[proc]
+                self._cancel(wait.timer)
+                if proc.is_ended or proc.killed:
+                    return None
+                return wait
+        return None
+
+    def hold_for_tools(self, lease: Lease, given: frozenset[str], held: tuple[ToolCall, ...] = ()) -> None:
+        """
+        Keep C{lease}'s process waiting inside its MCP calls for the
+        client's results, at most C{tool_wait} seconds.
+        """
+        proc = lease.proc
+        proc.attach(None)
+        if self.closing or proc.is_ended or proc.killed:
+            proc.kill()
+            return
+        wait = ToolWait(proc, lease.key, given, held)
+        wait.timer = self.reactor.callLater(self.tool_wait, self._tool_wait_expired, proc)
+        self._tool_waits[proc] = wait
+        while len(self._tool_waits) > self.max_tool_waits:
+            _, oldest = self._tool_waits.popitem(last=False)
+            self._cancel(oldest.timer)
+            self.stats.tool_waits_expired += 1
+            oldest.proc.kill()
+
+    def _tool_wait_expired(self, proc: CLIProcess) -> None:
+        wait = self._tool_waits.pop(proc, None)
+        if wait is not None:
+            self.stats.tool_waits_expired += 1
+            self.log.info("a client never came back with tool results; ending its CLI process")
+            proc.kill()
 
     def release(self, lease: Lease, keep: Optional[tuple[Message, ...]] = None) -> None:
         """
@@ -402,6 +498,12 @@ class ProcessManager:
                 "expired": self.stats.session_expired,
                 "evicted": self.stats.session_evicted,
             },
+            "tools": {
+                "waiting": len(self._tool_waits),
+                "resumed": self.stats.tool_hits,
+                "expired": self.stats.tool_waits_expired,
+                "wait": self.tool_wait,
+            },
             "spawned": self.stats.spawned,
         }
 
@@ -425,8 +527,11 @@ class ProcessManager:
                 self._cancel(entry.timer)
         for session in self._sessions.values():
             self._cancel(session.timer)
+        for wait in self._tool_waits.values():
+            self._cancel(wait.timer)
         self._idle.clear()
         self._sessions.clear()
+        self._tool_waits.clear()
         waits = []
         for proc in list(self.live):
             proc.kill()

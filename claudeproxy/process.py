@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .lines import LineBuffer, LineTooLong
+from .tools import SERVER, ToolSpec
 
 STDERR_TAIL = 4096
 
@@ -37,9 +38,10 @@ class SpawnKey:
     system_mode: str = "replace"
     effort: Optional[str] = None
     extra: tuple[str, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
 
 
-def build_argv(claude: str, key: SpawnKey) -> list[str]:
+def build_argv(claude: str, key: SpawnKey, mcp_config: Optional[str] = None) -> list[str]:
     """
     The CLI's argv: stream-json both ways, built-in tools off, no session
     files, no MCP servers but those given.
@@ -67,11 +69,17 @@ def build_argv(claude: str, key: SpawnKey) -> list[str]:
             argv += ["--system-prompt", key.system]
     if key.effort is not None:
         argv += ["--effort", key.effort]
+    if mcp_config is not None:
+        # the client's functions, served by the daemon's MCP endpoint, and
+        # only those (built-in tools stay off)
+        argv += ["--mcp-config", mcp_config, "--allowedTools", "mcp__" + SERVER]
     argv += list(key.extra)
     return argv
 
 
-def build_env(base: Mapping[str, str], keep_api_key: bool, upstream_retries: int) -> dict[str, str]:
+def build_env(
+    base: Mapping[str, str], keep_api_key: bool, upstream_retries: int, tool_wait: float = 300.0
+) -> dict[str, str]:
     """
     The daemon's own environment, without C{ANTHROPIC_API_KEY} (so the
     subscription login is used) unless asked to keep it, with upstream
@@ -81,6 +89,8 @@ def build_env(base: Mapping[str, str], keep_api_key: bool, upstream_retries: int
     if not keep_api_key:
         env.pop("ANTHROPIC_API_KEY", None)
     env["CLAUDE_CODE_MAX_RETRIES"] = str(upstream_retries)
+    # a tool call waits for the client's follow-up at most --tool-wait
+    env["MCP_TOOL_TIMEOUT"] = str(int((tool_wait + 60) * 1000))
     return env
 
 
@@ -165,6 +175,8 @@ class CLIProcess(ProcessProtocol):
         self.killed = False
         self._group_killed = False
         self.init: Optional[Mapping[str, Any]] = None
+        #: the MCP bridge of a process started with the client's tools
+        self.bridge: Any = None
         self._killer = killer
         self._sink: Optional[ProcessSink] = None
         self._lines = LineBuffer()

@@ -27,9 +27,10 @@ from .config import Config
 from .conversation import Conversation, Message, stdin_blocks, text_block, turn_blocks, user_line
 from .errors import ProxyError, bad_request
 from .httpio import write_error, write_json
-from .pool import Limiter, ProcessManager
+from .pool import Lease, Limiter, ProcessManager
 from .process import SpawnKey
 from .streaming import Outcome, TurnRun
+from .tools import mcp_content
 from .turn import TurnState
 
 SHUTTING_DOWN = ProxyError(503, "claudeproxy is shutting down; retry in a moment", "server_error", "shutting_down")
@@ -221,12 +222,18 @@ class ProxyApp:
             self._log(rid, model, stream, status, started, outcome)
 
     async def _run_chat(self, request: Request, rid: str, chat: openai_chat.ChatRequest) -> Outcome:
-        key = SpawnKey(chat.cli_model, chat.conversation.system, self.config.system_prompt_mode, chat.effort)
+        key = SpawnKey(
+            chat.cli_model,
+            chat.conversation.system,
+            self.config.system_prompt_mode,
+            chat.effort,
+            tools=chat.tools,
+        )
         while True:
             if self.closing:
                 raise SHUTTING_DOWN
             lease = self.manager.acquire(key, chat.conversation)
-            keep: Optional[tuple[Message, ...]] = None
+            outcome: Optional[Outcome] = None
             try:
                 state = TurnState(model=chat.cli_model)
                 created = int(self.wallclock())
@@ -244,23 +251,67 @@ class ProxyApp:
                     self.config.request_timeout,
                     chat.stop,
                     reused=lease.source != "cold",
+                    parallel_tool_calls=chat.parallel_tool_calls,
+                    require_tool=chat.requires_tool,
                 )
                 if chat.stream:
                     request.registerProducer(run, True)
-                blocks = turn_blocks(chat.conversation.last_turn) if lease.resumed else stdin_blocks(chat.conversation)
                 self.runs.add(run)
                 try:
-                    outcome = await run.start(user_line(blocks))
+                    if lease.source == "tools":
+                        done = run.start(b"")
+                        self._resume_tools(lease, run, chat.conversation)
+                    else:
+                        blocks = (
+                            turn_blocks(chat.conversation.last_turn)
+                            if lease.resumed
+                            else stdin_blocks(chat.conversation)
+                        )
+                        done = run.start(user_line(blocks))
+                    outcome = await done
                 finally:
                     self.runs.discard(run)
-                keep = continuation(chat.conversation, outcome)
+                    if lease.proc.bridge is not None:
+                        lease.proc.bridge.on_call = None
             finally:
-                self.manager.release(lease, keep)
+                self._give_back(lease, chat.conversation, outcome)
             if outcome.retry:
                 if chat.stream and request.producer is not None:
                     request.unregisterProducer()
                 continue
             return outcome
+
+    def _resume_tools(self, lease: Lease, run: TurnRun, conversation: Conversation) -> None:
+        """
+        Answer the process's pending MCP calls with the client's tool
+        results; the CLI then carries on, and its output goes to C{run}.
+        """
+        bridge = lease.proc.bridge
+        wait = lease.tool_wait
+        assert bridge is not None and wait is not None
+        held = list(wait.held)
+        if held:
+
+            def on_call(call_id: str) -> None:
+                for i, call in enumerate(held):
+                    if call.id == call_id:
+                        run.hand_over(call, tuple(held[i + 1 :]))
+                        return
+
+            bridge.on_call = on_call
+        for message in conversation.last_turn:
+            for block in message.blocks:
+                bridge.answer(
+                    str(block.get("tool_use_id")),
+                    {"content": mcp_content(block.get("content")), "isError": bool(block.get("is_error"))},
+                )
+
+    def _give_back(self, lease: Lease, conversation: Conversation, outcome: Optional[Outcome]) -> None:
+        finished = outcome.finished if outcome is not None else None
+        if finished is not None and finished.tool_calls and outcome is not None and outcome.clean:
+            self.manager.hold_for_tools(lease, frozenset(c.id for c in finished.tool_calls), outcome.held)
+        else:
+            self.manager.release(lease, continuation(conversation, outcome) if outcome is not None else None)
 
     def _log(self, rid: str, model: str, stream: bool, status: int, started: float, outcome: Optional[Outcome]) -> None:
         total_ms = (self.reactor.seconds() - started) * 1000.0

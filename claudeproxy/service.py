@@ -11,13 +11,14 @@ from typing import Any, Mapping, Optional
 import attrs
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.utils import getProcessOutput
 from twisted.logger import Logger
 from twisted.web.server import Site
 
 from .config import Config
 from .httpio import limited_request
+from .mcp import McpServer
 from .models import DEFAULT_MODEL
 from .pool import Limiter, ProcessManager
 from .process import Killer, Spawner, SpawnKey, group_spawner, kill_group
@@ -34,9 +35,17 @@ class _Core(Service):
     log = Logger()
 
     def __init__(
-        self, reactor: Any, proxy: ProxyApp, manager: ProcessManager, env: Mapping[str, str], grace: float
+        self,
+        reactor: Any,
+        proxy: ProxyApp,
+        manager: ProcessManager,
+        mcp: McpServer,
+        env: Mapping[str, str],
+        grace: float,
     ) -> None:
         self.reactor = reactor
+        self.mcp = mcp
+        self.mcp_port: Any = None
         self.proxy = proxy
         self.manager = manager
         self.env = env
@@ -45,6 +54,10 @@ class _Core(Service):
 
     def startService(self) -> None:
         super().startService()
+        site = Site(self.mcp.resource())
+        site.noisy = False
+        self.mcp_port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.mcp.port = self.mcp_port.getHost().port
         self.manager.start()
         claude = self.manager.claude
         if claude is not None:
@@ -67,11 +80,27 @@ class _Core(Service):
             d.addCallbacks(got, failed)
 
     def stopService(self) -> Deferred[Any]:
+        """
+        End in-flight requests with an error, kill every CLI group, and
+        fire once all are reaped (or C{grace} seconds have passed).
+        """
         super().stopService()
         self.proxy.shutdown()
-        done = self.manager.shutdown()
-        timer = Deferred[None]()
-        call = self.reactor.callLater(self.grace, timer.callback, None)
+        reaped = self.manager.shutdown()
+        done: Deferred[None] = Deferred()
+
+        def close() -> None:
+            if done.called:
+                return
+            port, self.mcp_port = self.mcp_port, None
+            stopped = maybeDeferred(port.stopListening) if port is not None else succeed(None)
+            stopped.addBoth(lambda _: None if done.called else done.callback(None))
+
+        def grace_over() -> None:
+            self.log.warn("CLI processes did not end within {grace}s of shutdown", grace=self.grace)
+            close()
+
+        call = self.reactor.callLater(self.grace, grace_over)
 
         def finished(_: Any) -> None:
             try:
@@ -80,10 +109,10 @@ class _Core(Service):
                 pass
             if call.active():
                 call.cancel()
-                timer.callback(None)
+            close()
 
-        done.addBoth(finished)
-        return timer
+        reaped.addBoth(finished)
+        return done
 
 
 @attrs.frozen
@@ -113,7 +142,8 @@ def build(
     """
     from .process import build_env
 
-    cli_env = build_env(env, config.keep_api_key, config.upstream_retries)
+    cli_env = build_env(env, config.keep_api_key, config.upstream_retries, config.tool_wait)
+    mcp = McpServer(reactor, int((config.tool_wait + 60) * 1000))
     manager = ProcessManager(
         reactor,
         config.claude,
@@ -127,11 +157,13 @@ def build(
         session_ttl=config.session_ttl,
         max_sessions=config.max_sessions,
         default_key=SpawnKey(DEFAULT_MODEL, None, config.system_prompt_mode),
+        bridges=mcp,
+        tool_wait=config.tool_wait,
     )
     limiter = Limiter(config.max_concurrent, config.max_queued)
     core: Optional[_Core] = None
     proxy = ProxyApp(reactor, config, manager, limiter, lambda: core.cli_version if core else None)
-    core = _Core(reactor, proxy, manager, cli_env, config.shutdown_grace)
+    core = _Core(reactor, proxy, manager, mcp, cli_env, config.shutdown_grace)
     site = Site(proxy.resource())
     site.requestFactory = limited_request(config.max_body)
     site.displayTracebacks = False

@@ -22,7 +22,8 @@ from zope.interface import implementer
 from .errors import ProxyError, cli_failed, timeout
 from .process import CLIProcess
 from .stops import StopScanner
-from .turn import Failed, Finished, ReasoningOut, TextOut, TurnState
+from .tools import ToolCall
+from .turn import Failed, Finished, ReasoningOut, TextOut, ToolCallDelta, ToolCallStart, TurnState
 
 
 class TurnOutput(Protocol):
@@ -33,6 +34,10 @@ class TurnOutput(Protocol):
     def text(self, text: str) -> None: ...
 
     def reasoning(self, text: str) -> None: ...
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> None: ...
+
+    def tool_call_delta(self, index: int, arguments: str) -> None: ...
 
     def finished(self, finished: Finished) -> None: ...
 
@@ -51,6 +56,8 @@ class Outcome:
     error: Optional[ProxyError] = None
     clean: bool = False
     retry: bool = False
+    #: tool calls of the same message not handed to the client yet
+    held: tuple[ToolCall, ...] = ()
 
 
 @implementer(IPushProducer)
@@ -67,7 +74,11 @@ class TurnRun:
         request_timeout: float,
         stops: tuple[str, ...] = (),
         reused: bool = False,
+        parallel_tool_calls: bool = True,
+        require_tool: bool = False,
     ) -> None:
+        self.parallel_tool_calls = parallel_tool_calls
+        self.require_tool = require_tool
         self.reactor = reactor
         self.reused = reused
         self.got_line = False
@@ -145,12 +156,33 @@ class TurnRun:
             elif isinstance(out, ReasoningOut):
                 self._first_token()
                 self.output.reasoning(out.text)
+            elif isinstance(out, ToolCallStart):
+                if self.parallel_tool_calls or out.index == 0:
+                    self._first_token()
+                    self.output.tool_call_start(out.index, out.id, out.name)
+            elif isinstance(out, ToolCallDelta):
+                if self.parallel_tool_calls or out.index == 0:
+                    self.output.tool_call_delta(out.index, out.arguments)
             elif isinstance(out, Finished):
                 rest = self.stops.flush()
                 if rest:
                     self._first_token()
                     self.output.text(rest)
-                self._finish(out, clean=True)
+                held: tuple[ToolCall, ...] = ()
+                if not self.parallel_tool_calls and len(out.tool_calls) > 1:
+                    held = out.tool_calls[1:]
+                    out = attrs.evolve(out, tool_calls=out.tool_calls[:1])
+                if self.require_tool and not out.tool_calls:
+                    self._fail(
+                        ProxyError(
+                            502,
+                            "tool_choice required a tool call, but the model answered without calling one",
+                            "server_error",
+                            "tool_choice_not_followed",
+                        )
+                    )
+                    return
+                self._finish(out, clean=True, held=held)
             elif isinstance(out, Failed):
                 self._fail(out.error)
 
@@ -214,7 +246,7 @@ class TurnRun:
             return None
         return (self.first_token_at - self.started_at) * 1000.0
 
-    def _finish(self, finished: Finished, clean: bool) -> None:
+    def _finish(self, finished: Finished, clean: bool, held: tuple[ToolCall, ...] = ()) -> None:
         if self.ended:
             return
         self._end()
@@ -222,7 +254,27 @@ class TurnRun:
             self.output.finished(finished)
         except Exception:
             self.log.failure("rendering a finished turn")
-        self.done.callback(Outcome(200, self._ms(), finished, None, clean))
+        self.done.callback(Outcome(200, self._ms(), finished, None, clean, held=held))
+
+    def hand_over(self, call: ToolCall, rest: tuple[ToolCall, ...]) -> None:
+        """
+        The CLI moved on to a call the client has not been given yet
+        (C{parallel_tool_calls: false}): end this turn with it.
+        """
+        if self.ended:
+            return
+        self._first_token()
+        self.output.tool_call_start(0, call.id, call.name)
+        self.output.tool_call_delta(0, call.arguments)
+        finished = Finished(
+            text="",
+            reasoning="",
+            model=self.state.model,
+            stop_reason="tool_use",
+            usage=self.state.usage_so_far(),
+            tool_calls=(call,),
+        )
+        self._finish(finished, clean=True, held=rest)
 
     def _fail(self, error: ProxyError) -> None:
         if self.ended:

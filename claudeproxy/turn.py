@@ -8,11 +8,13 @@ passes C{now}).
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping, Optional, Union
 
 import attrs
 
 from .errors import ProxyError, error_from_result
+from .tools import ToolCall, client_name
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -67,6 +69,24 @@ class ReasoningOut:
 
 
 @attrs.frozen
+class ToolCallStart:
+    """
+    The model began a call of one of the client's tools (C{index} counts
+    the client's calls in this turn from 0).
+    """
+
+    index: int
+    id: str
+    name: str
+
+
+@attrs.frozen
+class ToolCallDelta:
+    index: int
+    arguments: str
+
+
+@attrs.frozen
 class Finished:
     """
     The turn ended well.  C{stop_reason} is Anthropic's; L{finish_reason} is
@@ -79,9 +99,12 @@ class Finished:
     stop_reason: Optional[str]
     usage: Usage
     result: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @property
     def finish_reason(self) -> str:
+        if self.tool_calls:
+            return "tool_calls"
         return STOP_REASONS.get(self.stop_reason or "end_turn", "stop")
 
 
@@ -90,7 +113,7 @@ class Failed:
     error: ProxyError
 
 
-Output = Union[TextOut, ReasoningOut, Finished, Failed]
+Output = Union[TextOut, ReasoningOut, ToolCallStart, ToolCallDelta, Finished, Failed]
 
 
 @attrs.define
@@ -113,6 +136,10 @@ class TurnState:
     _streamed_reasoning: set[str] = attrs.Factory(set)
     _message_usage: Usage = Usage()
     _stream_usage: Usage = Usage()
+    #: the client's tool calls of the current message, by content block index
+    _calls: dict[int, list[Any]] = attrs.Factory(dict)
+    _call_count: int = 0
+    _message_tool_input: dict[str, Any] = attrs.Factory(dict)
 
     def usage_so_far(self) -> Usage:
         """
@@ -152,14 +179,32 @@ class TurnState:
             else:
                 self._partial = ""
             self._message_id = message.get("id")
+            self._calls = {}
+            self._message_tool_input = {}
             self._stream_usage = Usage.from_anthropic(message.get("usage"))
             self._message_complete = False
             if isinstance(message.get("model"), str) and message["model"] != "<synthetic>":
                 self.model = message["model"]
             return []
+        if kind == "content_block_start":
+            block = event.get("content_block") or {}
+            name = client_name(block.get("name")) if block.get("type") == "tool_use" else None
+            if name is not None and isinstance(event.get("index"), int):
+                index = self._call_count
+                self._call_count += 1
+                self._calls[event["index"]] = [index, str(block.get("id", "")), name, []]
+                return [ToolCallStart(index, str(block.get("id", "")), name)]
+            return []
         if kind == "content_block_delta":
             delta = event.get("delta") or {}
             dkind = delta.get("type")
+            if dkind == "input_json_delta" and event.get("index") in self._calls:
+                partial = delta.get("partial_json")
+                if isinstance(partial, str) and partial:
+                    call = self._calls[event["index"]]
+                    call[3].append(partial)
+                    return [ToolCallDelta(call[0], partial)]
+                return []
             if dkind == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
                 self._partial += delta["text"]
                 if self._message_id:
@@ -183,8 +228,31 @@ class TurnState:
         if kind == "message_stop":
             self._message_complete = True
             self._partial = ""
+            if self.stop_reason == "tool_use" and self._calls:
+                return [self._tool_turn_end()]
             return []
         return []
+
+    def _tool_turn_end(self) -> Finished:
+        """
+        The model stopped to call the client's tools: the turn ends here for
+        the client, while the CLI waits inside its MCP calls.
+        """
+        calls = []
+        for _, (_, cid, name, parts) in sorted(self._calls.items()):
+            arguments = "".join(parts)
+            if not arguments and cid in self._message_tool_input:
+                arguments = json.dumps(self._message_tool_input[cid], ensure_ascii=False)
+            calls.append(ToolCall(cid, name, arguments or "{}"))
+        self.done = True
+        return Finished(
+            text="".join(self.text),
+            reasoning="".join(self.reasoning),
+            model=self.model,
+            stop_reason="tool_use",
+            usage=self._stream_usage,
+            tool_calls=tuple(calls),
+        )
 
     def _assistant(self, message: Any) -> list[Output]:
         """
@@ -204,8 +272,15 @@ class TurnState:
         if usage != Usage():
             self._message_usage = usage
         out: list[Output] = []
+        unstreamed_calls = []
         for block in message.get("content") or []:
             if not isinstance(block, Mapping):
+                continue
+            if block.get("type") == "tool_use":
+                self._message_tool_input[str(block.get("id", ""))] = block.get("input", {})
+                name = client_name(block.get("name"))
+                if name is not None and mid != self._message_id:
+                    unstreamed_calls.append(block)
                 continue
             if block.get("type") == "text" and mid not in self._streamed_text:
                 text = block.get("text") or ""
@@ -220,6 +295,17 @@ class TurnState:
                 if thinking:
                     self.reasoning.append(thinking)
                     out.append(ReasoningOut(thinking))
+        if unstreamed_calls and message.get("stop_reason") == "tool_use":
+            # a reply that came without deltas and stops for tool calls
+            self._calls = {}
+            for i, block in enumerate(unstreamed_calls):
+                index = self._call_count
+                self._call_count += 1
+                arguments = json.dumps(block.get("input", {}), ensure_ascii=False)
+                self._calls[i] = [index, str(block.get("id", "")), client_name(block.get("name")), [arguments]]
+                out.append(ToolCallStart(index, str(block.get("id", "")), str(client_name(block.get("name")))))
+                out.append(ToolCallDelta(index, arguments))
+            out.append(self._tool_turn_end())
         return out
 
     def _result(self, line: Mapping[str, Any], now: float) -> Output:

@@ -39,6 +39,8 @@ class Reply:
         many text chunks (the CLI then re-requests without streaming).
     @ivar hang: never answer (the connection stays open).
     @ivar delay: seconds to wait between chunks.
+    @ivar hang_after: stop sending (the connection stays open, no
+        C{message_stop}) after this many text chunks.
     """
 
     text: str = "Hello from the fake upstream."
@@ -57,6 +59,11 @@ class Reply:
     output_tokens: int = 7
     cache_read: int = 0
     cache_creation: int = 0
+    hang_after: Optional[int] = None
+
+
+#: in a frame list: stop here and leave the response open
+_HANG = object()
 
 
 @attrs.define
@@ -90,6 +97,7 @@ class _Messages(Resource):
         headers = {k.decode().lower(): v[0].decode() for k, v in request.requestHeaders.getAllRawHeaders()}
         path = request.path
         self.fake.requests.append(Recorded(path, headers, body))
+        self.fake._watch(request, len(self.fake.requests))
         if not path.startswith(b"/v1/messages") or path.startswith(b"/v1/messages/count_tokens"):
             request.setResponseCode(404)
             return b'{"type":"error","error":{"type":"not_found_error","message":"nope"}}'
@@ -111,6 +119,9 @@ class FakeAnthropic:
         self.default = Reply()
         self.port: Optional[IListeningPort] = None
         self._open: list[Request] = []
+        #: numbers (1-based, as in L{requests}) of the requests whose
+        #: client went away before the answer was finished
+        self.lost: list[int] = []
 
     def push(self, *replies: Reply) -> None:
         self.replies.extend(replies)
@@ -123,6 +134,12 @@ class FakeAnthropic:
     @property
     def message_requests(self) -> List[Recorded]:
         return [r for r in self.requests if r.path.startswith(b"/v1/messages")]
+
+    def _watch(self, request: Request, n: int) -> None:
+        def gone(_: Any) -> None:
+            self.lost.append(n)
+
+        request.notifyFinish().addErrback(gone)
 
     def listen(self) -> str:
         root = _Messages(self)
@@ -256,6 +273,9 @@ class FakeAnthropic:
                 if reply.cut_after is not None and text_chunks >= reply.cut_after:
                     frames.append(None)
                     return frames
+                if reply.hang_after is not None and text_chunks >= reply.hang_after:
+                    frames.append(_HANG)
+                    return frames
                 frames.append(
                     _sse(
                         "content_block_delta",
@@ -336,6 +356,8 @@ class FakeAnthropic:
             frame = frames[i]
             if frame is None:
                 cut()
+                return
+            if frame is _HANG:
                 return
             request.write(frame)
             if reply.delay:

@@ -1,0 +1,246 @@
+"""
+The daemon's own MCP server: how a client's functions reach the CLI.
+
+Each CLI process started with tools gets a L{ToolBridge}: a private URL and
+bearer secret on a loopback listener, the tools it lists, and the calls it
+is waiting on.  When the model calls a tool, the CLI's MCP C{tools/call}
+stays open (as server-sent events, with progress notifications so the CLI
+keeps waiting) until the client's follow-up request brings the result.
+
+Only the small JSON-RPC subset the CLI uses is implemented: initialize,
+notifications, ping, tools/list and tools/call over streamable HTTP.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from typing import Any, Callable, Optional
+
+from klein import Klein
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.web.server import Request
+
+from .tools import SERVER, ToolSpec
+
+PROTOCOL_VERSION = "2025-06-18"
+PROGRESS_EVERY = 20.0
+
+Result = dict[str, Any]
+
+
+class ToolBridge:
+    """
+    One process's tools and pending calls.  Results the client gives
+    before the CLI asks are kept until it does.
+    """
+
+    def __init__(self, bridge_id: str, secret: str, tools: tuple[ToolSpec, ...]) -> None:
+        self.id = bridge_id
+        self.secret = secret
+        self.tools = tools
+        self.pending: dict[str, Deferred[Result]] = {}
+        self.answers: dict[str, Result] = {}
+        self.calls_seen: list[str] = []
+        #: told of each call as it arrives (the request serving the process)
+        self.on_call: Optional[Callable[[str], None]] = None
+        self.closed = False
+
+    def call(self, tool_use_id: str) -> Deferred[Result]:
+        """
+        The CLI calls a tool; fires with the MCP result.
+        """
+        self.calls_seen.append(tool_use_id)
+
+        def forget(_: Deferred[Result]) -> None:
+            self.pending.pop(tool_use_id, None)
+
+        d: Deferred[Result] = Deferred(forget)
+        if tool_use_id in self.answers:
+            d.callback(self.answers.pop(tool_use_id))
+            return d
+        self.pending[tool_use_id] = d
+        if self.on_call is not None:
+            self.on_call(tool_use_id)
+        return d
+
+    def answer(self, tool_use_id: str, result: Result) -> None:
+        """
+        The client's result for C{tool_use_id}.
+        """
+        d = self.pending.pop(tool_use_id, None)
+        if d is not None:
+            d.callback(result)
+        else:
+            self.answers[tool_use_id] = result
+
+    def close(self) -> None:
+        self.closed = True
+        pending, self.pending = self.pending, {}
+        for d in pending.values():
+            d.callback({"content": [{"type": "text", "text": "the request was abandoned"}], "isError": True})
+
+    def mcp_config(self, port: int, timeout_ms: int) -> str:
+        return json.dumps(
+            {
+                "mcpServers": {
+                    SERVER: {
+                        "type": "http",
+                        "url": "http://127.0.0.1:%d/mcp/%s" % (port, self.id),
+                        "headers": {"Authorization": "Bearer " + self.secret},
+                        "timeout": timeout_ms,
+                    }
+                }
+            },
+            separators=(",", ":"),
+        )
+
+
+def _rpc_result(rid: Any, result: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "result": result}
+
+
+def _rpc_error(rid: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+
+
+class McpServer:
+    """
+    The loopback HTTP endpoint all bridges share.
+    """
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(self, reactor: IReactorTime, timeout_ms: int = 360_000) -> None:
+        self.reactor = reactor
+        self.bridges: dict[str, ToolBridge] = {}
+        self.port = 0
+        self.timeout_ms = timeout_ms
+
+    def config_for(self, bridge: ToolBridge) -> str:
+        return bridge.mcp_config(self.port, self.timeout_ms)
+
+    def resource(self) -> Any:
+        return self.app.resource()
+
+    def register(self, tools: tuple[ToolSpec, ...]) -> ToolBridge:
+        bridge = ToolBridge(secrets.token_hex(12), secrets.token_urlsafe(24), tools)
+        self.bridges[bridge.id] = bridge
+        return bridge
+
+    def unregister(self, bridge: ToolBridge) -> None:
+        self.bridges.pop(bridge.id, None)
+        bridge.close()
+
+    def _json(self, request: Request, status: int, obj: Any) -> bytes:
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(obj).encode()
+
+    @app.route("/mcp/<bridge_id>", methods=["GET", "DELETE"])
+    def other(self, request: Request, bridge_id: str) -> bytes:
+        request.setResponseCode(405)
+        return b""
+
+    @app.route("/mcp/<bridge_id>", methods=["POST"])
+    def post(self, request: Request, bridge_id: str) -> Any:
+        bridge = self.bridges.get(bridge_id)
+        auth = request.getHeader(b"authorization") or b""
+        if bridge is None or not hmac.compare_digest(auth, b"Bearer " + bridge.secret.encode()):
+            return self._json(request, 404, _rpc_error(None, -32001, "unknown MCP endpoint"))
+        try:
+            assert request.content is not None
+            message = json.loads(request.content.read())
+        except ValueError:
+            return self._json(request, 400, _rpc_error(None, -32700, "parse error"))
+        if isinstance(message, list):
+            return self._json(request, 400, _rpc_error(None, -32600, "batches are not supported"))
+        if not isinstance(message, dict):
+            return self._json(request, 400, _rpc_error(None, -32600, "invalid request"))
+        method = message.get("method")
+        rid = message.get("id")
+        params = message.get("params") or {}
+        if rid is None:
+            # a notification or a response: nothing to answer
+            request.setResponseCode(202)
+            return b""
+        if method == "initialize":
+            version = params.get("protocolVersion") or PROTOCOL_VERSION
+            return self._json(
+                request,
+                200,
+                _rpc_result(
+                    rid,
+                    {
+                        "protocolVersion": version,
+                        "capabilities": {"tools": {"listChanged": False}},
+                        "serverInfo": {"name": "claudeproxy", "version": "1"},
+                    },
+                ),
+            )
+        if method == "ping":
+            return self._json(request, 200, _rpc_result(rid, {}))
+        if method == "tools/list":
+            return self._json(request, 200, _rpc_result(rid, {"tools": [t.to_mcp() for t in bridge.tools]}))
+        if method == "tools/call":
+            return self._call(request, bridge, rid, params)
+        return self._json(request, 200, _rpc_error(rid, -32601, "method not found: %s" % (method,)))
+
+    def _call(self, request: Request, bridge: ToolBridge, rid: Any, params: dict[str, Any]) -> Any:
+        meta = params.get("_meta") or {}
+        tool_use_id = meta.get("claudecode/toolUseId")
+        name = params.get("name")
+        if not isinstance(tool_use_id, str) or name not in {t.name for t in bridge.tools}:
+            return self._json(request, 200, _rpc_error(rid, -32602, "unknown tool call"))
+        token = meta.get("progressToken")
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", b"text/event-stream")
+        request.setHeader(b"cache-control", b"no-cache")
+        request.write(b": waiting for the client's result\n\n")
+        d = bridge.call(tool_use_id)
+        ticks = [0]
+        timer: list[Optional[IDelayedCall]] = [None]
+
+        def progress() -> None:
+            ticks[0] += 1
+            if token is not None:
+                note = {
+                    "jsonrpc": "2.0",
+                    "method": "notifications/progress",
+                    "params": {"progressToken": token, "progress": ticks[0]},
+                }
+                request.write(b"event: message\ndata: " + json.dumps(note).encode() + b"\n\n")
+            else:
+                request.write(b": still waiting\n\n")
+            timer[0] = self.reactor.callLater(PROGRESS_EVERY, progress)
+
+        timer[0] = self.reactor.callLater(PROGRESS_EVERY, progress)
+
+        def gone(_: Any) -> None:
+            if timer[0] is not None and timer[0].active():
+                timer[0].cancel()
+            if not d.called:
+                d.cancel()
+
+        request.notifyFinish().addBoth(gone)
+        done: Deferred[None] = Deferred()
+
+        def answered(result: Result) -> None:
+            if timer[0] is not None and timer[0].active():
+                timer[0].cancel()
+            if not request.finished and not getattr(request, "_disconnected", False):
+                request.write(b"event: message\ndata: " + json.dumps(_rpc_result(rid, result)).encode() + b"\n\n")
+                request.finish()
+            if not done.called:
+                done.callback(None)
+
+        def dropped(_: Any) -> None:
+            if not done.called:
+                done.callback(None)
+
+        d.addCallbacks(answered, dropped)
+        return done
