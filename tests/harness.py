@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Mapping, Optional
 
 import attrs
 import treq
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
+from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
@@ -174,17 +177,21 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02
         waited += interval
 
 
-async def start(test: TestCase, claude: Optional[str] = None, **overrides: Any) -> Running:
+async def start(
+    test: TestCase, claude: Optional[str] = None, extra_env: Optional[Mapping[str, str]] = None, **overrides: Any
+) -> Running:
     """
     Start the fake upstream and the daemon (the real CLI unless C{claude}
     names another); both stop when the test ends, and the test fails if a
-    CLI process is left running.
+    CLI process is left running.  C{extra_env} is added to the CLI's
+    environment.
     """
     fake = FakeAnthropic(reactor)
     base_url = fake.listen()
     home = tempfile.mkdtemp(prefix="cp-home-")
     workdir = tempfile.mkdtemp(prefix="cp-work-")
     env = cli_env(base_url, home)
+    env.update(extra_env or {})
     settings: dict[str, Any] = dict(
         listen="tcp:0:interface=127.0.0.1",
         claude=claude if claude is not None else cli_path(),
@@ -207,12 +214,17 @@ async def start(test: TestCase, claude: Optional[str] = None, **overrides: Any) 
 
     daemon = build(reactor, Config(**settings), env, spawner=recording_spawner)
     daemon.core.startService()
-    port = reactor.listenTCP(0, daemon.site, interface="127.0.0.1")
+    connections = WrappingFactory(daemon.site)
+    port = reactor.listenTCP(0, connections, interface="127.0.0.1")
     running = Running(daemon, fake, "http://127.0.0.1:%d" % (port.getHost().port,), port, env, spawned)
 
     async def cleanup() -> None:
         await running.pool.closeCachedConnections()
         await port.stopListening()
+        # clients that keep connections open (the openai SDK) are cut off
+        for protocol in list(connections.protocols):
+            protocol.transport.abortConnection()
+        await wait_for(lambda: not connections.protocols, timeout=5)
         await daemon.core.stopService()
         await fake.stop()
         left = live_pids(spawned)
@@ -226,3 +238,79 @@ async def start(test: TestCase, claude: Optional[str] = None, **overrides: Any) 
 
 
 __all__ = ["AsyncIterator"]
+
+
+class RawClient(Protocol):
+    """
+    A hand-made HTTP/1.0 client: the test decides when it reads
+    (C{transport.pauseProducing}) and when it goes away.  C{data} is every
+    byte received; C{closed} fires with it when the server closes.
+    """
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed: Deferred[bytes] = Deferred()
+        self.connected = False
+
+    def connectionMade(self) -> None:
+        self.connected = True
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.connected = False
+        if not self.closed.called:
+            self.closed.callback(bytes(self.data))
+
+    @property
+    def head(self) -> bytes:
+        return bytes(self.data).split(b"\r\n\r\n", 1)[0]
+
+    @property
+    def status(self) -> Optional[int]:
+        if b"\r\n" not in self.data:
+            return None
+        return int(bytes(self.data).split(b" ", 2)[1])
+
+    @property
+    def body(self) -> bytes:
+        parts = bytes(self.data).split(b"\r\n\r\n", 1)
+        return parts[1] if len(parts) == 2 else b""
+
+
+async def raw_post(port: int, path: str, body: Any, headers: Optional[dict[str, str]] = None) -> RawClient:
+    """
+    Connect to C{port} on loopback and send one HTTP/1.0 POST of C{body}
+    (JSON unless bytes); the connected L{RawClient}.
+    """
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    client = RawClient()
+    await connectProtocol(endpoint, client)
+    h = {"Host": "127.0.0.1:%d" % (port,), "Content-Type": "application/json", "Content-Length": str(len(data))}
+    h.update(headers or {})
+    request = ("POST %s HTTP/1.0\r\n" % (path,)).encode() + b"".join(
+        ("%s: %s\r\n" % (k, v)).encode() for k, v in h.items()
+    )
+    assert client.transport is not None
+    client.transport.write(request + b"\r\n" + data)
+    return client
+
+
+def children_of(ppid: int) -> list[int]:
+    """
+    Live processes whose parent is C{ppid}.
+    """
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % (name,)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == ppid:
+            out.append(int(name))
+    return out
