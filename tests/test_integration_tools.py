@@ -114,7 +114,10 @@ class ToolCallTests(TestCase):
         self.assertEqual(d.manager.stats.tool_hits, 2)
         self.assertEqual(d.manager.stats.spawned, 1)
         self.assertEqual(
-            [json.dumps(r["content"]).count(x) for r, x in zip(tool_results(d)[-3:], ["sunny", "12:00", "rainy"])],
+            [
+                json.dumps(r["content"]).count(x)
+                for r, x in zip(tool_results(d)[-3:], ["sunny", "12:00", "rainy"], strict=True)
+            ],
             [1, 1, 1],
         )
 
@@ -284,7 +287,8 @@ class ToolCallTests(TestCase):
         self.assertEqual(body["choices"][0]["message"]["content"], "A and B done.")
         results = tool_results(d)
         self.assertEqual(
-            [json.dumps(r["content"]).count(x) for r, x in zip(results[-2:], ["a-result", "b-result"])], [1, 1]
+            [json.dumps(r["content"]).count(x) for r, x in zip(results[-2:], ["a-result", "b-result"], strict=True)],
+            [1, 1],
         )
 
     async def test_client_that_never_returns(self) -> None:
