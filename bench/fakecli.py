@@ -148,7 +148,9 @@ def answer(w: Writer, model: str, turn: int, prompt: str, nbytes: int, chunk: in
     w.event({"type": "message_start", "message": message}, ttft_ms=0)
     w.event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
     # the deltas: one template, the text (no escapes needed) dropped in
-    head = b'{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"'
+    head = (
+        b'{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"'
+    )
     tail = b'"}},"session_id":"' + SESSION.encode() + b'","parent_tool_use_id":null,"uuid":"'
     raw = text.encode("ascii")
     first = True

@@ -16,6 +16,7 @@ import attrs
 from . import models
 from .conversation import Block, Conversation, Message, text_block
 from .errors import bad_request
+from .spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, positive_int
 from .tools import NAME_RE, ToolSpec
 from .tools import spec as tool_spec
 from .turn import Finished, Usage
@@ -36,8 +37,6 @@ IGNORED_PARAMS = frozenset(
         "prompt_cache_key",
         "safety_identifier",
         "verbosity",
-        "max_tokens",
-        "max_completion_tokens",
         "top_logprobs",
     }
 )
@@ -64,22 +63,13 @@ _DATA_URL = re.compile(r"^data:([^;,]+)((?:;[^;,]*)*),(.*)$", re.S)
 
 
 @attrs.frozen
-class ChatRequest:
-    model: str
-    cli_model: str
-    conversation: Conversation
-    stream: bool = False
-    include_usage: bool = False
-    stop: tuple[str, ...] = ()
-    effort: Optional[str] = None
-    tools: tuple[ToolSpec, ...] = ()
-    #: "auto", "required", or the one function's name that must be called
-    tool_choice: str = "auto"
-    parallel_tool_calls: bool = True
+class ChatRequest(TurnSpec):
+    """
+    A chat completions request: the neutral spec plus what only this
+    protocol has.
+    """
 
-    @property
-    def requires_tool(self) -> bool:
-        return bool(self.tools) and self.tool_choice != "auto"
+    include_usage: bool = False
 
 
 def _image_block(part: Mapping[str, Any], where: str) -> Block:
@@ -259,16 +249,10 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
         parallel = True
     if not isinstance(parallel, bool):
         raise bad_request("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
-    fmt = body.get("response_format")
-    if fmt is not None:
-        if not isinstance(fmt, Mapping) or fmt.get("type") not in ("text", "json_object", "json_schema"):
-            raise bad_request("'response_format.type' must be text, json_object or json_schema", "response_format")
-        if fmt.get("type") != "text":
-            raise bad_request(
-                "'response_format' %s is not supported by this version of claudeproxy" % (fmt.get("type"),),
-                "response_format",
-                "unsupported_parameter",
-            )
+    json_schema = parse_response_format(body.get("response_format"))
+    max_tokens = positive_int(body.get("max_completion_tokens"), "max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = positive_int(body.get("max_tokens"), "max_tokens")
     if body.get("logprobs"):
         raise bad_request(
             "'logprobs' cannot be provided: Claude does not expose token log probabilities",
@@ -298,7 +282,31 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
         tools=tools,
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
+        json_schema=json_schema,
+        max_tokens=max_tokens,
     )
+
+
+def parse_response_format(fmt: Any) -> Optional[str]:
+    """
+    C{response_format}: None for text, else the schema the reply must match
+    (C{json_object}: any JSON object).
+    """
+    if fmt is None:
+        return None
+    if not isinstance(fmt, Mapping) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+        raise bad_request("'response_format.type' must be text, json_object or json_schema", "response_format")
+    if fmt["type"] == "text":
+        return None
+    if fmt["type"] == "json_object":
+        return JSON_OBJECT_SCHEMA
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if not isinstance(schema, Mapping):
+        raise bad_request(
+            "'response_format.json_schema.schema' must be a JSON Schema object", "response_format.json_schema.schema"
+        )
+    return canonical_schema(schema)
 
 
 def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str]:

@@ -238,7 +238,8 @@ class ProcessManager:
             proc.bridge = self.bridges.register(key.tools)
             mcp_config = self.bridges.config_for(proc.bridge)
         try:
-            self.spawner(proc, self.claude, build_argv(self.claude, key, mcp_config), self.env, self.workdir)
+            env = dict(self.env, **key.env()) if key.env() else self.env
+            self.spawner(proc, self.claude, build_argv(self.claude, key, mcp_config), env, self.workdir)
         except OSError as e:
             if proc.bridge is not None and self.bridges is not None:
                 self.bridges.unregister(proc.bridge)

@@ -39,6 +39,16 @@ class SpawnKey:
     effort: Optional[str] = None
     extra: tuple[str, ...] = ()
     tools: tuple[ToolSpec, ...] = ()
+    json_schema: Optional[str] = None
+    max_tokens: Optional[int] = None
+
+    def env(self) -> dict[str, str]:
+        """
+        What this key adds to the CLI's environment.
+        """
+        if self.max_tokens is None:
+            return {}
+        return {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(self.max_tokens)}
 
 
 def build_argv(claude: str, key: SpawnKey, mcp_config: Optional[str] = None) -> list[str]:
@@ -69,6 +79,8 @@ def build_argv(claude: str, key: SpawnKey, mcp_config: Optional[str] = None) -> 
             argv += ["--system-prompt", key.system]
     if key.effort is not None:
         argv += ["--effort", key.effort]
+    if key.json_schema is not None:
+        argv += ["--json-schema", key.json_schema]
     if mcp_config is not None:
         # the client's functions, served by the daemon's MCP endpoint, and
         # only those (built-in tools stay off)

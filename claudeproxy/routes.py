@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 import uuid
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from klein import Klein
 from twisted.internet.defer import CancelledError
@@ -29,7 +30,8 @@ from .errors import ProxyError, bad_request
 from .httpio import write_error, write_json
 from .pool import Lease, Limiter, ProcessManager
 from .process import SpawnKey
-from .streaming import Outcome, TurnRun
+from .spec import TurnSpec
+from .streaming import Outcome, TurnOutput, TurnRun
 from .tools import mcp_content
 from .turn import TurnState
 
@@ -40,13 +42,38 @@ def _model_of(state: TurnState) -> Callable[[], str]:
     return lambda: state.model
 
 
+OutputMaker = Callable[[TurnSpec, TurnState, str, int], TurnOutput]
+ErrorWriter = Callable[[Request, ProxyError], None]
+
+
+def quota_headers(quota: Optional[Mapping[str, Any]]) -> dict[str, str]:
+    """
+    The last subscription rate-limit state the CLI reported, as response
+    headers: C{x-claudeproxy-ratelimit-<field>} for each of its fields.
+    """
+    if not quota:
+        return {}
+    out = {}
+    for key, value in quota.items():
+        if isinstance(value, (str, int, float, bool)):
+            name = re.sub(r"(?<!^)(?=[A-Z])", "-", key).replace("_", "-").lower()
+            out["x-claudeproxy-ratelimit-" + name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
 def continuation(conversation: Conversation, outcome: Outcome) -> Optional[tuple[Message, ...]]:
     """
     The conversation a process holds after a clean reply that the client
     saw whole, or None when the process must not be reused.
     """
     finished = outcome.finished
-    if not outcome.clean or finished is None or finished.stop_reason != "end_turn" or not finished.text:
+    if (
+        not outcome.clean
+        or finished is None
+        or finished.stop_reason != "end_turn"
+        or finished.structured
+        or not finished.text
+    ):
         return None
     return conversation.messages + (Message("assistant", [text_block(finished.text)]),)
 
@@ -75,6 +102,8 @@ class ProxyApp:
         self.cli_version = cli_version
         self.wallclock = wallclock
         self.runs: set[TurnRun] = set()
+        #: the last rate_limit_info the CLI reported, with when
+        self.quota: Optional[dict[str, Any]] = None
         self.closing = False
         self.requests_served = 0
 
@@ -88,7 +117,7 @@ class ProxyApp:
         if key is None:
             return
         header = request.getHeader(b"authorization") or b""
-        token = b""
+        token = request.getHeader(b"x-api-key") or b""
         if header[:7].lower() == b"bearer ":
             token = header[7:].strip()
         if not hmac.compare_digest(token, key.encode("utf-8")):
@@ -164,6 +193,7 @@ class ProxyApp:
                     "served": self.requests_served,
                 },
                 "pool": self.manager.describe(),
+                "quota": self.quota,
             },
         )
 
@@ -186,8 +216,39 @@ class ProxyApp:
 
     @app.route("/v1/chat/completions", methods=["POST"])
     async def chat_completions(self, request: Request) -> None:
-        rid = "chatcmpl-" + uuid.uuid4().hex
+        def output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
+            assert isinstance(spec, openai_chat.ChatRequest)
+            if spec.stream:
+                return ChatStreamOutput(request, rid, created, _model_of(state), spec.include_usage)
+            return ChatOutput(request, rid, created)
+
+        await self.serve(
+            request,
+            "chatcmpl-",
+            lambda body: openai_chat.parse_request(body, self.config.model_aliases),
+            output,
+            write_error,
+        )
+
+    # -- serving a turn, for every protocol ------------------------------------------
+
+    async def serve(
+        self,
+        request: Request,
+        id_prefix: str,
+        parse: Callable[[bytes], TurnSpec],
+        make_output: OutputMaker,
+        write_err: ErrorWriter,
+        remember: Optional[Callable[[TurnSpec, Outcome, str], None]] = None,
+    ) -> None:
+        """
+        Authenticate, parse, wait for a slot, run the turn on a process and
+        log it.  Errors before the answer starts are written by
+        C{write_err} in the protocol's shape.
+        """
+        rid = id_prefix + uuid.uuid4().hex
         request.setHeader(b"x-request-id", rid.encode())
+        self._quota_headers(request)
         started = self.reactor.seconds()
         status = 500
         outcome: Optional[Outcome] = None
@@ -197,51 +258,54 @@ class ProxyApp:
             if self.closing:
                 raise SHUTTING_DOWN
             self._authorize(request)
-            chat = openai_chat.parse_request(self._body(request), self.config.model_aliases)
-            model, stream = chat.model, chat.stream
+            spec = parse(self._body(request))
+            model, stream = spec.model, spec.stream
             self.manager.check_cli()
             await self.limiter.acquire()
             try:
-                outcome = await self._run_chat(request, rid, chat)
+                outcome = await self._run(request, rid, spec, make_output)
                 status = outcome.status
             finally:
                 self.limiter.release()
+            if remember is not None and outcome.finished is not None:
+                remember(spec, outcome, rid)
         except ProxyError as e:
             status = e.status
-            write_error(request, e)
+            write_err(request, e)
         except CancelledError:
             status = 499
         except Exception:
-            self.log.failure("chat completion {rid}", rid=rid)
+            self.log.failure("request {rid}", rid=rid)
             status = 500
-            write_error(
+            write_err(
                 request, ProxyError(500, "claudeproxy failed internally; see its log", "server_error", "internal_error")
             )
         finally:
             self.requests_served += 1
             self._log(rid, model, stream, status, started, outcome)
 
-    async def _run_chat(self, request: Request, rid: str, chat: openai_chat.ChatRequest) -> Outcome:
+    def _quota_headers(self, request: Request) -> None:
+        for name, value in quota_headers(self.quota).items():
+            request.setHeader(name.encode(), value.encode())
+
+    async def _run(self, request: Request, rid: str, spec: TurnSpec, make_output: OutputMaker) -> Outcome:
         key = SpawnKey(
-            chat.cli_model,
-            chat.conversation.system,
+            spec.cli_model,
+            spec.conversation.system,
             self.config.system_prompt_mode,
-            chat.effort,
-            tools=chat.tools,
+            spec.effort,
+            tools=spec.tools,
+            json_schema=spec.json_schema,
+            max_tokens=spec.max_tokens,
         )
         while True:
             if self.closing:
                 raise SHUTTING_DOWN
-            lease = self.manager.acquire(key, chat.conversation)
+            lease = self.manager.acquire(key, spec.conversation)
             outcome: Optional[Outcome] = None
+            state = TurnState(model=spec.cli_model)
             try:
-                state = TurnState(model=chat.cli_model)
-                created = int(self.wallclock())
-                output: Any
-                if chat.stream:
-                    output = ChatStreamOutput(request, rid, created, _model_of(state), chat.include_usage)
-                else:
-                    output = ChatOutput(request, rid, created)
+                output = make_output(spec, state, rid, int(self.wallclock()))
                 run = TurnRun(
                     self.reactor,
                     lease.proc,
@@ -249,23 +313,24 @@ class ProxyApp:
                     output,
                     self.config.idle_timeout,
                     self.config.request_timeout,
-                    chat.stop,
+                    spec.stop,
                     reused=lease.source != "cold",
-                    parallel_tool_calls=chat.parallel_tool_calls,
-                    require_tool=chat.requires_tool,
+                    parallel_tool_calls=spec.parallel_tool_calls,
+                    require_tool=spec.requires_tool,
+                    json_mode=spec.json_schema is not None,
                 )
-                if chat.stream:
+                if spec.stream:
                     request.registerProducer(run, True)
                 self.runs.add(run)
                 try:
                     if lease.source == "tools":
                         done = run.start(b"")
-                        self._resume_tools(lease, run, chat.conversation)
+                        self._resume_tools(lease, run, spec.conversation)
                     else:
                         blocks = (
-                            turn_blocks(chat.conversation.last_turn)
+                            turn_blocks(spec.conversation.last_turn)
                             if lease.resumed
-                            else stdin_blocks(chat.conversation)
+                            else stdin_blocks(spec.conversation)
                         )
                         done = run.start(user_line(blocks))
                     outcome = await done
@@ -273,10 +338,12 @@ class ProxyApp:
                     self.runs.discard(run)
                     if lease.proc.bridge is not None:
                         lease.proc.bridge.on_call = None
+                    if state.rate_limit is not None:
+                        self.quota = dict(state.rate_limit, observed_at=int(self.wallclock()))
             finally:
-                self._give_back(lease, chat.conversation, outcome)
+                self._give_back(lease, spec.conversation, outcome)
             if outcome.retry:
-                if chat.stream and request.producer is not None:
+                if spec.stream and request.producer is not None:
                     request.unregisterProducer()
                 continue
             return outcome

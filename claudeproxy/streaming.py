@@ -76,7 +76,9 @@ class TurnRun:
         reused: bool = False,
         parallel_tool_calls: bool = True,
         require_tool: bool = False,
+        json_mode: bool = False,
     ) -> None:
+        self.json_mode = json_mode
         self.parallel_tool_calls = parallel_tool_calls
         self.require_tool = require_tool
         self.reactor = reactor
@@ -152,7 +154,8 @@ class TurnRun:
             if self.ended:
                 return
             if isinstance(out, TextOut):
-                self._text(out.text)
+                if not self.json_mode:
+                    self._text(out.text)
             elif isinstance(out, ReasoningOut):
                 self._first_token()
                 self.output.reasoning(out.text)
@@ -172,6 +175,19 @@ class TurnRun:
                 if not self.parallel_tool_calls and len(out.tool_calls) > 1:
                     held = out.tool_calls[1:]
                     out = attrs.evolve(out, tool_calls=out.tool_calls[:1])
+                if self.json_mode and not out.tool_calls:
+                    if not out.structured:
+                        self._fail(
+                            ProxyError(
+                                502,
+                                "The model did not produce JSON matching the requested schema",
+                                "server_error",
+                                "structured_output_missing",
+                            )
+                        )
+                        return
+                    self._first_token()
+                    self.output.text(out.text)
                 if self.require_tool and not out.tool_calls:
                     self._fail(
                         ProxyError(

@@ -100,6 +100,8 @@ class Finished:
     usage: Usage
     result: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     tool_calls: tuple[ToolCall, ...] = ()
+    #: the text is the CLI's validated structured output (C{--json-schema})
+    structured: bool = False
 
     @property
     def finish_reason(self) -> str:
@@ -224,6 +226,10 @@ class TurnState:
             usage = event.get("usage")
             if isinstance(usage, Mapping) and isinstance(usage.get("output_tokens"), int):
                 self._stream_usage = attrs.evolve(self._stream_usage, output_tokens=usage["output_tokens"])
+            if self.stop_reason == "max_tokens":
+                # the output limit: the turn ends here (the CLI would go on
+                # asking the model to resume)
+                return [self._cut("max_tokens")]
             return []
         if kind == "message_stop":
             self._message_complete = True
@@ -232,6 +238,16 @@ class TurnState:
                 return [self._tool_turn_end()]
             return []
         return []
+
+    def _cut(self, stop_reason: str) -> Finished:
+        self.done = True
+        return Finished(
+            text="".join(self.text),
+            reasoning="".join(self.reasoning),
+            model=self.model,
+            stop_reason=stop_reason,
+            usage=self._stream_usage if self._stream_usage != Usage() else self._message_usage,
+        )
 
     def _tool_turn_end(self) -> Finished:
         """
@@ -295,6 +311,9 @@ class TurnState:
                 if thinking:
                     self.reasoning.append(thinking)
                     out.append(ReasoningOut(thinking))
+        if mid != self._message_id and message.get("stop_reason") == "max_tokens":
+            out.append(self._cut("max_tokens"))
+            return out
         if unstreamed_calls and message.get("stop_reason") == "tool_use":
             # a reply that came without deltas and stops for tool calls
             self._calls = {}
@@ -318,16 +337,24 @@ class TurnState:
         stop = line.get("stop_reason")
         if isinstance(stop, str):
             self.stop_reason = stop
+        structured = "structured_output" in line
+        if structured:
+            stop = "end_turn"
+            self.stop_reason = stop
         model_usage = line.get("modelUsage")
         if isinstance(model_usage, Mapping) and len(model_usage) == 1:
             only = next(iter(model_usage))
             if isinstance(only, str) and only != "<synthetic>":
                 self.model = only
+        text = "".join(self.text)
+        if structured:
+            text = json.dumps(line["structured_output"], ensure_ascii=False)
         return Finished(
-            text="".join(self.text),
+            text=text,
             reasoning="".join(self.reasoning),
             model=self.model,
             stop_reason=self.stop_reason,
             usage=usage,
             result=line,
+            structured=structured,
         )

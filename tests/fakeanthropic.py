@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any, Deque, List, Optional
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
@@ -122,6 +122,7 @@ class FakeAnthropic:
         #: numbers (1-based, as in L{requests}) of the requests whose
         #: client went away before the answer was finished
         self.lost: list[int] = []
+        self._timers: list[Deferred[Any]] = []
 
     def push(self, *replies: Reply) -> None:
         self.replies.extend(replies)
@@ -150,6 +151,9 @@ class FakeAnthropic:
         return "http://127.0.0.1:%d" % (self.port.getHost().port,)
 
     def stop(self) -> Deferred[None]:
+        timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
         for r in self._open:
             if r.channel is not None and r.channel.transport is not None:
                 r.channel.transport.abortConnection()
@@ -361,7 +365,10 @@ class FakeAnthropic:
                 return
             request.write(frame)
             if reply.delay:
-                deferLater(clock, reply.delay, step, i + 1)
+                timer = deferLater(clock, reply.delay, step, i + 1)
+                self._timers.append(timer)
+                timer.addErrback(lambda f: f.trap(CancelledError))
+                timer.addBoth(lambda _, t=timer: self._timers.remove(t) if t in self._timers else None)
             else:
                 step(i + 1)
 

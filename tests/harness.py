@@ -314,3 +314,28 @@ def children_of(ppid: int) -> list[int]:
         if fields[0] != "Z" and int(fields[1]) == ppid:
             out.append(int(name))
     return out
+
+
+def only_cli_pipes(running: Running) -> bool:
+    """
+    True when the reactor watches no process pipes but those of the
+    daemon's CLI processes: the daemon's start-up C{claude --version} probe
+    has finished.
+    """
+    from twisted.internet.process import ProcessReader, ProcessWriter
+
+    mine = {p.transport for p in running.manager.live}
+    for selectable in [*reactor.getReaders(), *reactor.getWriters()]:
+        if isinstance(selectable, (ProcessReader, ProcessWriter)) and selectable.proc not in mine:
+            return False
+    return True
+
+
+async def start_settled(test: TestCase, claude: Optional[str] = None, **overrides: Any) -> Running:
+    """
+    L{start}, then wait for the daemon's version probe to end (a test that
+    ends sooner would leave its process to the next test).
+    """
+    running = await start(test, claude, **overrides)
+    await wait_for(lambda: only_cli_pipes(running), timeout=15)
+    return running

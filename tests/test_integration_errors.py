@@ -12,11 +12,13 @@ import time
 from typing import Any, Optional
 
 import openai
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply
-from tests.harness import Running, group_members, live_pids, parse_sse, start, streamed_text, wait_for
+from tests.harness import Running, group_members, live_pids, parse_sse, streamed_text, wait_for
+from tests.harness import start_settled as start
 
 FAKECLIS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakeclis")
 EXTRA_USAGE = (
@@ -313,7 +315,7 @@ class AdmissionTests(ErrorAssertions):
     async def test_queue_full(self) -> None:
         d = await start(self, max_concurrent=1, max_queued=0, idle_timeout=2.0)
         d.fake.default = Reply(hang=True)
-        first = d.post("/v1/chat/completions", HI)
+        first = Deferred.fromCoroutine(d.post("/v1/chat/completions", HI))
         await wait_for(lambda: len(d.fake.message_requests) == 1, timeout=10)
         self.assertEqual(d.proxy.limiter.running, 1)
         code, body, resp = await self.error_response(d, HI)
@@ -333,9 +335,9 @@ class AdmissionTests(ErrorAssertions):
     async def test_queued_request_waits_its_turn(self) -> None:
         d = await start(self, max_concurrent=1, max_queued=1)
         d.fake.push(Reply(text="first", chunk=1, delay=0.1), Reply(text="second"))
-        first = d.chat(HI)
+        first = Deferred.fromCoroutine(d.chat(HI))
         await wait_for(lambda: len(d.fake.message_requests) == 1, timeout=10)
-        second = d.chat(HI)
+        second = Deferred.fromCoroutine(d.chat(HI))
         await wait_for(lambda: d.proxy.limiter.queued == 1, timeout=2)
         self.assertEqual(len(d.spawned), 1)
         (c1, b1), (c2, b2) = await first, await second
@@ -426,9 +428,7 @@ class OpenAISDKTests(ErrorAssertions):
         d.fake.push(Reply(text="Hello from the SDK test."), Reply(text="Streamed to the SDK.", chunk=3))
 
         def complete() -> Any:
-            return client.chat.completions.create(
-                model="claude-sonnet-4", messages=[{"role": "user", "content": "hi"}]
-            )
+            return client.chat.completions.create(model="claude-sonnet-4", messages=[{"role": "user", "content": "hi"}])
 
         completion = await deferToThread(complete)
         self.assertEqual(completion.choices[0].message.content, "Hello from the SDK test.")

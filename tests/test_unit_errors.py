@@ -52,7 +52,9 @@ class ProxyErrorTests(SynchronousTestCase):
 
     def test_defaults(self) -> None:
         e = ProxyError(500, "x")
-        self.assertEqual(e.to_openai(), {"error": {"message": "x", "type": "invalid_request_error", "param": None, "code": None}})
+        self.assertEqual(
+            e.to_openai(), {"error": {"message": "x", "type": "invalid_request_error", "param": None, "code": None}}
+        )
         self.assertEqual(e.headers(), {})
 
     def test_headers_retry_after(self) -> None:

@@ -131,7 +131,9 @@ class ModelTests(ParseHelpers):
         self.assertEqual(req.cli_model, "opus")
 
     def test_unknown_model_404_lists_ids(self) -> None:
-        e = self.refused(body(model="gpt-4o"), "model", status=404, code="model_not_found", aliases=(("mine", "haiku"),))
+        e = self.refused(
+            body(model="gpt-4o"), "model", status=404, code="model_not_found", aliases=(("mine", "haiku"),)
+        )
         self.assertIn("'gpt-4o'", e.message)
         for valid in ("claude-opus-4", "claude-sonnet-4", "claude-haiku-4", "opus", "sonnet", "haiku", "mine"):
             self.assertIn(valid, e.message)
@@ -147,7 +149,8 @@ class ParamTests(ParseHelpers):
         self.assertFalse(self.parse(body(stream=None)).stream)
 
     def test_stream_non_bool(self) -> None:
-        for value in ("true", 1, 0, [], {}):
+        values: tuple[Any, ...] = ("true", 1, 0, [], {})
+        for value in values:
             self.refused(body(stream=value), "stream")
 
     def test_stream_options(self) -> None:
@@ -215,16 +218,38 @@ class ParamTests(ParseHelpers):
     def test_parallel_tool_calls_non_bool(self) -> None:
         self.refused(body(parallel_tool_calls="yes"), "parallel_tool_calls")
 
-    def test_response_format(self) -> None:
-        self.parse(body(response_format={"type": "text"}))
-        self.refused(body(response_format={"type": "json_object"}), "response_format", code="unsupported_parameter")
-        self.refused(
-            body(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
-            "response_format",
-            code="unsupported_parameter",
-        )
+    def test_response_format_text(self) -> None:
+        self.assertIsNone(self.parse(body(response_format={"type": "text"})).json_schema)
+        self.assertIsNone(self.parse(body()).json_schema)
+
+    def test_response_format_json(self) -> None:
+        req = self.parse(body(response_format={"type": "json_object"}))
+        self.assertIsNotNone(req.json_schema)
+        schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+        req = self.parse(body(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}))
+        assert req.json_schema is not None
+        self.assertEqual(json.loads(req.json_schema), schema)
+
+    def test_response_format_invalid(self) -> None:
         self.refused(body(response_format={"type": "yaml"}), "response_format")
         self.refused(body(response_format="json"), "response_format")
+        self.refused(body(response_format={}), "response_format")
+        self.refused(
+            body(response_format={"type": "json_schema", "json_schema": {"name": "x"}}),
+            "response_format.json_schema.schema",
+        )
+        self.refused(
+            body(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": "object"}}),
+            "response_format.json_schema.schema",
+        )
+
+    def test_max_tokens(self) -> None:
+        self.assertEqual(self.parse(body(max_tokens=100)).max_tokens, 100)
+        self.assertEqual(self.parse(body(max_tokens=100, max_completion_tokens=50)).max_tokens, 50)
+        self.assertIsNone(self.parse(body()).max_tokens)
+        for bad in (0, -5, "100", 1.5, True):
+            self.refused(body(max_tokens=bad), "max_tokens")
+            self.refused(body(max_completion_tokens=bad), "max_completion_tokens")
 
     def test_logprobs(self) -> None:
         self.parse(body(logprobs=False))
@@ -314,7 +339,9 @@ class MessagesTests(ParseHelpers):
         self.refused_messages([{"role": "user", "content": ["ok", 7]}], "messages[0].content[1]")
 
     def test_text_part_without_string(self) -> None:
-        self.refused_messages([{"role": "user", "content": [{"type": "text", "text": 3}]}], "messages[0].content[0].text")
+        self.refused_messages(
+            [{"role": "user", "content": [{"type": "text", "text": 3}]}], "messages[0].content[0].text"
+        )
 
     def test_unknown_part_type(self) -> None:
         e = self.refused_messages(
@@ -373,7 +400,9 @@ class MessagesTests(ParseHelpers):
     def test_image_bad_data_url(self) -> None:
         where = "messages[0].content[0].image_url"
         for url in ("data:image/png,AAAA", "data:image/png;base64", "data:;base64,AAAA"):
-            self.refused_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}], where)
+            self.refused_messages(
+                [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}], where
+            )
 
     def test_image_unsupported_media_type(self) -> None:
         e = self.refused_messages(
@@ -444,7 +473,11 @@ class MessagesTests(ParseHelpers):
 
     def test_assistant_empty(self) -> None:
         self.refused_messages(
-            [{"role": "user", "content": "a"}, {"role": "assistant", "content": None}, {"role": "user", "content": "b"}],
+            [
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": None},
+                {"role": "user", "content": "b"},
+            ],
             "messages[1].content",
         )
 
@@ -456,7 +489,11 @@ class MessagesTests(ParseHelpers):
                     "role": "assistant",
                     "content": None,
                     "tool_calls": [
-                        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}},
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "weather", "arguments": '{"city": "Oslo"}'},
+                        },
                         {"id": "call_2", "type": "function", "function": {"name": "time", "arguments": ""}},
                     ],
                 },

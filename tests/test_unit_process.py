@@ -169,7 +169,7 @@ class CLIProcessTests(SynchronousTestCase):
         self.killer = RecordingKiller()
         self.proc = CLIProcess(self.killer)
         self.transport = FakeTransport(4242)
-        self.proc.makeConnection(self.transport)  # type: ignore[arg-type]
+        self.proc.makeConnection(self.transport)
         self.sink = RecordingSink()
         self.proc.attach(self.sink)
 
@@ -186,7 +186,7 @@ class CLIProcessTests(SynchronousTestCase):
         data = b"".join(json.dumps(x, ensure_ascii=False).encode() + b"\n" for x in lines)
         for cut in range(1, len(data)):
             proc = CLIProcess(RecordingKiller())
-            proc.makeConnection(FakeTransport())  # type: ignore[arg-type]
+            proc.makeConnection(FakeTransport())
             sink = RecordingSink()
             proc.attach(sink)
             proc.outReceived(data[:cut])
@@ -309,7 +309,7 @@ class CLIProcessTests(SynchronousTestCase):
     def test_no_pid_no_kill(self) -> None:
         killer = RecordingKiller()
         proc = CLIProcess(killer)
-        proc.makeConnection(FakeTransport(pid=None))  # type: ignore[arg-type]
+        proc.makeConnection(FakeTransport(pid=None))
         proc.kill()
         proc.processEnded(done())
         self.assertEqual(killer.calls, [])

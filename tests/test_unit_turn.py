@@ -65,9 +65,7 @@ def text_delta(text: str, index: int = 0) -> dict[str, Any]:
 
 
 def thinking_delta(text: str, index: int = 0) -> dict[str, Any]:
-    return event(
-        {"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": text}}
-    )
+    return event({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": text}})
 
 
 def signature_delta(index: int = 0) -> dict[str, Any]:
@@ -441,7 +439,13 @@ class ResultTests(SynchronousTestCase):
 
     def test_stop_reason_from_stream_when_result_has_none(self) -> None:
         finished = self.finish(
-            [message_start(), text_delta("x"), message_delta("max_tokens"), message_stop(), result("x", stop_reason=None)]
+            [
+                message_start(),
+                text_delta("x"),
+                message_delta("max_tokens"),
+                message_stop(),
+                result("x", stop_reason=None),
+            ]
         )
         self.assertEqual(finished.stop_reason, "max_tokens")
         self.assertEqual(finished.finish_reason, "length")

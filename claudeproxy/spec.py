@@ -1,0 +1,68 @@
+"""
+L{TurnSpec}: what every front-end protocol's request is translated into.
+The serving machinery (process pool, turn run, tool bridge) reads only
+this.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import attrs
+
+from .conversation import Conversation
+from .errors import bad_request
+from .tools import ToolSpec
+
+
+@attrs.frozen
+class TurnSpec:
+    """
+    A request, protocol-neutral.
+
+    @ivar model: the model id as the client asked for it.
+    @ivar cli_model: the C{--model} value.
+    @ivar tool_choice: C{"auto"}, C{"required"} or the one function's name.
+    @ivar json_schema: canonical JSON of the schema the reply must match
+        (C{--json-schema}), or None.
+    @ivar max_tokens: the upstream output limit, or None for the CLI's own.
+    """
+
+    model: str
+    cli_model: str
+    conversation: Conversation
+    stream: bool = False
+    stop: tuple[str, ...] = ()
+    effort: Optional[str] = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
+    json_schema: Optional[str] = None
+    max_tokens: Optional[int] = None
+
+    @property
+    def requires_tool(self) -> bool:
+        return bool(self.tools) and self.tool_choice != "auto"
+
+
+#: what C{json_object} response formats are held to
+JSON_OBJECT_SCHEMA = '{"type":"object"}'
+
+
+def canonical_schema(schema: object) -> str:
+    """
+    A JSON Schema as canonical text (so equal schemas share processes).
+    """
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
+def positive_int(value: object, param: str) -> Optional[int]:
+    """
+    A token limit: None when absent, else a positive integer or a 400.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise bad_request("'%s' must be a positive integer" % (param,), param)
+    return value
