@@ -13,7 +13,6 @@ import time
 import uuid
 from typing import Any, Callable, Mapping, Optional
 
-from klein import Klein
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -23,6 +22,9 @@ from twisted.web.server import Request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from . import __version__, models, openai_chat
+from .anthropic_routes import AnthropicRoutes
+from .app import app
+from .responses_routes import ResponsesRoutes
 from .chat_output import ChatOutput, ChatStreamOutput
 from .config import Config
 from .conversation import Conversation, Message, stdin_blocks, text_block, turn_blocks, user_line
@@ -78,12 +80,13 @@ def continuation(conversation: Conversation, outcome: Outcome) -> Optional[tuple
     return conversation.messages + (Message("assistant", [text_block(finished.text)]),)
 
 
-class ProxyApp:
+class ProxyApp(AnthropicRoutes, ResponsesRoutes):
     """
-    The routes.  Everything they use is passed in.
+    The routes.  Everything they use is passed in.  Each further protocol
+    adds its routes as a mixin on the same Klein app (L{claudeproxy.app}).
     """
 
-    app = Klein()
+    app = app
     log = Logger()
 
     def __init__(

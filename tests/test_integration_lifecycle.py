@@ -67,7 +67,7 @@ async def first_token(client: RawClient, timeout: float = 15.0) -> None:
 class DisconnectTests(TestCase):
     timeout = 60
 
-    async def test_disconnect_mid_stream_kills_cli_group(self) -> None:
+    async def _disconnect_mid_stream(self) -> None:
         d = await start(self)
         d.fake.default = SLOW
         client = await raw_post(d.port.getHost().port, "/v1/chat/completions", dict(HI, stream=True))
@@ -88,6 +88,22 @@ class DisconnectTests(TestCase):
         d.fake.default = Reply(text="still here")
         code, body = await d.chat(HI)
         self.assertEqual((code, body["choices"][0]["message"]["content"]), (200, "still here"))
+
+    async def test_disconnect_mid_stream_kills_cli_group(self) -> None:
+        await self._disconnect_mid_stream()
+        # twisted.web's "Producer was not unregistered" is the known bug that
+        # test_disconnect_mid_stream_logs_no_error is about
+        self.flushLoggedErrors(RuntimeError)
+
+    async def test_disconnect_mid_stream_logs_no_error(self) -> None:
+        await self._disconnect_mid_stream()
+        errors = self.flushLoggedErrors()
+        self.assertEqual([e.getErrorMessage() for e in errors], [])
+
+    test_disconnect_mid_stream_logs_no_error.todo = (  # type: ignore[attr-defined]
+        "bug: a client leaving mid-stream leaves TurnRun registered as the request's producer; "
+        "Klein then finishes the request and twisted.web logs 'Producer was not unregistered'"
+    )
 
     async def test_disconnect_non_stream_kills_cli_group(self) -> None:
         d = await start(self)
@@ -135,7 +151,6 @@ class BackpressureTests(TestCase):
         self.assertGreater(read, 0)
         self.assertLess(read, len(text), "the daemon read the whole reply although its client read nothing")
         self.assertFalse(run.ended)
-        print("DBGREAD", read, len(text))
         # the client reads again: every byte arrives, in order, then [DONE]
         client.transport.resumeProducing()
         raw = await client.closed
@@ -279,7 +294,10 @@ class SigtermTests(TestCase):
         self.assertTrue(streamed_text(items).startswith("word000 "))
         await wait_for(lambda: not proto.running, timeout=5.0, interval=0.05)
         self.assertLess(time.monotonic() - term_at, 5.0)
-        self.assertEqual(proto.status, 0, proto.output.decode(errors="replace"))
+        # twistd ends a SIGTERM shutdown by re-raising the signal on itself
+        self.assertIn(proto.status, (0, -signal.SIGTERM), proto.output.decode(errors="replace"))
+        self.assertIn(b"Server Shut Down.", proto.output)
+        self.assertNotIn(b"Traceback", proto.output, proto.output.decode(errors="replace"))
         self.assertEqual([p for p in seen if not group_gone([p])], [])
         self.assertEqual(len(fake.message_requests), 1)
 

@@ -162,6 +162,20 @@ class StopScannerTests(SynchronousTestCase):
         out = "".join(s.feed(c) for c in text) + s.flush()
         self.assertEqual(out, text)
 
+    def test_result_independent_of_chunking(self) -> None:
+        # "c" is complete (after "xabc") before "abcd" is, so the text
+        # stops at "xab" however it arrives
+        stops = ("abcd", "c")
+        whole = StopScanner(stops)
+        by_char = StopScanner(stops)
+        self.assertEqual("".join(by_char.feed(c) for c in "xabcd"), "xab")
+        self.assertEqual(whole.feed("xabcd"), "xab")
+
+    test_result_independent_of_chunking.todo = (  # type: ignore[attr-defined]
+        "bug: StopScanner.feed cuts at the stop that starts first, not the one that ends first; when one stop "
+        "contains another (not as a prefix) the output depends on how the text was chunked"
+    )
+
 
 class ModelTests(SynchronousTestCase):
     def test_resolve_families(self) -> None:

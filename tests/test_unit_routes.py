@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.iweb import IBodyProducer, IResponse
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
 from twisted.web.server import Site
 from zope.interface import implementer
 
@@ -145,6 +145,7 @@ class SiteClient:
         agent = Agent.usingEndpointFactory(
             reactor, _SiteEndpointFactory(site, self.pumps), pool=HTTPConnectionPool(reactor, persistent=False)
         )
+        self.agent = agent
         self.http = HTTPClient(agent, data_to_body_producer=BytesProducer)
 
     def flush(self) -> None:
@@ -408,6 +409,20 @@ class BodyTests(RoutesTestCase):
         self.assertIn("64", body["error"]["message"])
         self.assertEqual(self.spawner.calls, [])
 
+    def test_too_large_chunked(self) -> None:
+        daemon = self.build(max_body=64)
+        client = SiteClient(daemon.site)
+        producer = BytesProducer(chat_body(padding="x" * 200))
+        producer.length = UNKNOWN_LENGTH  # type: ignore[assignment]
+        d = client.agent.request(b"POST", (URL + "/v1/chat/completions").encode(), None, producer)
+        client.flush()
+        response = self.successResultOf(d)
+        content = treq.content(response)
+        client.flush()
+        self.assertEqual(response.code, 413)
+        self.assertOpenAIError(json.loads(self.successResultOf(content)), "request_too_large")
+        self.assertEqual(self.spawner.calls, [])
+
     def test_under_limit_accepted(self) -> None:
         daemon = self.build(max_body=4096)
         client = SiteClient(daemon.site)
@@ -495,6 +510,35 @@ class ChatTests(RoutesTestCase):
         code, body, _ = self.json_answer(d)
         self.assertEqual(code, 401)
         self.assertOpenAIError(body, "cli_not_logged_in")
+
+    def test_stream_error_after_output_is_an_event(self) -> None:
+        self.build()
+        d = self.request("POST", "/v1/chat/completions", chat_body(True))
+        data = reply_lines("partial answer")
+        cut = data.index(b'"content_block_stop"')
+        cut = data.rindex(b"\n", 0, cut) + 1
+        proc = self.spawner.procs[0]
+        proc.outReceived(data[:cut])
+        err = {
+            "type": "result",
+            "subtype": "success",
+            "is_error": True,
+            "api_error_status": 500,
+            "result": "API Error: 500 internal",
+        }
+        proc.outReceived(line(err))
+        response, content = self.answer(d)
+        self.assertEqual(response.code, 200)
+        events = [e for e in content.decode("utf-8").split("\n\n") if e]
+        self.assertEqual(events[-1], "data: [DONE]")
+        error = json.loads(events[-2][len("data: ") :])
+        self.assertOpenAIError(error, "upstream_error")
+        text = "".join(
+            json.loads(e[len("data: ") :])["choices"][0]["delta"].get("content", "")
+            for e in events[:-2]
+            if "choices" in e
+        )
+        self.assertEqual(text, "partial answer")
 
     def test_queue_full(self) -> None:
         self.build(max_concurrent=1, max_queued=0)
