@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from typing import Any, Mapping, Optional
 
+import attrs
 from twisted.application.service import IService
 from twisted.python import usage
 
@@ -78,6 +79,35 @@ class Options(usage.Options):
         ["api-key", None, None, "Require 'Authorization: Bearer KEY' on every /v1/* request."],
         ["api-key-file", None, None, "Read the API key from this file (first line)."],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
+        [
+            "warm",
+            None,
+            2,
+            "Idle CLI processes kept started and waiting, for the model/system prompt combinations used most recently (0 disables).",
+            _non_negative_int,
+        ],
+        ["warm-ttl", None, 600.0, "Seconds an idle warm process lives before it ends.", _positive_float],
+        [
+            "session-ttl",
+            None,
+            300.0,
+            "Seconds a finished conversation's process stays alive for a follow-up.",
+            _positive_float,
+        ],
+        [
+            "max-sessions",
+            None,
+            4,
+            "Live conversations kept at most (least recently used evicted; 0 disables).",
+            _non_negative_int,
+        ],
+        [
+            "tool-wait",
+            None,
+            300.0,
+            "Seconds a CLI process waits for the client to come back with tool results.",
+            _positive_float,
+        ],
         [
             "upstream-retries",
             None,
@@ -176,6 +206,6 @@ def makeService(options: Options, reactor: Any = None, env: Optional[Mapping[str
         reactor = _reactor
     if env is None:
         env = dict(os.environ)
-    workdir = tempfile.mkdtemp(prefix="claudeproxy-")
-    config = config_from_options(options, env, workdir)
+    config = config_from_options(options, env, "")
+    config = attrs.evolve(config, workdir=tempfile.mkdtemp(prefix="claudeproxy-"))
     return build(reactor, config, env).top

@@ -49,8 +49,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser(out: TextIO) -> _Parser:
-    _Parser.out = out
-    parser = _Parser(
+    # a class per call (subparsers are made from the parser's class), so
+    # no stream is shared between calls
+    bound: type[_Parser] = type("_BoundParser", (_Parser,), {"out": out})
+    parser = bound(
         prog="claudeproxy",
         description="Run claudeproxy (twistd -n claudeproxy) as a service, and check a setup.",
         epilog="Arguments after `--` are passed to `twistd claudeproxy`, e.g. "

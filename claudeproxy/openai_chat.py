@@ -267,7 +267,7 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
     effort = body.get("reasoning_effort")
     cli_effort: Optional[str] = None
     if effort is not None:
-        if effort not in EFFORTS:
+        if not isinstance(effort, str) or effort not in EFFORTS:
             raise bad_request("'reasoning_effort' must be one of %s" % (", ".join(EFFORTS),), "reasoning_effort")
         cli_effort = EFFORTS[effort]
     conversation = parse_messages(body.get("messages"))

@@ -24,7 +24,6 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from . import __version__, models, openai_chat
 from .anthropic_routes import AnthropicRoutes
 from .app import app
-from .responses_routes import ResponsesRoutes
 from .chat_output import ChatOutput, ChatStreamOutput
 from .config import Config
 from .conversation import Conversation, Message, stdin_blocks, text_block, turn_blocks, user_line
@@ -32,6 +31,7 @@ from .errors import ProxyError, bad_request
 from .httpio import write_error, write_json
 from .pool import Lease, Limiter, ProcessManager
 from .process import SpawnKey
+from .responses_routes import ResponsesRoutes
 from .spec import TurnSpec
 from .streaming import Outcome, TurnOutput, TurnRun
 from .tools import mcp_content

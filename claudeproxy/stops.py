@@ -23,8 +23,10 @@ class StopScanner:
         if not self._stops:
             return text
         buf = self._held + text
-        cut = min((i for i in (buf.find(s) for s in self._stops) if i != -1), default=-1)
-        if cut != -1:
+        # the stop sequence that completes first wins, however text is chunked
+        ends = [(i + len(s), i) for i, s in ((buf.find(s), s) for s in self._stops) if i != -1]
+        if ends:
+            cut = min(ends)[1]
             self.stopped = True
             self._held = ""
             return buf[:cut]

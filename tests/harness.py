@@ -279,15 +279,23 @@ class RawClient(Protocol):
         return parts[1] if len(parts) == 2 else b""
 
 
+async def raw_connect(port: int) -> RawClient:
+    """
+    A L{RawClient} connected to C{port} on loopback; the test writes the
+    request itself.
+    """
+    client = RawClient()
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+    return client
+
+
 async def raw_post(port: int, path: str, body: Any, headers: Optional[dict[str, str]] = None) -> RawClient:
     """
     Connect to C{port} on loopback and send one HTTP/1.0 POST of C{body}
     (JSON unless bytes); the connected L{RawClient}.
     """
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
-    client = RawClient()
-    await connectProtocol(endpoint, client)
+    client = await raw_connect(port)
     h = {"Host": "127.0.0.1:%d" % (port,), "Content-Type": "application/json", "Content-Length": str(len(data))}
     h.update(headers or {})
     request = ("POST %s HTTP/1.0\r\n" % (path,)).encode() + b"".join(
@@ -296,6 +304,21 @@ async def raw_post(port: int, path: str, body: Any, headers: Optional[dict[str, 
     assert client.transport is not None
     client.transport.write(request + b"\r\n" + data)
     return client
+
+
+def dechunk(body: bytes) -> bytes:
+    """
+    An HTTP/1.1 chunked body, decoded.
+    """
+    out = bytearray()
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        body = rest[size + 2 :]
+    return bytes(out)
 
 
 def children_of(ppid: int) -> list[int]:

@@ -17,7 +17,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply
-from tests.harness import Running, group_members, live_pids, parse_sse, streamed_text, wait_for
+from tests.harness import Running, dechunk, group_members, live_pids, parse_sse, raw_connect, streamed_text, wait_for
 from tests.harness import start_settled as start
 
 FAKECLIS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakeclis")
@@ -59,6 +59,8 @@ class ErrorAssertions(TestCase):
         raw = await resp.content()
         ctype = (resp.headers.getRawHeaders("content-type") or [""])[0]
         self.assertTrue(ctype.startswith("application/json"), (ctype, raw[:300]))
+        rid = (resp.headers.getRawHeaders("x-request-id") or [""])[0]
+        self.assertTrue(rid.startswith("chatcmpl-"), resp.headers)
         return resp.code, json.loads(raw), resp
 
     def assertNoCLILeft(self, d: Running) -> None:
@@ -92,6 +94,8 @@ class UpstreamErrorTests(ErrorAssertions):
         self.assertEqual(code, 401)
         error = self.assertOpenAIError(body, "authentication_error", "cli_not_logged_in", "run `claude`", "log in")
         self.assertIsNone(error["param"])
+        self.assertIn("OAuth token has expired", error["message"])
+        print("DBG401", len(d.fake.message_requests), [r.path for r in d.fake.requests])
 
     async def test_401_not_logged_in(self) -> None:
         await self._401(stream=False)
@@ -379,6 +383,26 @@ class AdmissionTests(ErrorAssertions):
         # just under the limit is served
         code, body = await d.chat(HI)
         self.assertEqual(code, 200, body)
+
+    async def test_chunked_body_too_large(self) -> None:
+        # no Content-Length: the limit applies while the body arrives
+        d = await start(self, max_body=1000)
+        client = await raw_connect(d.port.getHost().port)
+        assert client.transport is not None
+        client.transport.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(8):
+            client.transport.write(b"200\r\n" + b" " * 0x200 + b"\r\n")
+        client.transport.write(b"0\r\n\r\n")
+        await wait_for(lambda: client.status is not None and b"\r\n0\r\n\r\n" in client.data, timeout=5)
+        client.transport.loseConnection()
+        self.assertEqual(client.status, 413)
+        body = client.body if b"transfer-encoding: chunked" not in client.head.lower() else dechunk(client.body)
+        self.assertOpenAIError(json.loads(body), "invalid_request_error", "request_too_large", "--max-body")
+        self.assertEqual(d.fake.requests, [])
+        self.assertEqual(d.spawned, [])
 
     async def test_invalid_json(self) -> None:
         d = await start(self)

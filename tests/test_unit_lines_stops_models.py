@@ -171,11 +171,6 @@ class StopScannerTests(SynchronousTestCase):
         self.assertEqual("".join(by_char.feed(c) for c in "xabcd"), "xab")
         self.assertEqual(whole.feed("xabcd"), "xab")
 
-    test_result_independent_of_chunking.todo = (  # type: ignore[attr-defined]
-        "bug: StopScanner.feed cuts at the stop that starts first, not the one that ends first; when one stop "
-        "contains another (not as a prefix) the output depends on how the text was chunked"
-    )
-
 
 class ModelTests(SynchronousTestCase):
     def test_resolve_families(self) -> None:

@@ -235,17 +235,10 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertGreaterEqual(len(kids), 2)
         self.assertFalse(service.running)
 
-    test_service_tree.todo = (  # type: ignore[attr-defined]
-        "bug: _tap.config_from_options reads options['warm'], ['warm-ttl'], ['session-ttl'], ['max-sessions'], "
-        "['tool-wait'] but Options declares none of them, so makeService raises KeyError"
-    )
-
     def test_with_claude_found(self) -> None:
         claude = fake_claude(self)
         service = self.make(env={"PATH": os.path.dirname(claude)})
         self.assertTrue(any(isinstance(k, StreamServerEndpointService) for k in children(service)))
-
-    test_with_claude_found.todo = test_service_tree.todo  # type: ignore[attr-defined]
 
 
 class PluginTests(SynchronousTestCase):
