@@ -95,7 +95,8 @@ class UpstreamErrorTests(ErrorAssertions):
         error = self.assertOpenAIError(body, "authentication_error", "cli_not_logged_in", "run `claude`", "log in")
         self.assertIsNone(error["param"])
         self.assertIn("OAuth token has expired", error["message"])
-        print("DBG401", len(d.fake.message_requests), [r.path for r in d.fake.requests])
+        # upstream_retries=0: no retry
+        self.assertEqual(len(d.fake.message_requests), 1)
 
     async def test_401_not_logged_in(self) -> None:
         await self._401(stream=False)

@@ -1,0 +1,835 @@
+"""
+The claudeproxy benchmark (not part of the test suite).
+
+Run from the repository root with the test virtualenv::
+
+    /work/venv/bin/python bench/run.py            # all of it, n=15 rounds
+    /work/venv/bin/python bench/run.py --n 5      # fewer rounds
+    /work/venv/bin/python bench/run.py --only fake  # only the fake-CLI part
+
+Part 1, the real Claude Code CLI against the fake Anthropic API (its own
+subprocess, answering instantly): time to first token and total time of
+C{--n} sequential streaming requests, interleaved round by round:
+
+  a. the CLI started cold and fed one stream-json user line directly;
+  b. the daemon with C{--warm 0} (a CLI spawned per request);
+  c. the daemon with C{--warm 2} once the pool is full (default model, no
+     system prompt, so each request takes a warm process);
+  d. the second turn of a live conversation on the warm daemon.
+
+Part 2, the fast fake CLI (bench/fakecli.py), with the daemon at
+C{--max-concurrent 256 --max-queued 0 --warm 0}: 256 concurrent streams
+(correctness, wall time, daemon RSS idle and peak), one slow reader taking
+a 50 MB reply at 1 MB/s (daemon RSS growth), and daemon CPU seconds per
+1,000 SSE frames.
+
+Daemons run as C{twistd -n claudeproxy} subprocesses with this checkout on
+PYTHONPATH (C{--root} names another checkout).  Results are printed and
+written to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from typing import Any, Callable, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench.fakecli import reply_text  # noqa: E402
+
+COMMAND = "cd %s && %s bench/run.py" % (ROOT, sys.executable)
+FAKECLI = os.path.join(HERE, "fakecli.py")
+UPSTREAM_TEXT = "Hello from the fake upstream: a short streamed reply for the benchmark, in a few text deltas."
+
+#: twistd, started so that options the daemon reads but does not (yet)
+#: declare get their defaults instead of a KeyError at start
+LAUNCH = """
+import sys
+from claudeproxy import _tap
+have = {p[0] for p in _tap.Options.optParameters}
+extra = [
+    ["warm", None, 2, "", int],
+    ["warm-ttl", None, 600.0, "", float],
+    ["session-ttl", None, 300.0, "", float],
+    ["max-sessions", None, 4, "", int],
+    ["tool-wait", None, 300.0, "", float],
+]
+missing = [p for p in extra if p[0] not in have]
+if missing:
+    sys.stderr.write("bench: claudeproxy._tap.Options lacks %s; added for this run\\n" % [p[0] for p in missing])
+    _tap.Options.optParameters = list(_tap.Options.optParameters) + missing
+from twisted.scripts.twistd import run
+run()
+"""
+
+
+# -- small helpers ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        with open("/proc/%d/status" % (pid,)) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """
+    utime + stime of C{pid} itself (not its children).
+    """
+    with open("/proc/%d/stat" % (pid,)) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(limit: float = 8.0, busy_max: float = 0.15) -> None:
+    """
+    Wait (at most C{limit} seconds) until the machine is nearly idle, so
+    a CLI starting in the background does not slow what is measured next.
+    """
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            parts = [int(x) for x in f.readline().split()[1:]]
+        idle = parts[3] + parts[4]
+        return sum(parts), idle
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        t0, i0 = sample()
+        time.sleep(0.2)
+        t1, i1 = sample()
+        if t1 > t0 and 1 - (i1 - i0) / (t1 - t0) < busy_max:
+            return
+
+
+class Sampler:
+    """
+    The peak VmRSS of a process, sampled every C{interval} seconds.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_kb(self.pid))
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+
+# -- the fake upstream ---------------------------------------------------------------
+
+
+def serve_upstream() -> None:
+    """
+    (In a subprocess.)  The fake Anthropic API, answering instantly; prints
+    its URL.
+    """
+    from twisted.internet import reactor
+
+    from tests.fakeanthropic import FakeAnthropic, Reply
+
+    fake = FakeAnthropic(reactor)
+    fake.default = Reply(text=UPSTREAM_TEXT, chunk=16)
+    print(fake.listen(), flush=True)
+    reactor.run()  # type: ignore[attr-defined]
+
+
+def start_upstream() -> tuple[subprocess.Popen[bytes], str]:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-upstream"], stdout=subprocess.PIPE, env=env, cwd=ROOT)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().decode().strip()
+    if not url.startswith("http://"):
+        raise SystemExit("the fake upstream did not start")
+    return proc, url
+
+
+# -- daemons ---------------------------------------------------------------------------
+
+
+class Daemon:
+    def __init__(self, root: str, cli: str, env: dict[str, str], args: list[str], name: str) -> None:
+        self.port = free_port()
+        self.log = os.path.join(tempfile.gettempdir(), "claudeproxy-bench-%s-%d.log" % (name, self.port))
+        cmd = [sys.executable, "-c", LAUNCH, "-n", "--pidfile=", "--logfile=" + self.log, "claudeproxy"]
+        cmd += ["--listen", "tcp:%d:interface=127.0.0.1" % (self.port,), "--claude", cli, *args]
+        env = dict(env, PYTHONPATH=root)
+        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise SystemExit("the daemon (%s) exited at start:\n%s\n%s" % (" ".join(args), err, self._log_tail()))
+            try:
+                self.health()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the daemon did not answer /health within 30 s\n" + self._log_tail())
+                time.sleep(0.05)
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self.log, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-30:])
+        except OSError:
+            return ""
+
+    def health(self) -> Any:
+        with urllib.request.urlopen("http://127.0.0.1:%d/health" % (self.port,), timeout=5) as r:
+            return json.loads(r.read())
+
+    def idle(self) -> int:
+        return sum(e["count"] for e in self.health()["pool"]["warm"]["idle"])
+
+    def wait_idle(self, want: int, limit: float = 60.0) -> None:
+        deadline = time.monotonic() + limit
+        while self.idle() < want:
+            if time.monotonic() > deadline:
+                raise SystemExit("the warm pool never reached %d idle processes" % (want,))
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+# -- clients ------------------------------------------------------------------------------
+
+
+class Reply:
+    def __init__(self) -> None:
+        self.status = 0
+        self.ttft: Optional[float] = None
+        self.total = 0.0
+        self.body = b""
+        self.error = ""
+
+    def items(self) -> list[Any]:
+        out: list[Any] = []
+        for frame in self.body.split(b"\n\n"):
+            if frame.startswith(b"data: "):
+                data = frame[6:]
+                out.append("[DONE]" if data == b"[DONE]" else json.loads(data))
+        return out
+
+    def text(self) -> str:
+        parts = []
+        for item in self.items():
+            if isinstance(item, dict):
+                for choice in item.get("choices", []):
+                    value = choice.get("delta", {}).get("content")
+                    if value:
+                        parts.append(value)
+        return "".join(parts)
+
+
+def _first_content(buf: bytes) -> bool:
+    for frame in buf.split(b"\n\n")[:-1]:
+        if frame.startswith(b"data: {"):
+            obj = json.loads(frame[6:])
+            for choice in obj.get("choices", []):
+                if choice.get("delta", {}).get("content"):
+                    return True
+    return False
+
+
+def post_stream(
+    port: int,
+    body: dict[str, Any],
+    timeout: float = 120.0,
+    pace: Optional[Callable[[int, float], None]] = None,
+    rcvbuf: Optional[int] = None,
+    keep_body: bool = True,
+) -> Reply:
+    """
+    One streaming chat completion over a plain HTTP/1.0 socket: the time
+    to the first content delta, the total time and the SSE body.  C{pace}
+    (bytes so far, start) is called before every read, to read slowly.
+    """
+    reply = Reply()
+    data = json.dumps(dict(body, stream=True)).encode()
+    head = b"POST /v1/chat/completions HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    parts: list[bytes] = []
+    got = 0
+    t0 = time.perf_counter()
+    try:
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % (len(data),) + data)
+        pending = b""
+        headers_done = False
+        while True:
+            if pace is not None:
+                pace(got, t0)
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+            if reply.ttft is None:
+                pending += chunk
+                if not headers_done and b"\r\n\r\n" in pending:
+                    headers, pending = pending.split(b"\r\n\r\n", 1)
+                    reply.status = int(headers.split(b" ", 2)[1])
+                    headers_done = True
+                if headers_done and _first_content(pending):
+                    reply.ttft = time.perf_counter() - t0
+                if reply.ttft is not None or not headers_done:
+                    if headers_done:
+                        parts.append(pending)
+                        pending = b""
+                continue
+            if keep_body:
+                parts.append(chunk)
+        reply.total = time.perf_counter() - t0
+        if reply.ttft is None and pending:
+            if not headers_done and b"\r\n\r\n" in pending:
+                headers, pending = pending.split(b"\r\n\r\n", 1)
+                reply.status = int(headers.split(b" ", 2)[1])
+            parts.append(pending)
+        reply.body = b"".join(parts)
+    except OSError as e:
+        reply.error = repr(e)
+        reply.total = time.perf_counter() - t0
+    finally:
+        sock.close()
+    return reply
+
+
+def cold_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> tuple[float, float]:
+    """
+    (a): start the CLI, write one user line; seconds to the first
+    text_delta line and to the result line.
+    """
+    argv = [
+        cli,
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--model",
+        "sonnet",
+        "--tools",
+        "",
+        "--no-session-persistence",
+        "--strict-mcp-config",
+    ]
+    line = json.dumps({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}})
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=workdir,
+        start_new_session=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(line.encode() + b"\n")
+    proc.stdin.flush()
+    ttft = total = float("nan")
+    for raw in proc.stdout:
+        obj = json.loads(raw)
+        if obj.get("type") == "stream_event" and ttft != ttft:
+            delta = obj.get("event", {}).get("delta", {})
+            if delta.get("type") == "text_delta":
+                ttft = time.perf_counter() - t0
+        if obj.get("type") == "result":
+            total = time.perf_counter() - t0
+            break
+    proc.stdin.close()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    proc.stdout.close()
+    return ttft, total
+
+
+# -- part 1: the real CLI -------------------------------------------------------------------
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def part_real(args: argparse.Namespace, cli: str, env: dict[str, str], results: dict[str, Any]) -> None:
+    workdir = tempfile.mkdtemp(prefix="cp-bench-cold-")
+    cold = Daemon(args.root, cli, env, ["--warm", "0", "--max-sessions", "0", "--upstream-retries", "0"], "warm0")
+    warm = Daemon(args.root, cli, env, ["--warm", "2", "--max-sessions", "4", "--upstream-retries", "0"], "warm2")
+    series: dict[str, dict[str, list[float]]] = {k: {"ttft": [], "total": []} for k in "abcd"}
+    problems: list[str] = []
+    try:
+        warm.wait_idle(2)
+        # one unmeasured request each to load caches (page cache, the daemon's imports)
+        cold_cli(cli, env, workdir, "warm-up")
+        post_stream(cold.port, {"model": "sonnet", "messages": [user("warm-up")]})
+        settle()
+        for i in range(args.n):
+            # a: the CLI cold, directly
+            settle()
+            ttft, total = cold_cli(cli, env, workdir, "round %d" % (i,))
+            series["a"]["ttft"].append(ttft)
+            series["a"]["total"].append(total)
+            # b: the daemon, --warm 0
+            settle()
+            r = post_stream(cold.port, {"model": "sonnet", "messages": [user("round %d" % (i,))]})
+            check(r, UPSTREAM_TEXT, "b", problems)
+            series["b"]["ttft"].append(r.ttft or float("nan"))
+            series["b"]["total"].append(r.total)
+            # c: the daemon, a warm process
+            warm.wait_idle(2)
+            settle()
+            hits = warm.health()["pool"]["warm"]["hits"]
+            r = post_stream(warm.port, {"model": "sonnet", "messages": [user("round %d" % (i,))]})
+            check(r, UPSTREAM_TEXT, "c", problems)
+            if warm.health()["pool"]["warm"]["hits"] != hits + 1:
+                problems.append("c: round %d did not take a warm process" % (i,))
+            series["c"]["ttft"].append(r.ttft or float("nan"))
+            series["c"]["total"].append(r.total)
+            # d: the second turn of a live conversation
+            first = [user("conversation %d" % (i,))]
+            r = post_stream(warm.port, {"model": "sonnet", "messages": first})
+            check(r, UPSTREAM_TEXT, "d (first turn)", problems)
+            warm.wait_idle(2)
+            settle()
+            hits = warm.health()["pool"]["sessions"]["hits"]
+            messages = [*first, {"role": "assistant", "content": r.text()}, user("and then?")]
+            r = post_stream(warm.port, {"model": "sonnet", "messages": messages})
+            check(r, UPSTREAM_TEXT, "d", problems)
+            if warm.health()["pool"]["sessions"]["hits"] != hits + 1:
+                problems.append("d: round %d did not continue its live conversation" % (i,))
+            series["d"]["ttft"].append(r.ttft or float("nan"))
+            series["d"]["total"].append(r.total)
+            print(
+                "  round %2d: first token a %.0f ms, b %.0f ms, c %.0f ms, d %.0f ms"
+                % tuple([i + 1] + [series[k]["ttft"][-1] * 1000 for k in "abcd"]),
+                flush=True,
+            )
+        results["real_health_warm"] = warm.health()["pool"]
+    finally:
+        cold.stop()
+        warm.stop()
+    names = {
+        "a": "cold CLI, direct",
+        "b": "daemon --warm 0",
+        "c": "daemon warm hit",
+        "d": "second turn (live)",
+    }
+    table: dict[str, Any] = {}
+    base = statistics.median(series["a"]["ttft"])
+    base_total = statistics.median(series["a"]["total"])
+    for k in "abcd":
+        t, tot = series[k]["ttft"], series[k]["total"]
+        table[k] = {
+            "name": names[k],
+            "ttft_median_ms": statistics.median(t) * 1000,
+            "ttft_p95_ms": pct(t, 0.95) * 1000,
+            "total_median_ms": statistics.median(tot) * 1000,
+            "total_p95_ms": pct(tot, 0.95) * 1000,
+            "ttft_ratio_to_a": statistics.median(t) / base,
+            "total_ratio_to_a": statistics.median(tot) / base_total,
+            "ttft_ms": [x * 1000 for x in t],
+            "total_ms": [x * 1000 for x in tot],
+        }
+    results["latency"] = table
+    results["latency_problems"] = problems
+    print()
+    print("Time to first token and total, real CLI %s, n=%d (ms)" % (results["machine"]["cli_version"], args.n))
+    print("  %-22s %10s %10s %8s %10s %10s %8s" % ("", "ttft med", "ttft p95", "x cold", "total med", "total p95", "x cold"))
+    for k in "abcd":
+        row = table[k]
+        print(
+            "  %s %-20s %10.1f %10.1f %8.3f %10.1f %10.1f %8.3f"
+            % (
+                k,
+                row["name"],
+                row["ttft_median_ms"],
+                row["ttft_p95_ms"],
+                row["ttft_ratio_to_a"],
+                row["total_median_ms"],
+                row["total_p95_ms"],
+                row["total_ratio_to_a"],
+            )
+        )
+    for p in problems:
+        print("  problem:", p)
+    overhead = table["b"]["ttft_median_ms"] - table["a"]["ttft_median_ms"]
+    results["targets"]["warm first token <= 0.10 x cold"] = {
+        "value": table["c"]["ttft_ratio_to_a"],
+        "met": table["c"]["ttft_ratio_to_a"] <= 0.10,
+    }
+    results["targets"]["--warm 0 adds <= 5 ms over cold (median)"] = {"value_ms": overhead, "met": overhead <= 5.0}
+    results["targets"]["second turn first token <= 0.10 x cold"] = {
+        "value": table["d"]["ttft_ratio_to_a"],
+        "met": table["d"]["ttft_ratio_to_a"] <= 0.10,
+    }
+
+
+def check(r: Reply, expected: str, what: str, problems: list[str]) -> None:
+    if r.error or r.status != 200:
+        problems.append("%s: status %s %s %r" % (what, r.status, r.error, r.body[:200]))
+        return
+    items = r.items()
+    if r.text() != expected or not items or items[-1] != "[DONE]":
+        problems.append("%s: wrong reply %r" % (what, r.body[-300:]))
+
+
+# -- part 2: the fake CLI ---------------------------------------------------------------------
+
+
+def fake_env(env: dict[str, str], nbytes: int, chunk: int) -> dict[str, str]:
+    path = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", os.defpath)
+    return dict(env, FAKECLI_BYTES=str(nbytes), FAKECLI_CHUNK=str(chunk), PATH=path)
+
+
+FAKE_ARGS = ["--max-concurrent", "256", "--max-queued", "0", "--warm", "0", "--max-sessions", "0"]
+
+
+def part_fake(args: argparse.Namespace, env: dict[str, str], results: dict[str, Any]) -> None:
+    # 256 concurrent streams
+    n, size = 256, 1000
+    d = Daemon(args.root, FAKECLI, fake_env(env, size, 100), FAKE_ARGS, "c256")
+    try:
+        post_stream(d.port, {"model": "sonnet", "messages": [user("warm-up")]})
+        settle()
+        idle = rss_kb(d.pid)
+        replies: list[Optional[Reply]] = [None] * n
+        gate = threading.Barrier(n + 1)
+
+        def one(i: int) -> None:
+            gate.wait()
+            replies[i] = post_stream(d.port, {"model": "sonnet", "messages": [user("req-%d" % (i,))]})
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        with Sampler(d.pid) as sampler:
+            gate.wait()
+            t0 = time.perf_counter()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+        correct = 0
+        for i, r in enumerate(replies):
+            if r is None or r.status != 200 or r.error:
+                continue
+            items = r.items()
+            errors = [x for x in items if isinstance(x, dict) and "error" in x]
+            if not errors and items and items[-1] == "[DONE]" and r.text() == reply_text(size, "req-%d" % (i,)):
+                correct += 1
+        time.sleep(0.5)
+        live = d.health()["pool"]["live_processes"]
+        ttfts = [r.ttft for r in replies if r is not None and r.ttft is not None]
+        results["concurrent"] = {
+            "streams": n,
+            "reply_bytes": size,
+            "correct": correct,
+            "wall_s": wall,
+            "ttft_median_ms": statistics.median(ttfts) * 1000 if ttfts else None,
+            "ttft_p95_ms": pct(ttfts, 0.95) * 1000 if ttfts else None,
+            "rss_idle_mb": idle / 1024,
+            "rss_peak_mb": sampler.peak / 1024,
+            "rss_samples": sampler.samples,
+            "live_processes_after": live,
+        }
+    finally:
+        d.stop()
+    c = results["concurrent"]
+    print()
+    print("256 concurrent streams (fake CLI, %d-byte replies)" % (size,))
+    print(
+        "  correct %d/%d, wall %.2f s, first token median %.0f ms p95 %.0f ms, daemon RSS idle %.1f MB, peak %.1f MB, CLI processes left %d"
+        % (
+            c["correct"],
+            n,
+            c["wall_s"],
+            c["ttft_median_ms"] or -1,
+            c["ttft_p95_ms"] or -1,
+            c["rss_idle_mb"],
+            c["rss_peak_mb"],
+            c["live_processes_after"],
+        ),
+        flush=True,
+    )
+    results["targets"]["256 streams all correct, daemon RSS < 150 MB"] = {
+        "correct": c["correct"],
+        "rss_peak_mb": c["rss_peak_mb"],
+        "met": c["correct"] == n and c["rss_peak_mb"] < 150 and c["live_processes_after"] == 0,
+    }
+
+    # one slow reader, 50 MB at 1 MB/s
+    size = args.slow_mb * 1000 * 1000
+    rate = 1_000_000.0
+    d = Daemon(args.root, FAKECLI, fake_env(env, size, args.slow_chunk), FAKE_ARGS, "slow")
+    try:
+        post_stream(d.port, {"model": "sonnet", "messages": [user("warm-up")]})
+        settle()
+        before = rss_kb(d.pid)
+        progress: list[tuple[float, int, int]] = []
+        expected_frames = size // args.slow_chunk
+        limit = args.slow_mb * 3 + 30
+
+        def pace(got: int, t0: float) -> None:
+            # hold 1 MB/s: read 64 KiB, then sleep until the schedule allows more
+            elapsed = time.perf_counter() - t0
+            if elapsed > limit:
+                raise OSError("gave up after %d s" % (limit,))
+            ahead = got / rate - elapsed
+            if ahead > 0:
+                time.sleep(ahead)
+            progress.append((time.perf_counter() - t0, got, rss_kb(d.pid)))
+
+        with Sampler(d.pid) as sampler:
+            r = post_stream(
+                d.port,
+                {"model": "sonnet", "messages": [user("slow")]},
+                timeout=limit,
+                pace=pace,
+                rcvbuf=64 * 1024,
+            )
+        text = r.text() if not r.error else ""
+        intact = text == reply_text(size, "slow")
+        received = sum(len(x) for x in [r.body])
+        # RSS while the deltas stream, before the CLI's final assistant and
+        # result lines (each the whole text) reach the daemon
+        streaming_peak = max((kb for t, got, kb in progress if got < 0.9 * received), default=0)
+        results["slow_reader"] = {
+            "reply_bytes": size,
+            "chunk": args.slow_chunk,
+            "frames": expected_frames,
+            "rate_bytes_per_s": rate,
+            "seconds": r.total,
+            "error": r.error,
+            "sse_bytes_received": received,
+            "intact": intact,
+            "rss_before_mb": before / 1024,
+            "rss_peak_mb": sampler.peak / 1024,
+            "rss_growth_mb": (sampler.peak - before) / 1024,
+            "rss_growth_while_streaming_deltas_mb": (streaming_peak - before) / 1024 if streaming_peak else None,
+        }
+    finally:
+        d.stop()
+    s = results["slow_reader"]
+    print()
+    print("Slow reader: %d MB reply (%d-char deltas) read at 1 MB/s" % (args.slow_mb, args.slow_chunk))
+    print(
+        "  %.1f s, intact %s%s, daemon RSS before %.1f MB, peak %.1f MB, growth %.1f MB (while deltas stream: %s MB)"
+        % (
+            s["seconds"],
+            s["intact"],
+            (", error " + s["error"]) if s["error"] else "",
+            s["rss_before_mb"],
+            s["rss_peak_mb"],
+            s["rss_growth_mb"],
+            "%.1f" % s["rss_growth_while_streaming_deltas_mb"] if s["rss_growth_while_streaming_deltas_mb"] is not None else "-",
+        ),
+        flush=True,
+    )
+    results["targets"]["slow reader RSS growth < 10 MB"] = {
+        "value_mb": s["rss_growth_mb"],
+        "met": s["intact"] and s["rss_growth_mb"] < 10,
+    }
+
+    # CPU per 1,000 SSE frames
+    per, requests, parallel = 1000, 100, 8
+    d = Daemon(args.root, FAKECLI, fake_env(env, per * 100, 100), FAKE_ARGS, "cpu")
+    try:
+        post_stream(d.port, {"model": "sonnet", "messages": [user("warm-up")]})
+        settle()
+        frames = [0] * requests
+        bad = [0]
+        c0 = cpu_seconds(d.pid)
+        t0 = time.perf_counter()
+
+        def worker(k: int) -> None:
+            for i in range(k, requests, parallel):
+                r = post_stream(d.port, {"model": "sonnet", "messages": [user("cpu-%d" % (i,))]})
+                frames[i] = r.body.count(b"\n\n")
+                if r.text() != reply_text(per * 100, "cpu-%d" % (i,)):
+                    bad[0] += 1
+
+        workers = [threading.Thread(target=worker, args=(k,)) for k in range(parallel)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        wall = time.perf_counter() - t0
+        used = cpu_seconds(d.pid) - c0
+        total_frames = sum(frames)
+        results["cpu"] = {
+            "requests": requests,
+            "frames": total_frames,
+            "wrong_replies": bad[0],
+            "daemon_cpu_s": used,
+            "wall_s": wall,
+            "cpu_ms_per_1000_frames": used / (total_frames / 1000) * 1000,
+            "cpu_ms_per_request": used / requests * 1000,
+        }
+    finally:
+        d.stop()
+    c = results["cpu"]
+    print()
+    print(
+        "Daemon CPU: %d requests, %d SSE frames in %.1f s: %.2f CPU s, %.1f CPU ms per 1,000 frames (%.1f ms per request incl. spawn), wrong replies %d"
+        % (c["requests"], c["frames"], c["wall_s"], c["daemon_cpu_s"], c["cpu_ms_per_1000_frames"], c["cpu_ms_per_request"], c["wrong_replies"]),
+        flush=True,
+    )
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def machine(cli: str, env: dict[str, str]) -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1])
+    try:
+        version = subprocess.run([cli, "--version"], env=env, capture_output=True, timeout=30).stdout.decode().strip()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        version = "unknown (%s)" % (e,)
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "ram_gb": round(mem / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "cli": cli,
+        "cli_version": version,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=15, help="rounds of the latency comparison (default 15)")
+    parser.add_argument("--only", choices=["real", "fake"], help="run only one part")
+    parser.add_argument("--root", default=ROOT, help="the claudeproxy checkout to run (default: this one)")
+    parser.add_argument("--slow-mb", type=int, default=50, help="size of the slow reader's reply in MB (default 50)")
+    parser.add_argument("--slow-chunk", type=int, default=100, help="characters per text delta for the slow reader (default 100)")
+    parser.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    parser.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_upstream:
+        serve_upstream()
+        return
+    args.root = os.path.abspath(args.root)
+
+    from tests.harness import cli_env, cli_path
+
+    print("benchmark command:", COMMAND, " ".join(sys.argv[1:]))
+    cli = cli_path()
+    upstream, url = start_upstream()
+    home = tempfile.mkdtemp(prefix="cp-bench-home-")
+    env = cli_env(url, home)
+    results: dict[str, Any] = {
+        "command": COMMAND,
+        "argv": sys.argv[1:],
+        "root": args.root,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(cli, env),
+        "targets": {},
+    }
+    m = results["machine"]
+    print(
+        "machine: %s CPUs (%s), %.1f GB RAM, Python %s, Linux %s, CLI %s"
+        % (m["nproc"], m["cpu"], m["ram_gb"], m["python"], m["kernel"], m["cli_version"])
+    )
+    print("checkout:", args.root)
+    try:
+        if args.only in (None, "real"):
+            print("\nPart 1: real CLI, fake upstream at %s (instant)" % (url,), flush=True)
+            part_real(args, cli, env, results)
+        if args.only in (None, "fake"):
+            print("\nPart 2: fake CLI (%s)" % (FAKECLI,), flush=True)
+            part_fake(args, env, results)
+    finally:
+        upstream.terminate()
+        upstream.wait()
+    print("\nTargets")
+    for name, t in results["targets"].items():
+        detail = ", ".join("%s=%s" % (k, ("%.3f" % v) if isinstance(v, float) else v) for k, v in t.items() if k != "met")
+        print("  %-48s %-8s (%s)" % (name, "met" if t["met"] else "NOT MET", detail))
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    print("\nwritten to", args.out)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["main", "re"]
