@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import signal
 import socket
 import statistics
@@ -186,7 +185,9 @@ def serve_upstream() -> None:
 
 def start_upstream() -> tuple[subprocess.Popen[bytes], str]:
     env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-upstream"], stdout=subprocess.PIPE, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--serve-upstream"], stdout=subprocess.PIPE, env=env, cwd=ROOT
+    )
     assert proc.stdout is not None
     url = proc.stdout.readline().decode().strip()
     if not url.startswith("http://"):
@@ -298,7 +299,6 @@ def post_stream(
     timeout: float = 120.0,
     pace: Optional[Callable[[int, float], None]] = None,
     rcvbuf: Optional[int] = None,
-    keep_body: bool = True,
 ) -> Reply:
     """
     One streaming chat completion over a plain HTTP/1.0 socket: the time
@@ -314,12 +314,12 @@ def post_stream(
     sock.settimeout(timeout)
     parts: list[bytes] = []
     got = 0
+    scan = b""
+    body_at = -1
     t0 = time.perf_counter()
     try:
         sock.connect(("127.0.0.1", port))
         sock.sendall(head + b"Content-Length: %d\r\n\r\n" % (len(data),) + data)
-        pending = b""
-        headers_done = False
         while True:
             if pace is not None:
                 pace(got, t0)
@@ -327,33 +327,25 @@ def post_stream(
             if not chunk:
                 break
             got += len(chunk)
+            parts.append(chunk)
             if reply.ttft is None:
-                pending += chunk
-                if not headers_done and b"\r\n\r\n" in pending:
-                    headers, pending = pending.split(b"\r\n\r\n", 1)
-                    reply.status = int(headers.split(b" ", 2)[1])
-                    headers_done = True
-                if headers_done and _first_content(pending):
+                scan += chunk
+                if body_at < 0 and b"\r\n\r\n" in scan:
+                    body_at = scan.index(b"\r\n\r\n") + 4
+                if body_at >= 0 and _first_content(scan[body_at:]):
                     reply.ttft = time.perf_counter() - t0
-                if reply.ttft is not None or not headers_done:
-                    if headers_done:
-                        parts.append(pending)
-                        pending = b""
-                continue
-            if keep_body:
-                parts.append(chunk)
-        reply.total = time.perf_counter() - t0
-        if reply.ttft is None and pending:
-            if not headers_done and b"\r\n\r\n" in pending:
-                headers, pending = pending.split(b"\r\n\r\n", 1)
-                reply.status = int(headers.split(b" ", 2)[1])
-            parts.append(pending)
-        reply.body = b"".join(parts)
+                    scan = b""
     except OSError as e:
         reply.error = repr(e)
-        reply.total = time.perf_counter() - t0
     finally:
+        reply.total = time.perf_counter() - t0
         sock.close()
+    raw = b"".join(parts)
+    headers, _, reply.body = raw.partition(b"\r\n\r\n")
+    try:
+        reply.status = int(headers.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        reply.status = 0
     return reply
 
 
@@ -502,7 +494,10 @@ def part_real(args: argparse.Namespace, cli: str, env: dict[str, str], results: 
     results["latency_problems"] = problems
     print()
     print("Time to first token and total, real CLI %s, n=%d (ms)" % (results["machine"]["cli_version"], args.n))
-    print("  %-22s %10s %10s %8s %10s %10s %8s" % ("", "ttft med", "ttft p95", "x cold", "total med", "total p95", "x cold"))
+    print(
+        "  %-22s %10s %10s %8s %10s %10s %8s"
+        % ("", "ttft med", "ttft p95", "x cold", "total med", "total p95", "x cold")
+    )
     for k in "abcd":
         row = table[k]
         print(
@@ -656,7 +651,7 @@ def part_fake(args: argparse.Namespace, env: dict[str, str], results: dict[str, 
             )
         text = r.text() if not r.error else ""
         intact = text == reply_text(size, "slow")
-        received = sum(len(x) for x in [r.body])
+        received = len(r.body)
         # RSS while the deltas stream, before the CLI's final assistant and
         # result lines (each the whole text) reach the daemon
         streaming_peak = max((kb for t, got, kb in progress if got < 0.9 * received), default=0)
@@ -688,7 +683,9 @@ def part_fake(args: argparse.Namespace, env: dict[str, str], results: dict[str, 
             s["rss_before_mb"],
             s["rss_peak_mb"],
             s["rss_growth_mb"],
-            "%.1f" % s["rss_growth_while_streaming_deltas_mb"] if s["rss_growth_while_streaming_deltas_mb"] is not None else "-",
+            "%.1f" % s["rss_growth_while_streaming_deltas_mb"]
+            if s["rss_growth_while_streaming_deltas_mb"] is not None
+            else "-",
         ),
         flush=True,
     )
@@ -738,7 +735,15 @@ def part_fake(args: argparse.Namespace, env: dict[str, str], results: dict[str, 
     print()
     print(
         "Daemon CPU: %d requests, %d SSE frames in %.1f s: %.2f CPU s, %.1f CPU ms per 1,000 frames (%.1f ms per request incl. spawn), wrong replies %d"
-        % (c["requests"], c["frames"], c["wall_s"], c["daemon_cpu_s"], c["cpu_ms_per_1000_frames"], c["cpu_ms_per_request"], c["wrong_replies"]),
+        % (
+            c["requests"],
+            c["frames"],
+            c["wall_s"],
+            c["daemon_cpu_s"],
+            c["cpu_ms_per_1000_frames"],
+            c["cpu_ms_per_request"],
+            c["wrong_replies"],
+        ),
         flush=True,
     )
 
@@ -779,7 +784,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["real", "fake"], help="run only one part")
     parser.add_argument("--root", default=ROOT, help="the claudeproxy checkout to run (default: this one)")
     parser.add_argument("--slow-mb", type=int, default=50, help="size of the slow reader's reply in MB (default 50)")
-    parser.add_argument("--slow-chunk", type=int, default=100, help="characters per text delta for the slow reader (default 100)")
+    parser.add_argument(
+        "--slow-chunk", type=int, default=1000, help="characters per text delta for the slow reader (default 1000)"
+    )
     parser.add_argument("--out", default=os.path.join(HERE, "results.json"))
     parser.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -821,7 +828,9 @@ def main() -> None:
         upstream.wait()
     print("\nTargets")
     for name, t in results["targets"].items():
-        detail = ", ".join("%s=%s" % (k, ("%.3f" % v) if isinstance(v, float) else v) for k, v in t.items() if k != "met")
+        detail = ", ".join(
+            "%s=%s" % (k, ("%.3f" % v) if isinstance(v, float) else v) for k, v in t.items() if k != "met"
+        )
         print("  %-48s %-8s (%s)" % (name, "met" if t["met"] else "NOT MET", detail))
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
@@ -830,6 +839,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-__all__ = ["main", "re"]

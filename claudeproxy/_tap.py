@@ -76,6 +76,7 @@ class Options(usage.Options):
             "replace",
             "replace: the client's system text becomes the CLI's --system-prompt; append: it goes to --append-system-prompt and Claude Code's own prompt stays.",
         ],
+        ["log-format", None, "text", "text, or json (twisted.logger's JSON observer, one event a line)."],
         ["api-key", None, None, "Require 'Authorization: Bearer KEY' on every /v1/* request."],
         ["api-key-file", None, None, "Read the API key from this file (first line)."],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
@@ -120,6 +121,24 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["model-alias"] = []
+        self["cors-origin"] = []
+        self["allowed-host"] = []
+
+    def opt_cors_origin(self, value: str) -> None:
+        """
+        A web origin (e.g. http://localhost:8080) whose pages may call the API; CORS headers go only to these (repeatable). Requests from any other origin are refused.
+        """
+        if "://" not in value:
+            raise usage.UsageError("--cors-origin takes an origin like http://localhost:8080, got %r" % (value,))
+        self["cors-origin"].append(value)
+
+    def opt_allowed_host(self, value: str) -> None:
+        """
+        A Host name accepted besides loopback names (repeatable), e.g. when reached through a reverse proxy.
+        """
+        if not value.strip():
+            raise usage.UsageError("--allowed-host must not be empty")
+        self["allowed-host"].append(value.strip())
 
     def opt_model_alias(self, value: str) -> None:
         """
@@ -131,6 +150,8 @@ class Options(usage.Options):
         self["model-alias"].append((name.strip(), target.strip()))
 
     def postOptions(self) -> None:
+        if self["log-format"] not in ("text", "json"):
+            raise usage.UsageError("--log-format must be text or json")
         if self["system-prompt-mode"] not in ("replace", "append"):
             raise usage.UsageError("--system-prompt-mode must be replace or append")
         if self["api-key"] is not None and self["api-key-file"] is not None:
@@ -192,6 +213,9 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         session_ttl=options["session-ttl"],
         max_sessions=options["max-sessions"],
         tool_wait=options["tool-wait"],
+        cors_origins=tuple(options["cors-origin"]),
+        allowed_hosts=tuple(options["allowed-host"]),
+        log_format=options["log-format"],
         workdir=workdir,
     )
 

@@ -33,5 +33,8 @@ class Config:
     session_ttl: float = 300.0
     max_sessions: int = 4
     tool_wait: float = 300.0
+    cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    log_format: str = "text"
     workdir: str = ""
     shutdown_grace: float = 3.0

@@ -204,6 +204,8 @@ class ProcessManager:
         self.max_tool_waits = max_tool_waits
         self._tool_waits: OrderedDict[CLIProcess, ToolWait] = OrderedDict()
         self.live: set[CLIProcess] = set()
+        #: CLI processes ended, by cause
+        self.exits: dict[str, int] = {}
         self.stats = PoolStats()
         self.closing = False
         self._idle: dict[SpawnKey, list[_Idle]] = {}
@@ -251,6 +253,11 @@ class ProcessManager:
 
     def _gone(self, result: Any, proc: CLIProcess) -> Any:
         self.live.discard(proc)
+        if proc.kill_cause is not None:
+            cause = proc.kill_cause
+        else:
+            cause = "exited" if proc.exit_status == 0 else "crashed"
+        self.exits[cause] = self.exits.get(cause, 0) + 1
         if proc.bridge is not None and self.bridges is not None:
             self.bridges.unregister(proc.bridge)
         wait = self._tool_waits.pop(proc, None)
@@ -361,16 +368,16 @@ class ProcessManager:
             _, oldest = self._tool_waits.popitem(last=False)
             self._cancel(oldest.timer)
             self.stats.tool_waits_expired += 1
-            oldest.proc.kill()
+            oldest.proc.kill("evicted")
 
     def _tool_wait_expired(self, proc: CLIProcess) -> None:
         wait = self._tool_waits.pop(proc, None)
         if wait is not None:
             self.stats.tool_waits_expired += 1
             self.log.info("a client never came back with tool results; ending its CLI process")
-            proc.kill()
+            proc.kill("tool_wait_expired")
 
-    def release(self, lease: Lease, keep: Optional[tuple[Message, ...]] = None) -> None:
+    def release(self, lease: Lease, keep: Optional[tuple[Message, ...]] = None, cause: str = "done") -> None:
         """
         The request is done with C{lease}.  With C{keep} (the whole
         conversation the process now holds) the process stays alive as a
@@ -379,7 +386,7 @@ class ProcessManager:
         proc = lease.proc
         proc.attach(None)
         if keep is None or self.closing or self.max_sessions <= 0 or proc.is_ended or proc.killed:
-            proc.kill()
+            proc.kill(cause)
             return
         self._backoff = 0.0
         session = _Session(proc, lease.key, keep)
@@ -389,13 +396,13 @@ class ProcessManager:
             _, oldest = self._sessions.popitem(last=False)
             self._cancel(oldest.timer)
             self.stats.session_evicted += 1
-            oldest.proc.kill()
+            oldest.proc.kill("evicted")
 
     def _session_expired(self, proc: CLIProcess) -> None:
         session = self._sessions.pop(proc, None)
         if session is not None:
             self.stats.session_expired += 1
-            proc.kill()
+            proc.kill("expired")
 
     # -- the warm pool ---------------------------------------------------------
 
@@ -444,7 +451,7 @@ class ProcessManager:
             while len(entries) > targets.get(key, 0):
                 entry = entries.pop()
                 self._cancel(entry.timer)
-                entry.proc.kill()
+                entry.proc.kill("pool_trim")
             if not entries:
                 del self._idle[key]
         for key, want in targets.items():
@@ -464,7 +471,7 @@ class ProcessManager:
         if entry in entries:
             entries.remove(entry)
             self.stats.warm_expired += 1
-            entry.proc.kill()
+            entry.proc.kill("expired")
             self._schedule_refill()
 
     # -- reporting and shutdown --------------------------------------------------
@@ -535,6 +542,6 @@ class ProcessManager:
         self._tool_waits.clear()
         waits = []
         for proc in list(self.live):
-            proc.kill()
+            proc.kill("shutdown")
             waits.append(proc.ended)
         return DeferredList(waits, consumeErrors=True)

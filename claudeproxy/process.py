@@ -185,6 +185,7 @@ class CLIProcess(ProcessProtocol):
         self.exit_status: Optional[int] = None
         self.is_ended = False
         self.killed = False
+        self.kill_cause: Optional[str] = None
         self._group_killed = False
         self.init: Optional[Mapping[str, Any]] = None
         #: the MCP bridge of a process started with the client's tools
@@ -224,11 +225,13 @@ class CLIProcess(ProcessProtocol):
             self._paused = False
             self.transport.resumeProducing()  # type: ignore[attr-defined]
 
-    def kill(self) -> None:
+    def kill(self, cause: str = "done") -> None:
         """
-        Kill the process group (C{killed} then says the daemon ended it);
-        safe to call any number of times, acts once.
+        Kill the process group (C{killed} then says the daemon ended it, and
+        C{kill_cause} why); safe to call any number of times, acts once.
         """
+        if not self.killed:
+            self.kill_cause = cause
         self.killed = True
         self._kill_group()
 

@@ -29,6 +29,7 @@ from .config import Config
 from .conversation import Conversation, Message, stdin_blocks, text_block, turn_blocks, user_line
 from .errors import ProxyError, bad_request
 from .httpio import write_error, write_json
+from .metrics import CONTENT_TYPE, Metrics
 from .pool import Lease, Limiter, ProcessManager
 from .process import SpawnKey
 from .responses_routes import ResponsesRoutes
@@ -80,6 +81,19 @@ def continuation(conversation: Conversation, outcome: Outcome) -> Optional[tuple
     return conversation.messages + (Message("assistant", [text_block(finished.text)]),)
 
 
+def end_cause(outcome: Outcome) -> str:
+    """
+    Why a request's CLI process is ended, for the metrics.
+    """
+    if outcome.retry:
+        return "died_idle"
+    if outcome.error is not None:
+        return "timeout" if outcome.error.status == 504 else "error"
+    if not outcome.clean:
+        return "cut"
+    return "done"
+
+
 class ProxyApp(AnthropicRoutes, ResponsesRoutes):
     """
     The routes.  Everything they use is passed in.  Each further protocol
@@ -107,6 +121,7 @@ class ProxyApp(AnthropicRoutes, ResponsesRoutes):
         self.runs: set[TurnRun] = set()
         #: the last rate_limit_info the CLI reported, with when
         self.quota: Optional[dict[str, Any]] = None
+        self.metrics = Metrics(self.live_state)
         self.closing = False
         self.requests_served = 0
 
@@ -200,6 +215,19 @@ class ProxyApp(AnthropicRoutes, ResponsesRoutes):
             },
         )
 
+    def live_state(self) -> dict[str, Any]:
+        return {
+            "in_flight": self.limiter.running,
+            "queued": self.limiter.queued,
+            "pool": self.manager.describe(),
+            "exits": dict(self.manager.exits),
+        }
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics_page(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE.encode())
+        return self.metrics.render()
+
     @app.route("/v1/models", methods=["GET"])
     def list_models(self, request: Request) -> None:
         try:
@@ -227,6 +255,7 @@ class ProxyApp(AnthropicRoutes, ResponsesRoutes):
 
         await self.serve(
             request,
+            "/v1/chat/completions",
             "chatcmpl-",
             lambda body: openai_chat.parse_request(body, self.config.model_aliases),
             output,
@@ -238,6 +267,7 @@ class ProxyApp(AnthropicRoutes, ResponsesRoutes):
     async def serve(
         self,
         request: Request,
+        endpoint: str,
         id_prefix: str,
         parse: Callable[[bytes], TurnSpec],
         make_output: OutputMaker,
@@ -285,7 +315,7 @@ class ProxyApp(AnthropicRoutes, ResponsesRoutes):
             )
         finally:
             self.requests_served += 1
-            self._log(rid, model, stream, status, started, outcome)
+            self._log(endpoint, rid, model, stream, status, started, outcome)
 
     def _quota_headers(self, request: Request) -> None:
         for name, value in quota_headers(self.quota).items():
@@ -380,16 +410,30 @@ class ProxyApp(AnthropicRoutes, ResponsesRoutes):
         finished = outcome.finished if outcome is not None else None
         if finished is not None and finished.tool_calls and outcome is not None and outcome.clean:
             self.manager.hold_for_tools(lease, frozenset(c.id for c in finished.tool_calls), outcome.held)
+        elif outcome is None:
+            self.manager.release(lease, None, "client_gone")
         else:
-            self.manager.release(lease, continuation(conversation, outcome) if outcome is not None else None)
+            self.manager.release(lease, continuation(conversation, outcome), end_cause(outcome))
 
-    def _log(self, rid: str, model: str, stream: bool, status: int, started: float, outcome: Optional[Outcome]) -> None:
+    def _log(
+        self, endpoint: str, rid: str, model: str, stream: bool, status: int, started: float, outcome: Optional[Outcome]
+    ) -> None:
         total_ms = (self.reactor.seconds() - started) * 1000.0
         first = outcome.first_token_ms if outcome is not None else None
         usage = outcome.finished.usage if outcome is not None and outcome.finished is not None else None
+        self.metrics.observe(
+            endpoint,
+            status,
+            total_ms / 1000.0,
+            None if first is None else first / 1000.0,
+            usage.prompt_tokens if usage else 0,
+            usage.output_tokens if usage else 0,
+            usage.cache_read_tokens if usage else 0,
+        )
         self.log.info(
-            "{rid} model={model} stream={stream} status={status} first_token_ms={first} total_ms={total:.0f} "
+            "{rid} {endpoint} model={model} stream={stream} status={status} first_token_ms={first} total_ms={total:.0f} "
             "tokens_in={tin} tokens_out={tout} cached={cached}",
+            endpoint=endpoint,
             rid=rid,
             model=model,
             stream=stream,

@@ -6,6 +6,7 @@ ends in-flight streams, fails the queue and kills every CLI group.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Mapping, Optional
 
 import attrs
@@ -13,10 +14,11 @@ from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.utils import getProcessOutput
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
 from twisted.web.server import Site
 
 from .config import Config
+from .guard import Guard
 from .httpio import limited_request
 from .mcp import McpServer
 from .models import DEFAULT_MODEL
@@ -51,6 +53,7 @@ class _Core(Service):
         self.env = env
         self.grace = grace
         self.cli_version: Optional[str] = None
+        self._version_check: Optional[Deferred[None]] = None
 
     def startService(self) -> None:
         super().startService()
@@ -78,6 +81,7 @@ class _Core(Service):
                 self.log.warn("could not read the CLI version: {f}", f=f.getErrorMessage())
 
             d.addCallbacks(got, failed)
+            self._version_check = d
 
     def stopService(self) -> Deferred[Any]:
         """
@@ -86,7 +90,9 @@ class _Core(Service):
         """
         super().stopService()
         self.proxy.shutdown()
-        reaped = self.manager.shutdown()
+        reaped: Deferred[Any] = self.manager.shutdown()
+        if self._version_check is not None and not self._version_check.called:
+            reaped = DeferredList([reaped, self._version_check], consumeErrors=True)
         done: Deferred[None] = Deferred()
 
         def close() -> None:
@@ -115,6 +121,31 @@ class _Core(Service):
         return done
 
 
+def json_log_observer() -> Any:
+    """
+    twisted.logger's JSON observer on standard output: one JSON event a
+    line.
+    """
+    return jsonFileLogObserver(sys.stdout)
+
+
+class DaemonService(MultiService):
+    """
+    The top service.  Given a log observer, it installs it as the
+    application's (twistd then logs through it instead of its text log).
+    """
+
+    def __init__(self, log_observer: Any = None) -> None:
+        super().__init__()
+        self.log_observer = log_observer
+
+    def setServiceParent(self, parent: Any) -> Any:
+        result = super().setServiceParent(parent)
+        if self.log_observer is not None and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, self.log_observer)
+        return result
+
+
 @attrs.frozen
 class Daemon:
     """
@@ -123,7 +154,7 @@ class Daemon:
     themselves.
     """
 
-    top: MultiService
+    top: DaemonService
     core: _Core
     proxy: ProxyApp
     manager: ProcessManager
@@ -164,11 +195,11 @@ def build(
     core: Optional[_Core] = None
     proxy = ProxyApp(reactor, config, manager, limiter, lambda: core.cli_version if core else None)
     core = _Core(reactor, proxy, manager, mcp, cli_env, config.shutdown_grace)
-    site = Site(proxy.resource())
+    site = Site(Guard(proxy.resource(), config.allowed_hosts, config.cors_origins))
     site.requestFactory = limited_request(config.max_body)
     site.displayTracebacks = False
     site.noisy = False
-    top = MultiService()
+    top = DaemonService(json_log_observer() if config.log_format == "json" else None)
     # services stop in reverse order: the port first, then the core
     core.setServiceParent(top)
     port = strports.service(config.listen, site, reactor=reactor)

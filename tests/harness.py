@@ -87,6 +87,10 @@ class Running:
         kw.setdefault("pool", self.pool)
         return await treq.post(self.url + path, data=data, headers=h, **kw)
 
+    async def pool_request(self, method: str, path: str, headers: Optional[dict[str, str]] = None, **kw: Any) -> Any:
+        kw.setdefault("pool", self.pool)
+        return await treq.request(method, self.url + path, headers=headers or {}, **kw)
+
     async def get(self, path: str, headers: Optional[dict[str, str]] = None, **kw: Any) -> Any:
         kw.setdefault("pool", self.pool)
         return await treq.get(self.url + path, headers=headers or {}, **kw)

@@ -25,7 +25,6 @@ from twisted.trial.unittest import TestCase
 from tests.fakeanthropic import FakeAnthropic, Reply
 from tests.harness import (
     RawClient,
-    Running,
     children_of,
     cli_env,
     cli_path,
@@ -260,8 +259,9 @@ class SigtermTests(TestCase):
                 except OSError:
                     pass
 
-        self.addCleanup(cleanup)
+        # cleanups run last first: kill what is left, then wait for twistd
         self.addCleanup(lambda: proto.ended if proto.running else None)
+        self.addCleanup(cleanup)
         url = "http://127.0.0.1:%d" % (port,)
 
         async def healthy() -> bool:
@@ -306,11 +306,3 @@ class SigtermTests(TestCase):
 
     async def test_sigterm_plugin(self) -> None:
         await self._sigterm(lambda listen: ["claudeproxy", "--listen", listen, "--claude", cli_path()], {})
-
-    test_sigterm_plugin.todo = (  # type: ignore[attr-defined]
-        "bug: `twistd claudeproxy` dies at start with KeyError 'warm': _tap.config_from_options reads "
-        "warm, warm-ttl, session-ttl, max-sessions (and tool-wait) that Options does not define"
-    )
-
-
-__all__ = ["Running"]
