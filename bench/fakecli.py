@@ -16,7 +16,9 @@ The reply is L{reply_text}: C{FAKECLI_BYTES} characters (default 1000) sent
 in text deltas of C{FAKECLI_CHUNK} characters (default 100).  It starts
 with the user's last text (up to 64 safe characters) in angle brackets,
 then repeats L{PATTERN}, whose prime length makes any lost, repeated or
-reordered chunk visible.
+reordered chunk visible.  A user text starting C{bytes=N:} asks for N
+characters instead (a small warm-up request to a daemon set up for big
+replies).
 
 Standard library only, and only what starts fast.
 """
@@ -135,7 +137,7 @@ def answer(w: Writer, model: str, turn: int, prompt: str, nbytes: int, chunk: in
             "claude_code_version": "fakecli",
         }
     )
-    message = {
+    message: dict[str, object] = {
         "id": mid,
         "type": "message",
         "role": "assistant",
@@ -204,6 +206,14 @@ def answer(w: Writer, model: str, turn: int, prompt: str, nbytes: int, chunk: in
     w.flush()
 
 
+def _size(prompt: str, default: int) -> int:
+    if prompt.startswith("bytes="):
+        value = prompt[len("bytes=") :].split(":", 1)[0]
+        if value.isdigit():
+            return int(value)
+    return default
+
+
 def main(argv: list[str]) -> int:
     model = _model(argv)
     nbytes = int(os.environ.get("FAKECLI_BYTES", "1000"))
@@ -215,12 +225,10 @@ def main(argv: list[str]) -> int:
             if not line.strip():
                 continue
             turn += 1
-            answer(w, model, turn, _last_text(line), nbytes, chunk)
+            prompt = _last_text(line)
+            answer(w, model, turn, prompt, _size(prompt, nbytes), chunk)
     except (BrokenPipeError, KeyboardInterrupt):
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            os._exit(0)
+        os._exit(0)
     return 0
 
 

@@ -180,7 +180,7 @@ def serve_upstream() -> None:
     fake = FakeAnthropic(reactor)
     fake.default = Reply(text=UPSTREAM_TEXT, chunk=16)
     print(fake.listen(), flush=True)
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
 
 
 def start_upstream() -> tuple[subprocess.Popen[bytes], str]:
@@ -552,7 +552,7 @@ def part_fake(args: argparse.Namespace, env: dict[str, str], results: dict[str, 
     n, size = 256, 1000
     d = Daemon(args.root, FAKECLI, fake_env(env, size, 100), FAKE_ARGS, "c256")
     try:
-        post_stream(d.port, {"model": "sonnet", "messages": [user("warm-up")]})
+        post_stream(d.port, {"model": "sonnet", "messages": [user("bytes=1000: warm-up")]})
         settle()
         idle = rss_kb(d.pid)
         replies: list[Optional[Reply]] = [None] * n
@@ -624,12 +624,12 @@ def part_fake(args: argparse.Namespace, env: dict[str, str], results: dict[str, 
     rate = 1_000_000.0
     d = Daemon(args.root, FAKECLI, fake_env(env, size, args.slow_chunk), FAKE_ARGS, "slow")
     try:
-        post_stream(d.port, {"model": "sonnet", "messages": [user("warm-up")]})
+        post_stream(d.port, {"model": "sonnet", "messages": [user("bytes=1000: warm-up")]})
         settle()
         before = rss_kb(d.pid)
         progress: list[tuple[float, int, int]] = []
         expected_frames = size // args.slow_chunk
-        limit = args.slow_mb * 3 + 30
+        limit = args.slow_mb * 2 + 30
 
         def pace(got: int, t0: float) -> None:
             # hold 1 MB/s: read 64 KiB, then sleep until the schedule allows more
@@ -645,7 +645,7 @@ def part_fake(args: argparse.Namespace, env: dict[str, str], results: dict[str, 
             r = post_stream(
                 d.port,
                 {"model": "sonnet", "messages": [user("slow")]},
-                timeout=limit,
+                timeout=30.0,
                 pace=pace,
                 rcvbuf=64 * 1024,
             )
@@ -698,7 +698,7 @@ def part_fake(args: argparse.Namespace, env: dict[str, str], results: dict[str, 
     per, requests, parallel = 1000, 100, 8
     d = Daemon(args.root, FAKECLI, fake_env(env, per * 100, 100), FAKE_ARGS, "cpu")
     try:
-        post_stream(d.port, {"model": "sonnet", "messages": [user("warm-up")]})
+        post_stream(d.port, {"model": "sonnet", "messages": [user("bytes=1000: warm-up")]})
         settle()
         frames = [0] * requests
         bad = [0]

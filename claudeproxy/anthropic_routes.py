@@ -1,9 +1,73 @@
 """
-Routes of the anthropic protocol (a mixin of L{claudeproxy.routes.ProxyApp}).
+Routes of the anthropic protocol (a mixin of L{claudeproxy.routes.ProxyApp}):
+C{POST /v1/messages}, and C{POST /v1/messages/count_tokens} refused
+clearly.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from twisted.web.server import Request
+
+from . import anthropic_messages
+from .anthropic_output import AnthropicOutput, AnthropicStreamOutput, write_anthropic_error
+from .app import app
+from .errors import ProxyError
+from .spec import TurnSpec
+from .streaming import TurnOutput
+from .turn import TurnState
+
+if TYPE_CHECKING:
+    from .config import Config
+
+COUNT_TOKENS_UNSUPPORTED = ProxyError(
+    501,
+    "count_tokens is not supported: the Claude Code CLI cannot count tokens without running a turn. "
+    "Use the usage of a /v1/messages reply instead.",
+    "invalid_request_error",
+    "not_implemented",
+)
+
 
 class AnthropicRoutes:
-    pass
+    if TYPE_CHECKING:
+        config: Config
+        serve: Callable[..., Awaitable[None]]
+
+        def _authorize(self, request: Request) -> None: ...
+
+    @app.route("/v1/messages", methods=["POST"])
+    async def messages(self, request: Request) -> None:
+        def output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
+            assert isinstance(spec, anthropic_messages.MessagesRequest)
+            if spec.stream:
+                return AnthropicStreamOutput(
+                    request,
+                    rid,
+                    lambda: state.model,
+                    state.usage_so_far,
+                    spec.stop,
+                    spec.include_thinking,
+                )
+            return AnthropicOutput(request, rid, spec.stop, spec.include_thinking)
+
+        await self.serve(
+            request,
+            "/v1/messages",
+            "msg_",
+            lambda body: anthropic_messages.parse_request(body, self.config.model_aliases),
+            output,
+            write_anthropic_error,
+        )
+
+    @app.route("/v1/messages/count_tokens", methods=["POST"])
+    def count_tokens(self, request: Request) -> Any:
+        try:
+            self._authorize(request)
+        except ProxyError as e:
+            write_anthropic_error(request, e)
+            return None
+        request.setHeader(b"x-should-retry", b"false")
+        write_anthropic_error(request, COUNT_TOKENS_UNSUPPORTED)
+        return None

@@ -175,7 +175,8 @@ def user_line(blocks: list[Block]) -> bytes:
     return (
         json.dumps(
             {"type": "user", "message": {"role": "user", "content": blocks}},
-            ensure_ascii=False,
+            # escaped: a lone surrogate the client sent goes through as sent
+            ensure_ascii=True,
             separators=(",", ":"),
         ).encode("utf-8")
         + b"\n"

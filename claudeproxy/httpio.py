@@ -13,6 +13,18 @@ from twisted.web.server import Request
 from .errors import ProxyError
 
 
+def json_bytes(obj: Any) -> bytes:
+    """
+    Compact UTF-8 JSON; text that is not valid Unicode (a lone surrogate
+    from upstream) is escaped rather than failing.
+    """
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def write_json(request: Request, status: int, obj: Any, headers: Mapping[str, str] = {}) -> None:
     """
     Answer C{request} with C{obj} as JSON and finish it, unless it is
@@ -24,7 +36,7 @@ def write_json(request: Request, status: int, obj: Any, headers: Mapping[str, st
     request.setHeader(b"content-type", b"application/json")
     for name, value in headers.items():
         request.setHeader(name.encode(), value.encode())
-    request.write(json.dumps(obj, ensure_ascii=False).encode("utf-8"))
+    request.write(json_bytes(obj))
     request.finish()
 
 

@@ -4,6 +4,7 @@ Model names: what clients may ask for and what the CLI's C{--model} gets.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Mapping
 
 from .errors import ProxyError
@@ -18,6 +19,9 @@ FAMILIES: Mapping[str, str] = {
 CLI_ALIASES = ("opus", "sonnet", "haiku")
 DEFAULT_MODEL = "sonnet"
 CREATED = 1735689600
+#: a full model id, passed to --model as is (e.g. claude-sonnet-4-5-20250929,
+#: claude-sonnet-4[1m])
+FULL_ID = re.compile(r"claude-[A-Za-z0-9._:@/\[\]-]{1,200}")
 
 
 def known_ids(aliases: Iterable[tuple[str, str]]) -> list[str]:
@@ -38,7 +42,7 @@ def resolve(name: Any, aliases: Iterable[tuple[str, str]]) -> str:
     target = alias_map.get(name, name)
     if target in FAMILIES:
         return FAMILIES[target]
-    if target in CLI_ALIASES or (target.startswith("claude-") and len(target) > len("claude-")):
+    if target in CLI_ALIASES or FULL_ID.fullmatch(target):
         return target
     raise ProxyError(
         404,
@@ -60,7 +64,7 @@ def list_models(aliases: Iterable[tuple[str, str]]) -> dict[str, Any]:
 
 def get_model(model_id: str, aliases: Iterable[tuple[str, str]]) -> dict[str, Any]:
     aliases = list(aliases)
-    if model_id in known_ids(aliases) or (model_id.startswith("claude-") and len(model_id) > 7):
+    if model_id in known_ids(aliases) or FULL_ID.fullmatch(model_id):
         return model_object(model_id)
     resolve(model_id, aliases)
     raise AssertionError("unreachable")

@@ -16,6 +16,7 @@ import attrs
 from . import models
 from .conversation import Block, Conversation, Message, text_block
 from .errors import bad_request
+from .httpio import json_bytes
 from .spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, positive_int
 from .tools import NAME_RE, ToolSpec
 from .tools import spec as tool_spec
@@ -439,7 +440,7 @@ def completion(completion_id: str, created: int, finished: Finished, text: str, 
 
 
 def sse(obj: Mapping[str, Any]) -> bytes:
-    return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n\n"
+    return b"data: " + json_bytes(obj) + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"

@@ -20,8 +20,12 @@ from twisted.logger import Logger
 
 from .conversation import Conversation, Message
 from .errors import ProxyError, cli_missing
-from .process import CLIProcess, Killer, Spawner, SpawnKey, build_argv, kill_group
+from .process import SYSTEM_ARG_MAX, CLIProcess, Killer, Spawner, SpawnKey, build_argv, kill_group, system_file
 from .tools import ToolCall, ToolSpec
+
+#: how long after a request took a warm process its replacement starts, at
+#: the latest (it starts at once when the request ends)
+REFILL_DELAY = 1.0
 
 
 class Limiter:
@@ -241,7 +245,10 @@ class ProcessManager:
             mcp_config = self.bridges.config_for(proc.bridge)
         try:
             env = dict(self.env, **key.env()) if key.env() else self.env
-            self.spawner(proc, self.claude, build_argv(self.claude, key, mcp_config), env, self.workdir)
+            path = None
+            if key.system is not None and len(key.system.encode("utf-8")) > SYSTEM_ARG_MAX:
+                path = system_file(self.workdir, key.system)
+            self.spawner(proc, self.claude, build_argv(self.claude, key, mcp_config, path), env, self.workdir)
         except OSError as e:
             if proc.bridge is not None and self.bridges is not None:
                 self.bridges.unregister(proc.bridge)
@@ -313,11 +320,13 @@ class ProcessManager:
             if entry.proc.is_ended or entry.proc.killed:
                 continue
             self.stats.warm_hits += 1
-            self._schedule_refill()
+            # the replacement starts when this turn ends (or after a
+            # moment), so its spawn does not compete with this turn's start
+            self._schedule_refill(REFILL_DELAY)
             return Lease(entry.proc, key, "warm")
         self.stats.warm_misses += 1
         proc = self._spawn(key)
-        self._schedule_refill()
+        self._schedule_refill(REFILL_DELAY)
         return Lease(proc, key, "cold")
 
     def _find_session(self, key: SpawnKey, conversation: Conversation) -> Optional[_Session]:
@@ -385,6 +394,7 @@ class ProcessManager:
         """
         proc = lease.proc
         proc.attach(None)
+        self._schedule_refill()
         if keep is None or self.closing or self.max_sessions <= 0 or proc.is_ended or proc.killed:
             proc.kill(cause)
             return
@@ -434,12 +444,16 @@ class ProcessManager:
             out[k] = out.get(k, 0) + 1
         return out
 
-    def _schedule_refill(self) -> None:
+    def _schedule_refill(self, delay: float = 0.0) -> None:
         if self.warm <= 0 or self.closing:
             return
-        if self._refill_call is not None and self._refill_call.active():
-            return
-        self._refill_call = self.reactor.callLater(self._backoff, self._refill)
+        delay = max(delay, self._backoff)
+        call = self._refill_call
+        if call is not None and call.active():
+            if call.getTime() <= self.reactor.seconds() + delay:
+                return
+            call.cancel()
+        self._refill_call = self.reactor.callLater(delay, self._refill)
 
     def _refill(self) -> None:
         self._refill_call = None

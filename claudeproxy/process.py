@@ -7,6 +7,7 @@ whoever holds the process now.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -51,7 +52,28 @@ class SpawnKey:
         return {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(self.max_tokens)}
 
 
-def build_argv(claude: str, key: SpawnKey, mcp_config: Optional[str] = None) -> list[str]:
+#: system prompts longer than this go to the CLI in a file (one argv
+#: string may not exceed 128 KiB on Linux)
+SYSTEM_ARG_MAX = 64 * 1024
+
+
+def system_file(workdir: str, system: str) -> str:
+    """
+    A file in C{workdir} holding C{system}, named by its content.
+    """
+    data = system.encode("utf-8")
+    path = os.path.join(workdir, "system-%s.txt" % (hashlib.sha256(data).hexdigest()[:32],))
+    if not os.path.exists(path):
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    return path
+
+
+def build_argv(
+    claude: str, key: SpawnKey, mcp_config: Optional[str] = None, system_path: Optional[str] = None
+) -> list[str]:
     """
     The CLI's argv: stream-json both ways, built-in tools off, no session
     files, no MCP servers but those given.
@@ -72,7 +94,10 @@ def build_argv(claude: str, key: SpawnKey, mcp_config: Optional[str] = None) -> 
         "--no-session-persistence",
         "--strict-mcp-config",
     ]
-    if key.system is not None:
+    if system_path is not None:
+        flag = "--append-system-prompt-file" if key.system_mode == "append" else "--system-prompt-file"
+        argv += [flag, system_path]
+    elif key.system is not None:
         if key.system_mode == "append":
             argv += ["--append-system-prompt", key.system]
         else:
@@ -164,8 +189,16 @@ def group_spawner(reactor: Any) -> Spawner:
 
 
 def kill_group(pid: int) -> None:
+    """
+    Kill the process group led by C{pid}, and C{pid} itself: a child killed
+    before it has called setsid() has no group of its own yet.
+    """
     try:
         os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 

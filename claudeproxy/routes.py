@@ -31,7 +31,7 @@ from .errors import ProxyError, bad_request
 from .httpio import write_error, write_json
 from .metrics import CONTENT_TYPE, Metrics
 from .pool import Lease, Limiter, ProcessManager
-from .process import SpawnKey
+from .process import SYSTEM_ARG_MAX, SpawnKey
 from .responses_routes import ResponsesRoutes
 from .spec import TurnSpec
 from .streaming import Outcome, TurnOutput, TurnRun
@@ -79,6 +79,33 @@ def continuation(conversation: Conversation, outcome: Outcome) -> Optional[tuple
     ):
         return None
     return conversation.messages + (Message("assistant", [text_block(finished.text)]),)
+
+
+def parse_checked(parse: Callable[[bytes], TurnSpec], body: bytes) -> TurnSpec:
+    """
+    C{parse(body)}, with what no protocol can honour refused as a 400: JSON
+    nested too deeply to read, and system text that cannot be a command-line
+    argument (it goes to the CLI's --system-prompt).
+    """
+    try:
+        spec = parse(body)
+    except RecursionError:
+        raise bad_request("The request body is nested too deeply", None, "invalid_json")
+    if spec.json_schema is not None and len(spec.json_schema.encode("utf-8")) > SYSTEM_ARG_MAX:
+        raise bad_request(
+            "The JSON schema is larger than %d bytes, the most the CLI can be given" % (SYSTEM_ARG_MAX,),
+            "response_format",
+            "schema_too_large",
+        )
+    system = spec.conversation.system
+    if system is not None:
+        if "\x00" in system:
+            raise bad_request("The system prompt must not contain NUL characters", "system")
+        try:
+            system.encode("utf-8")
+        except UnicodeEncodeError:
+            raise bad_request("The system prompt is not valid Unicode (lone surrogate)", "system")
+    return spec
 
 
 def end_cause(outcome: Outcome) -> str:
@@ -291,7 +318,7 @@ class ProxyApp(AnthropicRoutes, ResponsesRoutes):
             if self.closing:
                 raise SHUTTING_DOWN
             self._authorize(request)
-            spec = parse(self._body(request))
+            spec = parse_checked(parse, self._body(request))
             model, stream = spec.model, spec.stream
             self.manager.check_cli()
             await self.limiter.acquire()
@@ -369,6 +396,8 @@ class ProxyApp(AnthropicRoutes, ResponsesRoutes):
                     outcome = await done
                 finally:
                     self.runs.discard(run)
+                    if request.producer is run:
+                        request.unregisterProducer()
                     if lease.proc.bridge is not None:
                         lease.proc.bridge.on_call = None
                     if state.rate_limit is not None:

@@ -27,6 +27,20 @@ from .process import Killer, Spawner, SpawnKey, group_spawner, kill_group
 from .routes import ProxyApp
 
 
+def remove_workdir(workdir: str) -> None:
+    """
+    Remove the daemon's private directory: the system prompt files it wrote
+    and the directory itself, if nothing else is in it.
+    """
+    try:
+        for name in os.listdir(workdir):
+            if name.startswith("system-") and name.endswith(".txt"):
+                os.unlink(os.path.join(workdir, name))
+        os.rmdir(workdir)
+    except OSError:
+        pass
+
+
 class _Core(Service):
     """
     Ends work before the reactor stops: stops accepting requests, ends the
@@ -109,10 +123,7 @@ class _Core(Service):
         call = self.reactor.callLater(self.grace, grace_over)
 
         def finished(_: Any) -> None:
-            try:
-                os.rmdir(self.manager.workdir)
-            except OSError:
-                pass
+            remove_workdir(self.manager.workdir)
             if call.active():
                 call.cancel()
             close()

@@ -16,6 +16,8 @@ class StopScanner:
         self._stops = tuple(s for s in stops if s)
         self._held = ""
         self.stopped = False
+        #: the stop sequence that ended the text
+        self.matched: str | None = None
 
     def feed(self, text: str) -> str:
         if self.stopped:
@@ -24,9 +26,9 @@ class StopScanner:
             return text
         buf = self._held + text
         # the stop sequence that completes first wins, however text is chunked
-        ends = [(i + len(s), i) for i, s in ((buf.find(s), s) for s in self._stops) if i != -1]
+        ends = [(i + len(s), i, s) for i, s in ((buf.find(s), s) for s in self._stops) if i != -1]
         if ends:
-            cut = min(ends)[1]
+            _, cut, self.matched = min(ends)
             self.stopped = True
             self._held = ""
             return buf[:cut]

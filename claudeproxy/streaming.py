@@ -215,6 +215,7 @@ class TurnRun:
                     model=self.state.model,
                     stop_reason="stop_sequence",
                     usage=self.state.usage_so_far(),
+                    stop_sequence=self.stops.matched,
                 ),
                 clean=False,
             )

@@ -102,6 +102,8 @@ class Finished:
     tool_calls: tuple[ToolCall, ...] = ()
     #: the text is the CLI's validated structured output (C{--json-schema})
     structured: bool = False
+    #: the client's stop sequence that ended the text, if one did
+    stop_sequence: Optional[str] = None
 
     @property
     def finish_reason(self) -> str:
@@ -133,7 +135,9 @@ class TurnState:
     done: bool = False
     _message_id: Optional[str] = None
     _message_complete: bool = True
-    _partial: str = ""
+    #: text streamed for a message that has not completed (a retry of it
+    #: may repeat it)
+    _partial: list[str] = attrs.Factory(list)
     _streamed_text: set[str] = attrs.Factory(set)
     _streamed_reasoning: set[str] = attrs.Factory(set)
     _message_usage: Usage = Usage()
@@ -175,11 +179,8 @@ class TurnState:
         kind = event.get("type")
         if kind == "message_start":
             message = event.get("message") or {}
-            if not self._message_complete and self._partial:
-                # an interrupted message stays pending: its retry may repeat it
-                pass
-            else:
-                self._partial = ""
+            if self._message_complete or not self._partial:
+                self._partial = []
             self._message_id = message.get("id")
             self._calls = {}
             self._message_tool_input = {}
@@ -208,7 +209,7 @@ class TurnState:
                     return [ToolCallDelta(call[0], partial)]
                 return []
             if dkind == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
-                self._partial += delta["text"]
+                self._partial.append(delta["text"])
                 if self._message_id:
                     self._streamed_text.add(self._message_id)
                 self.text.append(delta["text"])
@@ -233,7 +234,7 @@ class TurnState:
             return []
         if kind == "message_stop":
             self._message_complete = True
-            self._partial = ""
+            self._partial = []
             if self.stop_reason == "tool_use" and self._calls:
                 return [self._tool_turn_end()]
             return []
@@ -300,9 +301,10 @@ class TurnState:
                 continue
             if block.get("type") == "text" and mid not in self._streamed_text:
                 text = block.get("text") or ""
-                if self._partial and text.startswith(self._partial):
-                    text = text[len(self._partial) :]
-                self._partial = ""
+                partial = "".join(self._partial)
+                if partial and text.startswith(partial):
+                    text = text[len(partial) :]
+                self._partial = []
                 if text:
                     self.text.append(text)
                     out.append(TextOut(text))

@@ -10,7 +10,7 @@ import json
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply, ToolUse
-from tests.harness import live_pids, start, streamed_text
+from tests.harness import live_pids, start, streamed_text, wait_for
 
 PERSON = {
     "type": "object",
@@ -105,7 +105,7 @@ class LimitsTests(TestCase):
         # go on to resume), and the process was ended, not kept
         self.assertEqual([r.body["max_tokens"] for r in d.fake.message_requests], [5])
         self.assertEqual(d.manager.session_count, 0)
-        self.assertEqual(live_pids(d.spawned), [])
+        await wait_for(lambda: not live_pids(d.spawned), timeout=3)
 
     async def test_max_completion_tokens_stream(self) -> None:
         d = await start(self)

@@ -90,19 +90,9 @@ class DisconnectTests(TestCase):
 
     async def test_disconnect_mid_stream_kills_cli_group(self) -> None:
         await self._disconnect_mid_stream()
-        # twisted.web's "Producer was not unregistered" is the known bug that
-        # test_disconnect_mid_stream_logs_no_error is about
-        self.flushLoggedErrors(RuntimeError)
-
-    async def test_disconnect_mid_stream_logs_no_error(self) -> None:
-        await self._disconnect_mid_stream()
-        errors = self.flushLoggedErrors()
-        self.assertEqual([e.getErrorMessage() for e in errors], [])
-
-    test_disconnect_mid_stream_logs_no_error.todo = (  # type: ignore[attr-defined]
-        "bug: a client leaving mid-stream leaves TurnRun registered as the request's producer; "
-        "Klein then finishes the request and twisted.web logs 'Producer was not unregistered'"
-    )
+        # and nothing is logged as an error (e.g. twisted.web's "Producer was
+        # not unregistered" when the turn stays the request's producer)
+        self.assertEqual([e.getErrorMessage() for e in self.flushLoggedErrors()], [])
 
     async def test_disconnect_non_stream_kills_cli_group(self) -> None:
         d = await start(self)

@@ -1,0 +1,596 @@
+"""
+Anthropic Messages API (C{POST /v1/messages}) <-> the neutral conversation
+and turn output.
+
+Pure functions: request bodies in, L{MessagesRequest} out (or a
+L{ProxyError} naming the field); turn outputs in, Anthropic JSON objects and
+SSE events out.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping, Optional
+
+import attrs
+
+from . import models
+from .conversation import Block, Conversation, Message, text_block
+from .errors import ProxyError, bad_request
+from .spec import TurnSpec, canonical_schema, positive_int
+from .tools import NAME_RE, ToolSpec
+from .tools import spec as tool_spec
+from .turn import Finished, Usage
+
+#: Accepted and ignored: sampling and bookkeeping the CLI does not expose.
+IGNORED_PARAMS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "metadata",
+        "service_tier",
+        "inference_geo",
+    }
+)
+#: Refused with a 400: features the CLI cannot provide through this daemon.
+UNSUPPORTED_PARAMS = {
+    "mcp_servers": "remote MCP servers are not supported; declare client tools in 'tools'",
+    "container": "code execution containers are not supported",
+    "context_management": "context management is not supported",
+}
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+#: C{output_config.effort} values, as the CLI's C{--effort} takes them.
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+#: C{thinking.budget_tokens} mapped to C{--effort}: below the first bound
+#: "low", below the second "medium", else "high".  Adaptive thinking and
+#: no thinking leave the CLI's own effort; C{output_config.effort} wins.
+BUDGET_LOW = 4096
+BUDGET_MEDIUM = 16384
+#: Anthropic's stop reasons, passed through as the turn reports them.
+STOP_REASONS = frozenset({"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"})
+#: Anthropic's error type for each HTTP status.
+ERROR_TYPES: Mapping[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+}
+
+
+@attrs.frozen
+class MessagesRequest(TurnSpec):
+    """
+    A Messages API request: the neutral spec plus what only this protocol
+    has.
+
+    @ivar include_thinking: the client asked for thinking (enabled or
+        adaptive), so thinking blocks are part of the reply; without it
+        they are left out, as the real API does.
+    """
+
+    include_thinking: bool = False
+
+
+# -- requests ---------------------------------------------------------------
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise bad_request("%s must be a string" % (where,), where)
+    return value
+
+
+def _image_block(block: Mapping[str, Any], where: str) -> Block:
+    source = block.get("source")
+    if not isinstance(source, Mapping):
+        raise bad_request("%s.source must be an object" % (where,), where + ".source")
+    kind = source.get("type")
+    if kind == "base64":
+        media_type = source.get("media_type")
+        if media_type not in IMAGE_TYPES:
+            raise bad_request(
+                "%s.source.media_type must be one of %s" % (where, ", ".join(IMAGE_TYPES)),
+                where + ".source.media_type",
+            )
+        data = _string(source.get("data"), where + ".source.data")
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    if kind == "url":
+        url = _string(source.get("url"), where + ".source.url")
+        if not url.startswith(("http://", "https://")):
+            raise bad_request("%s.source.url must be an http(s) URL" % (where,), where + ".source.url")
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise bad_request("%s.source.type %r is not supported (use base64 or url)" % (where, kind), where + ".source.type")
+
+
+def _document_block(block: Mapping[str, Any], where: str) -> Block:
+    source = block.get("source")
+    if not isinstance(source, Mapping) or not isinstance(source.get("type"), str):
+        raise bad_request("%s.source must be an object with a type" % (where,), where + ".source")
+    if source["type"] == "file":
+        raise bad_request(
+            "%s: Files API documents are not supported; send the content inline" % (where,), where + ".source.type"
+        )
+    out: Block = {"type": "document", "source": dict(source)}
+    for key in ("title", "context"):
+        if isinstance(block.get(key), str):
+            out[key] = block[key]
+    return out
+
+
+def _text(block: Mapping[str, Any], where: str) -> Optional[Block]:
+    text = _string(block.get("text"), where + ".text")
+    return text_block(text) if text else None
+
+
+def _tool_result(block: Mapping[str, Any], where: str) -> Block:
+    tool_use_id = block.get("tool_use_id")
+    if not isinstance(tool_use_id, str) or not tool_use_id:
+        raise bad_request("%s.tool_use_id must be a non-empty string" % (where,), where + ".tool_use_id")
+    content = block.get("content", "")
+    inner: list[Block] = []
+    if isinstance(content, str):
+        if content:
+            inner.append(text_block(content))
+    elif isinstance(content, list):
+        for j, part in enumerate(content):
+            pwhere = "%s.content[%d]" % (where, j)
+            if not isinstance(part, Mapping):
+                raise bad_request("%s must be an object" % (pwhere,), pwhere)
+            kind = part.get("type")
+            if kind == "text":
+                text = _text(part, pwhere)
+                if text is not None:
+                    inner.append(text)
+            elif kind == "image":
+                inner.append(_image_block(part, pwhere))
+            elif kind == "document":
+                inner.append(_document_block(part, pwhere))
+            else:
+                raise bad_request(
+                    "%s.type %r is not supported in a tool result (use text, image or document)" % (pwhere, kind),
+                    pwhere + ".type",
+                )
+    elif content is not None:
+        raise bad_request("%s.content must be a string or an array of blocks" % (where,), where + ".content")
+    is_error = block.get("is_error", False)
+    if is_error is None:
+        is_error = False
+    if not isinstance(is_error, bool):
+        raise bad_request("%s.is_error must be a boolean" % (where,), where + ".is_error")
+    return {"type": "tool_result", "tool_use_id": tool_use_id, "content": inner, "is_error": is_error}
+
+
+def _tool_use(block: Mapping[str, Any], where: str) -> Block:
+    call_id = block.get("id")
+    if not isinstance(call_id, str) or not call_id:
+        raise bad_request("%s.id must be a non-empty string" % (where,), where + ".id")
+    name = _string(block.get("name"), where + ".name")
+    tool_input = block.get("input", {})
+    if not isinstance(tool_input, Mapping):
+        raise bad_request("%s.input must be an object" % (where,), where + ".input")
+    return {"type": "tool_use", "id": call_id, "name": name, "input": dict(tool_input)}
+
+
+def _user_blocks(content: Any, where: str) -> list[Block]:
+    if isinstance(content, str):
+        return [text_block(content)] if content else []
+    if not isinstance(content, list):
+        raise bad_request("%s.content must be a string or an array of content blocks" % (where,), where + ".content")
+    blocks: list[Block] = []
+    for i, block in enumerate(content):
+        bwhere = "%s.content[%d]" % (where, i)
+        if not isinstance(block, Mapping):
+            raise bad_request("%s must be an object" % (bwhere,), bwhere)
+        kind = block.get("type")
+        if kind == "text":
+            text = _text(block, bwhere)
+            if text is not None:
+                blocks.append(text)
+        elif kind == "image":
+            blocks.append(_image_block(block, bwhere))
+        elif kind == "document":
+            blocks.append(_document_block(block, bwhere))
+        elif kind == "tool_result":
+            blocks.append(_tool_result(block, bwhere))
+        else:
+            raise bad_request(
+                "%s.type %r is not supported in a user message (use text, image, document or tool_result)"
+                % (bwhere, kind),
+                bwhere + ".type",
+            )
+    return blocks
+
+
+def _assistant_blocks(content: Any, where: str) -> list[Block]:
+    if isinstance(content, str):
+        return [text_block(content)] if content else []
+    if not isinstance(content, list):
+        raise bad_request("%s.content must be a string or an array of content blocks" % (where,), where + ".content")
+    blocks: list[Block] = []
+    for i, block in enumerate(content):
+        bwhere = "%s.content[%d]" % (where, i)
+        if not isinstance(block, Mapping):
+            raise bad_request("%s must be an object" % (bwhere,), bwhere)
+        kind = block.get("type")
+        if kind == "text":
+            text = _text(block, bwhere)
+            if text is not None:
+                blocks.append(text)
+        elif kind == "tool_use":
+            blocks.append(_tool_use(block, bwhere))
+        elif kind in ("thinking", "redacted_thinking"):
+            # earlier thinking is not sent back: the CLI keeps its own
+            continue
+        else:
+            raise bad_request(
+                "%s.type %r is not supported in an assistant message (use text, tool_use or thinking)" % (bwhere, kind),
+                bwhere + ".type",
+            )
+    return blocks
+
+
+def parse_messages(messages: Any, system: Any = None) -> Conversation:
+    """
+    Anthropic C{messages} and C{system} to a L{Conversation}; 400 naming
+    the field for what cannot be honoured.
+    """
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty array", "messages")
+    turns: list[Message] = []
+    for i, msg in enumerate(messages):
+        where = "messages[%d]" % (i,)
+        if not isinstance(msg, Mapping):
+            raise bad_request("%s must be an object" % (where,), where)
+        role = msg.get("role")
+        if role == "user":
+            blocks = _user_blocks(msg.get("content"), where)
+            if not blocks:
+                raise bad_request("%s.content is empty" % (where,), where + ".content")
+            turns.append(Message("user", blocks))
+        elif role == "assistant":
+            blocks = _assistant_blocks(msg.get("content"), where)
+            if blocks:
+                turns.append(Message("assistant", blocks))
+        elif role == "system":
+            raise bad_request(
+                "%s.role 'system' is not a message role: pass the system prompt as the top-level 'system'" % (where,),
+                where + ".role",
+            )
+        else:
+            raise bad_request("%s.role %r must be user or assistant" % (where, role), where + ".role")
+    if not turns or turns[-1].role != "user":
+        raise bad_request(
+            "'messages': the last message must have role 'user': prefilling the assistant's reply is not supported "
+            "by the Claude Code CLI",
+            "messages",
+        )
+    return Conversation(parse_system(system), turns)
+
+
+def parse_system(system: Any) -> Optional[str]:
+    """
+    C{system}: a string or an array of text blocks, as one text.
+    """
+    if system is None:
+        return None
+    if isinstance(system, str):
+        parts = [system] if system else []
+    else:
+        parts = _system_blocks(system)
+    if any("\x00" in p for p in parts):
+        # the system prompt is a command-line argument of the CLI
+        raise bad_request("'system' must not contain NUL characters", "system")
+    return "\n\n".join(parts) if parts else None
+
+
+def _system_blocks(system: Any) -> list[str]:
+    if not isinstance(system, list):
+        raise bad_request("'system' must be a string or an array of text blocks", "system")
+    parts: list[str] = []
+    for i, block in enumerate(system):
+        where = "system[%d]" % (i,)
+        if not isinstance(block, Mapping) or block.get("type") != "text":
+            raise bad_request("%s must be a text block" % (where,), where)
+        text = _string(block.get("text"), where + ".text")
+        if text:
+            parts.append(text)
+    return parts
+
+
+def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, bool]:
+    """
+    The declared tools exposed to the model, the tool choice ("auto",
+    "required" or a tool's name) and whether parallel calls are allowed.
+    C{tool_choice: {"type": "none"}} exposes none.
+    """
+    raw = body.get("tools")
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise bad_request("'tools' must be an array", "tools")
+    specs: list[ToolSpec] = []
+    for i, tool in enumerate(raw):
+        where = "tools[%d]" % (i,)
+        if not isinstance(tool, Mapping):
+            raise bad_request("%s must be an object" % (where,), where)
+        kind = tool.get("type")
+        if kind not in (None, "custom"):
+            raise bad_request(
+                "%s.type %r is not supported: only client tools (name, description, input_schema)" % (where, kind),
+                where + ".type",
+            )
+        name = tool.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise bad_request("%s.name must match ^[A-Za-z0-9_-]{1,64}$" % (where,), where + ".name")
+        if any(s.name == name for s in specs):
+            raise bad_request("%s: tool %r is declared twice" % (where, name), where + ".name")
+        schema = tool.get("input_schema")
+        if not isinstance(schema, Mapping):
+            raise bad_request("%s.input_schema must be a JSON Schema object" % (where,), where + ".input_schema")
+        desc = tool.get("description")
+        if desc is not None and not isinstance(desc, str):
+            raise bad_request("%s.description must be a string" % (where,), where + ".description")
+        specs.append(tool_spec(name, desc, dict(schema)))
+    choice = body.get("tool_choice")
+    if choice is None:
+        choice = {"type": "auto"}
+    if not isinstance(choice, Mapping):
+        raise bad_request("'tool_choice' must be an object with a type", "tool_choice")
+    parallel = True
+    disable = choice.get("disable_parallel_tool_use")
+    if disable is not None:
+        if not isinstance(disable, bool):
+            raise bad_request(
+                "'tool_choice.disable_parallel_tool_use' must be a boolean", "tool_choice.disable_parallel_tool_use"
+            )
+        parallel = not disable
+    kind = choice.get("type")
+    if kind == "none" or (kind == "auto" and not specs):
+        return (), "auto", parallel
+    if kind == "auto":
+        return tuple(specs), "auto", parallel
+    if kind == "any":
+        if not specs:
+            raise bad_request("'tool_choice' is 'any' but no tools are declared", "tool_choice")
+        return tuple(specs), "required", parallel
+    if kind == "tool":
+        name = choice.get("name")
+        if not isinstance(name, str) or not any(s.name == name for s in specs):
+            raise bad_request("'tool_choice.name' names a tool that is not in 'tools'", "tool_choice.name")
+        return tuple(s for s in specs if s.name == name), name, parallel
+    raise bad_request("'tool_choice.type' must be auto, any, tool or none", "tool_choice.type")
+
+
+def parse_effort(body: Mapping[str, Any]) -> tuple[Optional[str], bool, Optional[str]]:
+    """
+    C{thinking} and C{output_config}: the C{--effort} level (or None for
+    the CLI's own), whether thinking blocks are returned, and the JSON
+    schema of C{output_config.format}, if any.
+    """
+    include_thinking = False
+    effort: Optional[str] = None
+    thinking = body.get("thinking")
+    if thinking is not None:
+        if not isinstance(thinking, Mapping):
+            raise bad_request("'thinking' must be an object", "thinking")
+        kind = thinking.get("type")
+        if kind == "enabled":
+            include_thinking = True
+            budget = positive_int(thinking.get("budget_tokens"), "thinking.budget_tokens")
+            if budget is None:
+                raise bad_request("'thinking.budget_tokens' is required when thinking is enabled", "thinking")
+            effort = "low" if budget < BUDGET_LOW else "medium" if budget < BUDGET_MEDIUM else "high"
+        elif kind == "adaptive":
+            include_thinking = True
+        elif kind != "disabled":
+            raise bad_request("'thinking.type' must be enabled, adaptive or disabled", "thinking.type")
+    json_schema: Optional[str] = None
+    config = body.get("output_config")
+    if config is not None:
+        if not isinstance(config, Mapping):
+            raise bad_request("'output_config' must be an object", "output_config")
+        level = config.get("effort")
+        if level is not None:
+            if level not in EFFORTS:
+                raise bad_request(
+                    "'output_config.effort' must be one of %s" % (", ".join(EFFORTS),), "output_config.effort"
+                )
+            effort = str(level)
+        fmt = config.get("format")
+        if fmt is not None:
+            json_schema = _output_format(fmt, "output_config.format")
+    if body.get("output_format") is not None and json_schema is None:
+        json_schema = _output_format(body["output_format"], "output_format")
+    return effort, include_thinking, json_schema
+
+
+def _output_format(fmt: Any, where: str) -> str:
+    if not isinstance(fmt, Mapping) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), Mapping):
+        raise bad_request('\'%s\' must be {"type": "json_schema", "schema": {...}}' % (where,), where)
+    return canonical_schema(fmt["schema"])
+
+
+def load_json(raw: bytes) -> dict[str, Any]:
+    """
+    The request body as a JSON object, or a 400 (also for nesting too deep
+    to parse).
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad_request("The request body is not valid JSON: %s" % (e,), None, "invalid_json")
+    except RecursionError:
+        raise bad_request("The request body is not valid JSON: nested too deeply", None, "invalid_json")
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object", None, "invalid_json")
+    return body
+
+
+def parse_request(raw: bytes, aliases: Iterable[tuple[str, str]]) -> MessagesRequest:
+    body = load_json(raw)
+    for param, why in UNSUPPORTED_PARAMS.items():
+        if body.get(param) is not None:
+            raise bad_request("'%s': %s" % (param, why), param, "unsupported_parameter")
+    if isinstance(body.get("model"), str) and "\x00" in body["model"]:
+        raise bad_request("'model' must not contain NUL characters", "model")
+    cli_model = models.resolve(body.get("model"), tuple(aliases))
+    if body.get("max_tokens") is None:
+        raise bad_request("'max_tokens' is required", "max_tokens")
+    max_tokens = positive_int(body.get("max_tokens"), "max_tokens")
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise bad_request("'stream' must be a boolean", "stream")
+    stop = body.get("stop_sequences")
+    if stop is None:
+        stop = []
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise bad_request("'stop_sequences' must be an array of strings", "stop_sequences")
+    tools, tool_choice, parallel = parse_tools(body)
+    effort, include_thinking, json_schema = parse_effort(body)
+    conversation = parse_messages(body.get("messages"), body.get("system"))
+    return MessagesRequest(
+        model=body["model"],
+        cli_model=cli_model,
+        conversation=conversation,
+        stream=stream,
+        stop=tuple(s for s in stop if s),
+        effort=effort,
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel,
+        json_schema=json_schema,
+        max_tokens=max_tokens,
+        include_thinking=include_thinking,
+    )
+
+
+# -- responses ------------------------------------------------------------
+
+
+def usage_object(usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_tokens,
+    }
+
+
+def stop_reason(finished: Finished) -> str:
+    if finished.tool_calls:
+        return "tool_use"
+    reason = finished.stop_reason or "end_turn"
+    return reason if reason in STOP_REASONS else "end_turn"
+
+
+def matched_stop(finished: Finished, sent: str, stops: tuple[str, ...]) -> Optional[str]:
+    """
+    The stop sequence that ended a turn: the daemon cut the text at
+    C{len(sent)}, where one of C{stops} begins in the text the CLI produced
+    (the shortest wins, as the stop that completes first).
+    """
+    if finished.stop_reason != "stop_sequence":
+        return None
+    rest = finished.text[len(sent) :] if finished.text.startswith(sent) else ""
+    found = [s for s in stops if rest.startswith(s)]
+    if found:
+        return min(found, key=len)
+    # not found in the text: the last resort is the only one asked for
+    return stops[0] if len(stops) == 1 else None
+
+
+def tool_use_block(call_id: str, name: str, tool_input: Any) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call_id, "name": name, "input": tool_input}
+
+
+def message(
+    message_id: str,
+    model: str,
+    content: list[dict[str, Any]],
+    reason: Optional[str],
+    stop_sequence: Optional[str],
+    usage: Usage,
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": reason,
+        "stop_sequence": stop_sequence,
+        "usage": usage_object(usage),
+    }
+
+
+def json_bytes(obj: Any) -> bytes:
+    """
+    Compact UTF-8 JSON; text that is not valid Unicode (a lone surrogate)
+    is escaped rather than failing.
+    """
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def sse(event: str, data: Mapping[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + json_bytes(data) + b"\n\n"
+
+
+def message_start(message_id: str, model: str, usage: Usage) -> bytes:
+    return sse("message_start", {"type": "message_start", "message": message(message_id, model, [], None, None, usage)})
+
+
+def block_start(index: int, block: Mapping[str, Any]) -> bytes:
+    return sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": dict(block)})
+
+
+def block_delta(index: int, delta: Mapping[str, Any]) -> bytes:
+    return sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": dict(delta)})
+
+
+def block_stop(index: int) -> bytes:
+    return sse("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def message_delta(reason: Optional[str], stop_sequence: Optional[str], usage: Usage) -> bytes:
+    return sse(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": reason, "stop_sequence": stop_sequence},
+            "usage": usage_object(usage),
+        },
+    )
+
+
+MESSAGE_STOP = sse("message_stop", {"type": "message_stop"})
+
+
+def error_type(status: int) -> str:
+    if status in ERROR_TYPES:
+        return ERROR_TYPES[status]
+    return "api_error" if status >= 500 else "invalid_request_error"
+
+
+def error_object(error: ProxyError) -> dict[str, Any]:
+    """
+    Anthropic's error body: the type follows the HTTP status.
+    """
+    return {"type": "error", "error": {"type": error_type(error.status), "message": error.message}}
+
+
+def error_event(error: ProxyError) -> bytes:
+    return sse("error", error_object(error))

@@ -1,0 +1,234 @@
+"""
+Anthropic Messages answers written onto an HTTP response: the streaming
+(SSE) and the whole-message forms.  The shapes come from
+L{claudeproxy.anthropic_messages}; this module only writes them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Optional
+
+from twisted.web.server import Request
+
+from . import anthropic_messages as am
+from .errors import ProxyError
+from .httpio import write_json
+from .turn import Finished, Usage
+
+
+def _copy_request_id(request: Request) -> None:
+    rid = request.responseHeaders.getRawHeaders(b"x-request-id")
+    if rid:
+        request.setHeader(b"request-id", rid[0])
+
+
+def write_anthropic_error(request: Request, error: ProxyError) -> None:
+    """
+    Answer C{request} with C{error} in Anthropic's shape and its real
+    HTTP status.
+    """
+    _copy_request_id(request)
+    write_json(request, error.status, am.error_object(error), error.headers())
+
+
+class AnthropicStreamOutput:
+    """
+    Server-sent events with Anthropic's event names.  Headers and
+    C{message_start} go out with the first content, so an error before it
+    gets its real HTTP status; an error after it ends the stream with an
+    C{error} event.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        message_id: str,
+        model: Callable[[], str],
+        usage: Callable[[], Usage],
+        stops: tuple[str, ...] = (),
+        include_thinking: bool = False,
+    ) -> None:
+        self.request = request
+        self.message_id = message_id
+        self.model = model
+        self.usage = usage
+        self.stops = stops
+        self.include_thinking = include_thinking
+        self.started = False
+        self.status = 200
+        self.sent_text: list[str] = []
+        #: the open content block: its kind ("text", "thinking", "tool_use") and index
+        self._open: Optional[tuple[str, int]] = None
+        self._next = 0
+        #: tool call index -> content block index
+        self._calls: dict[int, int] = {}
+
+    def _write(self, data: bytes) -> None:
+        if not self.request.finished and not getattr(self.request, "_disconnected", False):
+            self.request.write(data)
+
+    def _start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        r = self.request
+        r.setResponseCode(200)
+        r.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        r.setHeader(b"cache-control", b"no-cache")
+        r.setHeader(b"x-accel-buffering", b"no")
+        _copy_request_id(r)
+        self._write(am.message_start(self.message_id, self.model(), self.usage()))
+
+    def _close_block(self) -> None:
+        if self._open is not None:
+            self._write(am.block_stop(self._open[1]))
+            self._open = None
+
+    def _block(self, kind: str, block: dict[str, Any]) -> int:
+        """
+        The index of an open block of C{kind}, opening a new one (after
+        closing the last) unless the open one is of that kind.
+        """
+        self._start()
+        if self._open is not None and self._open[0] == kind and kind != "tool_use":
+            return self._open[1]
+        self._close_block()
+        index = self._next
+        self._next += 1
+        self._open = (kind, index)
+        self._write(am.block_start(index, block))
+        return index
+
+    def text(self, text: str) -> None:
+        self.sent_text.append(text)
+        index = self._block("text", {"type": "text", "text": ""})
+        self._write(am.block_delta(index, {"type": "text_delta", "text": text}))
+
+    def reasoning(self, text: str) -> None:
+        if not self.include_thinking:
+            return
+        index = self._block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        self._write(am.block_delta(index, {"type": "thinking_delta", "thinking": text}))
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
+        self._calls[index] = self._block("tool_use", am.tool_use_block(call_id, name, {}))
+
+    def tool_call_delta(self, index: int, arguments: str) -> None:
+        block = self._calls.get(index)
+        if block is None or self._open != ("tool_use", block):
+            return
+        self._write(am.block_delta(block, {"type": "input_json_delta", "partial_json": arguments}))
+
+    def _end(self) -> None:
+        r = self.request
+        if r.producer is not None:
+            r.unregisterProducer()
+        if not r.finished and not getattr(r, "_disconnected", False):
+            r.finish()
+
+    def finished(self, finished: Finished) -> None:
+        self._start()
+        self._close_block()
+        stop = am.matched_stop(finished, "".join(self.sent_text), self.stops)
+        self._write(am.message_delta(am.stop_reason(finished), stop, finished.usage))
+        self._write(am.MESSAGE_STOP)
+        self._end()
+
+    def failed(self, error: ProxyError) -> None:
+        self.status = error.status
+        if not self.started:
+            if self.request.producer is not None:
+                self.request.unregisterProducer()
+            write_anthropic_error(self.request, error)
+            return
+        self._write(am.error_event(error))
+        self._end()
+
+
+class AnthropicOutput:
+    """
+    One JSON message at the end.
+    """
+
+    def __init__(
+        self, request: Request, message_id: str, stops: tuple[str, ...] = (), include_thinking: bool = False
+    ) -> None:
+        self.request = request
+        self.message_id = message_id
+        self.stops = stops
+        self.include_thinking = include_thinking
+        self.status = 200
+        self.sent_text: list[str] = []
+        #: content blocks in order; tool_use inputs are gathered as JSON text
+        self.blocks: list[dict[str, Any]] = []
+        self._calls: dict[int, dict[str, Any]] = {}
+
+    def _last(self, kind: str) -> Optional[dict[str, Any]]:
+        if self.blocks and self.blocks[-1]["type"] == kind:
+            return self.blocks[-1]
+        return None
+
+    def text(self, text: str) -> None:
+        self.sent_text.append(text)
+        block = self._last("text")
+        if block is None:
+            self.blocks.append({"type": "text", "text": text})
+        else:
+            block["text"] += text
+
+    def reasoning(self, text: str) -> None:
+        if not self.include_thinking:
+            return
+        block = self._last("thinking")
+        if block is None:
+            self.blocks.append({"type": "thinking", "thinking": text, "signature": ""})
+        else:
+            block["thinking"] += text
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
+        block = {"type": "tool_use", "id": call_id, "name": name, "input": ""}
+        self._calls[index] = block
+        self.blocks.append(block)
+
+    def tool_call_delta(self, index: int, arguments: str) -> None:
+        block = self._calls.get(index)
+        if block is not None:
+            block["input"] += arguments
+
+    def content(self, finished: Finished) -> list[dict[str, Any]]:
+        """
+        The message's content blocks; tool inputs parsed, or taken from
+        the finished turn's calls.
+        """
+        calls = {c.id: c for c in finished.tool_calls}
+        out: list[dict[str, Any]] = []
+        for block in self.blocks:
+            if block["type"] != "tool_use":
+                out.append(block)
+                continue
+            call = calls.pop(block["id"], None)
+            if call is not None:
+                tool_input = call.input()
+            else:
+                try:
+                    tool_input = json.loads(block["input"]) if block["input"].strip() else {}
+                except ValueError:
+                    tool_input = {}
+            out.append(am.tool_use_block(block["id"], block["name"], tool_input))
+        for call in finished.tool_calls:
+            if call.id in calls:
+                out.append(am.tool_use_block(call.id, call.name, call.input()))
+        return out
+
+    def finished(self, finished: Finished) -> None:
+        stop = am.matched_stop(finished, "".join(self.sent_text), self.stops)
+        body = am.message(
+            self.message_id, finished.model, self.content(finished), am.stop_reason(finished), stop, finished.usage
+        )
+        _copy_request_id(self.request)
+        write_json(self.request, 200, body)
+
+    def failed(self, error: ProxyError) -> None:
+        self.status = error.status
+        write_anthropic_error(self.request, error)

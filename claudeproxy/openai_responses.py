@@ -1,0 +1,733 @@
+"""
+The OpenAI Responses API (C{POST /v1/responses}) <-> the neutral
+conversation and turn output.
+
+Pure functions: a request body (plus the stored conversation a
+C{previous_response_id} names) in, L{ResponsesRequest} out, or a
+L{ProxyError} naming the field; turn results in, the response object and
+every streaming event out.  Ids and clocks are passed in.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import attrs
+
+from . import models
+from .conversation import Block, Conversation, Message, text_block
+from .errors import ProxyError, bad_request
+from .openai_chat import EFFORTS, _image_block
+from .spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, positive_int
+from .tools import NAME_RE, ToolCall, ToolSpec
+from .tools import spec as tool_spec
+from .turn import Finished, Usage
+
+#: Accepted and documented as ignored: they cannot change what the CLI does.
+#: (C{store}: every response is kept in memory for C{previous_response_id},
+#: whatever it says.)
+IGNORED_PARAMS = frozenset(
+    {
+        "store",
+        "metadata",
+        "temperature",
+        "top_p",
+        "truncation",
+        "user",
+        "service_tier",
+        "include",
+        "stream_options",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "safety_identifier",
+        "max_tool_calls",
+        "top_logprobs",
+    }
+)
+
+#: C{reasoning.effort} -> C{--effort} (C{none}: the CLI's default)
+RESPONSE_EFFORTS: Mapping[str, Optional[str]] = dict(EFFORTS, none=None)
+
+#: codes the SDK's C{ResponseError.code} allows; others are reported as
+#: C{server_error} there (the C{error} event carries the exact code)
+RESPONSE_ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
+
+#: where a stored conversation comes from: response id -> conversation
+Lookup = Callable[[str], Optional[Conversation]]
+
+
+@attrs.frozen
+class ResponsesRequest(TurnSpec):
+    """
+    A Responses API request: the neutral spec plus what only this protocol
+    has.
+
+    @ivar item_system: system text from C{system}/C{developer} input items
+        (carried into follow-ups, unlike C{instructions}).
+    @ivar echo: the request's parameters as the response object repeats
+        them.
+    """
+
+    instructions: Optional[str] = None
+    previous_response_id: Optional[str] = None
+    item_system: Optional[str] = None
+    echo: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+# -- requests --------------------------------------------------------------
+
+
+def _text_of(part: Mapping[str, Any], where: str) -> str:
+    text = part.get("text")
+    if not isinstance(text, str):
+        raise bad_request("%s.text must be a string" % (where,), where + ".text")
+    return text
+
+
+def _content(content: Any, where: str, images: bool) -> list[Block]:
+    """
+    A message's (or a function output's) content: a string or an array of
+    input_text / output_text / input_image parts.
+    """
+    if isinstance(content, str):
+        return [text_block(content)] if content else []
+    if not isinstance(content, list):
+        raise bad_request("%s must be a string or an array of content parts" % (where,), where)
+    blocks: list[Block] = []
+    for i, part in enumerate(content):
+        pwhere = "%s[%d]" % (where, i)
+        if not isinstance(part, Mapping):
+            raise bad_request("%s must be an object" % (pwhere,), pwhere)
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text", "summary_text"):
+            text = _text_of(part, pwhere)
+            if text:
+                blocks.append(text_block(text))
+        elif kind == "refusal":
+            refusal = part.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                blocks.append(text_block(refusal))
+        elif kind == "input_image" and images:
+            if part.get("image_url") is None and part.get("file_id") is not None:
+                raise bad_request(
+                    "%s: images by file_id are not supported; send image_url (a data: or http(s) URL)" % (pwhere,),
+                    pwhere + ".file_id",
+                    "unsupported_content",
+                )
+            blocks.append(_image_block(part, pwhere))
+        elif kind in ("input_file", "input_audio"):
+            raise bad_request(
+                "%s: %s parts are not supported" % (pwhere, kind), pwhere + ".type", "unsupported_content"
+            )
+        else:
+            raise bad_request(
+                "%s: unsupported content part type %r" % (pwhere, kind), pwhere + ".type", "unsupported_content"
+            )
+    return blocks
+
+
+def _arguments(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            return arguments
+    return arguments if arguments is not None else {}
+
+
+def _required_str(item: Mapping[str, Any], key: str, where: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise bad_request("%s.%s must be a non-empty string" % (where, key), "%s.%s" % (where, key))
+    return value
+
+
+def _add(turns: list[Message], role: str, blocks: list[Block]) -> None:
+    """
+    Append a turn.  Assistant content (text and function calls of one
+    reply) joins the assistant turn before it; function outputs join a user
+    turn of function outputs before them.
+    """
+    if turns and turns[-1].role == role:
+        last = turns[-1]
+        if role == "assistant" or (
+            all(b.get("type") == "tool_result" for b in last.blocks)
+            and all(b.get("type") == "tool_result" for b in blocks)
+        ):
+            turns[-1] = Message(role, last.blocks + tuple(blocks))
+            return
+    turns.append(Message(role, blocks))
+
+
+def parse_input(raw: Any, turns: list[Message]) -> list[str]:
+    """
+    C{input} (a string or an array of items) appended to C{turns}; the
+    system texts of its system/developer messages are returned.
+    """
+    if isinstance(raw, str):
+        if not raw:
+            raise bad_request("'input' is empty", "input")
+        turns.append(Message("user", [text_block(raw)]))
+        return []
+    if not isinstance(raw, list) or not raw:
+        raise bad_request("'input' must be a string or a non-empty array of input items", "input")
+    system: list[str] = []
+    for i, item in enumerate(raw):
+        where = "input[%d]" % (i,)
+        if not isinstance(item, Mapping):
+            raise bad_request("%s must be an object" % (where,), where)
+        kind = item.get("type", "message")
+        if kind == "message":
+            role = item.get("role")
+            content = item.get("content")
+            if role in ("system", "developer"):
+                text = "".join(b["text"] for b in _content(content, where + ".content", images=False))
+                if text:
+                    system.append(text)
+            elif role == "user":
+                blocks = _content(content, where + ".content", images=True)
+                if not blocks:
+                    raise bad_request("%s.content is empty" % (where,), where + ".content")
+                turns.append(Message("user", blocks))
+            elif role == "assistant":
+                blocks = _content(content, where + ".content", images=False)
+                if blocks:
+                    _add(turns, "assistant", blocks)
+            else:
+                raise bad_request(
+                    "%s.role %r is not one of user, assistant, system, developer" % (where, role), where + ".role"
+                )
+        elif kind == "function_call":
+            call_id = _required_str(item, "call_id", where)
+            name = _required_str(item, "name", where)
+            use: Block = {"type": "tool_use", "id": call_id, "name": name, "input": _arguments(item.get("arguments"))}
+            _add(turns, "assistant", [use])
+        elif kind == "function_call_output":
+            call_id = _required_str(item, "call_id", where)
+            output = item.get("output")
+            blocks = _content(output if output is not None else "", where + ".output", images=True)
+            _add(turns, "user", [{"type": "tool_result", "tool_use_id": call_id, "content": blocks}])
+        elif kind == "reasoning":
+            continue
+        elif kind == "item_reference":
+            raise bad_request(
+                "%s: item references are not supported; send the items themselves or use previous_response_id"
+                % (where,),
+                where + ".type",
+                "unsupported_parameter",
+            )
+        else:
+            raise bad_request(
+                "%s.type %r is not supported: only message, function_call, function_call_output and reasoning items"
+                % (where, kind),
+                where + ".type",
+                "unsupported_parameter",
+            )
+    return system
+
+
+def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, list[dict[str, Any]], Any]:
+    """
+    The declared functions exposed to the model and the tool choice
+    (C{"auto"}, C{"required"} or a function name; C{"none"} exposes none),
+    plus both as the response object repeats them.
+    """
+    raw = body.get("tools")
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise bad_request("'tools' must be an array", "tools")
+    specs: list[ToolSpec] = []
+    echoed: list[dict[str, Any]] = []
+    for i, tool in enumerate(raw):
+        where = "tools[%d]" % (i,)
+        if not isinstance(tool, Mapping):
+            raise bad_request("%s must be an object" % (where,), where)
+        if tool.get("type") != "function":
+            raise bad_request(
+                "%s.type %r is not supported: only function tools" % (where, tool.get("type")),
+                where + ".type",
+                "unsupported_parameter",
+            )
+        name = tool.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise bad_request("%s.name must match ^[A-Za-z0-9_-]{1,64}$" % (where,), where + ".name")
+        if any(s.name == name for s in specs):
+            raise bad_request("%s: function %r is declared twice" % (where, name), where + ".name")
+        params = tool.get("parameters")
+        if params is not None and not isinstance(params, Mapping):
+            raise bad_request("%s.parameters must be a JSON Schema object" % (where,), where + ".parameters")
+        desc = tool.get("description")
+        if desc is not None and not isinstance(desc, str):
+            raise bad_request("%s.description must be a string" % (where,), where + ".description")
+        strict = tool.get("strict")
+        specs.append(tool_spec(name, desc, params))
+        echoed.append(
+            {
+                "type": "function",
+                "name": name,
+                "description": desc,
+                "parameters": dict(params) if params is not None else None,
+                "strict": strict if isinstance(strict, bool) else True,
+            }
+        )
+    choice = body.get("tool_choice")
+    if choice is None:
+        choice = "auto"
+    if isinstance(choice, Mapping):
+        if choice.get("type") != "function":
+            raise bad_request(
+                "'tool_choice' of type %r is not supported: use none, auto, required or a function"
+                % (choice.get("type"),),
+                "tool_choice",
+                "unsupported_parameter",
+            )
+        name = choice.get("name")
+        if not isinstance(name, str) or not any(s.name == name for s in specs):
+            raise bad_request("'tool_choice' names a function that is not in 'tools'", "tool_choice")
+        return tuple(s for s in specs if s.name == name), name, echoed, {"type": "function", "name": name}
+    if choice not in ("none", "auto", "required"):
+        raise bad_request("'tool_choice' must be none, auto, required or a function", "tool_choice")
+    if choice == "required" and not specs:
+        raise bad_request("'tool_choice' is required but no tools are declared", "tool_choice")
+    if choice == "none" or not specs:
+        return (), "auto", echoed, choice
+    return tuple(specs), str(choice), echoed, choice
+
+
+def parse_text_format(text: Any) -> tuple[Optional[str], dict[str, Any]]:
+    """
+    C{text.format}: the schema the reply must match (None for plain text),
+    and the format as the response object repeats it.
+    """
+    if text is None:
+        return None, {"type": "text"}
+    if not isinstance(text, Mapping):
+        raise bad_request("'text' must be an object", "text")
+    fmt = text.get("format")
+    if fmt is None:
+        return None, {"type": "text"}
+    if not isinstance(fmt, Mapping) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+        raise bad_request("'text.format.type' must be text, json_object or json_schema", "text.format.type")
+    if fmt["type"] == "text":
+        return None, {"type": "text"}
+    if fmt["type"] == "json_object":
+        return JSON_OBJECT_SCHEMA, {"type": "json_object"}
+    schema = fmt.get("schema")
+    if not isinstance(schema, Mapping):
+        raise bad_request("'text.format.schema' must be a JSON Schema object", "text.format.schema")
+    name = fmt.get("name")
+    if not isinstance(name, str) or not name:
+        raise bad_request("'text.format.name' must be a non-empty string", "text.format.name")
+    echoed: dict[str, Any] = {"type": "json_schema", "name": name, "schema": dict(schema)}
+    if isinstance(fmt.get("description"), str):
+        echoed["description"] = fmt["description"]
+    echoed["strict"] = fmt.get("strict") if isinstance(fmt.get("strict"), bool) else None
+    return canonical_schema(schema), echoed
+
+
+def parse_reasoning(reasoning: Any) -> tuple[Optional[str], dict[str, Any]]:
+    """
+    C{reasoning}: the C{--effort} value, and the setting as repeated.
+    """
+    if reasoning is None:
+        return None, {"effort": None, "summary": None}
+    if not isinstance(reasoning, Mapping):
+        raise bad_request("'reasoning' must be an object", "reasoning")
+    effort = reasoning.get("effort")
+    if effort is not None and (not isinstance(effort, str) or effort not in RESPONSE_EFFORTS):
+        raise bad_request("'reasoning.effort' must be one of %s" % (", ".join(RESPONSE_EFFORTS),), "reasoning.effort")
+    summary = reasoning.get("summary", reasoning.get("generate_summary"))
+    return (RESPONSE_EFFORTS[effort] if effort is not None else None), {"effort": effort, "summary": summary}
+
+
+def _join(parts: Sequence[Optional[str]]) -> Optional[str]:
+    kept = [p for p in parts if p]
+    return "\n\n".join(kept) if kept else None
+
+
+def not_found(response_id: str) -> ProxyError:
+    return ProxyError(
+        404,
+        "Previous response with id '%s' not found." % (response_id,),
+        "invalid_request_error",
+        "previous_response_not_found",
+        "previous_response_id",
+    )
+
+
+def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...], lookup: Lookup) -> ResponsesRequest:
+    """
+    A C{POST /v1/responses} body as a L{ResponsesRequest}; C{lookup} finds
+    the conversation a C{previous_response_id} continues.
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad_request("The request body is not valid JSON: %s" % (e,), None, "invalid_json")
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object", None, "invalid_json")
+    cli_model = models.resolve(body.get("model"), aliases)
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise bad_request("'stream' must be a boolean", "stream")
+    for param in ("conversation", "prompt"):
+        if body.get(param) is not None:
+            raise bad_request("'%s' is not supported by claudeproxy" % (param,), param, "unsupported_parameter")
+    if body.get("background"):
+        raise bad_request("background responses are not supported", "background", "unsupported_parameter")
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise bad_request("'instructions' must be a string", "instructions")
+    previous_id = body.get("previous_response_id")
+    turns: list[Message] = []
+    prior_system: Optional[str] = None
+    if previous_id is not None:
+        if not isinstance(previous_id, str) or not previous_id:
+            raise bad_request("'previous_response_id' must be a string", "previous_response_id")
+        prior = lookup(previous_id)
+        if prior is None:
+            raise not_found(previous_id)
+        turns.extend(prior.messages)
+        prior_system = prior.system
+    item_system = parse_input(body.get("input"), turns)
+    if not turns or turns[-1].role != "user":
+        raise bad_request("'input' must end with a user message or function_call_output items", "input")
+    tools, tool_choice, tools_echo, choice_echo = parse_tools(body)
+    parallel = body.get("parallel_tool_calls", True)
+    if parallel is None:
+        parallel = True
+    if not isinstance(parallel, bool):
+        raise bad_request("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
+    max_tokens = positive_int(body.get("max_output_tokens"), "max_output_tokens")
+    effort, reasoning_echo = parse_reasoning(body.get("reasoning"))
+    json_schema, format_echo = parse_text_format(body.get("text"))
+    text_echo: dict[str, Any] = {"format": format_echo}
+    if isinstance(body.get("text"), Mapping) and body["text"].get("verbosity") is not None:
+        text_echo["verbosity"] = body["text"]["verbosity"]
+    carried = _join([prior_system, *item_system])
+    echo = {
+        "instructions": instructions,
+        "max_output_tokens": max_tokens,
+        "parallel_tool_calls": parallel,
+        "previous_response_id": previous_id,
+        "reasoning": reasoning_echo,
+        "text": text_echo,
+        "tool_choice": choice_echo,
+        "tools": tools_echo,
+        "metadata": body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {},
+        "temperature": body.get("temperature") if isinstance(body.get("temperature"), (int, float)) else 1.0,
+        "top_p": body.get("top_p") if isinstance(body.get("top_p"), (int, float)) else 1.0,
+        "truncation": body.get("truncation") if body.get("truncation") in ("auto", "disabled") else "disabled",
+        "user": body.get("user") if isinstance(body.get("user"), str) else None,
+        "store": body.get("store") if isinstance(body.get("store"), bool) else True,
+        "service_tier": "default",
+    }
+    return ResponsesRequest(
+        model=body["model"],
+        cli_model=cli_model,
+        conversation=Conversation(_join([instructions, carried]), turns),
+        stream=stream,
+        effort=effort,
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel,
+        json_schema=json_schema,
+        max_tokens=max_tokens,
+        instructions=instructions,
+        previous_response_id=previous_id,
+        item_system=carried,
+        echo=echo,
+    )
+
+
+def conversation_after(spec: ResponsesRequest, finished: Finished) -> Conversation:
+    """
+    What a follow-up naming this response continues: the request's
+    conversation plus the reply as an assistant turn (its text, then its
+    function calls); the system part is what the input items carried
+    (C{instructions} are not carried over).  A text reply is the exact turn
+    the process keeps for a live conversation, so a follow-up finds it.
+    """
+    blocks: list[Block] = []
+    if finished.text:
+        blocks.append(text_block(finished.text))
+    for call in finished.tool_calls:
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.input()})
+    messages = spec.conversation.messages
+    if blocks:
+        messages = messages + (Message("assistant", blocks),)
+    return Conversation(spec.item_system, messages)
+
+
+# -- response objects ------------------------------------------------------
+
+
+def usage_object(usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {
+            "cached_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_creation_tokens,
+        },
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def output_text(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def message_item(item_id: str, text: Optional[str], status: str = "completed") -> dict[str, Any]:
+    """
+    An assistant message item; C{text} None for one just opened (no
+    content part yet).
+    """
+    return {
+        "type": "message",
+        "id": item_id,
+        "status": status,
+        "role": "assistant",
+        "content": [] if text is None else [output_text(text)],
+    }
+
+
+def reasoning_item(item_id: str, text: Optional[str], status: str = "completed") -> dict[str, Any]:
+    return {
+        "type": "reasoning",
+        "id": item_id,
+        "summary": [] if text is None else [{"type": "summary_text", "text": text}],
+        "status": status,
+    }
+
+
+def function_call_item(item_id: str, call: ToolCall, status: str = "completed") -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": item_id,
+        "call_id": call.id,
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": status,
+    }
+
+
+def end_status(finished: Finished) -> tuple[str, Optional[dict[str, Any]]]:
+    """
+    C{completed}, or C{incomplete} with its details when the output limit
+    (or a refusal) cut the reply.
+    """
+    if finished.tool_calls:
+        return "completed", None
+    if finished.stop_reason == "max_tokens":
+        return "incomplete", {"reason": "max_output_tokens"}
+    if finished.stop_reason == "refusal":
+        return "incomplete", {"reason": "content_filter"}
+    return "completed", None
+
+
+def output_items(finished: Finished, text: str, new_id: Callable[[str], str]) -> list[dict[str, Any]]:
+    """
+    The output of a whole reply: a reasoning item (if the model thought
+    aloud), a message (if it wrote text, or did nothing else), then one
+    function_call per call.
+    """
+    items: list[dict[str, Any]] = []
+    if finished.reasoning:
+        items.append(reasoning_item(new_id("rs_"), finished.reasoning))
+    if text or not finished.tool_calls:
+        status = "incomplete" if end_status(finished)[0] == "incomplete" else "completed"
+        items.append(message_item(new_id("msg_"), text, status))
+    for call in finished.tool_calls:
+        items.append(function_call_item(new_id("fc_"), call))
+    return items
+
+
+def response_error(error: ProxyError) -> dict[str, Any]:
+    code = error.code if error.code in RESPONSE_ERROR_CODES else "server_error"
+    if error.status == 429:
+        code = "rate_limit_exceeded"
+    return {"code": code, "message": error.message}
+
+
+def response_object(
+    response_id: str,
+    created: int,
+    model: str,
+    status: str,
+    output: Sequence[Mapping[str, Any]],
+    echo: Mapping[str, Any],
+    usage: Optional[Usage] = None,
+    error: Optional[ProxyError] = None,
+    incomplete: Optional[Mapping[str, Any]] = None,
+    completed_at: Optional[int] = None,
+) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "id": response_id,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "background": False,
+        "completed_at": completed_at if status == "completed" else None,
+        "error": response_error(error) if error is not None else None,
+        "incomplete_details": dict(incomplete) if incomplete is not None else None,
+        "model": model,
+        "output": [dict(item) for item in output],
+        "usage": usage_object(usage) if usage is not None else None,
+    }
+    obj.update(echo)
+    return obj
+
+
+# -- streaming events ----------------------------------------------------------
+
+
+def event(kind: str, sequence_number: int, **fields: Any) -> dict[str, Any]:
+    """
+    One streaming event: C{type}, C{sequence_number} and its fields.
+    """
+    return {"type": kind, "sequence_number": sequence_number, **fields}
+
+
+def lifecycle(sequence_number: int, kind: str, response: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    C{response.created}, C{.in_progress}, C{.completed}, C{.incomplete} or
+    C{.failed}, carrying the response object.
+    """
+    return event(kind, sequence_number, response=dict(response))
+
+
+def item_added(sequence_number: int, index: int, item: Mapping[str, Any]) -> dict[str, Any]:
+    return event("response.output_item.added", sequence_number, output_index=index, item=dict(item))
+
+
+def item_done(sequence_number: int, index: int, item: Mapping[str, Any]) -> dict[str, Any]:
+    return event("response.output_item.done", sequence_number, output_index=index, item=dict(item))
+
+
+def content_part_added(sequence_number: int, item_id: str, index: int) -> dict[str, Any]:
+    return event(
+        "response.content_part.added",
+        sequence_number,
+        item_id=item_id,
+        output_index=index,
+        content_index=0,
+        part=output_text(""),
+    )
+
+
+def content_part_done(sequence_number: int, item_id: str, index: int, text: str) -> dict[str, Any]:
+    return event(
+        "response.content_part.done",
+        sequence_number,
+        item_id=item_id,
+        output_index=index,
+        content_index=0,
+        part=output_text(text),
+    )
+
+
+def text_delta(sequence_number: int, item_id: str, index: int, delta: str) -> dict[str, Any]:
+    return event(
+        "response.output_text.delta",
+        sequence_number,
+        item_id=item_id,
+        output_index=index,
+        content_index=0,
+        delta=delta,
+        logprobs=[],
+    )
+
+
+def text_done(sequence_number: int, item_id: str, index: int, text: str) -> dict[str, Any]:
+    return event(
+        "response.output_text.done",
+        sequence_number,
+        item_id=item_id,
+        output_index=index,
+        content_index=0,
+        text=text,
+        logprobs=[],
+    )
+
+
+def summary_part_added(sequence_number: int, item_id: str, index: int) -> dict[str, Any]:
+    return event(
+        "response.reasoning_summary_part.added",
+        sequence_number,
+        item_id=item_id,
+        output_index=index,
+        summary_index=0,
+        part={"type": "summary_text", "text": ""},
+    )
+
+
+def summary_text_delta(sequence_number: int, item_id: str, index: int, delta: str) -> dict[str, Any]:
+    return event(
+        "response.reasoning_summary_text.delta",
+        sequence_number,
+        item_id=item_id,
+        output_index=index,
+        summary_index=0,
+        delta=delta,
+    )
+
+
+def summary_text_done(sequence_number: int, item_id: str, index: int, text: str) -> dict[str, Any]:
+    return event(
+        "response.reasoning_summary_text.done",
+        sequence_number,
+        item_id=item_id,
+        output_index=index,
+        summary_index=0,
+        text=text,
+    )
+
+
+def summary_part_done(sequence_number: int, item_id: str, index: int, text: str) -> dict[str, Any]:
+    return event(
+        "response.reasoning_summary_part.done",
+        sequence_number,
+        item_id=item_id,
+        output_index=index,
+        summary_index=0,
+        part={"type": "summary_text", "text": text},
+    )
+
+
+def arguments_delta(sequence_number: int, item_id: str, index: int, delta: str) -> dict[str, Any]:
+    return event(
+        "response.function_call_arguments.delta", sequence_number, item_id=item_id, output_index=index, delta=delta
+    )
+
+
+def arguments_done(sequence_number: int, item_id: str, index: int, arguments: str) -> dict[str, Any]:
+    return event(
+        "response.function_call_arguments.done",
+        sequence_number,
+        item_id=item_id,
+        output_index=index,
+        arguments=arguments,
+    )
+
+
+def error_event(sequence_number: int, error: ProxyError) -> dict[str, Any]:
+    return event("error", sequence_number, code=error.code, message=error.message, param=error.param)
+
+
+def sse(obj: Mapping[str, Any]) -> bytes:
+    """
+    One server-sent event, named by the event's type.
+    """
+    return (
+        b"event: "
+        + str(obj["type"]).encode("utf-8")
+        + b"\ndata: "
+        + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        + b"\n\n"
+    )
