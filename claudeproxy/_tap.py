@@ -231,5 +231,5 @@ def makeService(options: Options, reactor: Any = None, env: Optional[Mapping[str
     if env is None:
         env = dict(os.environ)
     config = config_from_options(options, env, "")
-    config = attrs.evolve(config, workdir=tempfile.mkdtemp(prefix="claudeproxy-"))
+    config = attrs.evolve(config, workdir=tempfile.mkdtemp(prefix="claudeproxy-"), enter_workdir=True)
     return build(reactor, config, env).top

@@ -36,5 +36,8 @@ class Config:
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     log_format: str = "text"
+    #: move the daemon into C{workdir} at start, so CLI processes (which run
+    #: there) can be started with posix_spawn instead of a fork
+    enter_workdir: bool = False
     workdir: str = ""
     shutdown_grace: float = 3.0

@@ -7,6 +7,7 @@ whoever holds the process now.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .lines import LineBuffer, LineTooLong
+from .lines import Elided, LineBuffer, LineTooLong, head_fields
 from .tools import SERVER, ToolSpec
 
 STDERR_TAIL = 4096
@@ -142,6 +143,19 @@ class ProcessSink(Protocol):
 
     def cli_exited(self, status: Optional[int], stderr_tail: str) -> None: ...
 
+    def may_elide(self, kind: str, message_id: Optional[str]) -> bool:
+        """
+        Whether a huge line of C{kind} (C{"assistant"}, with its message's
+        id, or C{"result"}) may arrive with its long strings emptied: the
+        sink has no use for them (the text was already streamed).
+        """
+        ...
+
+
+#: the key a line read with its long strings emptied gets: how many bytes
+#: were left out
+ELIDED = "_elided_bytes"
+
 
 class Spawner(Protocol):
     def __call__(
@@ -163,8 +177,47 @@ class _GroupProcess(_process.Process):
     the group kills everything it started.
     """
 
-    def _trySpawnInsteadOfFork(self, *args: Any, **kwargs: Any) -> bool:
-        return False
+    def _trySpawnInsteadOfFork(
+        self,
+        path: Optional[str],
+        uid: Any,
+        gid: Any,
+        executable: str,
+        args: Any,
+        environment: Any,
+        kwargs: Any,
+    ) -> bool:
+        """
+        Start the child with posix_spawn in a new session: a fork of the
+        whole daemon costs several milliseconds on the reactor thread, this
+        well under one.  posix_spawn cannot change directory, so this is only
+        possible when the child's directory is the daemon's own (the daemon
+        moves into its private directory at start); otherwise the child is
+        forked and calls setsid() itself.
+        """
+        if uid is not None or gid is not None or path is None or os.path.abspath(path) != os.getcwd():
+            return False
+        if not hasattr(os, "posix_spawnp"):
+            return False
+        fd_state: list[tuple[int, bool]] = []
+        for fd in _process._listOpenFDs():
+            try:
+                fd_state.append((fd, bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)))
+            except OSError:
+                pass
+        ignored = [n for n in range(1, signal.NSIG) if signal.getsignal(n) == signal.SIG_IGN]
+        self.pid = os.posix_spawnp(
+            executable,
+            args,
+            environment if environment is not None else os.environ,
+            file_actions=_process._getFileActions(
+                fd_state, kwargs.get("fdmap"), doClose=_process._PS_CLOSE, doDup2=_process._PS_DUP2
+            ),
+            setsigdef=ignored,
+            setsid=True,
+        )
+        self.status = -1
+        return True
 
     def _execChild(self, *args: Any, **kwargs: Any) -> None:
         os.setsid()
@@ -225,7 +278,7 @@ class CLIProcess(ProcessProtocol):
         self.bridge: Any = None
         self._killer = killer
         self._sink: Optional[ProcessSink] = None
-        self._lines = LineBuffer()
+        self._lines = LineBuffer(elide=self._may_elide)
         self._stderr = b""
         self._paused = False
         self._garbage = False
@@ -306,10 +359,40 @@ class CLIProcess(ProcessProtocol):
                     self._sink.cli_garbage(raw)
                     return
                 continue
+            if isinstance(raw, Elided):
+                obj[ELIDED] = raw.dropped
+                self.log.debug(
+                    "CLI {pid}: {dropped} bytes of strings left out of a {kind} line",
+                    pid=self.pid,
+                    dropped=raw.dropped,
+                    kind=obj.get("type"),
+                )
             if obj.get("type") == "system" and obj.get("subtype") == "init":
                 self.init = obj
             if self._sink is not None:
                 self._sink.cli_line(obj)
+
+    def _may_elide(self, head: bytes) -> bool:
+        """
+        Whether the line that begins with C{head} (already long) may be
+        read with its long strings emptied: an C{assistant} message or a
+        C{result} that the sink says it does not need whole.  Stream events
+        never are (a single delta must arrive intact), nor error results.
+        """
+        sink = self._sink
+        if sink is None:
+            return False
+        may_elide = getattr(sink, "may_elide", None)
+        if may_elide is None:
+            return False
+        fields = head_fields(head)
+        kind = fields.get(("type",))
+        if kind == "assistant":
+            message_id = fields.get(("message", "id"))
+            return isinstance(message_id, str) and bool(may_elide("assistant", message_id))
+        if kind == "result":
+            return fields.get(("is_error",)) is False and bool(may_elide("result", None))
+        return False
 
     def errReceived(self, data: bytes) -> None:
         self._stderr = (self._stderr + data)[-STDERR_TAIL * 4 :]

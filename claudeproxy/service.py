@@ -62,6 +62,7 @@ class _Core(Service):
         self.reactor = reactor
         self.mcp = mcp
         self.mcp_port: Any = None
+        self.enter_workdir = False
         self.proxy = proxy
         self.manager = manager
         self.env = env
@@ -71,6 +72,8 @@ class _Core(Service):
 
     def startService(self) -> None:
         super().startService()
+        if self.enter_workdir:
+            os.chdir(self.manager.workdir)
         site = Site(self.mcp.resource())
         site.noisy = False
         self.mcp_port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
@@ -206,6 +209,7 @@ def build(
     core: Optional[_Core] = None
     proxy = ProxyApp(reactor, config, manager, limiter, lambda: core.cli_version if core else None)
     core = _Core(reactor, proxy, manager, mcp, cli_env, config.shutdown_grace)
+    core.enter_workdir = config.enter_workdir
     site = Site(Guard(proxy.resource(), config.allowed_hosts, config.cors_origins))
     site.requestFactory = limited_request(config.max_body)
     site.displayTracebacks = False

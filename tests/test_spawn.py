@@ -1,0 +1,59 @@
+"""
+The spawner really starts CLI processes in a session and process group of
+their own, both ways: posix_spawn (the child runs in the daemon's own
+directory) and fork (any other directory).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from claudeproxy.process import group_spawner
+from tests.harness import reactor
+
+
+class _Collect(ProcessProtocol):
+    def __init__(self) -> None:
+        self.out = b""
+        self.done: Deferred[bytes] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    def processEnded(self, reason: Failure) -> None:
+        self.done.callback(self.out)
+
+
+class SpawnTests(TestCase):
+    async def _stat(self, path: str) -> tuple[int, list[str], str]:
+        proto = _Collect()
+        process = group_spawner(reactor)(
+            proto, "/bin/sh", ["/bin/sh", "-c", "cat /proc/self/stat; pwd"], dict(os.environ), path
+        )
+        pid = process.pid
+        out = (await proto.done).decode()
+        stat, cwd = out.strip().split("\n")
+        fields = stat.rsplit(")", 1)[1].split()
+        return pid, fields, cwd
+
+    async def test_posix_spawn_in_own_directory(self) -> None:
+        pid, fields, cwd = await self._stat(os.getcwd())
+        # sh execs cat: cat's pid is the spawned pid, and it leads its
+        # own process group and session
+        self.assertEqual(int(fields[2]), pid)
+        self.assertEqual(int(fields[3]), pid)
+        self.assertEqual(cwd, os.getcwd())
+
+    async def test_fork_elsewhere(self) -> None:
+        where = os.path.realpath(tempfile.mkdtemp(prefix="cp-spawn-"))
+        self.addCleanup(os.rmdir, where)
+        pid, fields, cwd = await self._stat(where)
+        self.assertEqual(int(fields[2]), pid)
+        self.assertEqual(int(fields[3]), pid)
+        self.assertEqual(cwd, where)
