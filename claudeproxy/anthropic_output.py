@@ -57,6 +57,9 @@ class AnthropicStreamOutput:
         self.include_thinking = include_thinking
         self.started = False
         self.status = 200
+        #: the text sent, and the turn's whole text, are needed only to
+        #: tell which stop sequence ended it
+        self.needs_text = bool(stops)
         self.sent_text: list[str] = []
         #: the open content block: its kind ("text", "thinking", "tool_use") and index
         self._open: Optional[tuple[str, int]] = None
@@ -101,7 +104,8 @@ class AnthropicStreamOutput:
         return index
 
     def text(self, text: str) -> None:
-        self.sent_text.append(text)
+        if self.needs_text:
+            self.sent_text.append(text)
         index = self._block("text", {"type": "text", "text": ""})
         self._write(am.block_delta(index, {"type": "text_delta", "text": text}))
 

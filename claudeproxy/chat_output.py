@@ -23,6 +23,9 @@ class ChatStreamOutput:
     stream with an error event and C{[DONE]}.
     """
 
+    #: the finished turn's whole text is not used (so it is not kept)
+    needs_text = False
+
     def __init__(
         self,
         request: Request,

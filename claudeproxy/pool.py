@@ -22,6 +22,7 @@ from .conversation import Conversation, Message
 from .errors import ProxyError, cli_missing
 from .process import SYSTEM_ARG_MAX, CLIProcess, Killer, Spawner, SpawnKey, build_argv, kill_group, system_file
 from .tools import ToolCall, ToolSpec
+from .turn import digest_text
 
 #: how long after a request took a warm process its replacement starts, at
 #: the latest (it starts at once when the request ends)
@@ -108,11 +109,77 @@ class _Idle:
     timer: Optional[IDelayedCall] = None
 
 
+@attrs.frozen
+class Continuation:
+    """
+    The conversation a process holds after a clean text reply: the
+    request's C{messages}, then the reply, known by the L{digest_text} of
+    its text (the text itself need not be kept).
+    """
+
+    messages: tuple[Message, ...]
+    reply_digest: str
+
+
+def reply_text_of(message: Message) -> Optional[str]:
+    """
+    The text of an assistant message made only of text blocks (joined), or
+    None.
+    """
+    if message.role != "assistant" or not message.blocks:
+        return None
+    parts = []
+    for block in message.blocks:
+        if block.get("type") != "text" or not isinstance(block.get("text"), str):
+            return None
+        parts.append(block["text"])
+    return "".join(parts)
+
+
+class _HistoryDigest:
+    """
+    A conversation's history, with the digest of its last message's text
+    worked out at most once.
+    """
+
+    def __init__(self, history: tuple[Message, ...]) -> None:
+        self.history = history
+        self._digest: Optional[str] = None
+        self._done = False
+
+    def last_digest(self) -> Optional[str]:
+        if not self._done:
+            self._done = True
+            text = reply_text_of(self.history[-1]) if self.history else None
+            self._digest = digest_text(text) if text is not None else None
+        return self._digest
+
+    def continues(self, held: Continuation) -> bool:
+        """
+        Whether the history is exactly what C{held} holds: its messages,
+        then an assistant message of text blocks whose text has its digest.
+        """
+        history = self.history
+        return (
+            len(history) == len(held.messages) + 1
+            and history[:-1] == held.messages
+            and self.last_digest() == held.reply_digest
+        )
+
+
+def continues(history: tuple[Message, ...], held: Continuation) -> bool:
+    """
+    Whether C{history} (the turns before a request's final user turn) is
+    the conversation C{held} describes.
+    """
+    return _HistoryDigest(history).continues(held)
+
+
 @attrs.define(eq=False)
 class _Session:
     proc: CLIProcess
     key: SpawnKey
-    messages: tuple[Message, ...]
+    held: Continuation
     timer: Optional[IDelayedCall] = None
 
 
@@ -332,9 +399,9 @@ class ProcessManager:
     def _find_session(self, key: SpawnKey, conversation: Conversation) -> Optional[_Session]:
         if not conversation.last_turn:
             return None
-        history = conversation.history
+        history = _HistoryDigest(conversation.history)
         for proc, session in reversed(self._sessions.items()):
-            if session.key == key and session.messages == history:
+            if session.key == key and history.continues(session.held):
                 del self._sessions[proc]
                 self._cancel(session.timer)
                 if proc.is_ended or proc.killed:
@@ -386,11 +453,11 @@ class ProcessManager:
             self.log.info("a client never came back with tool results; ending its CLI process")
             proc.kill("tool_wait_expired")
 
-    def release(self, lease: Lease, keep: Optional[tuple[Message, ...]] = None, cause: str = "done") -> None:
+    def release(self, lease: Lease, keep: Optional[Continuation] = None, cause: str = "done") -> None:
         """
-        The request is done with C{lease}.  With C{keep} (the whole
-        conversation the process now holds) the process stays alive as a
-        live conversation; otherwise its process group is killed.
+        The request is done with C{lease}.  With C{keep} (the conversation
+        the process now holds) the process stays alive as a live
+        conversation; otherwise its process group is killed.
         """
         proc = lease.proc
         proc.attach(None)

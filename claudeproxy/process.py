@@ -289,6 +289,13 @@ class CLIProcess(ProcessProtocol):
         self._sink = sink
 
     @property
+    def buffered(self) -> int:
+        """
+        The bytes held of a stdout line not complete yet.
+        """
+        return self._lines.size
+
+    @property
     def stderr_tail(self) -> str:
         return self._stderr[-STDERR_TAIL:].decode("utf-8", "replace")
 

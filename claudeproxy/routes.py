@@ -26,11 +26,11 @@ from .anthropic_routes import AnthropicRoutes
 from .app import app
 from .chat_output import ChatOutput, ChatStreamOutput
 from .config import Config
-from .conversation import Conversation, Message, stdin_blocks, text_block, turn_blocks, user_line
+from .conversation import Conversation, stdin_blocks, turn_blocks, user_line
 from .errors import ProxyError, bad_request
 from .httpio import write_error, write_json
 from .metrics import CONTENT_TYPE, Metrics
-from .pool import Lease, Limiter, ProcessManager
+from .pool import Continuation, Lease, Limiter, ProcessManager
 from .process import SYSTEM_ARG_MAX, SpawnKey
 from .responses_routes import ResponsesRoutes
 from .spec import TurnSpec
@@ -64,10 +64,11 @@ def quota_headers(quota: Optional[Mapping[str, Any]]) -> dict[str, str]:
     return out
 
 
-def continuation(conversation: Conversation, outcome: Outcome) -> Optional[tuple[Message, ...]]:
+def continuation(conversation: Conversation, outcome: Outcome) -> Optional[Continuation]:
     """
     The conversation a process holds after a clean reply that the client
-    saw whole, or None when the process must not be reused.
+    saw whole (the request's messages, then the reply's text, by digest),
+    or None when the process must not be reused.
     """
     finished = outcome.finished
     if (
@@ -75,10 +76,10 @@ def continuation(conversation: Conversation, outcome: Outcome) -> Optional[tuple
         or finished is None
         or finished.stop_reason != "end_turn"
         or finished.structured
-        or not finished.text
+        or not finished.reply_length
     ):
         return None
-    return conversation.messages + (Message("assistant", [text_block(finished.text)]),)
+    return Continuation(conversation.messages, finished.reply_digest())
 
 
 def parse_checked(parse: Callable[[bytes], TurnSpec], body: bytes) -> TurnSpec:
@@ -366,6 +367,8 @@ class ProxyApp(AnthropicRoutes, ResponsesRoutes):
             state = TurnState(model=spec.cli_model)
             try:
                 output = make_output(spec, state, rid, int(self.wallclock()))
+                # a streamed reply nobody needs whole afterwards is not kept
+                state.keep_text = getattr(output, "needs_text", True)
                 run = TurnRun(
                     self.reactor,
                     lease.proc,

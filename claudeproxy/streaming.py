@@ -209,10 +209,7 @@ class TurnRun:
             self.output.text(emit)
         if self.stops.stopped and not self.ended:
             self._finish(
-                Finished(
-                    text="".join(self.state.text),
-                    reasoning="".join(self.state.reasoning),
-                    model=self.state.model,
+                self.state.finished_so_far(
                     stop_reason="stop_sequence",
                     usage=self.state.usage_so_far(),
                     stop_sequence=self.stops.matched,
@@ -223,6 +220,20 @@ class TurnRun:
     def _first_token(self) -> None:
         if self.first_token_at is None:
             self.first_token_at = self.reactor.seconds()
+
+    def may_elide(self, kind: str, message_id: Optional[str]) -> bool:
+        """
+        The CLI's complete C{assistant} message need not be read whole when
+        its text came as deltas; nor the C{result} line, whose C{result}
+        repeats the text (except in JSON mode, where it is the answer).
+        """
+        if self.ended:
+            return False
+        if kind == "assistant":
+            return message_id is not None and self.state.text_streamed(message_id)
+        if kind == "result":
+            return not self.json_mode
+        return False
 
     def cli_garbage(self, line: bytes) -> None:
         excerpt = line[:300].decode("utf-8", "replace")

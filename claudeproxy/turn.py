@@ -8,6 +8,7 @@ passes C{now}).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any, Mapping, Optional, Union
 
@@ -58,6 +59,17 @@ class Usage:
         )
 
 
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def digest_text(text: str) -> str:
+    """
+    The digest a reply's text is remembered by (sha256 of its UTF-8).
+    """
+    return hashlib.sha256(_utf8(text)).hexdigest()
+
+
 @attrs.frozen
 class TextOut:
     text: str
@@ -104,6 +116,21 @@ class Finished:
     structured: bool = False
     #: the client's stop sequence that ended the text, if one did
     stop_sequence: Optional[str] = None
+    #: L{digest_text} of the text the turn delivered, and its length, kept
+    #: even when C{text} is not (a streamed reply nobody needs whole); empty
+    #: when not known (then C{text} is the reply)
+    text_digest: str = ""
+    text_length: int = 0
+
+    def reply_digest(self) -> str:
+        """
+        L{digest_text} of the reply's text.
+        """
+        return self.text_digest or digest_text(self.text)
+
+    @property
+    def reply_length(self) -> int:
+        return self.text_length if self.text_digest else len(self.text)
 
     @property
     def finish_reason(self) -> str:
@@ -125,9 +152,14 @@ class TurnState:
     """
     Follows one turn.  C{model} starts as the model asked for and becomes
     the one the CLI reports.
+
+    With C{keep_text} false the text and reasoning are not kept (a streamed
+    reply of any size costs no memory): L{Finished} then has empty C{text}
+    and C{reasoning}, and only the digest and length of the text.
     """
 
     model: str
+    keep_text: bool = True
     text: list[str] = attrs.Factory(list)
     reasoning: list[str] = attrs.Factory(list)
     stop_reason: Optional[str] = None
@@ -135,9 +167,14 @@ class TurnState:
     done: bool = False
     _message_id: Optional[str] = None
     _message_complete: bool = True
-    #: text streamed for a message that has not completed (a retry of it
-    #: may repeat it)
-    _partial: list[str] = attrs.Factory(list)
+    #: the digest and length of all the text delivered
+    _digest: Any = attrs.Factory(hashlib.sha256)
+    _text_length: int = 0
+    #: the text streamed for a message that has not completed (a retry of
+    #: it may repeat it) is what was delivered after this point: the
+    #: digest then, and the length then
+    _partial_from: Any = attrs.Factory(hashlib.sha256)
+    _partial_start: int = 0
     _streamed_text: set[str] = attrs.Factory(set)
     _streamed_reasoning: set[str] = attrs.Factory(set)
     _message_usage: Usage = Usage()
@@ -153,6 +190,61 @@ class TurnState:
         ends itself).
         """
         return self._stream_usage
+
+    @property
+    def text_length(self) -> int:
+        """
+        How many characters of text the turn has delivered so far (kept or
+        not).
+        """
+        return self._text_length
+
+    def text_streamed(self, message_id: str) -> bool:
+        """
+        Whether text deltas of the message C{message_id} arrived (its text
+        is not needed again from the complete message).
+        """
+        return message_id in self._streamed_text
+
+    def _add_text(self, text: str) -> None:
+        self._digest.update(_utf8(text))
+        self._text_length += len(text)
+        if self.keep_text:
+            self.text.append(text)
+
+    def _add_reasoning(self, text: str) -> None:
+        if self.keep_text:
+            self.reasoning.append(text)
+
+    def _reset_partial(self) -> None:
+        self._partial_from = self._digest.copy()
+        self._partial_start = self._text_length
+
+    @property
+    def _partial_length(self) -> int:
+        return self._text_length - self._partial_start
+
+    def _starts_with_partial(self, text: str) -> bool:
+        """
+        Whether C{text} begins with the partial text (compared by digest).
+        """
+        n = self._partial_length
+        if not n or len(text) < n:
+            return False
+        candidate = self._partial_from.copy()
+        candidate.update(_utf8(text[:n]))
+        return bool(candidate.digest() == self._digest.digest())
+
+    def finished_so_far(self, **kwargs: Any) -> Finished:
+        """
+        A L{Finished} with the text, reasoning and digest so far (unless
+        given).
+        """
+        kwargs.setdefault("text", "".join(self.text))
+        kwargs.setdefault("reasoning", "".join(self.reasoning))
+        kwargs.setdefault("text_digest", self._digest.hexdigest())
+        kwargs.setdefault("text_length", self._text_length)
+        return Finished(model=self.model, **kwargs)
 
     def feed(self, line: Mapping[str, Any], now: float = 0.0) -> list[Output]:
         kind = line.get("type")
@@ -179,8 +271,8 @@ class TurnState:
         kind = event.get("type")
         if kind == "message_start":
             message = event.get("message") or {}
-            if self._message_complete or not self._partial:
-                self._partial = []
+            if self._message_complete or not self._partial_length:
+                self._reset_partial()
             self._message_id = message.get("id")
             self._calls = {}
             self._message_tool_input = {}
@@ -209,15 +301,14 @@ class TurnState:
                     return [ToolCallDelta(call[0], partial)]
                 return []
             if dkind == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
-                self._partial.append(delta["text"])
                 if self._message_id:
                     self._streamed_text.add(self._message_id)
-                self.text.append(delta["text"])
+                self._add_text(delta["text"])
                 return [TextOut(delta["text"])]
             if dkind == "thinking_delta" and isinstance(delta.get("thinking"), str) and delta["thinking"]:
                 if self._message_id:
                     self._streamed_reasoning.add(self._message_id)
-                self.reasoning.append(delta["thinking"])
+                self._add_reasoning(delta["thinking"])
                 return [ReasoningOut(delta["thinking"])]
             return []
         if kind == "message_delta":
@@ -234,7 +325,7 @@ class TurnState:
             return []
         if kind == "message_stop":
             self._message_complete = True
-            self._partial = []
+            self._reset_partial()
             if self.stop_reason == "tool_use" and self._calls:
                 return [self._tool_turn_end()]
             return []
@@ -242,10 +333,7 @@ class TurnState:
 
     def _cut(self, stop_reason: str) -> Finished:
         self.done = True
-        return Finished(
-            text="".join(self.text),
-            reasoning="".join(self.reasoning),
-            model=self.model,
+        return self.finished_so_far(
             stop_reason=stop_reason,
             usage=self._stream_usage if self._stream_usage != Usage() else self._message_usage,
         )
@@ -262,10 +350,7 @@ class TurnState:
                 arguments = json.dumps(self._message_tool_input[cid], ensure_ascii=False)
             calls.append(ToolCall(cid, name, arguments or "{}"))
         self.done = True
-        return Finished(
-            text="".join(self.text),
-            reasoning="".join(self.reasoning),
-            model=self.model,
+        return self.finished_so_far(
             stop_reason="tool_use",
             usage=self._stream_usage,
             tool_calls=tuple(calls),
@@ -301,17 +386,16 @@ class TurnState:
                 continue
             if block.get("type") == "text" and mid not in self._streamed_text:
                 text = block.get("text") or ""
-                partial = "".join(self._partial)
-                if partial and text.startswith(partial):
-                    text = text[len(partial) :]
-                self._partial = []
+                if self._starts_with_partial(text):
+                    text = text[self._partial_length :]
                 if text:
-                    self.text.append(text)
+                    self._add_text(text)
                     out.append(TextOut(text))
+                self._reset_partial()
             elif block.get("type") == "thinking" and mid not in self._streamed_reasoning:
                 thinking = block.get("thinking") or ""
                 if thinking:
-                    self.reasoning.append(thinking)
+                    self._add_reasoning(thinking)
                     out.append(ReasoningOut(thinking))
         if mid != self._message_id and message.get("stop_reason") == "max_tokens":
             out.append(self._cut("max_tokens"))
@@ -348,13 +432,12 @@ class TurnState:
             only = next(iter(model_usage))
             if isinstance(only, str) and only != "<synthetic>":
                 self.model = only
-        text = "".join(self.text)
+        extra: dict[str, Any] = {}
         if structured:
             text = json.dumps(line["structured_output"], ensure_ascii=False)
-        return Finished(
-            text=text,
-            reasoning="".join(self.reasoning),
-            model=self.model,
+            extra = {"text": text, "text_digest": digest_text(text), "text_length": len(text)}
+        return self.finished_so_far(
+            **extra,
             stop_reason=self.stop_reason,
             usage=usage,
             result=line,

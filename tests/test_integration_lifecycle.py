@@ -130,9 +130,9 @@ class BackpressureTests(TestCase):
         # pauses again); wait until it stays paused, then nothing more is read
         await wait_for(lambda: run.paused, timeout=30)
         read, deadline = -1, time.monotonic() + 30
-        while read != len("".join(run.state.text)) or not run.paused:
+        while read != run.state.text_length or not run.paused:
             self.assertLess(time.monotonic(), deadline, "the daemon never stayed paused")
-            read = len("".join(run.state.text))
+            read = run.state.text_length
             await sleep(0.5)
         proc = run.proc
         self.assertTrue(proc._paused)

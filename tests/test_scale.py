@@ -110,10 +110,15 @@ class BackpressureTests(TestCase):
         size = 20 * 1000 * 1000
         d = await start(self, claude=FAKECLI, extra_env=fakecli_env(size, 4096), max_concurrent=4, max_queued=0)
         paused = []
+        #: the most bytes of one stdout line held, and of reply text kept
+        held = [0, 0]
 
         def look() -> None:
             if any(run.paused for run in d.proxy.runs):
                 paused.append(time.monotonic())
+            for run in d.proxy.runs:
+                held[0] = max(held[0], run.proc.buffered)
+                held[1] = max(held[1], len(run.state.text))
 
         watch = LoopingCall(look)
         watch.start(0.01)
@@ -132,4 +137,8 @@ class BackpressureTests(TestCase):
         text = streamed_text(items)
         self.assertEqual(len(text), size)
         self.assertTrue(text == reply_text(size, "slow"), "the streamed text differs from what the CLI wrote")
+        # memory stays bounded: the streamed text is not kept, and the CLI's
+        # final lines (each the whole text) are not held whole
+        self.assertEqual(held[1], 0)
+        self.assertLess(held[0], 1 << 20)
         await _all_gone(d)
