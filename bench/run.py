@@ -3,9 +3,9 @@ The claudeproxy benchmark (not part of the test suite).
 
 Run from the repository root with the test virtualenv::
 
-    /work/venv/bin/python bench/run.py            # all of it, n=15 rounds
-    /work/venv/bin/python bench/run.py --n 5      # fewer rounds
-    /work/venv/bin/python bench/run.py --only fake  # only the fake-CLI part
+    ~/.cache/claudeproxy/venv/bin/python bench/run.py   # all of it, n=15 rounds (the venv tests/run.sh makes)
+    ~/.cache/claudeproxy/venv/bin/python bench/run.py --n 5        # fewer rounds
+    ~/.cache/claudeproxy/venv/bin/python bench/run.py --only fake  # only the fake-CLI part
 
 Part 1, the real Claude Code CLI against the fake Anthropic API (its own
 subprocess, answering instantly): time to first token and total time of
