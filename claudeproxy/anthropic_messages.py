@@ -17,7 +17,7 @@ import attrs
 from . import models
 from .conversation import Block, Conversation, Message, text_block
 from .errors import ProxyError, bad_request
-from .spec import TurnSpec, canonical_schema, positive_int
+from .spec import TurnSpec, canonical_schema, load_json, parse_stream, positive_int
 from .tools import NAME_RE, ToolSpec
 from .tools import spec as tool_spec
 from .turn import Finished, Usage
@@ -418,22 +418,6 @@ def _output_format(fmt: Any, where: str) -> str:
     return canonical_schema(fmt["schema"])
 
 
-def load_json(raw: bytes) -> dict[str, Any]:
-    """
-    The request body as a JSON object, or a 400 (also for nesting too deep
-    to parse).
-    """
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request("The request body is not valid JSON: %s" % (e,), None, "invalid_json")
-    except RecursionError:
-        raise bad_request("The request body is not valid JSON: nested too deeply", None, "invalid_json")
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object", None, "invalid_json")
-    return body
-
-
 def parse_request(raw: bytes, aliases: Iterable[tuple[str, str]]) -> MessagesRequest:
     body = load_json(raw)
     for param, why in UNSUPPORTED_PARAMS.items():
@@ -445,11 +429,7 @@ def parse_request(raw: bytes, aliases: Iterable[tuple[str, str]]) -> MessagesReq
     if body.get("max_tokens") is None:
         raise bad_request("'max_tokens' is required", "max_tokens")
     max_tokens = positive_int(body.get("max_tokens"), "max_tokens")
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise bad_request("'stream' must be a boolean", "stream")
+    stream = parse_stream(body)
     stop = body.get("stop_sequences")
     if stop is None:
         stop = []

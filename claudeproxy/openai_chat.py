@@ -17,7 +17,7 @@ from . import models
 from .conversation import Block, Conversation, Message, text_block
 from .errors import bad_request
 from .httpio import json_bytes
-from .spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, positive_int
+from .spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
 from .tools import NAME_RE, ToolSpec
 from .tools import spec as tool_spec
 from .turn import Finished, Usage
@@ -209,18 +209,9 @@ def parse_messages(messages: Any) -> Conversation:
 
 
 def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatRequest:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request("The request body is not valid JSON: %s" % (e,), None, "invalid_json")
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object", None, "invalid_json")
+    body = load_json(raw)
     cli_model = models.resolve(body.get("model"), aliases)
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise bad_request("'stream' must be a boolean", "stream")
+    stream = parse_stream(body)
     n = body.get("n", 1)
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise bad_request("'n' must be a positive integer", "n")

@@ -19,7 +19,7 @@ from . import models
 from .conversation import Block, Conversation, Message, text_block
 from .errors import ProxyError, bad_request
 from .openai_chat import EFFORTS, _image_block
-from .spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, positive_int
+from .spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
 from .tools import NAME_RE, ToolCall, ToolSpec
 from .tools import spec as tool_spec
 from .turn import Finished, Usage
@@ -362,18 +362,9 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...], lookup: Look
     A C{POST /v1/responses} body as a L{ResponsesRequest}; C{lookup} finds
     the conversation a C{previous_response_id} continues.
     """
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request("The request body is not valid JSON: %s" % (e,), None, "invalid_json")
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object", None, "invalid_json")
+    body = load_json(raw)
     cli_model = models.resolve(body.get("model"), aliases)
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise bad_request("'stream' must be a boolean", "stream")
+    stream = parse_stream(body)
     for param in ("conversation", "prompt"):
         if body.get(param) is not None:
             raise bad_request("'%s' is not supported by claudeproxy" % (param,), param, "unsupported_parameter")
