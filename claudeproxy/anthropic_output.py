@@ -13,7 +13,7 @@ from twisted.web.server import Request
 
 from . import anthropic_messages as am
 from .errors import ProxyError
-from .httpio import write_json
+from .httpio import end_response, open_event_stream, write_json, write_live
 from .turn import Finished, Usage
 
 
@@ -68,18 +68,14 @@ class AnthropicStreamOutput:
         self._calls: dict[int, int] = {}
 
     def _write(self, data: bytes) -> None:
-        if not self.request.finished and not getattr(self.request, "_disconnected", False):
-            self.request.write(data)
+        write_live(self.request, data)
 
     def _start(self) -> None:
         if self.started:
             return
         self.started = True
         r = self.request
-        r.setResponseCode(200)
-        r.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
-        r.setHeader(b"cache-control", b"no-cache")
-        r.setHeader(b"x-accel-buffering", b"no")
+        open_event_stream(r)
         _copy_request_id(r)
         self._write(am.message_start(self.message_id, self.model(), self.usage()))
 
@@ -125,11 +121,7 @@ class AnthropicStreamOutput:
         self._write(am.block_delta(block, {"type": "input_json_delta", "partial_json": arguments}))
 
     def _end(self) -> None:
-        r = self.request
-        if r.producer is not None:
-            r.unregisterProducer()
-        if not r.finished and not getattr(r, "_disconnected", False):
-            r.finish()
+        end_response(self.request)
 
     def finished(self, finished: Finished) -> None:
         self._start()

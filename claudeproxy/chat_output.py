@@ -12,7 +12,7 @@ from twisted.web.server import Request
 
 from . import openai_chat as oc
 from .errors import ProxyError
-from .httpio import write_error, write_json
+from .httpio import end_response, open_event_stream, write_error, write_json, write_live
 from .turn import Finished
 
 
@@ -43,8 +43,7 @@ class ChatStreamOutput:
         self.status = 200
 
     def _write(self, data: bytes) -> None:
-        if not self.request.finished and not getattr(self.request, "_disconnected", False):
-            self.request.write(data)
+        write_live(self.request, data)
 
     def _chunk(self, delta: dict[str, Any], finish_reason: Any = None) -> None:
         self._write(oc.sse(oc.chunk(self.completion_id, self.created, self.model(), delta, finish_reason)))
@@ -54,10 +53,7 @@ class ChatStreamOutput:
             return
         self.started = True
         r = self.request
-        r.setResponseCode(200)
-        r.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
-        r.setHeader(b"cache-control", b"no-cache")
-        r.setHeader(b"x-accel-buffering", b"no")
+        open_event_stream(r)
         self._chunk({"role": "assistant", "content": ""})
 
     def text(self, text: str) -> None:
@@ -86,11 +82,7 @@ class ChatStreamOutput:
         self._close()
 
     def _close(self) -> None:
-        r = self.request
-        if r.producer is not None:
-            r.unregisterProducer()
-        if not r.finished and not getattr(r, "_disconnected", False):
-            r.finish()
+        end_response(self.request)
 
     def finished(self, finished: Finished) -> None:
         self._start()

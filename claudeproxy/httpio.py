@@ -25,12 +25,46 @@ def json_bytes(obj: Any) -> bytes:
         return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
+def gone(request: Request) -> bool:
+    """
+    The request is finished or its client has gone: nothing more may be
+    written.
+    """
+    return bool(request.finished) or bool(getattr(request, "_disconnected", False))
+
+
+def write_live(request: Request, data: bytes) -> None:
+    if not gone(request):
+        request.write(data)
+
+
+def open_event_stream(request: Request) -> None:
+    """
+    Start a 200 server-sent-events response.
+    """
+    request.setResponseCode(200)
+    request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-cache")
+    request.setHeader(b"x-accel-buffering", b"no")
+
+
+def end_response(request: Request) -> None:
+    """
+    Detach the producer and finish the response, if the client is still
+    there.
+    """
+    if getattr(request, "producer", None) is not None:
+        request.unregisterProducer()
+    if not gone(request):
+        request.finish()
+
+
 def write_json(request: Request, status: int, obj: Any, headers: Mapping[str, str] = {}) -> None:
     """
     Answer C{request} with C{obj} as JSON and finish it, unless it is
     already finished or its client is gone.
     """
-    if request.finished or getattr(request, "_disconnected", False):
+    if gone(request):
         return
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")

@@ -14,17 +14,13 @@ from twisted.web.server import Request
 
 from . import openai_responses as orsp
 from .errors import ProxyError
-from .httpio import write_error, write_json
+from .httpio import end_response, gone, open_event_stream, write_error, write_json
 from .tools import ToolCall
 from .turn import Finished
 
 
 def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
-
-
-def _gone(request: Request) -> bool:
-    return bool(request.finished) or bool(getattr(request, "_disconnected", False))
 
 
 def _unregister(request: Request) -> None:
@@ -93,7 +89,7 @@ class ResponsesStreamOutput:
     def _emit(self, build: Callable[..., dict[str, Any]], *args: Any) -> None:
         obj = build(self.sequence, *args)
         self.sequence += 1
-        if not _gone(self.request):
+        if not gone(self.request):
             self.request.write(orsp.sse(obj))
 
     def _response(self, status: str, **kw: Any) -> dict[str, Any]:
@@ -106,10 +102,7 @@ class ResponsesStreamOutput:
             return
         self.started = True
         r = self.request
-        r.setResponseCode(200)
-        r.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
-        r.setHeader(b"cache-control", b"no-cache")
-        r.setHeader(b"x-accel-buffering", b"no")
+        open_event_stream(r)
         pending = self._response("in_progress")
         self._emit(orsp.lifecycle, "response.created", pending)
         self._emit(orsp.lifecycle, "response.in_progress", pending)
@@ -242,9 +235,7 @@ class ResponsesStreamOutput:
         self._close()
 
     def _close(self) -> None:
-        _unregister(self.request)
-        if not _gone(self.request):
-            self.request.finish()
+        end_response(self.request)
 
 
 class ResponsesOutput:
