@@ -63,6 +63,7 @@ class _Core(Service):
         self.mcp = mcp
         self.mcp_port: Any = None
         self.enter_workdir = False
+        self._left_cwd: Optional[str] = None
         self.proxy = proxy
         self.manager = manager
         self.env = env
@@ -73,6 +74,7 @@ class _Core(Service):
     def startService(self) -> None:
         super().startService()
         if self.enter_workdir:
+            self._left_cwd = os.getcwd()
             os.chdir(self.manager.workdir)
         site = Site(self.mcp.resource())
         site.noisy = False
@@ -80,8 +82,11 @@ class _Core(Service):
         self.mcp.port = self.mcp_port.getHost().port
         self.manager.start()
         claude = self.manager.claude
-        if claude is not None:
-            d = getProcessOutput(
+        if claude is not None and os.access(claude, os.X_OK):
+            # a CLI that cannot be started must not stop the daemon: /health
+            # and the 503s say why
+            d = maybeDeferred(
+                getProcessOutput,
                 claude,
                 ["--version"],
                 env=dict(self.env),
@@ -126,6 +131,11 @@ class _Core(Service):
         call = self.reactor.callLater(self.grace, grace_over)
 
         def finished(_: Any) -> None:
+            if self._left_cwd is not None:
+                # back where twistd started us (it removes its pid file
+                # by a relative path once we are done)
+                os.chdir(self._left_cwd)
+                self._left_cwd = None
             remove_workdir(self.manager.workdir)
             if call.active():
                 call.cancel()
