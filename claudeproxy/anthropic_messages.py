@@ -10,14 +10,14 @@ SSE events out.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import attrs
 
 from . import models
-from .conversation import Block, Conversation, Message, text_block
+from .conversation import IMAGE_TYPES, Block, Conversation, Message, text_block
 from .errors import ProxyError, bad_request
-from .spec import TurnSpec, canonical_schema, load_json, parse_stream, positive_int
+from .spec import TurnSpec, canonical_schema, check_system, load_json, parse_stream, positive_int
 from .tools import NAME_RE, ToolSpec
 from .tools import spec as tool_spec
 from .turn import Finished, Usage
@@ -39,7 +39,6 @@ UNSUPPORTED_PARAMS = {
     "container": "code execution containers are not supported",
     "context_management": "context management is not supported",
 }
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 #: C{output_config.effort} values, as the CLI's C{--effort} takes them.
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 #: C{thinking.budget_tokens} mapped to C{--effort}: below the first bound
@@ -130,36 +129,46 @@ def _text(block: Mapping[str, Any], where: str) -> Optional[Block]:
     return text_block(text) if text else None
 
 
+BlockReader = Callable[[Mapping[str, Any], str], Optional[Block]]
+
+
+def _drop(block: Mapping[str, Any], where: str) -> Optional[Block]:
+    return None
+
+
+def _blocks(content: Any, where: str, kinds: Mapping[str, BlockReader], place: str) -> list[Block]:
+    """
+    Content given as a string or an array of blocks: each block read by the
+    reader for its type in C{kinds} (a reader may drop it); any other type is
+    a 400 naming the field.
+    """
+    if isinstance(content, str):
+        return [text_block(content)] if content else []
+    if not isinstance(content, list):
+        raise bad_request("%s.content must be a string or an array of content blocks" % (where,), where + ".content")
+    blocks: list[Block] = []
+    for i, block in enumerate(content):
+        bwhere = "%s.content[%d]" % (where, i)
+        if not isinstance(block, Mapping):
+            raise bad_request("%s must be an object" % (bwhere,), bwhere)
+        reader = kinds.get(block.get("type"))  # type: ignore[arg-type]
+        if reader is None:
+            raise bad_request(
+                "%s.type %r is not supported in %s (use %s)" % (bwhere, block.get("type"), place, ", ".join(kinds)),
+                bwhere + ".type",
+            )
+        read = reader(block, bwhere)
+        if read is not None:
+            blocks.append(read)
+    return blocks
+
+
 def _tool_result(block: Mapping[str, Any], where: str) -> Block:
     tool_use_id = block.get("tool_use_id")
     if not isinstance(tool_use_id, str) or not tool_use_id:
         raise bad_request("%s.tool_use_id must be a non-empty string" % (where,), where + ".tool_use_id")
     content = block.get("content", "")
-    inner: list[Block] = []
-    if isinstance(content, str):
-        if content:
-            inner.append(text_block(content))
-    elif isinstance(content, list):
-        for j, part in enumerate(content):
-            pwhere = "%s.content[%d]" % (where, j)
-            if not isinstance(part, Mapping):
-                raise bad_request("%s must be an object" % (pwhere,), pwhere)
-            kind = part.get("type")
-            if kind == "text":
-                text = _text(part, pwhere)
-                if text is not None:
-                    inner.append(text)
-            elif kind == "image":
-                inner.append(_image_block(part, pwhere))
-            elif kind == "document":
-                inner.append(_document_block(part, pwhere))
-            else:
-                raise bad_request(
-                    "%s.type %r is not supported in a tool result (use text, image or document)" % (pwhere, kind),
-                    pwhere + ".type",
-                )
-    elif content is not None:
-        raise bad_request("%s.content must be a string or an array of blocks" % (where,), where + ".content")
+    inner = [] if content is None else _blocks(content, where, RESULT_KINDS, "a tool result")
     is_error = block.get("is_error", False)
     if is_error is None:
         is_error = False
@@ -179,62 +188,16 @@ def _tool_use(block: Mapping[str, Any], where: str) -> Block:
     return {"type": "tool_use", "id": call_id, "name": name, "input": dict(tool_input)}
 
 
-def _user_blocks(content: Any, where: str) -> list[Block]:
-    if isinstance(content, str):
-        return [text_block(content)] if content else []
-    if not isinstance(content, list):
-        raise bad_request("%s.content must be a string or an array of content blocks" % (where,), where + ".content")
-    blocks: list[Block] = []
-    for i, block in enumerate(content):
-        bwhere = "%s.content[%d]" % (where, i)
-        if not isinstance(block, Mapping):
-            raise bad_request("%s must be an object" % (bwhere,), bwhere)
-        kind = block.get("type")
-        if kind == "text":
-            text = _text(block, bwhere)
-            if text is not None:
-                blocks.append(text)
-        elif kind == "image":
-            blocks.append(_image_block(block, bwhere))
-        elif kind == "document":
-            blocks.append(_document_block(block, bwhere))
-        elif kind == "tool_result":
-            blocks.append(_tool_result(block, bwhere))
-        else:
-            raise bad_request(
-                "%s.type %r is not supported in a user message (use text, image, document or tool_result)"
-                % (bwhere, kind),
-                bwhere + ".type",
-            )
-    return blocks
-
-
-def _assistant_blocks(content: Any, where: str) -> list[Block]:
-    if isinstance(content, str):
-        return [text_block(content)] if content else []
-    if not isinstance(content, list):
-        raise bad_request("%s.content must be a string or an array of content blocks" % (where,), where + ".content")
-    blocks: list[Block] = []
-    for i, block in enumerate(content):
-        bwhere = "%s.content[%d]" % (where, i)
-        if not isinstance(block, Mapping):
-            raise bad_request("%s must be an object" % (bwhere,), bwhere)
-        kind = block.get("type")
-        if kind == "text":
-            text = _text(block, bwhere)
-            if text is not None:
-                blocks.append(text)
-        elif kind == "tool_use":
-            blocks.append(_tool_use(block, bwhere))
-        elif kind in ("thinking", "redacted_thinking"):
-            # earlier thinking is not sent back: the CLI keeps its own
-            continue
-        else:
-            raise bad_request(
-                "%s.type %r is not supported in an assistant message (use text, tool_use or thinking)" % (bwhere, kind),
-                bwhere + ".type",
-            )
-    return blocks
+#: the block types each place takes; earlier thinking is not sent back (the
+#: CLI keeps its own)
+RESULT_KINDS: Mapping[str, BlockReader] = {"text": _text, "image": _image_block, "document": _document_block}
+USER_KINDS: Mapping[str, BlockReader] = {**RESULT_KINDS, "tool_result": _tool_result}
+ASSISTANT_KINDS: Mapping[str, BlockReader] = {
+    "text": _text,
+    "tool_use": _tool_use,
+    "thinking": _drop,
+    "redacted_thinking": _drop,
+}
 
 
 def parse_messages(messages: Any, system: Any = None) -> Conversation:
@@ -251,12 +214,12 @@ def parse_messages(messages: Any, system: Any = None) -> Conversation:
             raise bad_request("%s must be an object" % (where,), where)
         role = msg.get("role")
         if role == "user":
-            blocks = _user_blocks(msg.get("content"), where)
+            blocks = _blocks(msg.get("content"), where, USER_KINDS, "a user message")
             if not blocks:
                 raise bad_request("%s.content is empty" % (where,), where + ".content")
             turns.append(Message("user", blocks))
         elif role == "assistant":
-            blocks = _assistant_blocks(msg.get("content"), where)
+            blocks = _blocks(msg.get("content"), where, ASSISTANT_KINDS, "an assistant message")
             if blocks:
                 turns.append(Message("assistant", blocks))
         elif role == "system":
@@ -285,10 +248,9 @@ def parse_system(system: Any) -> Optional[str]:
         parts = [system] if system else []
     else:
         parts = _system_blocks(system)
-    if any("\x00" in p for p in parts):
-        # the system prompt is a command-line argument of the CLI
-        raise bad_request("'system' must not contain NUL characters", "system")
-    return "\n\n".join(parts) if parts else None
+    text = "\n\n".join(parts) if parts else None
+    check_system(text)
+    return text
 
 
 def _system_blocks(system: Any) -> list[str]:
@@ -423,8 +385,6 @@ def parse_request(raw: bytes, aliases: Iterable[tuple[str, str]]) -> MessagesReq
     for param, why in UNSUPPORTED_PARAMS.items():
         if body.get(param) is not None:
             raise bad_request("'%s': %s" % (param, why), param, "unsupported_parameter")
-    if isinstance(body.get("model"), str) and "\x00" in body["model"]:
-        raise bad_request("'model' must not contain NUL characters", "model")
     cli_model = models.resolve(body.get("model"), tuple(aliases))
     if body.get("max_tokens") is None:
         raise bad_request("'max_tokens' is required", "max_tokens")

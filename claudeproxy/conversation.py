@@ -16,6 +16,9 @@ import attrs
 
 Block = dict[str, Any]
 
+#: the image types Claude takes
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
 HISTORY_OPEN = (
     "The conversation so far is in <conversation_history> below (earlier turns, "
     "oldest first). Continue it: answer the final user turn that follows it."

@@ -47,7 +47,6 @@ class ToolBridge:
         self.calls_seen: list[str] = []
         #: told of each call as it arrives (the request serving the process)
         self.on_call: Optional[Callable[[str], None]] = None
-        self.closed = False
 
     def call(self, tool_use_id: str) -> Deferred[Result]:
         """
@@ -78,7 +77,6 @@ class ToolBridge:
             self.answers[tool_use_id] = result
 
     def close(self) -> None:
-        self.closed = True
         pending, self.pending = self.pending, {}
         for d in pending.values():
             d.callback({"content": [{"type": "text", "text": "the request was abandoned"}], "isError": True})
@@ -97,6 +95,13 @@ class ToolBridge:
             },
             separators=(",", ":"),
         )
+
+
+def _event(message: Any) -> bytes:
+    """
+    One JSON-RPC message as a server-sent event.
+    """
+    return b"event: message\ndata: " + json.dumps(message).encode() + b"\n\n"
 
 
 def _rpc_result(rid: Any, result: Any) -> dict[str, Any]:
@@ -213,7 +218,7 @@ class McpServer:
                     "method": "notifications/progress",
                     "params": {"progressToken": token, "progress": ticks[0]},
                 }
-                request.write(b"event: message\ndata: " + json.dumps(note).encode() + b"\n\n")
+                request.write(_event(note))
             else:
                 request.write(b": still waiting\n\n")
             timer[0] = self.reactor.callLater(PROGRESS_EVERY, progress)
@@ -233,7 +238,7 @@ class McpServer:
             if timer[0] is not None and timer[0].active():
                 timer[0].cancel()
             if not request.finished and not getattr(request, "_disconnected", False):
-                request.write(b"event: message\ndata: " + json.dumps(_rpc_result(rid, result)).encode() + b"\n\n")
+                request.write(_event(_rpc_result(rid, result)))
                 request.finish()
             if not done.called:
                 done.callback(None)

@@ -39,6 +39,11 @@ def resolve(name: Any, aliases: Iterable[tuple[str, str]]) -> str:
         raise ProxyError(
             400, "'model' is required and must be a string", "invalid_request_error", "invalid_model", "model"
         )
+    if any(ord(c) < 32 for c in name):
+        # it would be a command-line argument of the CLI
+        raise ProxyError(
+            400, "'model' must not contain control characters", "invalid_request_error", "invalid_model", "model"
+        )
     target = alias_map.get(name, name)
     if target in FAMILIES:
         return FAMILIES[target]

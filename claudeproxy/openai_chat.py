@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 import attrs
 
 from . import models
-from .conversation import Block, Conversation, Message, text_block
+from .conversation import IMAGE_TYPES, Block, Conversation, Message, text_block
 from .errors import bad_request
 from .httpio import json_bytes
 from .spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
@@ -41,24 +41,6 @@ IGNORED_PARAMS = frozenset(
         "top_logprobs",
     }
 )
-KNOWN_PARAMS = IGNORED_PARAMS | {
-    "model",
-    "messages",
-    "stream",
-    "stream_options",
-    "n",
-    "stop",
-    "tools",
-    "tool_choice",
-    "functions",
-    "function_call",
-    "response_format",
-    "reasoning_effort",
-    "modalities",
-    "audio",
-    "logprobs",
-}
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max"}
 _DATA_URL = re.compile(r"^data:([^;,]+)((?:;[^;,]*)*),(.*)$", re.S)
 

@@ -33,7 +33,7 @@ from .metrics import CONTENT_TYPE, Metrics
 from .pool import Continuation, Lease, Limiter, ProcessManager
 from .process import SYSTEM_ARG_MAX, SpawnKey
 from .responses_routes import ResponsesRoutes
-from .spec import TurnSpec
+from .spec import TurnSpec, check_system
 from .streaming import Outcome, TurnOutput, TurnRun
 from .tools import mcp_content
 from .turn import TurnState
@@ -98,14 +98,7 @@ def parse_checked(parse: Callable[[bytes], TurnSpec], body: bytes) -> TurnSpec:
             "response_format",
             "schema_too_large",
         )
-    system = spec.conversation.system
-    if system is not None:
-        if "\x00" in system:
-            raise bad_request("The system prompt must not contain NUL characters", "system")
-        try:
-            system.encode("utf-8")
-        except UnicodeEncodeError:
-            raise bad_request("The system prompt is not valid Unicode (lone surrogate)", "system")
+    check_system(spec.conversation.system)
     return spec
 
 

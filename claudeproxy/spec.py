@@ -95,3 +95,19 @@ def parse_stream(body: Mapping[str, Any]) -> bool:
     if not isinstance(stream, bool):
         raise bad_request("'stream' must be a boolean", "stream")
     return stream
+
+
+def check_system(system: Optional[str]) -> None:
+    """
+    System text goes to the CLI as a command-line argument (or a file
+    named by one): NUL characters and lone surrogates cannot be passed on
+    faithfully, so they are a 400.
+    """
+    if system is None:
+        return
+    if "\x00" in system:
+        raise bad_request("The system prompt must not contain NUL characters", "system")
+    try:
+        system.encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad_request("The system prompt is not valid Unicode (lone surrogate)", "system")
