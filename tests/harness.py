@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import struct
 import tempfile
+import zlib
 from typing import Any, AsyncIterator, Mapping, Optional
 
 import attrs
@@ -16,9 +19,11 @@ import treq
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
 from twisted.protocols.policies import WrappingFactory
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
@@ -150,11 +155,10 @@ def live_pids(pids: list[int]) -> list[int]:
     return alive
 
 
-def group_members(pgid: int) -> list[int]:
+def _live_stats() -> Any:
     """
-    Live processes whose process group is C{pgid}.
+    (pid, fields after the command) of every live (not zombie) process.
     """
-    out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -163,9 +167,15 @@ def group_members(pgid: int) -> list[int]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            out.append(int(name))
-    return out
+        if fields[0] != "Z":
+            yield int(name), fields
+
+
+def group_members(pgid: int) -> list[int]:
+    """
+    Live processes whose process group is C{pgid}.
+    """
+    return [pid for pid, fields in _live_stats() if int(fields[2]) == pgid]
 
 
 def sleep(seconds: float) -> Deferred[None]:
@@ -329,18 +339,7 @@ def children_of(ppid: int) -> list[int]:
     """
     Live processes whose parent is C{ppid}.
     """
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % (name,)) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[1]) == ppid:
-            out.append(int(name))
-    return out
+    return [pid for pid, fields in _live_stats() if int(fields[1]) == ppid]
 
 
 def only_cli_pipes(running: Running) -> bool:
@@ -502,3 +501,60 @@ KILL_RACE = (
     "stops any later kill; shutdown waits for it in vain).  Fix: on ProcessLookupError fall back to "
     "os.kill(pid, SIGKILL) (the pid is still ours, unreaped), or signal both the group and the pid"
 )
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    """
+    A loopback TCP port free just now.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class TwistdProcess(ProcessProtocol):
+    """
+    A twistd child: its output, whether it runs, and C{ended}, which fires
+    with its exit status (negative: the signal that ended it).
+    """
+
+    def __init__(self) -> None:
+        self.output = bytearray()
+        self.ended: Deferred[Optional[int]] = Deferred()
+        self.status: Optional[int] = None
+        self.running = True
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        self.running = False
+        if reason.check(ProcessDone):
+            self.status = 0
+        elif reason.check(ProcessTerminated):
+            value: Any = reason.value
+            self.status = value.exitCode if value.exitCode is not None else -(value.signal or 0)
+        self.ended.callback(self.status)
+
+
+def tiny_png() -> bytes:
+    """
+    A valid 2x2 PNG (the CLI drops images that do not decode).
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )

@@ -22,6 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy import cli, systemd
 from claudeproxy.servicespec import Completed, absolute_args, run_process
+from tests.harness import free_port
 
 UID = 501
 TESTED_VERSION = "2.1.197 (Claude Code)"
@@ -141,14 +142,6 @@ exit 64
     }
     os.makedirs(directory, exist_ok=True)
     return executable(os.path.join(directory, "claude"), script)
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Workspace(SynchronousTestCase):

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sys
 import time
 from typing import Any, Optional
@@ -23,18 +22,18 @@ import attrs
 import treq
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.harness import (
     FAKECLIS,
+    ROOT,
     LoggedErrors,
     RawClient,
+    TwistdProcess,
     children_of,
     fast_script,
+    free_port,
     left_running,
     open_fds,
     parse_sse,
@@ -237,38 +236,8 @@ class SoakTests(TestCase):
         self.assertTrue(settled or raced, report)
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STREAMS = 20
 SLOTS = 16
-
-
-class _Twistd(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = bytearray()
-        self.ended: Deferred[Optional[int]] = Deferred()
-        self.status: Optional[int] = None
-        self.running = True
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self.running = False
-        if reason.check(ProcessDone):
-            self.status = 0
-        elif reason.check(ProcessTerminated):
-            value: Any = reason.value
-            self.status = value.exitCode if value.exitCode is not None else -(value.signal or 0)
-        self.ended.callback(self.status)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class SigtermUnderLoadTests(TestCase):
@@ -301,7 +270,7 @@ class SigtermUnderLoadTests(TestCase):
             "--max-queued",
             str(STREAMS),
         ]
-        proto = _Twistd()
+        proto = TwistdProcess()
         transport = reactor.spawnProcess(proto, sys.executable, argv, env=env, path=ROOT)
         seen: list[int] = []
 

@@ -10,8 +10,6 @@ import base64
 import functools
 import json
 import os
-import struct
-import zlib
 from typing import Any, Callable, TypeVar
 
 import anthropic
@@ -19,7 +17,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply, ToolUse
-from tests.harness import Running, start, wait_for
+from tests.harness import Running, start, tiny_png, wait_for
 
 T = TypeVar("T")
 FAKECLIS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakeclis")
@@ -29,23 +27,6 @@ WEATHER = {
     "description": "Current weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
-
-
-def tiny_png() -> bytes:
-    """
-    A valid 2x2 PNG.
-    """
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
 
 
 def calls(*uses: tuple[str, dict[str, Any]], text: str = "") -> Reply:

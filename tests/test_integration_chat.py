@@ -5,30 +5,11 @@ Chat completions end to end: the real CLI against the fake Anthropic API.
 from __future__ import annotations
 
 import base64
-import struct
-import zlib
 
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply
-from tests.harness import start, streamed_text
-
-
-def tiny_png() -> bytes:
-    """
-    A valid 2x2 PNG.
-    """
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
+from tests.harness import start, streamed_text, tiny_png
 
 
 class ChatTests(TestCase):

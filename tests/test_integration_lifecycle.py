@@ -9,25 +9,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import treq
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.protocol import ProcessProtocol
-from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import FakeAnthropic, Reply
 from tests.harness import (
+    ROOT,
     RawClient,
+    TwistdProcess,
     children_of,
     cli_env,
     cli_path,
+    free_port,
     group_members,
     live_pids,
     parse_sse,
@@ -39,7 +37,6 @@ from tests.harness import (
 )
 from tests.harness import start_settled as start
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAC = os.path.join(ROOT, "tests", "claudeproxy_test.tac")
 HI = {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]}
 SLOW = Reply(text="".join("word%03d " % i for i in range(200)), chunk=8, delay=0.1)
@@ -180,35 +177,6 @@ class ShutdownTests(TestCase):
         self.assertEqual(len(d.fake.message_requests), 1)
 
 
-class _Twistd(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = bytearray()
-        self.ended: Deferred[Optional[int]] = Deferred()
-        self.status: Optional[int] = None
-        self.running = True
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self.running = False
-        if reason.check(ProcessDone):
-            self.status = 0
-        elif reason.check(ProcessTerminated):
-            value: Any = reason.value
-            self.status = value.exitCode if value.exitCode is not None else -(value.signal or 0)
-        self.ended.callback(self.status)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class SigtermTests(TestCase):
     """
     The daemon as twistd runs it, sent SIGTERM mid-stream.
@@ -228,7 +196,7 @@ class SigtermTests(TestCase):
         env["PYTHONPATH"] = ROOT
         listen = "tcp:%d:interface=127.0.0.1" % (port,)
         env.update(extra_env, CLAUDEPROXY_TAC_LISTEN=listen)
-        proto = _Twistd()
+        proto = TwistdProcess()
         argv = [
             sys.executable,
             "-c",

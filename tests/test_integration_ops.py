@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.application.service import Application
-from twisted.logger import ILogObserver
+from twisted.logger import ILogObserver, Logger
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from claudeproxy import _tap
 from claudeproxy.guard import host_allowed, host_name
 from tests.fakeanthropic import Reply
-from tests.harness import start
+from tests.harness import start, wait_for
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -55,11 +56,13 @@ class MetricsTests(TestCase):
         self.assertEqual(got[("claudeproxy_warm_pool_total", (("result", "miss"),))], 1)
         self.assertIn(("claudeproxy_requests_in_flight", ()), got)
         self.assertIn(("claudeproxy_requests_queued", ()), got)
-        # a process killed after its request, and one evicted, by cause
+        # a second conversation evicts the first (--max-sessions 1): its CLI
+        # exit is counted by cause
         await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "another"}]})
+        await wait_for(lambda: d.manager.exits.get("evicted") == 1)
         resp = await d.get("/metrics")
         got = samples(await resp.text())
-        self.assertGreaterEqual(got.get(("claudeproxy_cli_exits_total", (("cause", "evicted"),)), 0), 0)
+        self.assertEqual(got[("claudeproxy_cli_exits_total", (("cause", "evicted"),))], 1)
 
 
 class BrowserSafetyTests(TestCase):
@@ -145,15 +148,18 @@ class JsonLogTests(SynchronousTestCase):
 
         options = _tap.Options()
         options.parseOptions(["--log-format", "json", "--claude", "/nonexistent"])
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
         service: Any = _tap.makeService(options, reactor=MemoryReactorClock(), env={"PATH": "/usr/bin"})
         application = Application("claudeproxy")
         service.setServiceParent(application)
         observer = application.getComponent(ILogObserver, None)
         self.assertIsNotNone(observer)
-        out = io.StringIO()
-        from twisted.logger import jsonFileLogObserver
-
-        self.assertEqual(type(observer), type(jsonFileLogObserver(out)))
+        # twistd logs through it: every event is one JSON object a line
+        Logger(namespace="t", observer=observer).info("served {n} requests", n=3)
+        (line,) = out.getvalue().strip("\x1e\n").splitlines()
+        event = json.loads(line.strip("\x1e"))
+        self.assertEqual((event["log_format"], event["n"]), ("served {n} requests", 3))
 
     def test_text_is_default(self) -> None:
         from twisted.internet.testing import MemoryReactorClock

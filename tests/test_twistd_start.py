@@ -15,8 +15,7 @@ import tempfile
 import treq
 from twisted.trial.unittest import TestCase
 
-from tests.harness import reactor, sleep
-from tests.test_integration_lifecycle import ROOT, _Twistd, free_port
+from tests.harness import ROOT, TwistdProcess, free_port, reactor, sleep
 
 
 class TwistdStartTests(TestCase):
@@ -37,7 +36,7 @@ class TwistdStartTests(TestCase):
             "--claude",
             "/nonexistent/claude",
         ]
-        proto = _Twistd()
+        proto = TwistdProcess()
         transport = reactor.spawnProcess(proto, sys.executable, argv, env=env, path=cwd)
         self.addCleanup(lambda: proto.ended if proto.running else None)
         self.addCleanup(lambda: transport.signalProcess("KILL") if proto.running else None)

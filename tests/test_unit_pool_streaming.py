@@ -7,11 +7,10 @@ L{Clock}, a fake process and a recording output).
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -21,61 +20,9 @@ from claudeproxy.pool import Limiter, ProcessManager
 from claudeproxy.process import CLIProcess, SpawnKey, build_argv
 from claudeproxy.streaming import Outcome, TurnRun
 from claudeproxy.turn import Finished, TurnState
+from tests.fakes import FakeSpawner, RecordingKiller
 
 # -- fakes ---------------------------------------------------------------------
-
-
-class FakeTransport:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.written: list[bytes] = []
-        self.pauses = 0
-        self.resumes = 0
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def pauseProducing(self) -> None:
-        self.pauses += 1
-
-    def resumeProducing(self) -> None:
-        self.resumes += 1
-
-
-class FakeSpawner:
-    """
-    Records every spawn and connects the protocol to a fake transport, as
-    C{spawnProcess} would.
-    """
-
-    def __init__(self, error: Optional[Exception] = None) -> None:
-        self.calls: list[tuple[ProcessProtocol, str, list[str], dict[str, str], str]] = []
-        self.transports: list[FakeTransport] = []
-        self.error = error
-
-    def __call__(
-        self,
-        protocol: ProcessProtocol,
-        executable: str,
-        args: Sequence[str],
-        env: Mapping[str, str],
-        path: str,
-    ) -> Any:
-        if self.error is not None:
-            raise self.error
-        self.calls.append((protocol, executable, list(args), dict(env), path))
-        transport = FakeTransport(1000 + len(self.calls))
-        self.transports.append(transport)
-        protocol.makeConnection(transport)
-        return transport
-
-
-class RecordingKiller:
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def __call__(self, pid: int) -> None:
-        self.calls.append(pid)
 
 
 class FakeProc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping, Optional, Sequence, cast
+from typing import Any, Mapping, Optional, cast
 
 import treq
 from treq.client import HTTPClient
@@ -18,7 +18,7 @@ from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test import iosim
@@ -30,61 +30,13 @@ from zope.interface import implementer
 
 from claudeproxy.config import Config
 from claudeproxy.errors import INSTALL_HINT
-from claudeproxy.process import CLIProcess
 from claudeproxy.service import Daemon, build
+from tests.fakes import FakeSpawner, RecordingKiller
 
 URL = "http://127.0.0.1:3456"
 MODEL = "claude-sonnet-5"
 
 # -- fakes -------------------------------------------------------------------------
-
-
-class FakeTransport:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.written: list[bytes] = []
-        self.pauses = 0
-        self.resumes = 0
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def pauseProducing(self) -> None:
-        self.pauses += 1
-
-    def resumeProducing(self) -> None:
-        self.resumes += 1
-
-
-class FakeSpawner:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, list[str], dict[str, str], str]] = []
-        self.procs: list[CLIProcess] = []
-        self.transports: list[FakeTransport] = []
-
-    def __call__(
-        self,
-        protocol: ProcessProtocol,
-        executable: str,
-        args: Sequence[str],
-        env: Mapping[str, str],
-        path: str,
-    ) -> Any:
-        assert isinstance(protocol, CLIProcess)
-        self.calls.append((executable, list(args), dict(env), path))
-        transport = FakeTransport(2000 + len(self.calls))
-        self.procs.append(protocol)
-        self.transports.append(transport)
-        protocol.makeConnection(transport)
-        return transport
-
-
-class RecordingKiller:
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def __call__(self, pid: int) -> None:
-        self.calls.append(pid)
 
 
 @implementer(IBodyProducer)
@@ -228,7 +180,7 @@ class RoutesTestCase(SynchronousTestCase):
         config.setdefault("warm", 0)
         config.setdefault("max_sessions", 0)
         self.reactor = MemoryReactorClock()
-        self.spawner = FakeSpawner()
+        self.spawner = FakeSpawner(first_pid=2000)
         self.killer = RecordingKiller()
         self.daemon = build(
             self.reactor,
@@ -443,7 +395,7 @@ class ChatTests(RoutesTestCase):
         self.build()
         d = self.request("POST", "/v1/chat/completions", chat_body())
         self.assertNoResult(d)
-        [(executable, args, env, path)] = self.spawner.calls
+        [(_, executable, args, env, path)] = self.spawner.calls
         self.assertEqual(executable, self.daemon.manager.claude)
         self.assertEqual(args[args.index("--model") + 1], "sonnet")
         self.assertNotIn("ANTHROPIC_API_KEY", env)
@@ -603,7 +555,7 @@ class ChatTests(RoutesTestCase):
             model="claude-opus-4",
         )
         d = self.request("POST", "/v1/chat/completions", body)
-        [(_, args, _, _)] = self.spawner.calls
+        [(_, _, args, _, _)] = self.spawner.calls
         self.assertEqual(args[args.index("--model") + 1], "opus")
         self.assertEqual(args[args.index("--append-system-prompt") + 1], "Be brief.")
         self.assertEqual(args[args.index("--effort") + 1], "low")
