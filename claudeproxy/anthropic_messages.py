@@ -433,22 +433,6 @@ def stop_reason(finished: Finished) -> str:
     return reason if reason in STOP_REASONS else "end_turn"
 
 
-def matched_stop(finished: Finished, sent: str, stops: tuple[str, ...]) -> Optional[str]:
-    """
-    The stop sequence that ended a turn: the daemon cut the text at
-    C{len(sent)}, where one of C{stops} begins in the text the CLI produced
-    (the shortest wins, as the stop that completes first).
-    """
-    if finished.stop_reason != "stop_sequence":
-        return None
-    rest = finished.text[len(sent) :] if finished.text.startswith(sent) else ""
-    found = [s for s in stops if rest.startswith(s)]
-    if found:
-        return min(found, key=len)
-    # not found in the text: the last resort is the only one asked for
-    return stops[0] if len(stops) == 1 else None
-
-
 def tool_use_block(call_id: str, name: str, tool_input: Any) -> dict[str, Any]:
     return {"type": "tool_use", "id": call_id, "name": name, "input": tool_input}
 

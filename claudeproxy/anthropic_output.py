@@ -46,21 +46,17 @@ class AnthropicStreamOutput:
         message_id: str,
         model: Callable[[], str],
         usage: Callable[[], Usage],
-        stops: tuple[str, ...] = (),
         include_thinking: bool = False,
     ) -> None:
         self.request = request
         self.message_id = message_id
         self.model = model
         self.usage = usage
-        self.stops = stops
         self.include_thinking = include_thinking
         self.started = False
         self.status = 200
-        #: the text sent, and the turn's whole text, are needed only to
-        #: tell which stop sequence ended it
-        self.needs_text = bool(stops)
-        self.sent_text: list[str] = []
+        #: the reply is streamed, not kept
+        self.needs_text = False
         #: the open content block: its kind ("text", "thinking", "tool_use") and index
         self._open: Optional[tuple[str, int]] = None
         self._next = 0
@@ -100,8 +96,6 @@ class AnthropicStreamOutput:
         return index
 
     def text(self, text: str) -> None:
-        if self.needs_text:
-            self.sent_text.append(text)
         index = self._block("text", {"type": "text", "text": ""})
         self._write(am.block_delta(index, {"type": "text_delta", "text": text}))
 
@@ -126,8 +120,7 @@ class AnthropicStreamOutput:
     def finished(self, finished: Finished) -> None:
         self._start()
         self._close_block()
-        stop = am.matched_stop(finished, "".join(self.sent_text), self.stops)
-        self._write(am.message_delta(am.stop_reason(finished), stop, finished.usage))
+        self._write(am.message_delta(am.stop_reason(finished), finished.stop_sequence, finished.usage))
         self._write(am.MESSAGE_STOP)
         self._end()
 
@@ -147,15 +140,11 @@ class AnthropicOutput:
     One JSON message at the end.
     """
 
-    def __init__(
-        self, request: Request, message_id: str, stops: tuple[str, ...] = (), include_thinking: bool = False
-    ) -> None:
+    def __init__(self, request: Request, message_id: str, include_thinking: bool = False) -> None:
         self.request = request
         self.message_id = message_id
-        self.stops = stops
         self.include_thinking = include_thinking
         self.status = 200
-        self.sent_text: list[str] = []
         #: content blocks in order; tool_use inputs are gathered as JSON text
         self.blocks: list[dict[str, Any]] = []
         self._calls: dict[int, dict[str, Any]] = {}
@@ -166,7 +155,6 @@ class AnthropicOutput:
         return None
 
     def text(self, text: str) -> None:
-        self.sent_text.append(text)
         block = self._last("text")
         if block is None:
             self.blocks.append({"type": "text", "text": text})
@@ -218,9 +206,13 @@ class AnthropicOutput:
         return out
 
     def finished(self, finished: Finished) -> None:
-        stop = am.matched_stop(finished, "".join(self.sent_text), self.stops)
         body = am.message(
-            self.message_id, finished.model, self.content(finished), am.stop_reason(finished), stop, finished.usage
+            self.message_id,
+            finished.model,
+            self.content(finished),
+            am.stop_reason(finished),
+            finished.stop_sequence,
+            finished.usage,
         )
         _copy_request_id(self.request)
         write_json(self.request, 200, body)

@@ -47,10 +47,9 @@ class AnthropicRoutes:
                     rid,
                     lambda: state.model,
                     state.usage_so_far,
-                    spec.stop,
                     spec.include_thinking,
                 )
-            return AnthropicOutput(request, rid, spec.stop, spec.include_thinking)
+            return AnthropicOutput(request, rid, spec.include_thinking)
 
         await self.serve(
             request,

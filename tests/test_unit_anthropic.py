@@ -18,6 +18,7 @@ from claudeproxy.anthropic_output import AnthropicOutput, AnthropicStreamOutput,
 from claudeproxy.conversation import Conversation, Message, stdin_blocks
 from claudeproxy.errors import ProxyError
 from claudeproxy.openai_chat import parse_messages as chat_parse_messages
+from claudeproxy.stops import StopScanner
 from claudeproxy.tools import ToolCall
 from claudeproxy.turn import Finished, Usage
 
@@ -378,10 +379,13 @@ class RenderTests(SynchronousTestCase):
         self.assertEqual(am.stop_reason(finished(tool_calls=(ToolCall("t", "f", "{}"),))), "tool_use")
 
     def test_matched_stop(self) -> None:
-        done = finished("one two STOP three", "stop_sequence")
-        self.assertEqual(am.matched_stop(done, "one two ", ("END", "STOP")), "STOP")
-        self.assertEqual(am.matched_stop(done, "one two ", ("STOP three", "STOP")), "STOP")
-        self.assertIsNone(am.matched_stop(finished("x"), "x", ("x",)))
+        # the daemon's stop scanner names the sequence that ended the text
+        # (the one that completes first); the message reports it
+        for stops in (("END", "STOP"), ("STOP three", "STOP")):
+            scanner = StopScanner(stops)
+            self.assertEqual(scanner.feed("one two STOP three"), "one two ")
+            self.assertEqual(scanner.matched, "STOP")
+        self.assertIsNone(StopScanner(("x",)).matched)
 
     def test_message(self) -> None:
         msg = am.message("msg_1", "claude-x", [{"type": "text", "text": "hi"}], "end_turn", None, Usage(1, 2, 3, 4))
@@ -446,10 +450,10 @@ class OutputTests(SynchronousTestCase):
 
     def test_whole_message_without_thinking_and_stop(self) -> None:
         r = Req()
-        out = AnthropicOutput(r, "msg_1", ("STOP",))  # type: ignore[arg-type]
+        out = AnthropicOutput(r, "msg_1")  # type: ignore[arg-type]
         out.reasoning("hidden")
         out.text("a b ")
-        out.finished(finished("a b STOP c", "stop_sequence"))
+        out.finished(finished("a b ", "stop_sequence", stop_sequence="STOP"))
         msg = json.loads(r.data)
         self.assertEqual(msg["content"], [{"type": "text", "text": "a b "}])
         self.assertEqual((msg["stop_reason"], msg["stop_sequence"]), ("stop_sequence", "STOP"))
@@ -472,7 +476,6 @@ class OutputTests(SynchronousTestCase):
             "msg_1",
             lambda: "claude-sonnet-5",
             lambda: Usage(11, 1, 50, 0),
-            ("STOP",),
             include_thinking,
         )
         return r, out
@@ -530,7 +533,7 @@ class OutputTests(SynchronousTestCase):
         r, out = self.stream(include_thinking=False)
         out.reasoning("hidden")
         out.text("a b ")
-        out.finished(finished("a b STOP", "stop_sequence"))
+        out.finished(finished("a b ", "stop_sequence", stop_sequence="STOP"))
         events = r.events()
         self.assertEqual([e for e, _ in events][:2], ["message_start", "content_block_start"])
         self.assertEqual(events[1][1]["content_block"], {"type": "text", "text": ""})
