@@ -167,8 +167,8 @@ class Options(usage.Options):
             self["api-key"] = key
         if self["api-key"] is not None and not self["api-key"].strip():
             raise usage.UsageError("--api-key must not be empty")
-        from .errors import ProxyError
-        from .models import resolve
+        from .engine.errors import ProxyError
+        from .engine.models import resolve
 
         for name, target in self["model-alias"]:
             try:

@@ -18,13 +18,13 @@ from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
 from twisted.web.server import Site
 
 from .config import Config
-from .guard import Guard
-from .httpio import limited_request
-from .mcp import McpServer
-from .models import DEFAULT_MODEL
-from .pool import Limiter, ProcessManager
-from .process import Killer, Spawner, SpawnKey, group_spawner, kill_group
-from .routes import ProxyApp
+from .engine.models import DEFAULT_MODEL
+from .engine.pool import Limiter, ProcessManager
+from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group
+from .web.app import ProxyApp
+from .web.guard import Guard
+from .web.httpio import limited_request
+from .web.mcp import McpServer
 
 
 def remove_workdir(workdir: str) -> None:
@@ -195,7 +195,7 @@ def build(
     """
     The daemon's service tree, its routes and its site.
     """
-    from .process import build_env
+    from .engine.process import build_env
 
     cli_env = build_env(env, config.keep_api_key, config.upstream_retries, config.tool_wait)
     mcp = McpServer(reactor, int((config.tool_wait + 60) * 1000))

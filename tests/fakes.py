@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from twisted.internet.protocol import ProcessProtocol
 
-from claudeproxy.process import CLIProcess
+from claudeproxy.engine.process import CLIProcess
 
 
 class FakeTransport:

@@ -28,7 +28,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
 from claudeproxy.config import Config
-from claudeproxy.process import group_spawner
+from claudeproxy.engine.process import group_spawner
 from claudeproxy.service import Daemon, build
 from tests.fakeanthropic import FakeAnthropic
 

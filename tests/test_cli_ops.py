@@ -20,8 +20,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy import cli, systemd
-from claudeproxy.servicespec import Completed, absolute_args, run_process
+from claudeproxy.ops import cli, systemd
+from claudeproxy.ops.servicespec import Completed, absolute_args, run_process
 from tests.harness import free_port
 
 UID = 501

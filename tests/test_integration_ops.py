@@ -16,7 +16,7 @@ from twisted.logger import ILogObserver, Logger
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from claudeproxy import _tap
-from claudeproxy.guard import host_allowed, host_name
+from claudeproxy.web.guard import host_allowed, host_name
 from tests.fakeanthropic import Reply
 from tests.harness import start, wait_for
 

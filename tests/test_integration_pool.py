@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import TestCase
 
-from claudeproxy.process import SpawnKey
+from claudeproxy.engine.process import SpawnKey
 from tests.fakeanthropic import Reply
 from tests.harness import Running, live_pids, start, streamed_text, wait_for
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy import launchd
-from claudeproxy.servicespec import ServiceSpec
+from claudeproxy.ops import launchd
+from claudeproxy.ops.servicespec import ServiceSpec
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launchd", "com.claudeproxy.plist")
 HOME = "/Users/someone"

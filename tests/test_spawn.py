@@ -14,7 +14,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from claudeproxy.process import group_spawner
+from claudeproxy.engine.process import group_spawner
 from tests.harness import reactor
 
 

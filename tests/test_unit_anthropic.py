@@ -12,15 +12,15 @@ from typing import Any, Optional
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from claudeproxy import anthropic_messages as am
-from claudeproxy.anthropic_messages import MessagesRequest, parse_messages, parse_request
-from claudeproxy.anthropic_output import AnthropicOutput, AnthropicStreamOutput, write_anthropic_error
-from claudeproxy.conversation import Conversation, Message, stdin_blocks
-from claudeproxy.errors import ProxyError
-from claudeproxy.openai_chat import parse_messages as chat_parse_messages
-from claudeproxy.stops import StopScanner
-from claudeproxy.tools import ToolCall
-from claudeproxy.turn import Finished, Usage
+from claudeproxy.engine.conversation import Conversation, Message, stdin_blocks
+from claudeproxy.engine.errors import ProxyError
+from claudeproxy.engine.stops import StopScanner
+from claudeproxy.engine.tools import ToolCall
+from claudeproxy.engine.turn import Finished, Usage
+from claudeproxy.protocols.anthropic import parse as am
+from claudeproxy.protocols.anthropic.output import AnthropicOutput, AnthropicStreamOutput, write_anthropic_error
+from claudeproxy.protocols.anthropic.parse import MessagesRequest, parse_messages, parse_request
+from claudeproxy.protocols.chat.parse import parse_messages as chat_parse_messages
 
 HI = [{"role": "user", "content": "hi"}]
 WEATHER = {

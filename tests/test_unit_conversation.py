@@ -9,7 +9,7 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy.conversation import (
+from claudeproxy.engine.conversation import (
     HISTORY_OPEN,
     Block,
     Conversation,

@@ -14,13 +14,13 @@ from typing import Any, Mapping, Optional
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy.conversation import Conversation, Message, text_block
-from claudeproxy.lines import Elided, LineBuffer, StringElider, head_fields
-from claudeproxy.pool import Continuation, ProcessManager, continues, reply_text_of
-from claudeproxy.process import ELIDED, CLIProcess, SpawnKey
-from claudeproxy.routes import continuation
-from claudeproxy.streaming import Outcome
-from claudeproxy.turn import Finished, TextOut, TurnState, digest_text
+from claudeproxy.engine.conversation import Conversation, Message, text_block
+from claudeproxy.engine.lines import Elided, LineBuffer, StringElider, head_fields
+from claudeproxy.engine.pool import Continuation, ProcessManager, continues, reply_text_of
+from claudeproxy.engine.process import ELIDED, CLIProcess, SpawnKey
+from claudeproxy.engine.serve import continuation
+from claudeproxy.engine.streaming import Outcome
+from claudeproxy.engine.turn import Finished, TextOut, TurnState, digest_text
 from tests.test_unit_pool_streaming import FakeSpawner, RecordingKiller
 from tests.test_unit_turn import (
     assistant,

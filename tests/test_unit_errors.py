@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy.errors import (
+from claudeproxy.engine.errors import (
     INSTALL_HINT,
     LOGIN_HINT,
     ProxyError,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy import models
-from claudeproxy.errors import ProxyError
-from claudeproxy.lines import LineBuffer, LineTooLong
-from claudeproxy.stops import StopScanner
+from claudeproxy.engine import models
+from claudeproxy.engine.errors import ProxyError
+from claudeproxy.engine.lines import LineBuffer, LineTooLong
+from claudeproxy.engine.stops import StopScanner
 
 
 class LineBufferTests(SynchronousTestCase):

@@ -10,9 +10,10 @@ from typing import Any, Optional
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy.conversation import Conversation, Message
-from claudeproxy.errors import ProxyError
-from claudeproxy.openai_chat import (
+from claudeproxy.engine.conversation import Conversation, Message
+from claudeproxy.engine.errors import ProxyError
+from claudeproxy.engine.turn import Finished, Usage
+from claudeproxy.protocols.chat.parse import (
     DONE,
     ChatRequest,
     chunk,
@@ -23,7 +24,6 @@ from claudeproxy.openai_chat import (
     usage_chunk,
     usage_object,
 )
-from claudeproxy.turn import Finished, Usage
 
 USER_HI = [{"role": "user", "content": "hi"}]
 

@@ -15,11 +15,11 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy.errors import ProxyError
-from claudeproxy.pool import Limiter, ProcessManager
-from claudeproxy.process import CLIProcess, SpawnKey, build_argv
-from claudeproxy.streaming import Outcome, TurnRun
-from claudeproxy.turn import Finished, TurnState
+from claudeproxy.engine.errors import ProxyError
+from claudeproxy.engine.pool import Limiter, ProcessManager
+from claudeproxy.engine.process import CLIProcess, SpawnKey, build_argv
+from claudeproxy.engine.streaming import Outcome, TurnRun
+from claudeproxy.engine.turn import Finished, TurnState
 from tests.fakes import FakeSpawner, RecordingKiller
 
 # -- fakes ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy.process import CLIProcess, SpawnKey, build_argv, build_env
+from claudeproxy.engine.process import CLIProcess, SpawnKey, build_argv, build_env
 
 BASE_ARGV = [
     "/opt/claude",

@@ -16,17 +16,17 @@ from openai.types.responses import Response, ResponseStreamEvent
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from claudeproxy import openai_chat
-from claudeproxy import openai_responses as orsp
-from claudeproxy.conversation import Conversation, Message, text_block
-from claudeproxy.errors import ProxyError
-from claudeproxy.pool import continues
-from claudeproxy.responses_output import ResponsesOutput, ResponsesStreamOutput
-from claudeproxy.responses_routes import ResponseStore, Stored
-from claudeproxy.routes import continuation
-from claudeproxy.streaming import Outcome
-from claudeproxy.tools import ToolCall
-from claudeproxy.turn import Finished, Usage
+from claudeproxy.engine.conversation import Conversation, Message, text_block
+from claudeproxy.engine.errors import ProxyError
+from claudeproxy.engine.pool import continues
+from claudeproxy.engine.serve import continuation
+from claudeproxy.engine.streaming import Outcome
+from claudeproxy.engine.tools import ToolCall
+from claudeproxy.engine.turn import Finished, Usage
+from claudeproxy.protocols.chat import parse as openai_chat
+from claudeproxy.protocols.responses import parse as orsp
+from claudeproxy.protocols.responses.output import ResponsesOutput, ResponsesStreamOutput
+from claudeproxy.protocols.responses.store import ResponseStore, Stored
 
 EVENTS: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
 WEATHER = {

@@ -29,7 +29,7 @@ from twisted.web.server import Site
 from zope.interface import implementer
 
 from claudeproxy.config import Config
-from claudeproxy.errors import INSTALL_HINT
+from claudeproxy.engine.errors import INSTALL_HINT
 from claudeproxy.service import Daemon, build
 from tests.fakes import FakeSpawner, RecordingKiller
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy.turn import Failed, Finished, Output, ReasoningOut, TextOut, TurnState, Usage
+from claudeproxy.engine.turn import Failed, Finished, Output, ReasoningOut, TextOut, TurnState, Usage
 
 MODEL = "claude-sonnet-5"
 

@@ -6,11 +6,11 @@ request class that enforces the body size limit while the body arrives.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from twisted.web.server import Request
 
-from .errors import ProxyError
+from ..engine.errors import ProxyError
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -105,6 +105,16 @@ class LimitedRequest(Request):
                 self.content.truncate()
             return
         super().handleContentChunk(data)
+
+
+def error_before_stream(request: Request, error: ProxyError, write_err: Callable[[Request, ProxyError], None]) -> None:
+    """
+    A streamed turn failed before its first event: no longer its push
+    producer, the request gets a plain error in the protocol's shape.
+    """
+    if getattr(request, "producer", None) is not None:
+        request.unregisterProducer()
+    write_err(request, error)
 
 
 def limited_request(max_body: int) -> type[LimitedRequest]:

@@ -1,25 +1,23 @@
 """
-Routes of the anthropic protocol (a mixin of L{claudeproxy.routes.ProxyApp}):
+Routes of the anthropic protocol (composed into L{claudeproxy.web.app.ProxyApp}):
 C{POST /v1/messages}, and C{POST /v1/messages/count_tokens} refused
 clearly.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any
 
 from twisted.web.server import Request
 
-from . import anthropic_messages
-from .anthropic_output import AnthropicOutput, AnthropicStreamOutput, write_anthropic_error
-from .app import app
-from .errors import ProxyError
-from .spec import TurnSpec
-from .streaming import TurnOutput
-from .turn import TurnState
-
-if TYPE_CHECKING:
-    from .config import Config
+from ...engine.errors import ProxyError
+from ...engine.spec import TurnSpec
+from ...engine.streaming import TurnOutput
+from ...engine.turn import TurnState
+from ...web.router import app
+from ...web.serving import Serving
+from . import parse as anthropic_messages
+from .output import AnthropicOutput, AnthropicStreamOutput, write_anthropic_error
 
 COUNT_TOKENS_UNSUPPORTED = ProxyError(
     501,
@@ -30,13 +28,7 @@ COUNT_TOKENS_UNSUPPORTED = ProxyError(
 )
 
 
-class AnthropicRoutes:
-    if TYPE_CHECKING:
-        config: Config
-        serve: Callable[..., Awaitable[None]]
-
-        def _authorize(self, request: Request) -> None: ...
-
+class AnthropicRoutes(Serving):
     @app.route("/v1/messages", methods=["POST"])
     async def messages(self, request: Request) -> None:
         def output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:

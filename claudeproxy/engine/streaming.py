@@ -44,6 +44,30 @@ class TurnOutput(Protocol):
     def failed(self, error: ProxyError) -> None: ...
 
 
+class WholeReply:
+    """
+    The base of an output that answers once, at the end: it gathers the
+    reply's text and has no use for reasoning or tool-call deltas (the
+    finished turn carries the calls whole).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.status = 200
+
+    def text(self, text: str) -> None:
+        self.parts.append(text)
+
+    def reasoning(self, text: str) -> None:
+        pass
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
+        pass
+
+    def tool_call_delta(self, index: int, arguments: str) -> None:
+        pass
+
+
 @attrs.frozen
 class Outcome:
     """

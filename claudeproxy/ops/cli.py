@@ -18,7 +18,8 @@ import os
 import sys
 from typing import Any, Mapping, NoReturn, Optional, Sequence, TextIO
 
-from . import __version__, doctor, launchd, systemd
+from .. import __version__
+from . import doctor, launchd, systemd
 from .servicespec import DARWIN_BINS, LINUX_BINS, Runner, ServiceSpec, home_of, plan, run_process
 
 ACTIONS = ("install", "uninstall", "status", "print")

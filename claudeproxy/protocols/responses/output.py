@@ -12,20 +12,16 @@ from typing import Any, Callable, Optional
 import attrs
 from twisted.web.server import Request
 
-from . import openai_responses as orsp
-from .errors import ProxyError
-from .httpio import end_response, gone, open_event_stream, write_error, write_json
-from .tools import ToolCall
-from .turn import Finished
+from ...engine.errors import ProxyError
+from ...engine.streaming import WholeReply
+from ...engine.tools import ToolCall
+from ...engine.turn import Finished
+from ...web.httpio import end_response, error_before_stream, gone, open_event_stream, write_error, write_json
+from . import parse as orsp
 
 
 def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
-
-
-def _unregister(request: Request) -> None:
-    if getattr(request, "producer", None) is not None:
-        request.unregisterProducer()
 
 
 @attrs.define
@@ -215,8 +211,7 @@ class ResponsesStreamOutput:
     def failed(self, error: ProxyError) -> None:
         self.status = error.status
         if not self.started:
-            _unregister(self.request)
-            write_error(self.request, error)
+            error_before_stream(self.request, error, write_error)
             return
         for item in [self.current, *self.calls.values()]:
             if item is None:
@@ -238,7 +233,7 @@ class ResponsesStreamOutput:
         end_response(self.request)
 
 
-class ResponsesOutput:
+class ResponsesOutput(WholeReply):
     """
     One JSON response object at the end.
     """
@@ -258,21 +253,8 @@ class ResponsesOutput:
         self.created = created
         self.clock = clock
         self.make_id = make_id
-        self.parts: list[str] = []
-        self.status = 200
+        super().__init__()
         self.response: Optional[dict[str, Any]] = None
-
-    def text(self, text: str) -> None:
-        self.parts.append(text)
-
-    def reasoning(self, text: str) -> None:
-        pass
-
-    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
-        pass
-
-    def tool_call_delta(self, index: int, arguments: str) -> None:
-        pass
 
     def finished(self, finished: Finished) -> None:
         status, incomplete = orsp.end_status(finished)

@@ -8,19 +8,27 @@ naming the field); turn outputs in, OpenAI JSON objects out.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Mapping, Optional
 
 import attrs
 
-from . import models
-from .conversation import IMAGE_TYPES, Block, Conversation, Message, text_block
-from .errors import bad_request
-from .httpio import json_bytes
-from .spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
-from .tools import NAME_RE, ToolSpec
-from .tools import spec as tool_spec
-from .turn import Finished, Usage
+from ...engine import models
+from ...engine.conversation import Block, Conversation, Message, text_block
+from ...engine.errors import bad_request
+from ...engine.images import image_url_block
+from ...engine.spec import (
+    EFFORTS,
+    JSON_OBJECT_SCHEMA,
+    TurnSpec,
+    canonical_schema,
+    load_json,
+    parse_stream,
+    positive_int,
+)
+from ...engine.tools import NAME_RE, ToolSpec
+from ...engine.tools import spec as tool_spec
+from ...engine.turn import Finished, Usage
+from ...web.httpio import json_bytes
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
 IGNORED_PARAMS = frozenset(
@@ -41,8 +49,6 @@ IGNORED_PARAMS = frozenset(
         "top_logprobs",
     }
 )
-EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max"}
-_DATA_URL = re.compile(r"^data:([^;,]+)((?:;[^;,]*)*),(.*)$", re.S)
 
 
 @attrs.frozen
@@ -53,27 +59,6 @@ class ChatRequest(TurnSpec):
     """
 
     include_usage: bool = False
-
-
-def _image_block(part: Mapping[str, Any], where: str) -> Block:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, Mapping) else image
-    if not isinstance(url, str) or not url:
-        raise bad_request("%s.image_url.url must be a string URL" % (where,), where + ".image_url")
-    if url.startswith("data:"):
-        m = _DATA_URL.match(url)
-        if not m or ";base64" not in m.group(2):
-            raise bad_request("%s.image_url.url must be a base64 data: URL" % (where,), where + ".image_url")
-        media_type = m.group(1).lower()
-        if media_type not in IMAGE_TYPES:
-            raise bad_request(
-                "%s: image type %s is not supported (use %s)" % (where, media_type, ", ".join(IMAGE_TYPES)),
-                where + ".image_url",
-            )
-        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": m.group(3)}}
-    if url.startswith(("http://", "https://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    raise bad_request("%s.image_url.url must be a data: or http(s) URL" % (where,), where + ".image_url")
 
 
 def _content_blocks(content: Any, where: str, allow_images: bool = True) -> list[Block]:
@@ -101,7 +86,7 @@ def _content_blocks(content: Any, where: str, allow_images: bool = True) -> list
             if isinstance(refusal, str) and refusal:
                 blocks.append(text_block(refusal))
         elif kind == "image_url" and allow_images:
-            blocks.append(_image_block(part, pwhere))
+            blocks.append(image_url_block(part, pwhere))
         elif kind in ("input_audio", "audio"):
             raise bad_request("%s: audio input is not supported by Claude" % (pwhere,), pwhere, "unsupported_content")
         elif kind == "file":

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
-from .errors import ProxyError
+from ..engine.errors import ProxyError
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 ALLOW_HEADERS = b"authorization, content-type, x-api-key, anthropic-version, anthropic-beta, openai-beta, x-request-id"

@@ -15,14 +15,22 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import attrs
 
-from . import models
-from .conversation import Block, Conversation, Message, text_block
-from .errors import ProxyError, bad_request
-from .openai_chat import EFFORTS, _image_block
-from .spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
-from .tools import NAME_RE, ToolCall, ToolSpec
-from .tools import spec as tool_spec
-from .turn import Finished, Usage
+from ...engine import models
+from ...engine.conversation import Block, Conversation, Message, text_block
+from ...engine.errors import ProxyError, bad_request
+from ...engine.images import image_url_block
+from ...engine.spec import (
+    EFFORTS,
+    JSON_OBJECT_SCHEMA,
+    TurnSpec,
+    canonical_schema,
+    load_json,
+    parse_stream,
+    positive_int,
+)
+from ...engine.tools import NAME_RE, ToolCall, ToolSpec
+from ...engine.tools import spec as tool_spec
+from ...engine.turn import Finished, Usage
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
 #: (C{store}: every response is kept in memory for C{previous_response_id},
@@ -115,7 +123,7 @@ def _content(content: Any, where: str, images: bool) -> list[Block]:
                     pwhere + ".file_id",
                     "unsupported_content",
                 )
-            blocks.append(_image_block(part, pwhere))
+            blocks.append(image_url_block(part, pwhere))
         elif kind in ("input_file", "input_audio"):
             raise bad_request(
                 "%s: %s parts are not supported" % (pwhere, kind), pwhere + ".type", "unsupported_content"

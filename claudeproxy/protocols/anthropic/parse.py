@@ -14,13 +14,13 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 import attrs
 
-from . import models
-from .conversation import IMAGE_TYPES, Block, Conversation, Message, text_block
-from .errors import ProxyError, bad_request
-from .spec import TurnSpec, canonical_schema, check_system, load_json, parse_stream, positive_int
-from .tools import NAME_RE, ToolSpec
-from .tools import spec as tool_spec
-from .turn import Finished, Usage
+from ...engine import models
+from ...engine.conversation import IMAGE_TYPES, Block, Conversation, Message, text_block
+from ...engine.errors import ProxyError, bad_request
+from ...engine.spec import TurnSpec, canonical_schema, check_system, load_json, parse_stream, positive_int
+from ...engine.tools import NAME_RE, ToolSpec
+from ...engine.tools import spec as tool_spec
+from ...engine.turn import Finished, Usage
 
 #: Accepted and ignored: sampling and bookkeeping the CLI does not expose.
 IGNORED_PARAMS = frozenset(

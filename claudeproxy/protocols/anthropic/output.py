@@ -11,10 +11,10 @@ from typing import Any, Callable, Optional
 
 from twisted.web.server import Request
 
-from . import anthropic_messages as am
-from .errors import ProxyError
-from .httpio import end_response, open_event_stream, write_json, write_live
-from .turn import Finished, Usage
+from ...engine.errors import ProxyError
+from ...engine.turn import Finished, Usage
+from ...web.httpio import end_response, error_before_stream, open_event_stream, write_json, write_live
+from . import parse as am
 
 
 def _copy_request_id(request: Request) -> None:
@@ -127,9 +127,7 @@ class AnthropicStreamOutput:
     def failed(self, error: ProxyError) -> None:
         self.status = error.status
         if not self.started:
-            if self.request.producer is not None:
-                self.request.unregisterProducer()
-            write_anthropic_error(self.request, error)
+            error_before_stream(self.request, error, write_anthropic_error)
             return
         self._write(am.error_event(error))
         self._end()

@@ -20,8 +20,8 @@ from typing import Any, Mapping, Optional, Sequence, TextIO
 
 import attrs
 
+from ..engine.errors import error_from_result
 from . import launchd, systemd
-from .errors import error_from_result
 from .servicespec import Runner, ServiceSpec, home_of, twistd_beside
 
 OK = "ok"

@@ -10,10 +10,11 @@ from typing import Any, Callable
 
 from twisted.web.server import Request
 
-from . import openai_chat as oc
-from .errors import ProxyError
-from .httpio import end_response, open_event_stream, write_error, write_json, write_live
-from .turn import Finished
+from ...engine.errors import ProxyError
+from ...engine.streaming import WholeReply
+from ...engine.turn import Finished
+from ...web.httpio import end_response, error_before_stream, open_event_stream, write_error, write_json, write_live
+from . import parse as oc
 
 
 class ChatStreamOutput:
@@ -94,15 +95,13 @@ class ChatStreamOutput:
     def failed(self, error: ProxyError) -> None:
         self.status = error.status
         if not self.started:
-            if self.request.producer is not None:
-                self.request.unregisterProducer()
-            write_error(self.request, error)
+            error_before_stream(self.request, error, write_error)
             return
         self._write(oc.sse(error.to_openai()))
         self._end()
 
 
-class ChatOutput:
+class ChatOutput(WholeReply):
     """
     One JSON chat.completion at the end.
     """
@@ -111,20 +110,7 @@ class ChatOutput:
         self.request = request
         self.completion_id = completion_id
         self.created = created
-        self.parts: list[str] = []
-        self.status = 200
-
-    def text(self, text: str) -> None:
-        self.parts.append(text)
-
-    def reasoning(self, text: str) -> None:
-        pass
-
-    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
-        pass
-
-    def tool_call_delta(self, index: int, arguments: str) -> None:
-        pass
+        super().__init__()
 
     def finished(self, finished: Finished) -> None:
         body = oc.completion(self.completion_id, self.created, finished, "".join(self.parts), finished.finish_reason)

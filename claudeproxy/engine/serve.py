@@ -1,0 +1,217 @@
+"""
+Serving one turn of a conversation, whatever protocol asked for it: choose
+a process (warm, live session, parked tool wait or cold), write the turn to
+its stdin, resume pending tool calls, and give the process back.
+
+Nothing here knows HTTP: the caller passes the output the turn renders to,
+and the consumer (if any) that back-pressure pauses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from twisted.internet.interfaces import IConsumer, IReactorTime
+
+from ..config import Config
+from .conversation import Conversation, stdin_blocks, turn_blocks, user_line
+from .errors import ProxyError
+from .pool import Continuation, Lease, ProcessManager
+from .process import SpawnKey
+from .spec import TurnSpec
+from .streaming import Outcome, TurnOutput, TurnRun
+from .tools import mcp_content
+from .turn import TurnState
+
+SHUTTING_DOWN = ProxyError(503, "claudeproxy is shutting down; retry in a moment", "server_error", "shutting_down")
+
+#: makes the protocol's output for one attempt at a turn
+OutputMaker = Callable[[TurnSpec, TurnState, str, int], TurnOutput]
+
+
+def continuation(conversation: Conversation, outcome: Outcome) -> Optional[Continuation]:
+    """
+    The conversation a process holds after a clean reply that the client
+    saw whole (the request's messages, then the reply's text, by digest),
+    or None when the process must not be reused.
+    """
+    finished = outcome.finished
+    if (
+        not outcome.clean
+        or finished is None
+        or finished.stop_reason != "end_turn"
+        or finished.structured
+        or not finished.reply_length
+    ):
+        return None
+    return Continuation(conversation.messages, finished.reply_digest())
+
+
+def end_cause(outcome: Outcome) -> str:
+    """
+    Why a request's CLI process is ended, for the metrics.
+    """
+    if outcome.retry:
+        return "died_idle"
+    if outcome.error is not None:
+        return "timeout" if outcome.error.status == 504 else "error"
+    if not outcome.clean:
+        return "cut"
+    return "done"
+
+
+def spawn_key(spec: TurnSpec, config: Config) -> SpawnKey:
+    """
+    The settings a process must have been started with to serve C{spec}.
+    """
+    return SpawnKey(
+        spec.cli_model,
+        spec.conversation.system,
+        config.system_prompt_mode,
+        spec.effort,
+        tools=spec.tools,
+        json_schema=spec.json_schema,
+        max_tokens=spec.max_tokens,
+    )
+
+
+class TurnServer:
+    """
+    Runs turns on the process manager's CLI processes.  Every running turn
+    is in L{runs} until it ends; L{quota} is the last subscription
+    rate-limit state a CLI reported.
+    """
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        config: Config,
+        manager: ProcessManager,
+        wallclock: Callable[[], float],
+    ) -> None:
+        self.reactor = reactor
+        self.config = config
+        self.manager = manager
+        self.wallclock = wallclock
+        self.runs: set[TurnRun] = set()
+        #: the last rate_limit_info the CLI reported, with when
+        self.quota: Optional[dict[str, Any]] = None
+        self.closing = False
+
+    async def serve(
+        self,
+        rid: str,
+        spec: TurnSpec,
+        make_output: OutputMaker,
+        consumer: Optional[IConsumer] = None,
+    ) -> Outcome:
+        """
+        Serve one turn of C{spec} and fire with how it ended.  A streamed
+        turn registers itself as C{consumer}'s push producer while it runs.
+        A reused process that died before its turn is retried on another.
+        """
+        key = spawn_key(spec, self.config)
+        while True:
+            if self.closing:
+                raise SHUTTING_DOWN
+            lease = self.manager.acquire(key, spec.conversation)
+            outcome: Optional[Outcome] = None
+            state = TurnState(model=spec.cli_model)
+            try:
+                outcome = await self._attempt(lease, rid, spec, state, make_output, consumer)
+            finally:
+                self._give_back(lease, spec.conversation, outcome)
+            if outcome.retry:
+                continue
+            return outcome
+
+    async def _attempt(
+        self,
+        lease: Lease,
+        rid: str,
+        spec: TurnSpec,
+        state: TurnState,
+        make_output: OutputMaker,
+        consumer: Optional[IConsumer],
+    ) -> Outcome:
+        output = make_output(spec, state, rid, int(self.wallclock()))
+        # a streamed reply nobody needs whole afterwards is not kept
+        state.keep_text = getattr(output, "needs_text", True)
+        run = TurnRun(
+            self.reactor,
+            lease.proc,
+            state,
+            output,
+            self.config.idle_timeout,
+            self.config.request_timeout,
+            spec.stop,
+            reused=lease.source != "cold",
+            parallel_tool_calls=spec.parallel_tool_calls,
+            require_tool=spec.requires_tool,
+            json_mode=spec.json_schema is not None,
+        )
+        producing = consumer is not None and spec.stream
+        if producing:
+            assert consumer is not None
+            consumer.registerProducer(run, True)
+        self.runs.add(run)
+        try:
+            if lease.source == "tools":
+                done = run.start(b"")
+                self._resume_tools(lease, run, spec.conversation)
+            else:
+                blocks = turn_blocks(spec.conversation.last_turn) if lease.resumed else stdin_blocks(spec.conversation)
+                done = run.start(user_line(blocks))
+            return await done
+        finally:
+            self.runs.discard(run)
+            if producing:
+                assert consumer is not None
+                if getattr(consumer, "producer", run) is run:
+                    consumer.unregisterProducer()
+            if lease.proc.bridge is not None:
+                lease.proc.bridge.on_call = None
+            if state.rate_limit is not None:
+                self.quota = dict(state.rate_limit, observed_at=int(self.wallclock()))
+
+    def _resume_tools(self, lease: Lease, run: TurnRun, conversation: Conversation) -> None:
+        """
+        Answer the process's pending MCP calls with the client's tool
+        results; the CLI then carries on, and its output goes to C{run}.
+        """
+        bridge = lease.proc.bridge
+        wait = lease.tool_wait
+        assert bridge is not None and wait is not None
+        held = list(wait.held)
+        if held:
+
+            def on_call(call_id: str) -> None:
+                for i, call in enumerate(held):
+                    if call.id == call_id:
+                        run.hand_over(call, tuple(held[i + 1 :]))
+                        return
+
+            bridge.on_call = on_call
+        for message in conversation.last_turn:
+            for block in message.blocks:
+                bridge.answer(
+                    str(block.get("tool_use_id")),
+                    {"content": mcp_content(block.get("content")), "isError": bool(block.get("is_error"))},
+                )
+
+    def _give_back(self, lease: Lease, conversation: Conversation, outcome: Optional[Outcome]) -> None:
+        finished = outcome.finished if outcome is not None else None
+        if finished is not None and finished.tool_calls and outcome is not None and outcome.clean:
+            self.manager.hold_for_tools(lease, frozenset(c.id for c in finished.tool_calls), outcome.held)
+        elif outcome is None:
+            self.manager.release(lease, None, "client_gone")
+        else:
+            self.manager.release(lease, continuation(conversation, outcome), end_cause(outcome))
+
+    def shutdown(self) -> None:
+        """
+        Refuse new turns and end every running one with an error.
+        """
+        self.closing = True
+        for run in list(self.runs):
+            run.abort(SHUTTING_DOWN)

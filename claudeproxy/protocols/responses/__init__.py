@@ -1,0 +1,8 @@
+"""
+OpenAI Responses: C{POST /v1/responses}, and C{GET}/C{DELETE} of the
+responses kept.
+"""
+
+from .routes import ResponsesRoutes
+
+__all__ = ["ResponsesRoutes"]

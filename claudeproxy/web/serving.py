@@ -1,0 +1,232 @@
+"""
+What every protocol's routes share: authentication, the body limit, the
+request's life from parse to log line, and the engine call in between.
+Each protocol's routes class derives from L{Serving}.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+import uuid
+from typing import Any, Callable, Mapping, Optional
+
+from twisted.internet.defer import CancelledError
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.server import Request
+
+from ..config import Config
+from ..engine.errors import ProxyError, bad_request
+from ..engine.pool import Limiter, ProcessManager
+from ..engine.process import SYSTEM_ARG_MAX
+from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
+
+__all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
+from ..engine.spec import TurnSpec, check_system
+from ..engine.streaming import Outcome, TurnRun
+from .metrics import Metrics
+
+ErrorWriter = Callable[[Request, ProxyError], None]
+
+
+def quota_headers(quota: Optional[Mapping[str, Any]]) -> dict[str, str]:
+    """
+    The last subscription rate-limit state the CLI reported, as response
+    headers: C{x-claudeproxy-ratelimit-<field>} for each of its fields.
+    """
+    if not quota:
+        return {}
+    out = {}
+    for key, value in quota.items():
+        if isinstance(value, (str, int, float, bool)):
+            name = re.sub(r"(?<!^)(?=[A-Z])", "-", key).replace("_", "-").lower()
+            out["x-claudeproxy-ratelimit-" + name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+def parse_checked(parse: Callable[[bytes], TurnSpec], body: bytes) -> TurnSpec:
+    """
+    C{parse(body)}, with what no protocol can honour refused as a 400: JSON
+    nested too deeply to read, and system text that cannot be a command-line
+    argument (it goes to the CLI's --system-prompt).
+    """
+    try:
+        spec = parse(body)
+    except RecursionError:
+        raise bad_request("The request body is nested too deeply", None, "invalid_json")
+    if spec.json_schema is not None and len(spec.json_schema.encode("utf-8")) > SYSTEM_ARG_MAX:
+        raise bad_request(
+            "The JSON schema is larger than %d bytes, the most the CLI can be given" % (SYSTEM_ARG_MAX,),
+            "response_format",
+            "schema_too_large",
+        )
+    check_system(spec.conversation.system)
+    return spec
+
+
+class Serving:
+    """
+    The state and the request path every protocol's routes use.
+    Everything is passed in.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        config: Config,
+        manager: ProcessManager,
+        limiter: Limiter,
+        cli_version: Callable[[], Optional[str]] = lambda: None,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self.reactor = reactor
+        self.config = config
+        self.manager = manager
+        self.limiter = limiter
+        self.cli_version = cli_version
+        self.wallclock = wallclock
+        self.turns = TurnServer(reactor, config, manager, wallclock)
+        self.metrics = Metrics(self.live_state)
+        self.requests_served = 0
+
+    @property
+    def runs(self) -> set[TurnRun]:
+        return self.turns.runs
+
+    @property
+    def quota(self) -> Optional[dict[str, Any]]:
+        return self.turns.quota
+
+    @property
+    def closing(self) -> bool:
+        return self.turns.closing
+
+    def live_state(self) -> dict[str, Any]:
+        return {
+            "in_flight": self.limiter.running,
+            "queued": self.limiter.queued,
+            "pool": self.manager.describe(),
+            "exits": dict(self.manager.exits),
+        }
+
+    def _authorize(self, request: Request) -> None:
+        key = self.config.api_key
+        if key is None:
+            return
+        header = request.getHeader(b"authorization") or b""
+        token = request.getHeader(b"x-api-key") or b""
+        if header[:7].lower() == b"bearer ":
+            token = header[7:].strip()
+        if not hmac.compare_digest(token, key.encode("utf-8")):
+            raise ProxyError(
+                401,
+                "Missing or wrong API key: send 'Authorization: Bearer <key>' with the key claudeproxy was started with (--api-key).",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+
+    def _body(self, request: Request) -> bytes:
+        if getattr(request, "too_large", False):
+            request.setHeader(b"connection", b"close")
+            raise ProxyError(
+                413,
+                "The request body is larger than %d bytes (--max-body)" % (self.config.max_body,),
+                "invalid_request_error",
+                "request_too_large",
+            )
+        content = request.content
+        if content is None:
+            return b""
+        content.seek(0)
+        return content.read()
+
+    async def serve(
+        self,
+        request: Request,
+        endpoint: str,
+        id_prefix: str,
+        parse: Callable[[bytes], TurnSpec],
+        make_output: OutputMaker,
+        write_err: ErrorWriter,
+        remember: Optional[Callable[[TurnSpec, Outcome, str], None]] = None,
+    ) -> None:
+        """
+        Authenticate, parse, wait for a slot, run the turn on a process and
+        log it.  Errors before the answer starts are written by
+        C{write_err} in the protocol's shape.
+        """
+        rid = id_prefix + uuid.uuid4().hex
+        request.setHeader(b"x-request-id", rid.encode())
+        self._quota_headers(request)
+        started = self.reactor.seconds()
+        status = 500
+        outcome: Optional[Outcome] = None
+        model = "-"
+        stream = False
+        try:
+            if self.closing:
+                raise SHUTTING_DOWN
+            self._authorize(request)
+            spec = parse_checked(parse, self._body(request))
+            model, stream = spec.model, spec.stream
+            self.manager.check_cli()
+            await self.limiter.acquire()
+            try:
+                outcome = await self.turns.serve(rid, spec, make_output, request)
+                status = outcome.status
+            finally:
+                self.limiter.release()
+            if remember is not None and outcome.finished is not None:
+                remember(spec, outcome, rid)
+        except ProxyError as e:
+            status = e.status
+            write_err(request, e)
+        except CancelledError:
+            status = 499
+        except Exception:
+            self.log.failure("request {rid}", rid=rid)
+            status = 500
+            write_err(
+                request, ProxyError(500, "claudeproxy failed internally; see its log", "server_error", "internal_error")
+            )
+        finally:
+            self.requests_served += 1
+            self._log(endpoint, rid, model, stream, status, started, outcome)
+
+    def _quota_headers(self, request: Request) -> None:
+        for name, value in quota_headers(self.quota).items():
+            request.setHeader(name.encode(), value.encode())
+
+    def _log(
+        self, endpoint: str, rid: str, model: str, stream: bool, status: int, started: float, outcome: Optional[Outcome]
+    ) -> None:
+        total_ms = (self.reactor.seconds() - started) * 1000.0
+        first = outcome.first_token_ms if outcome is not None else None
+        usage = outcome.finished.usage if outcome is not None and outcome.finished is not None else None
+        self.metrics.observe(
+            endpoint,
+            status,
+            total_ms / 1000.0,
+            None if first is None else first / 1000.0,
+            usage.prompt_tokens if usage else 0,
+            usage.output_tokens if usage else 0,
+            usage.cache_read_tokens if usage else 0,
+        )
+        self.log.info(
+            "{rid} {endpoint} model={model} stream={stream} status={status} first_token_ms={first} total_ms={total:.0f} "
+            "tokens_in={tin} tokens_out={tout} cached={cached}",
+            endpoint=endpoint,
+            rid=rid,
+            model=model,
+            stream=stream,
+            status=status,
+            first="-" if first is None else "%.0f" % (first,),
+            total=total_ms,
+            tin=usage.prompt_tokens if usage else 0,
+            tout=usage.output_tokens if usage else 0,
+            cached=usage.cache_read_tokens if usage else 0,
+        )
