@@ -9,6 +9,7 @@ read what the CLI actually sent from L{FakeAnthropic.requests}.
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from typing import Any, Deque, List, Optional
 
@@ -77,6 +78,62 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + json.dumps(data).encode() + b"\n\n"
 
 
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def api_refusal(body: dict[str, Any]) -> Optional[str]:
+    """
+    The 400 message the real API gives a request that breaks its rules on
+    tool blocks and thinking blocks in the history, or None.
+    """
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    turns = [m for m in messages if m.get("role") in ("user", "assistant")]
+    has_tool_blocks = False
+    for i, m in enumerate(messages):
+        content = m.get("content")
+        if not isinstance(content, list):
+            continue
+        for j, b in enumerate(content):
+            if not isinstance(b, dict):
+                continue
+            kind = b.get("type")
+            if kind in ("tool_use", "tool_result"):
+                has_tool_blocks = True
+                tid = b.get("id") if kind == "tool_use" else b.get("tool_use_id")
+                if not isinstance(tid, str) or not _TOOL_ID.match(tid):
+                    field = "id" if kind == "tool_use" else "tool_use_id"
+                    return "messages.%d.content.%d.%s.%s: String should match pattern '^[a-zA-Z0-9_-]+$'" % (
+                        i,
+                        j,
+                        kind,
+                        field,
+                    )
+            if kind == "thinking" and not b.get("signature"):
+                return "messages.%d.content.%d: Invalid `signature` in `thinking` block" % (i, j)
+    if has_tool_blocks and not body.get("tools"):
+        return "Requests which include `tool_use` or `tool_result` blocks must define tools."
+    for n, m in enumerate(turns):
+        if m.get("role") != "assistant" or not isinstance(m.get("content"), list):
+            continue
+        ids = [b.get("id") for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_use"]
+        if not ids:
+            continue
+        nxt = turns[n + 1].get("content") if n + 1 < len(turns) else None
+        lead = []
+        for b in nxt if isinstance(nxt, list) else []:
+            if not isinstance(b, dict) or b.get("type") != "tool_result":
+                break
+            lead.append(b.get("tool_use_id"))
+        missing = [t for t in ids if t not in lead]
+        if missing:
+            return (
+                "messages.%d: `tool_use` ids were found without `tool_result` blocks immediately after: %s. "
+                "Each `tool_use` block must have a corresponding `tool_result` block in the next message."
+                % (messages.index(m), ", ".join(str(t) for t in missing))
+            )
+    return None
+
+
 class _Messages(Resource):
     isLeaf = True
 
@@ -101,6 +158,14 @@ class _Messages(Resource):
         if not path.startswith(b"/v1/messages") or path.startswith(b"/v1/messages/count_tokens"):
             request.setResponseCode(404)
             return b'{"type":"error","error":{"type":"not_found_error","message":"nope"}}'
+        refusal = api_refusal(body)
+        if refusal is not None:
+            self.fake.refused.append(refusal)
+            request.setResponseCode(400)
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(
+                {"type": "error", "error": {"type": "invalid_request_error", "message": refusal}}
+            ).encode()
         reply = self.fake.next_reply(body)
         n = len(self.fake.requests)
         return self.fake._answer(request, body, reply, n)
@@ -122,6 +187,8 @@ class FakeAnthropic:
         #: numbers (1-based, as in L{requests}) of the requests whose
         #: client went away before the answer was finished
         self.lost: list[int] = []
+        #: the 400s given for requests the real API refuses
+        self.refused: list[str] = []
         self._timers: list[Deferred[Any]] = []
 
     def push(self, *replies: Reply) -> None:

@@ -558,3 +558,30 @@ def tiny_png() -> bytes:
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
+
+
+def upstream_turns(body: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """
+    The user and assistant turns of an upstream request as
+    C{(role, blocks)}: cache_control markers and the CLI's own
+    C{<system-reminder>} blocks left out, mid-conversation system messages
+    skipped.  Fails the test if anything upstream is a flattened
+    transcript.
+    """
+    assert "conversation_history" not in json.dumps(body.get("messages")), "a flattened transcript went upstream"
+    out: list[tuple[str, list[dict[str, Any]]]] = []
+    for m in body.get("messages") or []:
+        if m.get("role") not in ("user", "assistant"):
+            continue
+        content = m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]
+        blocks = [
+            {k: v for k, v in b.items() if k != "cache_control"}
+            for b in content
+            if not (b.get("type") == "text" and str(b.get("text", "")).startswith("<system-reminder>"))
+        ]
+        out.append((m["role"], blocks))
+    return out
+
+
+def text_turn(role: str, *texts: str) -> tuple[str, list[dict[str, Any]]]:
+    return (role, [{"type": "text", "text": t} for t in texts])

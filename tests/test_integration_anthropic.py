@@ -17,7 +17,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply, ToolUse
-from tests.harness import Running, start, tiny_png, wait_for
+from tests.harness import Running, start, text_turn, tiny_png, upstream_turns, wait_for
 
 T = TypeVar("T")
 FAKECLIS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakeclis")
@@ -192,16 +192,21 @@ class MessagesTests(AnthropicTestCase):
         ]
         msg = await self.sdk(d, lambda c: c.messages.create(model="sonnet", max_tokens=100, messages=messages))
         self.assertEqual(msg.content[0].text, "Hello from the fake upstream.")
-        content = d.fake.message_requests[-1].body["messages"][-1]["content"]
-        texts = "".join(b.get("text", "") for b in content if b["type"] == "text")
-        order = [
-            texts.index(s)
-            for s in ("first question", "first answer", "second question", "second answer", "what is in this picture?")
-        ]
-        self.assertEqual(order, sorted(order))
-        images = [{k: v for k, v in b.items() if k != "cache_control"} for b in content if b["type"] == "image"]
         self.assertEqual(
-            images, [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}]
+            upstream_turns(d.fake.message_requests[-1].body),
+            [
+                text_turn("user", "first question"),
+                text_turn("assistant", "first answer"),
+                text_turn("user", "second question"),
+                text_turn("assistant", "second answer"),
+                (
+                    "user",
+                    [
+                        {"type": "text", "text": "what is in this picture?"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+                    ],
+                ),
+            ],
         )
 
     async def test_follow_up_continues_the_live_session(self) -> None:
@@ -411,9 +416,30 @@ class ToolTests(AnthropicTestCase):
         )
         self.assertEqual(msg.content[0].text, "Warm in Lima.")
         self.assertEqual(d.manager.stats.tool_hits, 0)
-        last = json.dumps(d.fake.message_requests[-1].body["messages"])
-        for fragment in ("get_weather", "25 C", "conversation_history"):
-            self.assertIn(fragment, last)
+        # served by a new process that loaded the history: real tool blocks
+        turns = upstream_turns(d.fake.message_requests[-1].body)
+        self.assertEqual(
+            turns,
+            [
+                text_turn("user", "Lima?"),
+                ("assistant", [{"type": "tool_use", "id": use.id, "name": "mcp__cp__get_weather", "input": use.input}]),
+                (
+                    "user",
+                    [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": use.id,
+                            "content": [{"type": "text", "text": "25 C"}],
+                            "is_error": False,
+                        }
+                    ],
+                ),
+                # the CLI starts a turn only for a user line: its own filler
+                # reply, then the daemon's "Continue." (documented)
+                text_turn("assistant", "No response requested."),
+                text_turn("user", "Continue."),
+            ],
+        )
 
     async def test_tool_choice(self) -> None:
         d = await start(self)

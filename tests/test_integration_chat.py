@@ -9,7 +9,7 @@ import base64
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply
-from tests.harness import start, streamed_text, tiny_png
+from tests.harness import start, streamed_text, text_turn, tiny_png, upstream_turns
 
 
 class ChatTests(TestCase):
@@ -106,17 +106,22 @@ class ChatTests(TestCase):
             }
         )
         self.assertEqual(code, 200, body)
-        sent = d.fake.message_requests[-1].body
-        content = sent["messages"][-1]["content"]
-        texts = "".join(b.get("text", "") for b in content if b["type"] == "text")
-        order = [
-            texts.index(s)
-            for s in ("first question", "first answer", "second question", "second answer", "what is in this picture?")
-        ]
-        self.assertEqual(order, sorted(order))
-        images = [{k: v for k, v in b.items() if k != "cache_control"} for b in content if b["type"] == "image"]
+        # the history reaches the model as real turns, the image in place
         self.assertEqual(
-            images, [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}]
+            upstream_turns(d.fake.message_requests[-1].body),
+            [
+                text_turn("user", "first question"),
+                text_turn("assistant", "first answer"),
+                text_turn("user", "second question"),
+                text_turn("assistant", "second answer"),
+                (
+                    "user",
+                    [
+                        {"type": "text", "text": "what is in this picture?"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+                    ],
+                ),
+            ],
         )
 
     async def test_thinking_becomes_reasoning_content(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply, ToolUse
-from tests.harness import Running, start, wait_for
+from tests.harness import Running, start, text_turn, upstream_turns, wait_for
 
 WEATHER = {
     "type": "function",
@@ -178,11 +178,26 @@ class ToolCallTests(TestCase):
         self.assertEqual(code, 200, body)
         self.assertEqual(body["choices"][0]["message"]["content"], "Warm in Lima.")
         self.assertEqual(d.manager.stats.tool_hits, 0)
-        # the whole history, call and result included, went up as a transcript
-        last = json.dumps(d.fake.message_requests[-1].body["messages"])
-        self.assertIn("get_weather", last)
-        self.assertIn("25 C", last)
-        self.assertIn("conversation_history", last)
+        # a new process loaded the history: the call and result as real blocks
+        call = message["tool_calls"][0]
+        self.assertEqual(
+            upstream_turns(d.fake.message_requests[-1].body),
+            [
+                text_turn("user", "Lima?"),
+                (
+                    "assistant",
+                    [{"type": "tool_use", "id": call["id"], "name": "mcp__cp__get_weather", "input": {"city": "Lima"}}],
+                ),
+                (
+                    "user",
+                    [{"type": "tool_result", "tool_use_id": call["id"], "content": [{"type": "text", "text": "25 C"}]}],
+                ),
+                # the CLI starts a turn only for a user line: its own filler
+                # reply, then the daemon's "Continue." (documented)
+                text_turn("assistant", "No response requested."),
+                text_turn("user", "Continue."),
+            ],
+        )
         # and the fresh process still offers the tool
         self.assertEqual([t["name"] for t in d.fake.message_requests[-1].body["tools"]], ["mcp__cp__get_weather"])
 

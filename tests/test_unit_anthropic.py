@@ -12,7 +12,7 @@ from typing import Any, Optional
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from claudeproxy.engine.conversation import Conversation, Message, stdin_blocks
+from claudeproxy.engine.conversation import Conversation, Message, turn_blocks
 from claudeproxy.engine.errors import ProxyError
 from claudeproxy.engine.stops import StopScanner
 from claudeproxy.engine.tools import ToolCall
@@ -266,10 +266,8 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(strip, list(theirs.last_turn[0].blocks))
         self.assertEqual(ours.history, theirs.history)
         self.assertEqual([b["is_error"] for b in ours.last_turn[0].blocks], [False, True])
-        # served fresh: the whole exchange becomes the transcript
-        text = json.dumps(stdin_blocks(ours))
-        self.assertIn('is_error=\\"true\\"', text)
-        self.assertIn("toolu_2", text)
+        # served fresh: the results are the new turn, as real blocks
+        self.assertEqual([b["tool_use_id"] for b in turn_blocks(ours.last_turn)], ["toolu_1", "toolu_2"])
 
     def test_tool_result_content(self) -> None:
         image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA"}}

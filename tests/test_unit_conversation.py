@@ -1,24 +1,21 @@
 """
-Unit tests for L{claudeproxy.conversation}: turns, the transcript of earlier
-turns, and the stream-json user line.
+Unit tests for the engine's conversation: turns, the session file that
+loads earlier turns, the API's rules on tool blocks, tool ids as clients
+send them back, transient context, and the stream-json user line.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy.engine.conversation import (
-    HISTORY_OPEN,
-    Block,
-    Conversation,
-    Message,
-    stdin_blocks,
-    text_block,
-    transcript_blocks,
-    user_line,
-)
+from claudeproxy.engine.continuity import without_transient
+from claudeproxy.engine.conversation import Block, Conversation, Message, text_block, user_line
+from claudeproxy.engine.errors import ProxyError
+from claudeproxy.engine.history import check_tool_pairs, session_file_text, session_rows
+from claudeproxy.engine.ids import ToolIds, safe_id
 
 IMAGE: Block = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
 
@@ -66,121 +63,141 @@ class ConversationTests(SynchronousTestCase):
         self.assertIsInstance(a.messages[0].blocks, tuple)
 
 
-class TranscriptTests(SynchronousTestCase):
-    def test_empty_history(self) -> None:
-        self.assertEqual(transcript_blocks(()), [])
+class HistoryTests(SynchronousTestCase):
+    """
+    The earlier turns as a session file the CLI resumes: real turns, the
+    API's rules checked first.
+    """
 
-    def test_order_and_delimiters(self) -> None:
-        blocks = transcript_blocks((user("first question"), assistant("first answer"), user("second")))
-        self.assertEqual(len(blocks), 1, "adjacent text is merged into one block")
-        text = blocks[0]["text"]
-        self.assertTrue(text.startswith(HISTORY_OPEN))
-        opened = text.index("<conversation_history>")
-        closed = text.index("</conversation_history>")
-        positions = [
-            text.index("<user>\nfirst question\n</user>"),
-            text.index("<assistant>\nfirst answer\n</assistant>"),
-            text.index("<user>\nsecond\n</user>"),
-        ]
-        self.assertEqual(positions, sorted(positions))
-        self.assertTrue(opened < positions[0] and positions[-1] < closed)
+    def rows(self, *messages: Message) -> list[dict[str, Any]]:
+        ids = iter("u%d" % i for i in range(100))
+        return session_rows(messages, "sonnet", "/w", "2.1.197", "2026-01-01T00:00:00.000Z", lambda: next(ids))
 
-    def test_multiple_blocks_in_a_message_merged(self) -> None:
-        blocks = transcript_blocks((Message("user", [text_block("one "), text_block("two")]), assistant("x")))
-        self.assertEqual(len(blocks), 1)
-        self.assertIn("<user>\none two\n</user>", blocks[0]["text"])
+    def test_rows_chain_and_shape(self) -> None:
+        rows = self.rows(user("a"), assistant("b"), Message("user", [text_block("c"), IMAGE]), assistant("d"))
+        self.assertEqual([r["type"] for r in rows], ["user", "assistant", "user", "assistant"])
+        self.assertEqual([r["parentUuid"] for r in rows], [None, "u1", "u2", "u3"])
+        self.assertEqual({r["sessionId"] for r in rows}, {"u0"})
+        self.assertEqual(rows[0]["message"], {"role": "user", "content": [text_block("a")]})
+        self.assertEqual(rows[2]["message"]["content"], [text_block("c"), IMAGE])
+        ids = [r["message"]["id"] for r in rows if r["type"] == "assistant"]
+        self.assertEqual(len(set(ids)), 2, "every assistant message has an id of its own")
+        self.assertEqual(rows[1]["message"]["content"], [text_block("b")])
 
-    def test_images_kept_in_place(self) -> None:
-        history = (Message("user", [text_block("look: "), IMAGE, text_block(" what is it?")]), assistant("a cat"))
-        blocks = transcript_blocks(history)
-        self.assertEqual([b["type"] for b in blocks], ["text", "image", "text"])
-        self.assertEqual(blocks[1], IMAGE)
-        self.assertTrue(blocks[0]["text"].endswith("<user>\nlook: "))
-        self.assertTrue(blocks[2]["text"].startswith(" what is it?\n</user>"))
-        self.assertIn("<assistant>\na cat\n</assistant>", blocks[2]["text"])
+    def test_consecutive_messages_merged(self) -> None:
+        rows = self.rows(user("a"), user("b"), assistant("c"))
+        self.assertEqual(len(rows), 2)
+        self.assertEqual(rows[0]["message"]["content"], [text_block("a"), text_block("b")])
 
-    def test_images_copied_not_shared(self) -> None:
-        image = dict(IMAGE)
-        blocks = transcript_blocks((Message("user", [image]), assistant("x")))
-        blocks[1]["extra"] = True
-        self.assertNotIn("extra", image)
+    def test_tool_names_as_the_cli_offers_them(self) -> None:
+        call = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "cold"}
+        rows = self.rows(user("a"), Message("assistant", [call]), Message("user", [result]), assistant("ok"))
+        self.assertEqual(rows[1]["message"]["content"][0]["name"], "mcp__cp__get_weather")
+        self.assertEqual(rows[1]["message"]["stop_reason"], "tool_use")
+        self.assertEqual(rows[2]["message"]["content"], [result])
 
-    def test_two_adjacent_images(self) -> None:
-        blocks = transcript_blocks((Message("user", [IMAGE, IMAGE]), assistant("x")))
-        self.assertEqual([b["type"] for b in blocks], ["text", "image", "image", "text"])
+    def test_cache_control_and_unsigned_thinking_left_out(self) -> None:
+        marked = dict(text_block("a"), cache_control={"type": "ephemeral"})
+        thinking = {"type": "thinking", "thinking": "hmm", "signature": ""}
+        signed = {"type": "thinking", "thinking": "hmm", "signature": "abc"}
+        rows = self.rows(Message("user", [marked]), Message("assistant", [thinking, signed, text_block("b")]))
+        self.assertEqual(rows[0]["message"]["content"], [text_block("a")])
+        self.assertEqual(rows[1]["message"]["content"], [signed, text_block("b")])
 
-    def test_tool_use_rendering(self) -> None:
-        history = (
-            user("weather?"),
-            Message(
-                "assistant",
-                [
-                    text_block("checking"),
-                    {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Zürich"}},
-                ],
-            ),
+    def test_message_with_nothing_left_refused(self) -> None:
+        thinking = {"type": "thinking", "thinking": "hmm", "signature": ""}
+        with self.assertRaises(ProxyError) as e:
+            self.rows(user("a"), Message("assistant", [thinking]))
+        self.assertEqual(e.exception.status, 400)
+
+    def test_file_is_json_lines(self) -> None:
+        text = session_file_text(self.rows(user("a\nb"), assistant("c")))
+        self.assertEqual(text.count(b"\n"), 2)
+
+
+class ToolPairTests(SynchronousTestCase):
+    call = {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": "x"}
+
+    def refused(self, *messages: Message) -> ProxyError:
+        with self.assertRaises(ProxyError) as e:
+            check_tool_pairs(messages)
+        self.assertEqual(e.exception.status, 400)
+        return e.exception
+
+    def test_answered(self) -> None:
+        check_tool_pairs((user("a"), Message("assistant", [self.call]), Message("user", [self.result])))
+        # the results may be followed by text, and split over messages
+        check_tool_pairs((user("a"), Message("assistant", [self.call]), Message("user", [self.result]), user("more")))
+
+    def test_unanswered(self) -> None:
+        e = self.refused(user("a"), Message("assistant", [self.call]), user("b"))
+        self.assertEqual(e.param, "messages[1]")
+        self.assertIn("t1", e.message)
+
+    def test_result_after_text(self) -> None:
+        self.refused(user("a"), Message("assistant", [self.call]), Message("user", [text_block("x"), self.result]))
+
+    def test_stray_result(self) -> None:
+        e = self.refused(user("a"), Message("user", [self.result]))
+        self.assertIn("answer no tool call", e.message)
+
+
+class ToolIdTests(SynchronousTestCase):
+    def conv(self, tool_id: str) -> Conversation:
+        call = {"type": "tool_use", "id": tool_id, "name": "f", "input": {}}
+        result = {"type": "tool_result", "tool_use_id": tool_id, "content": "x"}
+        return Conversation(None, [user("a"), Message("assistant", [call]), Message("user", [result])])
+
+    def ids_of(self, conv: Conversation) -> list[str]:
+        return [str(b.get("id") or b.get("tool_use_id")) for m in conv.messages[1:] for b in m.blocks]
+
+    def test_rewrites_mapped_back(self) -> None:
+        ids = ToolIds()
+        ids.issued("toolu_01Ab_x")
+        self.assertEqual(self.ids_of(ids.canonical(self.conv("toolu01Abx"))), ["toolu_01Ab_x"] * 2)
+        self.assertEqual(
+            self.ids_of(ids.canonical(self.conv("call_toolu_01Ab_x_fc_abc123_9f8e"))), ["toolu_01Ab_x"] * 2
         )
-        text = texts(transcript_blocks(history))
-        self.assertIn('checking<tool_call id="call_1" name="weather">{"city": "Zürich"}</tool_call>', text)
+        self.assertEqual(self.ids_of(ids.canonical(self.conv("toolu_01Ab_x"))), ["toolu_01Ab_x"] * 2)
 
-    def test_tool_result_rendering(self) -> None:
-        history = (
-            Message(
-                "user",
-                [
-                    {"type": "tool_result", "tool_use_id": "call_1", "content": [text_block("rain")]},
-                    {"type": "tool_result", "tool_use_id": "call_2", "content": "snow", "is_error": True},
-                ],
-            ),
-            assistant("ok"),
-        )
-        text = texts(transcript_blocks(history))
-        self.assertIn('<tool_result id="call_1">rain</tool_result>', text)
-        self.assertIn('<tool_result id="call_2" is_error="true">snow</tool_result>', text)
+    def test_ambiguous_rewrite_not_mapped(self) -> None:
+        ids = ToolIds()
+        ids.issued("toolu_1a")
+        ids.issued("toolu1_a")
+        self.assertEqual(self.ids_of(ids.canonical(self.conv("toolu1a"))), ["toolu1a"] * 2)
 
-    def test_tool_result_with_image(self) -> None:
-        history = (
-            Message("user", [{"type": "tool_result", "tool_use_id": "c", "content": [text_block("see"), IMAGE]}]),
-            assistant("ok"),
-        )
-        blocks = transcript_blocks(history)
-        self.assertEqual([b["type"] for b in blocks], ["text", "image", "text"])
-        self.assertTrue(blocks[0]["text"].endswith('<tool_result id="c">see'))
-        self.assertTrue(blocks[2]["text"].startswith("</tool_result>"))
+    def test_foreign_ids(self) -> None:
+        ids = ToolIds()
+        self.assertEqual(self.ids_of(ids.canonical(self.conv("call_abc"))), ["call_abc"] * 2)
+        fixed = self.ids_of(ids.canonical(self.conv("call.abc|1")))
+        self.assertEqual(fixed[0], fixed[1])
+        self.assertRegex(fixed[0], r"^[a-zA-Z0-9_-]+$")
+        self.assertEqual(safe_id("call.abc|1"), fixed[0])
 
-    def test_thinking_dropped(self) -> None:
-        history = (user("q"), Message("assistant", [{"type": "thinking", "thinking": "secret"}, text_block("a")]))
-        text = texts(transcript_blocks(history))
-        self.assertNotIn("secret", text)
-        self.assertIn("<assistant>\na\n</assistant>", text)
-
-    def test_unknown_block_as_json(self) -> None:
-        odd = {"type": "document", "title": "t"}
-        text = texts(transcript_blocks((Message("user", [odd]), assistant("x"))))
-        self.assertIn(json.dumps(odd), text)
+    def test_bounded(self) -> None:
+        ids = ToolIds(size=2)
+        for i in range(5):
+            ids.issued("toolu_%d" % i)
+        self.assertIsNone(ids.ours("toolu_0"))
+        self.assertEqual(ids.ours("toolu4"), "toolu_4")
 
 
-class StdinTests(SynchronousTestCase):
-    def test_single_turn_is_passed_as_is(self) -> None:
-        conv = Conversation("sys", [Message("user", [text_block("hi"), IMAGE])])
-        self.assertEqual(stdin_blocks(conv), [text_block("hi"), IMAGE])
+class TransientTests(SynchronousTestCase):
+    context = "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>\nnow: 12:00\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>>"
 
-    def test_history_then_last_turn(self) -> None:
-        conv = Conversation(None, [user("a"), assistant("b"), user("c"), user("d")])
-        blocks = stdin_blocks(conv)
-        self.assertEqual(blocks[-2:], [text_block("c"), text_block("d")])
-        self.assertEqual(blocks[:-2], transcript_blocks((user("a"), assistant("b"))))
-        self.assertNotIn("<user>\nc", texts(blocks[:-2]))
+    def test_trailing_message_dropped(self) -> None:
+        conv = Conversation(None, [user("a"), assistant("b"), user("c"), user(self.context)])
+        self.assertEqual(without_transient(conv), (user("a"), assistant("b"), user("c")))
 
-    def test_system_not_in_stdin(self) -> None:
-        conv = Conversation("SYSTEM TEXT", [user("a"), assistant("b"), user("c")])
-        self.assertNotIn("SYSTEM TEXT", texts(stdin_blocks(conv)))
+    def test_trailing_block_dropped(self) -> None:
+        conv = Conversation(None, [user("a"), Message("user", [text_block("c"), text_block(self.context)])])
+        self.assertEqual(without_transient(conv), (user("a"), user("c")))
 
-    def test_blocks_are_copies(self) -> None:
-        block = text_block("hi")
-        conv = Conversation(None, [Message("user", [block])])
-        stdin_blocks(conv)[0]["text"] = "changed"
-        self.assertEqual(block["text"], "hi")
+    def test_none(self) -> None:
+        self.assertIsNone(without_transient(Conversation(None, [user("a"), user("b")])))
+        self.assertIsNone(without_transient(Conversation(None, [user(self.context)])))
 
 
 class UserLineTests(SynchronousTestCase):

@@ -90,7 +90,8 @@ def terminated(exit_code: Optional[int] = 1, signal: Optional[int] = None) -> Fa
 
 class ArgvTests(SynchronousTestCase):
     def test_plain(self) -> None:
-        self.assertEqual(build_argv("/opt/claude", SpawnKey("sonnet")), BASE_ARGV)
+        # no system text: none of Claude Code's own prompt either
+        self.assertEqual(build_argv("/opt/claude", SpawnKey("sonnet")), BASE_ARGV + ["--system-prompt", ""])
 
     def test_model(self) -> None:
         argv = build_argv("/opt/claude", SpawnKey("claude-opus-4-8"))
@@ -106,11 +107,19 @@ class ArgvTests(SynchronousTestCase):
         self.assertEqual(argv, BASE_ARGV + ["--append-system-prompt", "Be brief."])
         self.assertNotIn("--system-prompt", argv)
 
-    def test_no_system_no_prompt_flag(self) -> None:
-        for mode in ("replace", "append"):
-            argv = build_argv("/opt/claude", SpawnKey("sonnet", None, mode))
-            self.assertNotIn("--system-prompt", argv)
-            self.assertNotIn("--append-system-prompt", argv)
+    def test_no_system_replace_sends_none(self) -> None:
+        argv = build_argv("/opt/claude", SpawnKey("sonnet", None, "replace"))
+        self.assertEqual(argv[-2:], ["--system-prompt", ""])
+        self.assertNotIn("--append-system-prompt", argv)
+
+    def test_no_system_append_keeps_claude_code_prompt(self) -> None:
+        argv = build_argv("/opt/claude", SpawnKey("sonnet", None, "append"))
+        self.assertNotIn("--system-prompt", argv)
+        self.assertNotIn("--append-system-prompt", argv)
+
+    def test_resume(self) -> None:
+        argv = build_argv("/opt/claude", SpawnKey("sonnet", "S"), resume="/p/session-1.jsonl")
+        self.assertEqual(argv[-2:], ["--resume", "/p/session-1.jsonl"])
 
     def test_empty_system_is_still_passed(self) -> None:
         argv = build_argv("/opt/claude", SpawnKey("sonnet", ""))
@@ -122,7 +131,7 @@ class ArgvTests(SynchronousTestCase):
 
     def test_extra_last(self) -> None:
         argv = build_argv("/opt/claude", SpawnKey("sonnet", None, "replace", "low", ("--debug",)))
-        self.assertEqual(argv, BASE_ARGV + ["--effort", "low", "--debug"])
+        self.assertEqual(argv, BASE_ARGV + ["--system-prompt", "", "--effort", "low", "--debug"])
 
     def test_system_prompt_is_one_argument(self) -> None:
         text = "line one\nline two --model opus"

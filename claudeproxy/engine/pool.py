@@ -9,7 +9,10 @@ live conversations that reuse them.
 
 from __future__ import annotations
 
+import json
 import os
+import time
+import uuid
 from collections import OrderedDict, deque
 from typing import Any, Deque, Mapping, Optional, Protocol
 
@@ -18,8 +21,10 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from .continuity import is_transient, resume_split
 from .conversation import Conversation, Message
 from .errors import ProxyError, cli_missing
+from .history import session_file_text, session_rows
 from .process import SYSTEM_ARG_MAX, CLIProcess, Killer, Spawner, SpawnKey, build_argv, kill_group, system_file
 from .tools import ToolCall, ToolSpec
 from .turn import digest_text
@@ -87,14 +92,20 @@ class Limiter:
 class Lease:
     """
     A process lent to one request.  C{source} says where it came from:
-    C{"session"} (a live conversation: only the new turn is written),
-    C{"warm"} (started ahead, waiting on stdin) or C{"cold"} (spawned now).
+    C{"session"} (a live conversation), C{"resumed"} (started ahead on the
+    conversation the client was expected to send next), C{"tools"} (waiting
+    for these tool results), C{"warm"} (started ahead, waiting on stdin) or
+    C{"cold"} (spawned now, with the request's history loaded when it has
+    one).  Whatever the source, the process holds the request's history and
+    only its last turn is written.
     """
 
     proc: CLIProcess
     key: SpawnKey
     source: str
     tool_wait: Optional[ToolWait] = None
+    #: the turn to write, when not the conversation's last turn
+    turn: Optional[tuple[Message, ...]] = None
 
     @property
     def resumed(self) -> bool:
@@ -136,6 +147,38 @@ def reply_text_of(message: Message) -> Optional[str]:
     return "".join(parts)
 
 
+def assistant_digest(message: Message) -> Optional[str]:
+    """
+    What an assistant message is remembered by: the L{digest_text} of its
+    text when it is only text; with tool calls, a digest of that and of
+    each call's id, name and input.  Thinking blocks do not count.  None
+    for a message that is neither.
+    """
+    if message.role != "assistant" or not message.blocks:
+        return None
+    parts: list[str] = []
+    calls: list[list[Any]] = []
+    for block in message.blocks:
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            parts.append(block["text"])
+        elif kind == "tool_use":
+            calls.append([str(block.get("id")), str(block.get("name")), block.get("input")])
+        elif kind not in ("thinking", "redacted_thinking"):
+            return None
+    if not calls:
+        return digest_text("".join(parts)) if parts else None
+    return calls_digest(digest_text("".join(parts)), calls)
+
+
+def calls_digest(text_digest: str, calls: list[list[Any]]) -> str:
+    """
+    The digest of an assistant message with tool calls: its text's digest
+    and each call as C{[id, name, input]}.
+    """
+    return digest_text(json.dumps([text_digest, calls], sort_keys=True, separators=(",", ":"), ensure_ascii=True))
+
+
 class _HistoryDigest:
     """
     A conversation's history, with the digest of its last message's text
@@ -150,8 +193,7 @@ class _HistoryDigest:
     def last_digest(self) -> Optional[str]:
         if not self._done:
             self._done = True
-            text = reply_text_of(self.history[-1]) if self.history else None
-            self._digest = digest_text(text) if text is not None else None
+            self._digest = assistant_digest(self.history[-1]) if self.history else None
         return self._digest
 
     def continues(self, held: Continuation) -> bool:
@@ -180,6 +222,8 @@ class _Session:
     proc: CLIProcess
     key: SpawnKey
     held: Continuation
+    #: started ahead on the conversation the client was expected to send
+    prepared: bool = False
     timer: Optional[IDelayedCall] = None
 
 
@@ -196,6 +240,12 @@ class ToolWait:
     given: frozenset[str]
     held: tuple[ToolCall, ...] = ()
     timer: Optional[IDelayedCall] = None
+    #: the conversation the process holds: the request's messages, then
+    #: the assistant message with the calls (by digest); None when unknown
+    holds: Optional[Continuation] = None
+    #: the same without the request's transient context, which the client
+    #: drops from its next request (the process cannot drop it)
+    also: Optional[Continuation] = None
 
 
 class BridgeMaker(Protocol):
@@ -219,6 +269,10 @@ class PoolStats:
     session_evicted: int = 0
     tool_hits: int = 0
     tool_waits_expired: int = 0
+    tool_waits_abandoned: int = 0
+    resumed_spawns: int = 0
+    prepared: int = 0
+    prepared_hits: int = 0
 
 
 class ProcessManager:
@@ -257,8 +311,12 @@ class ProcessManager:
         bridges: Optional[BridgeMaker] = None,
         tool_wait: float = 300.0,
         max_tool_waits: int = 64,
+        cli_version: str = "2.1.197",
+        clock: Any = time.time,
     ) -> None:
         self.reactor = reactor
+        self.cli_version = cli_version
+        self.clock = clock
         self.claude = claude
         self.claude_missing_reason = claude_missing_reason
         self.env = dict(env)
@@ -300,8 +358,39 @@ class ProcessManager:
         if not os.access(self.claude, os.X_OK):
             raise cli_missing("%s is missing or not executable" % (self.claude,))
 
-    def _spawn(self, key: SpawnKey) -> CLIProcess:
+    def _session_file(self, key: SpawnKey, history: tuple[Message, ...]) -> str:
+        """
+        A session file in the private directory holding C{history}, for the
+        CLI's C{--resume}; removed when the process ends.
+        """
+        rows = session_rows(
+            history,
+            key.model,
+            os.path.realpath(self.workdir),
+            self.cli_version,
+            time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(self.clock())),
+        )
+        path = os.path.join(self.workdir, "session-%s.jsonl" % (uuid.uuid4().hex,))
+        with open(path, "wb") as f:
+            f.write(session_file_text(rows))
+        return path
+
+    def _spawn(self, key: SpawnKey, history: tuple[Message, ...] = ()) -> CLIProcess:
         self.check_cli()
+        assert self.claude is not None
+        resume = self._session_file(key, history) if history else None
+        try:
+            proc = self._spawn_with(key, resume)
+        except BaseException:
+            if resume is not None:
+                _remove(resume)
+            raise
+        if resume is not None:
+            self.stats.resumed_spawns += 1
+            proc.ended.addBoth(_removing, resume)
+        return proc
+
+    def _spawn_with(self, key: SpawnKey, resume: Optional[str]) -> CLIProcess:
         assert self.claude is not None
         proc = CLIProcess(self.killer)
         mcp_config = None
@@ -315,7 +404,8 @@ class ProcessManager:
             path = None
             if key.system is not None and len(key.system.encode("utf-8")) > SYSTEM_ARG_MAX:
                 path = system_file(self.workdir, key.system)
-            self.spawner(proc, self.claude, build_argv(self.claude, key, mcp_config, path), env, self.workdir)
+            argv = build_argv(self.claude, key, mcp_config, path, resume)
+            self.spawner(proc, self.claude, argv, env, self.workdir)
         except OSError as e:
             if proc.bridge is not None and self.bridges is not None:
                 self.bridges.unregister(proc.bridge)
@@ -362,8 +452,10 @@ class ProcessManager:
 
     def acquire(self, key: SpawnKey, conversation: Optional[Conversation] = None) -> Lease:
         """
-        A process for C{key}: a live conversation that C{conversation}
-        continues, else a warm one, else a new one.
+        A process for C{key} that holds C{conversation}'s history: the one
+        waiting for exactly these tool results, a live or prepared
+        conversation that it continues, else (with no history) a warm one,
+        else a new one, with the history loaded from a session file.
         """
         if self.closing:
             raise ProxyError(503, "claudeproxy is shutting down", "server_error", "shutting_down")
@@ -374,12 +466,21 @@ class ProcessManager:
             if wait is not None:
                 self.stats.tool_hits += 1
                 return Lease(wait.proc, key, "tools", wait)
-        if conversation is not None and self.max_sessions > 0:
+            self._end_abandoned_waits(conversation)
+        if conversation is not None and self.max_sessions > 0 and conversation.history:
             session = self._find_session(key, conversation)
             if session is not None:
-                self.stats.session_hits += 1
-                return Lease(session.proc, key, "session")
+                if session.prepared:
+                    self.stats.prepared_hits += 1
+                else:
+                    self.stats.session_hits += 1
+                return Lease(session.proc, key, "resumed" if session.prepared else "session")
             self.stats.session_misses += 1
+        if conversation is not None and conversation.history:
+            # a conversation no process holds: a new process loads it
+            history, turn = resume_split(conversation)
+            proc = self._spawn(key, history)
+            return Lease(proc, key, "cold", turn=turn)
         entries = self._idle.get(key, [])
         while entries:
             entry = entries.pop(0)
@@ -395,6 +496,29 @@ class ProcessManager:
         proc = self._spawn(key)
         self._schedule_refill(REFILL_DELAY)
         return Lease(proc, key, "cold")
+
+    def prepare(self, key: SpawnKey, history: tuple[Message, ...]) -> None:
+        """
+        Start a process on C{history} (ending with the assistant's message)
+        ahead of the request expected to continue it, as a live
+        conversation.  Nothing happens if one already holds it.
+        """
+        if self.closing or self.max_sessions <= 0 or not history:
+            return
+        digest = assistant_digest(history[-1])
+        if digest is None:
+            return
+        held = Continuation(history[:-1], digest)
+        for session in self._sessions.values():
+            if session.key == key and session.held == held:
+                return
+        try:
+            proc = self._spawn(key, history)
+        except ProxyError as e:
+            self.log.warn("cannot prepare a CLI process for a conversation: {why}", why=e.message)
+            return
+        self.stats.prepared += 1
+        self._keep_session(_Session(proc, key, held, prepared=True))
 
     def _find_session(self, key: SpawnKey, conversation: Conversation) -> Optional[_Session]:
         if not conversation.last_turn:
@@ -412,14 +536,25 @@ class ProcessManager:
     def _find_tool_wait(self, key: SpawnKey, conversation: Conversation) -> Optional[ToolWait]:
         """
         The process waiting for exactly the tool results that end
-        C{conversation}.
+        C{conversation}, when it holds exactly the conversation before them.
         """
-        last = conversation.last_turn
-        if not last or not all(b.get("type") == "tool_result" for m in last for b in m.blocks):
+        last = [b for m in conversation.last_turn for b in m.blocks]
+        # the results, then at most the client's transient context
+        n = 0
+        while n < len(last) and last[n].get("type") == "tool_result":
+            n += 1
+        if not n or not all(is_transient(b) for b in last[n:]):
             return None
-        ids = frozenset(str(b.get("tool_use_id")) for m in last for b in m.blocks)
+        ids = frozenset(str(b.get("tool_use_id")) for b in last[:n])
+        history = _HistoryDigest(conversation.history)
+
+        def holds(wait: ToolWait) -> bool:
+            if wait.holds is None:
+                return True
+            return history.continues(wait.holds) or (wait.also is not None and history.continues(wait.also))
+
         for proc, wait in self._tool_waits.items():
-            if wait.key == key and wait.given == ids:
+            if wait.key == key and wait.given == ids and holds(wait):
                 del self._tool_waits[proc]
                 self._cancel(wait.timer)
                 if proc.is_ended or proc.killed:
@@ -427,7 +562,35 @@ class ProcessManager:
                 return wait
         return None
 
-    def hold_for_tools(self, lease: Lease, given: frozenset[str], held: tuple[ToolCall, ...] = ()) -> None:
+    def _end_abandoned_waits(self, conversation: Conversation) -> None:
+        """
+        A request whose history answers (or passes over) the calls a
+        process waits on went another way: that wait is over.
+        """
+        called = {
+            str(b.get("id"))
+            for m in conversation.messages
+            if m.role == "assistant"
+            for b in m.blocks
+            if b.get("type") == "tool_use"
+        }
+        if not called:
+            return
+        for proc, wait in list(self._tool_waits.items()):
+            if wait.given & called:
+                del self._tool_waits[proc]
+                self._cancel(wait.timer)
+                self.stats.tool_waits_abandoned += 1
+                proc.kill("tool_wait_abandoned")
+
+    def hold_for_tools(
+        self,
+        lease: Lease,
+        given: frozenset[str],
+        held: tuple[ToolCall, ...] = (),
+        holds: Optional[Continuation] = None,
+        also: Optional[Continuation] = None,
+    ) -> None:
         """
         Keep C{lease}'s process waiting inside its MCP calls for the
         client's results, at most C{tool_wait} seconds.
@@ -437,7 +600,7 @@ class ProcessManager:
         if self.closing or proc.is_ended or proc.killed:
             proc.kill()
             return
-        wait = ToolWait(proc, lease.key, given, held)
+        wait = ToolWait(proc, lease.key, given, held, holds=holds, also=also)
         wait.timer = self.reactor.callLater(self.tool_wait, self._tool_wait_expired, proc)
         self._tool_waits[proc] = wait
         while len(self._tool_waits) > self.max_tool_waits:
@@ -466,7 +629,10 @@ class ProcessManager:
             proc.kill(cause)
             return
         self._backoff = 0.0
-        session = _Session(proc, lease.key, keep)
+        self._keep_session(_Session(proc, lease.key, keep))
+
+    def _keep_session(self, session: _Session) -> None:
+        proc = session.proc
         session.timer = self.reactor.callLater(self.session_ttl, self._session_expired, proc)
         self._sessions[proc] = session
         while len(self._sessions) > self.max_sessions:
@@ -586,11 +752,15 @@ class ProcessManager:
                 "misses": self.stats.session_misses,
                 "expired": self.stats.session_expired,
                 "evicted": self.stats.session_evicted,
+                "prepared": self.stats.prepared,
+                "prepared_hits": self.stats.prepared_hits,
+                "resumed_spawns": self.stats.resumed_spawns,
             },
             "tools": {
                 "waiting": len(self._tool_waits),
                 "resumed": self.stats.tool_hits,
                 "expired": self.stats.tool_waits_expired,
+                "abandoned": self.stats.tool_waits_abandoned,
                 "wait": self.tool_wait,
             },
             "spawned": self.stats.spawned,
@@ -626,3 +796,15 @@ class ProcessManager:
             proc.kill("shutdown")
             waits.append(proc.ended)
         return DeferredList(waits, consumeErrors=True)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _removing(result: Any, path: str) -> Any:
+    _remove(path)
+    return result

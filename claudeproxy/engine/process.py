@@ -73,11 +73,18 @@ def system_file(workdir: str, system: str) -> str:
 
 
 def build_argv(
-    claude: str, key: SpawnKey, mcp_config: Optional[str] = None, system_path: Optional[str] = None
+    claude: str,
+    key: SpawnKey,
+    mcp_config: Optional[str] = None,
+    system_path: Optional[str] = None,
+    resume: Optional[str] = None,
 ) -> list[str]:
     """
     The CLI's argv: stream-json both ways, built-in tools off, no session
-    files, no MCP servers but those given.
+    files written, no MCP servers but those given; with C{resume}, the
+    session file holding the conversation's earlier turns.  In replace
+    mode a request without system text gets none of Claude Code's own
+    prompt (C{--system-prompt ""}), as with the API.
     """
     argv = [
         claude,
@@ -103,6 +110,8 @@ def build_argv(
             argv += ["--append-system-prompt", key.system]
         else:
             argv += ["--system-prompt", key.system]
+    elif key.system_mode != "append":
+        argv += ["--system-prompt", ""]
     if key.effort is not None:
         argv += ["--effort", key.effort]
     if key.json_schema is not None:
@@ -111,6 +120,8 @@ def build_argv(
         # the client's functions, served by the daemon's MCP endpoint, and
         # only those (built-in tools stay off)
         argv += ["--mcp-config", mcp_config, "--allowedTools", "mcp__" + SERVER]
+    if resume is not None:
+        argv += ["--resume", resume]
     argv += list(key.extra)
     return argv
 

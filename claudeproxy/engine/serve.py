@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+import attrs
 from twisted.internet.interfaces import IConsumer, IReactorTime
 
 from ..config import Config
-from .conversation import Conversation, stdin_blocks, turn_blocks, user_line
+from .continuity import assistant_message, call_list, without_transient
+from .conversation import Conversation, turn_blocks, user_line
 from .errors import ProxyError
-from .pool import Continuation, Lease, ProcessManager
+from .history import check_tool_pairs, history_tools
+from .ids import ToolIds
+from .pool import Continuation, Lease, ProcessManager, calls_digest
 from .process import SpawnKey
 from .spec import TurnSpec
 from .streaming import Outcome, TurnOutput, TurnRun
@@ -24,6 +28,10 @@ from .tools import mcp_content
 from .turn import TurnState
 
 SHUTTING_DOWN = ProxyError(503, "claudeproxy is shutting down; retry in a moment", "server_error", "shutting_down")
+
+#: the longest reply whose text is kept to start a process on the
+#: conversation ahead of the client's next request
+KEEP_FOR_NEXT = 1 << 20
 
 #: makes the protocol's output for one attempt at a turn
 OutputMaker = Callable[[TurnSpec, TurnState, str, int], TurnOutput]
@@ -97,6 +105,23 @@ class TurnServer:
         #: the last rate_limit_info the CLI reported, with when
         self.quota: Optional[dict[str, Any]] = None
         self.closing = False
+        self.ids = ToolIds()
+
+    def prepared(self, spec: TurnSpec) -> TurnSpec:
+        """
+        C{spec} as the engine serves it: tool ids the daemon's own where the
+        client rewrote them, the API's rules on tool blocks checked (a 400
+        names what breaks them), and a history with tool blocks given tools
+        even when the request declares none (the API refuses it otherwise).
+        """
+        conversation = self.ids.canonical(spec.conversation)
+        check_tool_pairs(conversation.messages)
+        tools = spec.tools
+        if not tools and conversation.history:
+            tools = history_tools(conversation.messages)
+        if conversation is spec.conversation and tools is spec.tools:
+            return spec
+        return attrs.evolve(spec, conversation=conversation, tools=tools)
 
     async def serve(
         self,
@@ -110,6 +135,7 @@ class TurnServer:
         turn registers itself as C{consumer}'s push producer while it runs.
         A reused process that died before its turn is retried on another.
         """
+        spec = self.prepared(spec)
         key = spawn_key(spec, self.config)
         while True:
             if self.closing:
@@ -120,7 +146,7 @@ class TurnServer:
             try:
                 outcome = await self._attempt(lease, rid, spec, state, make_output, consumer)
             finally:
-                self._give_back(lease, spec.conversation, outcome)
+                self._give_back(lease, spec.conversation, outcome, state)
             if outcome.retry:
                 continue
             return outcome
@@ -137,6 +163,7 @@ class TurnServer:
         output = make_output(spec, state, rid, int(self.wallclock()))
         # a streamed reply nobody needs whole afterwards is not kept
         state.keep_text = getattr(output, "needs_text", True)
+        state.keep_upto = KEEP_FOR_NEXT
         run = TurnRun(
             self.reactor,
             lease.proc,
@@ -160,8 +187,8 @@ class TurnServer:
                 done = run.start(b"")
                 self._resume_tools(lease, run, spec.conversation)
             else:
-                blocks = turn_blocks(spec.conversation.last_turn) if lease.resumed else stdin_blocks(spec.conversation)
-                done = run.start(user_line(blocks))
+                # the process holds the history: only the last turn is new
+                done = run.start(user_line(turn_blocks(lease.turn or spec.conversation.last_turn)))
             return await done
         finally:
             self.runs.discard(run)
@@ -194,19 +221,44 @@ class TurnServer:
             bridge.on_call = on_call
         for message in conversation.last_turn:
             for block in message.blocks:
+                if block.get("type") != "tool_result":
+                    continue
                 bridge.answer(
                     str(block.get("tool_use_id")),
                     {"content": mcp_content(block.get("content")), "isError": bool(block.get("is_error"))},
                 )
 
-    def _give_back(self, lease: Lease, conversation: Conversation, outcome: Optional[Outcome]) -> None:
+    def _give_back(
+        self, lease: Lease, conversation: Conversation, outcome: Optional[Outcome], state: TurnState
+    ) -> None:
+        """
+        Keep the process for what comes next, or end it; and where the
+        client is known to send a different history next (transient context
+        dropped), start a process on that history now.
+        """
         finished = outcome.finished if outcome is not None else None
-        if finished is not None and finished.tool_calls and outcome is not None and outcome.clean:
-            self.manager.hold_for_tools(lease, frozenset(c.id for c in finished.tool_calls), outcome.held)
-        elif outcome is None:
+        if outcome is None:
             self.manager.release(lease, None, "client_gone")
-        else:
-            self.manager.release(lease, continuation(conversation, outcome), end_cause(outcome))
+            return
+        if finished is not None and finished.tool_calls and outcome.clean:
+            for call in finished.tool_calls + outcome.held:
+                self.ids.issued(call.id)
+            holds = Continuation(
+                conversation.messages, calls_digest(finished.reply_digest(), call_list(finished.tool_calls))
+            )
+            following = without_transient(conversation)
+            also = Continuation(following, holds.reply_digest) if following is not None and not outcome.held else None
+            self.manager.hold_for_tools(lease, frozenset(c.id for c in finished.tool_calls), outcome.held, holds, also)
+            return
+        keep = continuation(conversation, outcome)
+        following = without_transient(conversation) if keep is not None else None
+        if following is not None:
+            text = state.reply_text()
+            self.manager.release(lease, None, "transient")
+            if text is not None:
+                self.manager.prepare(lease.key, following + (assistant_message(text),))
+            return
+        self.manager.release(lease, keep, end_cause(outcome))
 
     def shutdown(self) -> None:
         """

@@ -160,6 +160,9 @@ class TurnState:
 
     model: str
     keep_text: bool = True
+    #: with C{keep_text} false, the text is still kept while it is at most
+    #: this many characters (to start a process on the conversation ahead)
+    keep_upto: int = 0
     text: list[str] = attrs.Factory(list)
     reasoning: list[str] = attrs.Factory(list)
     stop_reason: Optional[str] = None
@@ -183,6 +186,7 @@ class TurnState:
     _calls: dict[int, list[Any]] = attrs.Factory(dict)
     _call_count: int = 0
     _message_tool_input: dict[str, Any] = attrs.Factory(dict)
+    _kept: Optional[list[str]] = attrs.Factory(list)
 
     def usage_so_far(self) -> Usage:
         """
@@ -199,6 +203,16 @@ class TurnState:
         """
         return self._text_length
 
+    def reply_text(self) -> Optional[str]:
+        """
+        The whole text the turn delivered, when it was kept (see
+        C{keep_upto}) and is what its digest says; else None.
+        """
+        text = "".join(self.text) if self.keep_text else ("".join(self._kept) if self._kept is not None else None)
+        if text is None or digest_text(text) != self._digest.hexdigest():
+            return None
+        return text
+
     def text_streamed(self, message_id: str) -> bool:
         """
         Whether text deltas of the message C{message_id} arrived (its text
@@ -211,6 +225,11 @@ class TurnState:
         self._text_length += len(text)
         if self.keep_text:
             self.text.append(text)
+        elif self._kept is not None:
+            if self._text_length > self.keep_upto:
+                self._kept = None
+            else:
+                self._kept.append(text)
 
     def _add_reasoning(self, text: str) -> None:
         if self.keep_text:
