@@ -100,6 +100,13 @@ class Running:
         kw.setdefault("pool", self.pool)
         return await treq.get(self.url + path, headers=headers or {}, **kw)
 
+    async def post_json(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """
+        POST C{body} to C{path}; the status and the parsed JSON body.
+        """
+        resp = await self.post(path, body)
+        return resp.code, json.loads(await resp.text())
+
     async def chat(self, body: dict[str, Any], headers: Optional[dict[str, str]] = None) -> tuple[int, Any]:
         """
         POST a chat completion; the status and the parsed JSON body.
