@@ -24,7 +24,8 @@ TRANSIENT_MARKERS = ("<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>",)
 
 def is_transient(block: Block) -> bool:
     text = block.get("text")
-    return block.get("type") == "text" and isinstance(text, str) and any(m in text for m in TRANSIENT_MARKERS)
+    # the marker opens the block (OpenClaw's system prompt quotes it too)
+    return block.get("type") == "text" and isinstance(text, str) and text.lstrip().startswith(TRANSIENT_MARKERS)
 
 
 def without_transient(conversation: Conversation) -> Optional[tuple[Message, ...]]:
