@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply
-from tests.harness import Running, start_settled, wait_for
+from tests.harness import Running, left_running, start_settled, wait_for
 from tests.test_integration_tools import WEATHER, calls
 
 SLOW = Reply(text="".join("word%03d " % i for i in range(200)), chunk=8, delay=0.1)
@@ -63,3 +63,21 @@ class ResumedToolTurnTests(TestCase):
         await wait_for(lambda: not d.manager.live, timeout=1)
         self.assertEqual((await health(d))["pool"]["live_processes"], 0)
         self.assertEqual(sum(d.manager.exits.values()), 1)
+
+    async def test_live_count_matches_children_after_resumed_turn(self) -> None:
+        d = await start_settled(self)
+        d.fake.push(calls(("get_weather", {"city": "Paris"})), Reply(text="Sunny."))
+        messages = await call_weather(d)
+        self.assertEqual((await health(d))["pool"]["live_processes"], len(left_running(d.spawned)))
+        code, body = await d.chat({"model": "sonnet", "messages": messages, "tools": [WEATHER]})
+        self.assertEqual((code, body["choices"][0]["message"]["content"]), (200, "Sunny."))
+        self.assertEqual(d.manager.stats.tool_hits, 1)
+        # the process that served the resumed turn is ended and counted out
+        await wait_for(lambda: not left_running(d.spawned), timeout=5)
+        await wait_for(lambda: not d.manager.live, timeout=2)
+        self.assertEqual((await health(d))["pool"]["live_processes"], 0)
+        resp = await d.get("/metrics")
+        metrics = (await resp.content()).decode()
+        live = [line for line in metrics.splitlines() if line.startswith("claudeproxy_cli_processes ")]
+        self.assertTrue(live, metrics)
+        self.assertEqual(float(live[0].split()[-1]), 0.0)
