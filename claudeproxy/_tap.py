@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any, Mapping, Optional
 
@@ -77,6 +78,14 @@ class Options(usage.Options):
             "replace: the client's system text becomes the CLI's --system-prompt; append: it goes to --append-system-prompt and Claude Code's own prompt stays.",
         ],
         ["log-format", None, "text", "text, or json (twisted.logger's JSON observer, one event a line)."],
+        [
+            "state-dir",
+            None,
+            None,
+            "Where the daemon records the CLI processes it starts, so that the next start kills any an "
+            "earlier daemon left (default: $XDG_STATE_HOME/claudeproxy or ~/.local/state/claudeproxy; "
+            "~/Library/Application Support/claudeproxy on macOS).",
+        ],
         ["api-key", None, None, "Require 'Authorization: Bearer KEY' on every /v1/* request."],
         ["api-key-file", None, None, "Read the API key from this file (first line)."],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
@@ -192,8 +201,20 @@ def find_claude(value: Optional[str], env: Mapping[str, str]) -> tuple[Optional[
     return os.path.abspath(found), ""
 
 
+def default_state_dir(env: Mapping[str, str], platform: str = sys.platform) -> str:
+    """
+    The daemon's state directory when C{--state-dir} is not given.
+    """
+    home = env.get("HOME") or os.path.expanduser("~")
+    if platform == "darwin":
+        return os.path.join(home, "Library", "Application Support", "claudeproxy")
+    base = env.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
+    return os.path.join(base, "claudeproxy")
+
+
 def config_from_options(options: Options, env: Mapping[str, str], workdir: str) -> Config:
     claude, why = find_claude(options["claude"], env)
+    state_dir = options["state-dir"]
     return Config(
         listen=options["listen"],
         claude=claude,
@@ -217,6 +238,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         allowed_hosts=tuple(options["allowed-host"]),
         log_format=options["log-format"],
         workdir=workdir,
+        state_dir=os.path.abspath(os.path.expanduser(state_dir)) if state_dir else default_state_dir(env),
     )
 
 

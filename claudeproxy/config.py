@@ -41,3 +41,9 @@ class Config:
     enter_workdir: bool = False
     workdir: str = ""
     shutdown_grace: float = 3.0
+    #: where the daemon records the CLI process groups it starts (so that
+    #: the next daemon can kill what this one left); "" records nothing
+    state_dir: str = ""
+    #: run a watchdog that kills every CLI process group when the daemon
+    #: ends, however it ends (see L{claudeproxy.engine.reaper})
+    watchdog: bool = True

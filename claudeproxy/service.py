@@ -21,6 +21,7 @@ from .config import Config
 from .engine.models import DEFAULT_MODEL
 from .engine.pool import Limiter, ProcessManager
 from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group
+from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
 from .web.app import ProxyApp
 from .web.guard import Guard
 from .web.httpio import limited_request
@@ -70,9 +71,37 @@ class _Core(Service):
         self.grace = grace
         self.cli_version: Optional[str] = None
         self._version_check: Optional[Deferred[None]] = None
+        #: records the CLI process groups; its watchdog kills them when the
+        #: daemon ends (None: not guarded)
+        self.guard: Optional[ChildGuard] = None
+        self.state_dir = ""
+        #: the groups an earlier daemon left, killed at start
+        self.swept: list[int] = []
+
+    def _guard_children(self) -> None:
+        """
+        Kill what earlier daemons left (from their records in the state
+        directory), start this daemon's record and its watchdog.
+        """
+        if self.state_dir:
+            try:
+                self.swept = sweep(self.state_dir)
+                if self.swept:
+                    self.log.warn(
+                        "killed {n} CLI process group(s) an earlier daemon left: {groups}",
+                        n=len(self.swept),
+                        groups=self.swept,
+                    )
+                if self.guard is not None:
+                    self.guard.record = GroupRecord(self.state_dir, os.getpid(), own_identity())
+            except OSError as e:
+                self.log.warn("cannot keep a record in {dir}: {e}", dir=self.state_dir, e=e)
+        if self.guard is not None:
+            self.guard.start()
 
     def startService(self) -> None:
         super().startService()
+        self._guard_children()
         if self.enter_workdir:
             self._left_cwd = os.getcwd()
             os.chdir(self.manager.workdir)
@@ -142,7 +171,11 @@ class _Core(Service):
             close()
 
         reaped.addBoth(finished)
-        return done
+        if self.guard is None:
+            return done
+        guard = self.guard
+        # the watchdog goes last: it kills whatever was not reaped in time
+        return done.addCallback(lambda _: guard.stop())
 
 
 def json_log_observer() -> Any:
@@ -198,6 +231,10 @@ def build(
     from .engine.process import build_env
 
     cli_env = build_env(env, config.keep_api_key, config.upstream_retries, config.tool_wait)
+    guard = ChildGuard(reactor) if config.watchdog else None
+    spawner = spawner if spawner is not None else group_spawner(reactor)
+    if guard is not None:
+        spawner = guard.wrap(spawner)
     mcp = McpServer(reactor, int((config.tool_wait + 60) * 1000))
     manager = ProcessManager(
         reactor,
@@ -205,7 +242,7 @@ def build(
         config.claude_missing_reason,
         cli_env,
         config.workdir,
-        spawner if spawner is not None else group_spawner(reactor),
+        spawner,
         killer,
         warm=config.warm,
         warm_ttl=config.warm_ttl,
@@ -220,6 +257,8 @@ def build(
     proxy = ProxyApp(reactor, config, manager, limiter, lambda: core.cli_version if core else None)
     core = _Core(reactor, proxy, manager, mcp, cli_env, config.shutdown_grace)
     core.enter_workdir = config.enter_workdir
+    core.guard = guard
+    core.state_dir = config.state_dir
     site = Site(Guard(proxy.resource(), config.allowed_hosts, config.cors_origins))
     site.requestFactory = limited_request(config.max_body)
     site.displayTracebacks = False

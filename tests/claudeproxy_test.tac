@@ -4,6 +4,7 @@
 # CLAUDEPROXY_TAC_LISTEN  strports description to listen on
 # CLAUDEPROXY_TAC_CLI     the Claude Code CLI
 # CLAUDEPROXY_TAC_WARM    idle CLI processes to keep (default 1)
+# CLAUDEPROXY_TAC_STATE   the state directory (default: none, nothing recorded)
 import os
 import tempfile
 
@@ -19,6 +20,7 @@ config = Config(
     warm=int(os.environ.get("CLAUDEPROXY_TAC_WARM", "1")),
     upstream_retries=0,
     workdir=tempfile.mkdtemp(prefix="claudeproxy-"),
+    state_dir=os.environ.get("CLAUDEPROXY_TAC_STATE", ""),
 )
 application = Application("claudeproxy")
 build(reactor, config, os.environ).top.setServiceParent(application)

@@ -358,6 +358,10 @@ def only_cli_pipes(running: Running) -> bool:
     from twisted.internet.process import ProcessReader, ProcessWriter
 
     mine = {p.transport for p in running.manager.live}
+    guard = running.daemon.core.guard
+    if guard is not None and guard.transport is not None:
+        # the daemon's watchdog runs as long as the daemon
+        mine.add(guard.transport)
     for selectable in [*reactor.getReaders(), *reactor.getWriters()]:
         if isinstance(selectable, (ProcessReader, ProcessWriter)) and selectable.proc not in mine:
             return False
@@ -592,3 +596,78 @@ def upstream_turns(body: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]
 
 def text_turn(role: str, *texts: str) -> tuple[str, list[dict[str, Any]]]:
     return (role, [{"type": "text", "text": t} for t in texts])
+
+
+@attrs.define
+class Twistd:
+    """
+    A twistd daemon started by L{start_twistd}.
+    """
+
+    proto: TwistdProcess
+    transport: Any
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return int(self.transport.pid)
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % (self.port,)
+
+    def output(self) -> str:
+        return bytes(self.proto.output).decode("utf-8", "replace")
+
+
+async def start_twistd(test: TestCase, env: Mapping[str, str], args: list[str], cwd: Optional[str] = None) -> Twistd:
+    """
+    Run C{twistd -n --pidfile= ARGS} (C{{port}} in C{args} is a free port)
+    with C{env} plus this checkout on PYTHONPATH, and wait until it
+    answers /health.  It is killed, if still running, when the test ends.
+    """
+    import sys
+
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-c",
+        "import sys; from twisted.scripts.twistd import run; sys.exit(run())",
+        "-n",
+        "--pidfile=",
+        *[a.replace("{port}", str(port)) for a in args],
+    ]
+    proto = TwistdProcess()
+    full_env = dict(env, PYTHONPATH=ROOT)
+    full_env = {k: v.replace("{port}", str(port)) for k, v in full_env.items()}
+    transport = reactor.spawnProcess(
+        proto, sys.executable, argv, env=full_env, path=cwd or tempfile.mkdtemp(prefix="cp-twistd-")
+    )
+    test.addCleanup(lambda: proto.ended if proto.running else None)
+    test.addCleanup(lambda: transport.signalProcess("KILL") if proto.running else None)
+    daemon = Twistd(proto, transport, port)
+    waited = 0.0
+    while True:
+        if not proto.running:
+            raise AssertionError("twistd exited (%s): %s" % (proto.status, daemon.output()))
+        try:
+            resp = await treq.get(daemon.url + "/health", persistent=False)
+            await resp.content()
+            return daemon
+        except Exception:
+            pass
+        if waited > 30:
+            raise AssertionError("twistd did not answer /health: %s" % (daemon.output(),))
+        await sleep(0.1)
+        waited += 0.1
+
+
+def cmdline(pid: int) -> str:
+    """
+    The command line of C{pid} ("" if it is gone).
+    """
+    try:
+        with open("/proc/%d/cmdline" % (pid,), "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""

@@ -14,8 +14,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from claudeproxy.engine.process import group_spawner
-from tests.harness import reactor
+from claudeproxy.engine.process import CLIProcess, group_spawner, kill_group
+from tests.harness import reactor, wait_for
 
 
 class _Collect(ProcessProtocol):
@@ -57,3 +57,21 @@ class SpawnTests(TestCase):
         self.assertEqual(int(fields[2]), pid)
         self.assertEqual(int(fields[3]), pid)
         self.assertEqual(cwd, where)
+
+
+class EmptyWriteTests(TestCase):
+    """
+    A real process written an empty line still has its end noticed (a
+    resumed tool call used to write C{b""}, after which Twisted never saw
+    the stdin pipe close, so C{processEnded} never fired).
+    """
+
+    async def test_end_seen_after_empty_write(self) -> None:
+        proc = CLIProcess(kill_group)
+        group_spawner(reactor)(proc, "/bin/sh", ["/bin/sh", "-c", "exec sleep 30"], dict(os.environ), os.getcwd())
+        assert proc.pid is not None
+        proc.write(b"")
+        proc.write(b"")
+        os.kill(proc.pid, 9)
+        await wait_for(lambda: proc.is_ended, timeout=5)
+        self.assertEqual(proc.exit_status, -9)

@@ -262,6 +262,11 @@ class CLIProcessTests(SynchronousTestCase):
         self.assertEqual(self.transport.written[0], b"raw\n")
         self.assertEqual(self.transport.written[1], '{"type":"user","message":{"content":"é"}}\n'.encode())
 
+    def test_empty_write_not_passed_on(self) -> None:
+        # Twisted's ProcessWriter.write(b"") stops watching stdin for good
+        self.proc.write(b"")
+        self.assertEqual(self.transport.written, [])
+
     def test_write_after_end_dropped(self) -> None:
         self.proc.processEnded(done())
         self.proc.write(b"late\n")

@@ -313,7 +313,13 @@ class CLIProcess(ProcessProtocol):
     # -- control -------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.is_ended:
+        """
+        Write C{data} to the CLI's stdin.  Nothing is written when C{data}
+        is empty: Twisted's C{ProcessWriter.write} stops watching the stdin
+        pipe before it drops an empty write and never watches it again, so
+        the pipe's close would go unseen and C{processEnded} never fire.
+        """
+        if data and self.transport is not None and not self.is_ended:
             self.transport.write(data)
 
     def send(self, obj: Mapping[str, Any]) -> None:

@@ -124,11 +124,17 @@ class TurnRun:
 
     # -- starting --------------------------------------------------------------
 
-    def start(self, line: bytes) -> Deferred[Outcome]:
+    def start(self, line: bytes = b"") -> Deferred[Outcome]:
+        """
+        Take the process's output from now on and write C{line} (a user
+        turn) to its stdin; with no line (a resumed tool call, whose input
+        goes through the MCP bridge) nothing is written.
+        """
         self.proc.attach(self)
         self._total = self.reactor.callLater(self.request_timeout, self._total_expired)
         self._arm_idle()
-        self.proc.write(line)
+        if line:
+            self.proc.write(line)
         if self.proc.is_ended:
             self.cli_exited(self.proc.exit_status, self.proc.stderr_tail)
         return self.done
