@@ -22,6 +22,8 @@ from .engine.models import DEFAULT_MODEL
 from .engine.pool import Limiter, ProcessManager
 from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group
 from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
+from .store.db import open_state
+from .store.schema import MIGRATIONS
 from .web.app import ProxyApp
 from .web.guard import Guard
 from .web.httpio import limited_request
@@ -102,6 +104,8 @@ class _Core(Service):
     def startService(self) -> None:
         super().startService()
         self._guard_children()
+        if self.proxy.state is not None:
+            self.proxy.state.start()
         if self.enter_workdir:
             self._left_cwd = os.getcwd()
             os.chdir(self.manager.workdir)
@@ -168,6 +172,9 @@ class _Core(Service):
             remove_workdir(self.manager.workdir)
             if call.active():
                 call.cancel()
+            if self.proxy.state is not None:
+                # the queued writes are finished first
+                self.proxy.state.stop()
             close()
 
         reaped.addBoth(finished)
@@ -254,7 +261,8 @@ def build(
     )
     limiter = Limiter(config.max_concurrent, config.max_queued)
     core: Optional[_Core] = None
-    proxy = ProxyApp(reactor, config, manager, limiter, lambda: core.cli_version if core else None)
+    state = open_state(reactor, config.state_dir, MIGRATIONS)
+    proxy = ProxyApp(reactor, config, manager, limiter, lambda: core.cli_version if core else None, state=state)
     core = _Core(reactor, proxy, manager, mcp, cli_env, config.shutdown_grace)
     core.enter_workdir = config.enter_workdir
     core.guard = guard

@@ -6,6 +6,7 @@ real clients' follow-ups stay on a process that holds it.
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 from twisted.trial.unittest import TestCase
@@ -200,3 +201,58 @@ class StructuredHistoryTests(TestCase):
             upstream_turns(sent), [text_turn("user", "Q1"), text_turn("assistant", "A1."), text_turn("user", "Q2")]
         )
         self.assertEqual(d.manager.stats.resumed_spawns, 1)
+
+
+class RestartTests(TestCase):
+    async def test_previous_response_id_after_a_restart(self) -> None:
+        state = tempfile.mkdtemp(prefix="cp-state-")
+        first_daemon = await start(self, state_dir=state)
+        first_daemon.fake.push(Reply(text="Paris."))
+        code, first = await first_daemon.post_json("/v1/responses", {"model": "sonnet", "input": "Capital of France?"})
+        self.assertEqual(code, 200, first)
+        db = first_daemon.proxy.state
+        assert db is not None
+        await wait_for(lambda: db.pending == 0, timeout=5)
+        # a new daemon on the same state directory: nothing in its memory
+        d = await start(self, state_dir=state)
+        d.fake.push(Reply(text="About two million."))
+        code, second = await d.post_json(
+            "/v1/responses", {"model": "sonnet", "previous_response_id": first["id"], "input": "Population?"}
+        )
+        self.assertEqual(code, 200, second)
+        self.assertEqual(
+            upstream_turns(d.fake.message_requests[-1].body),
+            [
+                text_turn("user", "Capital of France?"),
+                text_turn("assistant", "Paris."),
+                text_turn("user", "Population?"),
+            ],
+        )
+        self.assertEqual(d.manager.stats.resumed_spawns, 1)
+        resp = await d.get("/v1/responses/" + first["id"])
+        self.assertEqual(resp.code, 200)
+        self.assertEqual((await resp.json())["id"], first["id"])
+
+    async def test_resent_history_after_a_restart_is_structured(self) -> None:
+        d = await start(self)
+        d.fake.push(Reply(text="Done."))
+        code, body = await d.post_json(
+            "/v1/responses",
+            {
+                "model": "sonnet",
+                "input": [
+                    {"role": "user", "content": "Plan the trip."},
+                    {"role": "assistant", "content": [{"type": "output_text", "text": "Day 1: Lima."}]},
+                    {"role": "user", "content": "Shorter."},
+                ],
+            },
+        )
+        self.assertEqual(code, 200, body)
+        self.assertEqual(
+            upstream_turns(d.fake.message_requests[-1].body),
+            [
+                text_turn("user", "Plan the trip."),
+                text_turn("assistant", "Day 1: Lima."),
+                text_turn("user", "Shorter."),
+            ],
+        )

@@ -26,6 +26,7 @@ from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
 __all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
 from ..engine.spec import TurnSpec, check_system
 from ..engine.streaming import Outcome, TurnRun
+from ..store.db import StateDB
 from .metrics import Metrics
 
 ErrorWriter = Callable[[Request, ProxyError], None]
@@ -82,8 +83,11 @@ class Serving:
         limiter: Limiter,
         cli_version: Callable[[], Optional[str]] = lambda: None,
         wallclock: Callable[[], float] = time.time,
+        state: Optional[StateDB] = None,
     ) -> None:
         self.reactor = reactor
+        #: the state database (None: nothing kept across restarts)
+        self.state = state
         self.config = config
         self.manager = manager
         self.limiter = limiter

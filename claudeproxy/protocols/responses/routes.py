@@ -14,6 +14,7 @@ from ...engine.errors import ProxyError
 from ...engine.spec import TurnSpec
 from ...engine.streaming import Outcome, TurnOutput
 from ...engine.turn import TurnState
+from ...store.responses import PersistedResponses
 from ...web.httpio import write_error, write_json
 from ...web.router import app
 from ...web.serving import Serving
@@ -38,7 +39,8 @@ class ResponsesRoutes(Serving):
     def responses_store(self) -> ResponseStore:
         store = self.__dict__.get("_responses_store")
         if store is None:
-            store = self.__dict__["_responses_store"] = ResponseStore(self.responses_kept)
+            persisted = PersistedResponses(self.state, self.wallclock) if self.state is not None else None
+            store = self.__dict__["_responses_store"] = ResponseStore(self.responses_kept, persisted)
         return cast(ResponseStore, store)
 
     @app.route("/v1/responses", methods=["POST"])

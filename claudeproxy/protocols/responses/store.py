@@ -10,6 +10,7 @@ from typing import Any, Optional
 import attrs
 
 from ...engine.conversation import Conversation
+from ...store.responses import PersistedResponses
 
 
 @attrs.define
@@ -25,11 +26,14 @@ class Stored:
 
 class ResponseStore:
     """
-    The last C{size} responses, least recently used forgotten first.
+    The last C{size} responses in memory, least recently used forgotten
+    first; with C{persisted}, every response is also kept in the state
+    database, so a follow-up still finds it after a restart.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, persisted: Optional[PersistedResponses] = None) -> None:
         self.size = size
+        self.persisted = persisted
         self._items: OrderedDict[str, Stored] = OrderedDict()
 
     def __len__(self) -> int:
@@ -39,6 +43,12 @@ class ResponseStore:
         stored = self._items.get(response_id)
         if stored is not None:
             self._items.move_to_end(response_id)
+            return stored
+        if self.persisted is not None:
+            found = self.persisted.load(response_id)
+            if found is not None:
+                stored = Stored(*found)
+                self._remember(response_id, stored)
         return stored
 
     def conversation(self, response_id: str) -> Optional[Conversation]:
@@ -46,10 +56,18 @@ class ResponseStore:
         return stored.conversation if stored is not None else None
 
     def put(self, response_id: str, stored: Stored) -> None:
+        self._remember(response_id, stored)
+        if self.persisted is not None:
+            self.persisted.save(response_id, stored.conversation, stored.response)
+
+    def _remember(self, response_id: str, stored: Stored) -> None:
         self._items[response_id] = stored
         self._items.move_to_end(response_id)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
     def delete(self, response_id: str) -> bool:
-        return self._items.pop(response_id, None) is not None
+        found = self._items.pop(response_id, None) is not None
+        if self.persisted is not None:
+            found = self.persisted.delete(response_id) or found
+        return found

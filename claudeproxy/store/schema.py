@@ -1,0 +1,24 @@
+"""
+The state database's schema, one step per change, applied in order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .db import Migration
+
+
+def _responses(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE responses ("
+        " id TEXT PRIMARY KEY,"
+        " created REAL NOT NULL,"
+        " conversation TEXT NOT NULL,"
+        " response TEXT"
+        ")"
+    )
+    conn.execute("CREATE INDEX responses_created ON responses (created)")
+
+
+MIGRATIONS: list[Migration] = [_responses]
