@@ -149,7 +149,7 @@ class TurnServer:
                 self._give_back(lease, spec.conversation, outcome, state)
             if outcome.retry:
                 continue
-            return outcome
+            return attrs.evolve(outcome, served=lease.source)
 
     async def _attempt(
         self,

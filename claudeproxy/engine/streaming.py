@@ -82,6 +82,9 @@ class Outcome:
     retry: bool = False
     #: tool calls of the same message not handed to the client yet
     held: tuple[ToolCall, ...] = ()
+    #: how the turn was served: C{warm}, C{cold}, C{session}, C{resumed}
+    #: (a process started ahead on this conversation) or C{tools}
+    served: str = "-"
 
 
 @implementer(IPushProducer)

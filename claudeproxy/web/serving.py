@@ -221,8 +221,9 @@ class Serving:
             usage.cache_read_tokens if usage else 0,
         )
         self.log.info(
-            "{rid} {endpoint} model={model} stream={stream} status={status} first_token_ms={first} total_ms={total:.0f} "
-            "tokens_in={tin} tokens_out={tout} cached={cached}",
+            "{rid} {endpoint} model={model} stream={stream} status={status} served={served} first_token_ms={first} "
+            "total_ms={total:.0f} tokens_in={tin} tokens_out={tout} cached={cached}",
+            served=outcome.served if outcome is not None else "-",
             endpoint=endpoint,
             rid=rid,
             model=model,
