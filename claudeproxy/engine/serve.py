@@ -129,11 +129,13 @@ class TurnServer:
         spec: TurnSpec,
         make_output: OutputMaker,
         consumer: Optional[IConsumer] = None,
+        served: Callable[[str], None] = lambda source: None,
     ) -> Outcome:
         """
         Serve one turn of C{spec} and fire with how it ended.  A streamed
         turn registers itself as C{consumer}'s push producer while it runs.
         A reused process that died before its turn is retried on another.
+        C{served} is told where the process came from before any output.
         """
         spec = self.prepared(spec)
         key = spawn_key(spec, self.config)
@@ -141,6 +143,7 @@ class TurnServer:
             if self.closing:
                 raise SHUTTING_DOWN
             lease = self.manager.acquire(key, spec.conversation)
+            served(lease.source)
             outcome: Optional[Outcome] = None
             state = TurnState(model=spec.cli_model)
             try:

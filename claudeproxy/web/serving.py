@@ -180,7 +180,13 @@ class Serving:
             self.manager.check_cli()
             await self.limiter.acquire()
             try:
-                outcome = await self.turns.serve(rid, spec, make_output, request)
+                outcome = await self.turns.serve(
+                    rid,
+                    spec,
+                    make_output,
+                    request,
+                    lambda source: request.setHeader(b"x-claudeproxy-served", source.encode()),
+                )
                 status = outcome.status
             finally:
                 self.limiter.release()
