@@ -12,7 +12,7 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply
-from tests.harness import start, text_turn, upstream_turns, wait_for
+from tests.harness import live_pids, start, text_turn, upstream_turns, wait_for
 from tests.test_integration_tools import WEATHER, calls
 
 #: what OpenClaw appends to every request, and drops from the next one
@@ -256,3 +256,27 @@ class RestartTests(TestCase):
                 text_turn("user", "Shorter."),
             ],
         )
+
+
+class AbandonedWaitTests(TestCase):
+    async def test_a_wait_passed_by_ends_at_once(self) -> None:
+        d = await start(self)
+        d.fake.push(calls(("get_weather", {"city": "Lima"})), Reply(text="Fine."))
+        code, body = await d.chat({"model": "sonnet", "messages": [user("Lima?")], "tools": [WEATHER]})
+        self.assertEqual(code, 200, body)
+        message = body["choices"][0]["message"]
+        call_id = message["tool_calls"][0]["id"]
+        parked = d.spawned[-1]
+        self.assertEqual(d.manager.describe()["tools"]["waiting"], 1)
+        # the client answers the call, but with an edited first message: the
+        # parked process can't continue that, and nobody else will come for it
+        follow = [
+            user("Lima, Peru?"),
+            message,
+            {"role": "tool", "tool_call_id": call_id, "content": "25 C"},
+        ]
+        code, body = await d.chat({"model": "sonnet", "messages": follow, "tools": [WEATHER]})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(d.manager.stats.tool_waits_abandoned, 1)
+        self.assertEqual(d.manager.describe()["tools"]["waiting"], 0)
+        await wait_for(lambda: not live_pids([parked]), timeout=2)
