@@ -1,0 +1,128 @@
+"""
+Unit tests for how the process manager serves a conversation's history:
+loaded from a session file, continued by a process started ahead, or by a
+parked tool call; passed-by waits ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from twisted.internet.error import ProcessDone
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from claudeproxy.engine.continuity import CONTINUE_AFTER_RESULTS
+from claudeproxy.engine.conversation import Conversation, Message, text_block
+from claudeproxy.engine.pool import Continuation, ProcessManager, assistant_digest
+from claudeproxy.engine.process import SpawnKey
+from tests.fakes import FakeSpawner, RecordingKiller
+
+KEY = SpawnKey("sonnet", "S")
+CONTEXT = "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>\nx\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>>"
+CALL = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}}
+RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}
+
+
+def user(text: str) -> Message:
+    return Message("user", [text_block(text)])
+
+
+def assistant(text: str) -> Message:
+    return Message("assistant", [text_block(text)])
+
+
+class ContinuityTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.spawner = FakeSpawner()
+        self.killer = RecordingKiller()
+        self.claude = self.mktemp()
+        with open(self.claude, "w") as f:
+            f.write("#!/bin/sh\nexit 1\n")
+        os.chmod(self.claude, 0o755)
+        self.workdir = os.path.dirname(os.path.abspath(self.claude))
+        self.m = ProcessManager(
+            self.clock, self.claude, "", {"PATH": "/usr/bin"}, self.workdir, self.spawner, self.killer, max_sessions=4
+        )
+
+    def resume_file(self, n: int = -1) -> str:
+        args = self.spawner.calls[n][2]
+        return args[args.index("--resume") + 1]
+
+    def rows(self, path: str) -> list[dict[str, Any]]:
+        with open(path) as f:
+            return [json.loads(line) for line in f]
+
+    def end(self, proc: Any) -> None:
+        proc.processEnded(Failure(ProcessDone(0)))
+
+    def test_history_loaded_from_a_session_file(self) -> None:
+        conv = Conversation("S", [user("a"), assistant("b"), user("c")])
+        lease = self.m.acquire(KEY, conv)
+        self.assertEqual((lease.source, lease.turn), ("cold", None))
+        path = self.resume_file()
+        self.assertEqual(os.path.dirname(path), self.workdir)
+        self.assertEqual([r["message"]["content"] for r in self.rows(path)], [[text_block("a")], [text_block("b")]])
+        self.assertEqual(self.m.stats.resumed_spawns, 1)
+        self.end(lease.proc)
+        self.assertFalse(os.path.exists(path), "the file goes with its process")
+
+    def test_no_history_no_file(self) -> None:
+        self.m.acquire(KEY, Conversation("S", [user("a")]))
+        self.assertNotIn("--resume", self.spawner.calls[0][2])
+
+    def test_results_go_in_the_file(self) -> None:
+        conv = Conversation("S", [user("a"), Message("assistant", [CALL]), Message("user", [RESULT])])
+        lease = self.m.acquire(KEY, conv)
+        rows = self.rows(self.resume_file())
+        self.assertEqual([r["type"] for r in rows], ["user", "assistant", "user"])
+        self.assertEqual(rows[2]["message"]["content"], [RESULT])
+        self.assertEqual(lease.turn, (user(CONTINUE_AFTER_RESULTS),))
+        # text after the results is the turn written
+        conv = Conversation(
+            "S", [user("a"), Message("assistant", [CALL]), Message("user", [RESULT, text_block("more")])]
+        )
+        self.assertEqual(self.m.acquire(KEY, conv).turn, (user("more"),))
+
+    def test_prepared_process_continues_the_conversation(self) -> None:
+        self.m.prepare(KEY, (user("a"), assistant("b")))
+        self.m.prepare(KEY, (user("a"), assistant("b")))
+        self.assertEqual(len(self.spawner.calls), 1, "one process per conversation")
+        prepared = self.spawner.procs[0]
+        lease = self.m.acquire(KEY, Conversation("S", [user("a"), assistant("b"), user("c")]))
+        self.assertIs(lease.proc, prepared)
+        self.assertEqual(lease.source, "resumed")
+        self.assertEqual(self.m.stats.prepared_hits, 1)
+        # another key does not take it
+        self.m.prepare(KEY, (user("x"), assistant("y")))
+        other = self.m.acquire(SpawnKey("opus", "S"), Conversation("S", [user("x"), assistant("y"), user("z")]))
+        self.assertEqual(other.source, "cold")
+
+    def test_parked_call_matches_without_the_transient_context(self) -> None:
+        first = Conversation("S", [user("a"), user(CONTEXT)])
+        lease = self.m.acquire(KEY, first)
+        call_message = Message("assistant", [CALL])
+        digest = assistant_digest(call_message)
+        assert digest is not None
+        self.m.hold_for_tools(
+            lease, frozenset({"toolu_1"}), (), Continuation(first.messages, digest), Continuation((user("a"),), digest)
+        )
+        follow = Conversation("S", [user("a"), call_message, Message("user", [RESULT]), user(CONTEXT)])
+        again = self.m.acquire(KEY, follow)
+        self.assertIs(again.proc, lease.proc)
+        self.assertEqual(again.source, "tools")
+
+    def test_passed_by_wait_ends(self) -> None:
+        lease = self.m.acquire(KEY, Conversation("S", [user("a")]))
+        digest = assistant_digest(Message("assistant", [CALL]))
+        assert digest is not None
+        self.m.hold_for_tools(lease, frozenset({"toolu_1"}), (), Continuation((user("a"),), digest))
+        edited = Conversation("S", [user("A!"), Message("assistant", [CALL]), Message("user", [RESULT])])
+        other = self.m.acquire(KEY, edited)
+        self.assertIsNot(other.proc, lease.proc)
+        self.assertTrue(lease.proc.killed)
+        self.assertEqual(self.m.stats.tool_waits_abandoned, 1)
