@@ -138,6 +138,9 @@ def build_env(
     if not keep_api_key:
         env.pop("ANTHROPIC_API_KEY", None)
     env["CLAUDE_CODE_MAX_RETRIES"] = str(upstream_retries)
+    # the client's tools are offered as they are: newer CLIs (2.1.332)
+    # otherwise defer them behind a ToolSearch tool and a placeholder
+    env["ENABLE_TOOL_SEARCH"] = "false"
     # a tool call waits for the client's follow-up at most --tool-wait
     env["MCP_TOOL_TIMEOUT"] = str(int((tool_wait + 60) * 1000))
     return env
