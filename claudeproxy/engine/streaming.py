@@ -23,7 +23,7 @@ from .errors import ProxyError, cli_failed, timeout
 from .process import CLIProcess
 from .stops import StopScanner
 from .tools import ToolCall
-from .turn import Failed, Finished, ReasoningOut, TextOut, ToolCallDelta, ToolCallStart, TurnState
+from .turn import Failed, Finished, ReasoningOut, TextOut, ToolCallDelta, ToolCallStart, TurnState, WebSearch
 
 
 class TurnOutput(Protocol):
@@ -38,6 +38,13 @@ class TurnOutput(Protocol):
     def tool_call_start(self, index: int, call_id: str, name: str) -> None: ...
 
     def tool_call_delta(self, index: int, arguments: str) -> None: ...
+
+    def web_search(self, search: WebSearch) -> None:
+        """
+        The model ran a web search (its results are in the turn's text;
+        the finished turn lists every search again).
+        """
+        ...
 
     def finished(self, finished: Finished) -> None: ...
 
@@ -65,6 +72,9 @@ class WholeReply:
         pass
 
     def tool_call_delta(self, index: int, arguments: str) -> None:
+        pass
+
+    def web_search(self, search: WebSearch) -> None:
         pass
 
 
@@ -199,6 +209,9 @@ class TurnRun:
             elif isinstance(out, ToolCallDelta):
                 if self.parallel_tool_calls or out.index == 0:
                     self.output.tool_call_delta(out.index, out.arguments)
+            elif isinstance(out, WebSearch):
+                self._first_token()
+                self.output.web_search(out)
             elif isinstance(out, Finished):
                 rest = self.stops.flush()
                 if rest:
