@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hmac
 import re
-
-import attrs
 import time
 import uuid
 from typing import Any, Callable, Mapping, Optional
 
+import attrs
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
