@@ -256,7 +256,7 @@ class ClaudeCodeClientTests(TestCase):
         )
         self.assertEqual(resp.code, 200)
         self.assertEqual(json.loads(await resp.text()), {"input_tokens": 15})
-        self.assertEqual(header(resp, "x-claudeproxy-token-count"), "estimate-chars/3.6")
+        self.assertEqual(header(resp, "x-claudeproxy-token-count"), "estimate-chars/3.8")
         self.assertEqual(d.fake.message_requests, [], "no model call")
 
 
