@@ -513,13 +513,11 @@ class ErrorTests(AnthropicTestCase):
         self.assertIn("messages[0].content[0].source.media_type", str(bad.exception))
         self.assertEqual(d.fake.message_requests, [])
 
-    async def test_count_tokens_is_501(self) -> None:
+    async def test_count_tokens_estimated(self) -> None:
         d = await start(self)
-        with self.assertRaises(anthropic.APIStatusError) as caught:
-            await self.sdk(d, lambda c: c.messages.count_tokens(model="sonnet", messages=HI), max_retries=2)
-        self.assertEqual(caught.exception.status_code, 501)
-        self.assertIn("count_tokens is not supported", caught.exception.body["error"]["message"])
-        self.assertEqual(d.fake.requests, [])
+        counted = await self.sdk(d, lambda c: c.messages.count_tokens(model="sonnet", messages=HI), max_retries=2)
+        self.assertGreater(counted.input_tokens, 0)
+        self.assertEqual(d.fake.requests, [], "counted without a model call")
 
     async def test_error_after_stream_started(self) -> None:
         d = await start(self, claude=os.path.join(FAKECLIS, "crash_midstream.sh"))

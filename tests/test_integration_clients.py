@@ -305,3 +305,46 @@ class OpenClawTests(TestCase):
                 line for line in raw.decode().split("\n") if '"message_start"' in line and line.startswith("data")
             ][0]
             self.assertEqual(json.loads(start_event[6:])["message"]["model"], "mock-model")
+
+
+class ToolChoiceTests(TestCase):
+    timeout = 90
+
+    async def test_required_enforced_with_one_more_turn(self) -> None:
+        d = await start(self)
+        tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+        d.fake.push(
+            Reply(text="Let me think."),
+            Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse("mcp__cp__get_weather", {"city": "Bern"}),)),
+        )
+        code, body = await d.chat(
+            {
+                "model": "sonnet",
+                "messages": [{"role": "user", "content": "Weather?"}],
+                "tools": [tool],
+                "tool_choice": "required",
+            }
+        )
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["choices"][0]["finish_reason"], "tool_calls")
+        self.assertEqual(body["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather")
+        self.assertIn("requires a tool call", upstream_text(d))
+        self.assertEqual(len(d.fake.message_requests), 2)
+
+    async def test_not_followed_is_not_retried(self) -> None:
+        d = await start(self)
+        tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+        d.fake.push(Reply(text="No."), Reply(text="Still no."))
+        resp = await d.post(
+            "/v1/chat/completions",
+            {
+                "model": "sonnet",
+                "messages": [{"role": "user", "content": "Weather?"}],
+                "tools": [tool],
+                "tool_choice": "required",
+            },
+        )
+        body = json.loads(await resp.text())
+        self.assertEqual((resp.code, body["error"]["code"]), (502, "tool_choice_not_followed"))
+        self.assertEqual(header(resp, "x-should-retry"), "false")
+        self.assertEqual(len(d.fake.message_requests), 2)

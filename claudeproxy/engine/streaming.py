@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from .conversation import text_block, user_line
 from .errors import ProxyError, cli_failed, timeout
 from .process import CLIProcess
 from .stops import StopScanner
@@ -78,6 +79,15 @@ class WholeReply:
         pass
 
 
+#: the turn written when C{tool_choice} requires a call and the model
+#: answered in text (the CLI has no way to pass C{tool_choice} upstream; it
+#: enforces C{--json-schema} the same way, with one more user turn)
+ENFORCE_TOOL = (
+    "Your reply must call one of the available tools: the request requires a tool call "
+    "(tool_choice). Call the appropriate tool now, without further text."
+)
+
+
 @attrs.frozen
 class Outcome:
     """
@@ -119,6 +129,8 @@ class TurnRun:
         self.parallel_tool_calls = parallel_tool_calls
         self.require_tool = require_tool
         self.reactor = reactor
+        #: the model was already asked once more for the required call
+        self.enforced = False
         self.reused = reused
         self.got_line = False
         self.proc = proc
@@ -234,11 +246,19 @@ class TurnRun:
                         return
                     self._first_token()
                     self.output.text(out.text)
+                if self.require_tool and not out.tool_calls and not self.enforced and not self.proc.is_ended:
+                    # ask once more, on the same process, for the call
+                    self.enforced = True
+                    self.state.done = False
+                    self.state.stop_reason = None
+                    self.proc.write(user_line([text_block(ENFORCE_TOOL)]))
+                    return
                 if self.require_tool and not out.tool_calls:
                     self._fail(
                         ProxyError(
                             502,
-                            "tool_choice required a tool call, but the model answered without calling one",
+                            "tool_choice required a tool call, but the model answered without calling one, "
+                            "also when asked once more",
                             "server_error",
                             "tool_choice_not_followed",
                         )
