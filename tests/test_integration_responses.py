@@ -82,7 +82,7 @@ class CreateTests(TestCase):
         self.assertTrue(resp.id.startswith("resp_"))
         self.assertEqual(resp.object, "response")
         self.assertEqual(resp.status, "completed")
-        self.assertEqual(resp.model, "claude-sonnet-5")
+        self.assertEqual(resp.model, "sonnet", "the id the client asked for")
         (message,) = resp.output
         self.assertEqual((message.type, message.role, message.status), ("message", "assistant", "completed"))
         assert resp.usage is not None
@@ -128,7 +128,7 @@ class CreateTests(TestCase):
         final = events[-1].response
         self.assertEqual(final.output_text, "Streaming words arrive.")
         self.assertEqual(final.status, "completed")
-        self.assertEqual(final.model, "claude-sonnet-5")
+        self.assertEqual(final.model, "sonnet")
         assert final.usage is not None
         self.assertEqual(final.usage.output_tokens, 7)
         self.assertEqual(events[0].response.id, final.id)
