@@ -502,10 +502,11 @@ class ErrorTests(TestCase):
         with self.assertRaises(openai.BadRequestError) as caught:
             await sdk(
                 d,
-                lambda c: c.responses.create(model="sonnet", input="x", tools=[{"type": "web_search"}]),  # type: ignore[list-item]
+                lambda c: c.responses.create(model="sonnet", input="x", tools=[{"type": 5}]),  # type: ignore[list-item]
             )
         body: Any = caught.exception.body
         self.assertEqual(body["param"], "tools[0].type")
+        self.assertEqual(caught.exception.response.headers.get("x-should-retry"), "false")
 
     async def test_upstream_error_before_output(self) -> None:
         d = await start(self)
