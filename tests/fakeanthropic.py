@@ -61,6 +61,37 @@ class Reply:
     cache_read: int = 0
     cache_creation: int = 0
     hang_after: Optional[int] = None
+    #: answer as the real API does for the web search server tool: a
+    #: server_tool_use block, a web_search_tool_result block with these
+    #: (url, title) results, and text citing the first
+    search: tuple[tuple[str, str], ...] = ()
+
+
+def web_search_tool(body: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """
+    The web search server tool (C{web_search_2025xxxx}) a request offers.
+    """
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict) and str(tool.get("type", "")).startswith("web_search_"):
+            return tool
+    return None
+
+
+def search_query(body: dict[str, Any]) -> str:
+    """
+    The query of a web search request: the last user text (the CLI sends
+    "Perform a web search for the query: Q").
+    """
+    text = ""
+    for m in body.get("messages") or []:
+        content = m.get("content")
+        if m.get("role") == "user":
+            text = (
+                content
+                if isinstance(content, str)
+                else " ".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+            )
+    return text.split("query: ", 1)[-1].strip()
 
 
 #: in a frame list: stop here and leave the response open
@@ -190,11 +221,19 @@ class FakeAnthropic:
         #: the 400s given for requests the real API refuses
         self.refused: list[str] = []
         self._timers: list[Deferred[Any]] = []
+        #: what a request offering the web search server tool finds
+        self.search_results: tuple[tuple[str, str], ...] = (
+            ("https://example.com/bern-weather", "Bern weather today"),
+            ("https://example.org/forecast", "Forecast for Bern"),
+        )
 
     def push(self, *replies: Reply) -> None:
         self.replies.extend(replies)
 
     def next_reply(self, body: dict[str, Any]) -> Reply:
+        if web_search_tool(body) is not None:
+            # the real API runs a server tool itself: no scripted reply
+            return Reply(text="", search=self.search_results)
         if self.replies:
             return self.replies.popleft()
         return self.default
@@ -253,16 +292,51 @@ class FakeAnthropic:
             ).encode()
         if not body.get("stream"):
             request.setHeader(b"content-type", b"application/json")
-            return json.dumps(self._message(model, reply, n)).encode()
+            return json.dumps(self._message(model, reply, n, search_query(body))).encode()
         request.setHeader(b"content-type", b"text/event-stream")
         for k, v in reply.headers.items():
             request.setHeader(k.encode(), v.encode())
         self._open.append(request)
-        self._stream(request, model, reply, n)
+        self._stream(request, model, reply, n, search_query(body))
         return NOT_DONE_YET
 
-    def _message(self, model: str, reply: Reply, n: int) -> dict[str, Any]:
+    def _message(self, model: str, reply: Reply, n: int, query: str = "") -> dict[str, Any]:
         content: list[dict[str, Any]] = []
+        if reply.search:
+            sid = "srvtoolu_fake_%d" % (n,)
+            content.append({"type": "server_tool_use", "id": sid, "name": "web_search", "input": {"query": query}})
+            content.append(
+                {
+                    "type": "web_search_tool_result",
+                    "tool_use_id": sid,
+                    "content": [
+                        {
+                            "type": "web_search_result",
+                            "url": url,
+                            "title": title,
+                            "encrypted_content": "ZW5jcnlwdGVk",
+                            "page_age": None,
+                        }
+                        for url, title in reply.search
+                    ],
+                }
+            )
+            url, title = reply.search[0]
+            content.append(
+                {
+                    "type": "text",
+                    "text": "It is sunny in Bern.",
+                    "citations": [
+                        {
+                            "type": "web_search_result_location",
+                            "url": url,
+                            "title": title,
+                            "encrypted_index": "ZW5j",
+                            "cited_text": "Sunny in Bern today.",
+                        }
+                    ],
+                }
+            )
         if reply.thinking:
             content.append({"type": "thinking", "thinking": reply.thinking, "signature": "sig"})
         if reply.text:
@@ -277,7 +351,9 @@ class FakeAnthropic:
             "content": content,
             "stop_reason": reply.stop_reason,
             "stop_sequence": None,
-            "usage": self._usage(reply),
+            "usage": dict(self._usage(reply), server_tool_use={"web_search_requests": 1})
+            if reply.search
+            else self._usage(reply),
         }
 
     def _usage(self, reply: Reply) -> dict[str, Any]:
@@ -288,17 +364,20 @@ class FakeAnthropic:
             "cache_creation_input_tokens": reply.cache_creation,
         }
 
-    def _frames(self, model: str, reply: Reply, n: int) -> list[Any]:
+    def _frames(self, model: str, reply: Reply, n: int, query: str = "") -> list[Any]:
         """
         The SSE frames of a streamed reply; the marker C{None} stands for the
         point where a C{cut_after} reply stops.
         """
-        msg = self._message(model, reply, n)
+        msg = self._message(model, reply, n, query)
         start = dict(msg, content=[], stop_reason=None)
         start["usage"] = dict(msg["usage"], output_tokens=1)
         frames: list[Any] = [_sse("message_start", {"type": "message_start", "message": start})]
         index = 0
         text_chunks = 0
+        if reply.search:
+            frames.extend(self._search_frames(msg["content"][:3]))
+            index = 3
         if reply.thinking:
             frames.append(
                 _sse(
@@ -401,8 +480,55 @@ class FakeAnthropic:
         frames.append(_sse("message_stop", {"type": "message_stop"}))
         return frames
 
-    def _stream(self, request: Request, model: str, reply: Reply, n: int) -> None:
-        frames = self._frames(model, reply, n)
+    def _search_frames(self, blocks: list[dict[str, Any]]) -> list[bytes]:
+        """
+        A web search as the real API streams it: the server_tool_use block
+        with its input as JSON deltas, the result block whole, then the
+        text with a citations delta.
+        """
+        use, result, text = blocks
+        frames = [
+            _sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": dict(use, input={})},
+            ),
+            _sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": json.dumps(use["input"])},
+                },
+            ),
+            _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            _sse("content_block_start", {"type": "content_block_start", "index": 1, "content_block": result}),
+            _sse("content_block_stop", {"type": "content_block_stop", "index": 1}),
+            _sse(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 2,
+                    "content_block": {"type": "text", "text": "", "citations": []},
+                },
+            ),
+            _sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 2,
+                    "delta": {"type": "citations_delta", "citation": text["citations"][0]},
+                },
+            ),
+            _sse(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta", "text": text["text"]}},
+            ),
+            _sse("content_block_stop", {"type": "content_block_stop", "index": 2}),
+        ]
+        return frames
+
+    def _stream(self, request: Request, model: str, reply: Reply, n: int, query: str = "") -> None:
+        frames = self._frames(model, reply, n, query)
         clock: IReactorTime = self.reactor
 
         def finish() -> None:

@@ -23,7 +23,7 @@ class ChatTests(TestCase):
         self.assertEqual(body["object"], "chat.completion")
         self.assertEqual(body["choices"][0]["message"]["content"], "Hello there, friend.")
         self.assertEqual(body["choices"][0]["finish_reason"], "stop")
-        self.assertEqual(body["model"], "claude-sonnet-5")
+        self.assertEqual(body["model"], "sonnet", "the id the client asked for")
         self.assertEqual(body["usage"]["completion_tokens"], 5)
         self.assertEqual(body["usage"]["prompt_tokens"], 121)
         self.assertEqual(body["usage"]["prompt_tokens_details"]["cached_tokens"], 100)

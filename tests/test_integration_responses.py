@@ -82,7 +82,7 @@ class CreateTests(TestCase):
         self.assertTrue(resp.id.startswith("resp_"))
         self.assertEqual(resp.object, "response")
         self.assertEqual(resp.status, "completed")
-        self.assertEqual(resp.model, "claude-sonnet-5")
+        self.assertEqual(resp.model, "sonnet", "the id the client asked for")
         (message,) = resp.output
         self.assertEqual((message.type, message.role, message.status), ("message", "assistant", "completed"))
         assert resp.usage is not None
@@ -128,7 +128,7 @@ class CreateTests(TestCase):
         final = events[-1].response
         self.assertEqual(final.output_text, "Streaming words arrive.")
         self.assertEqual(final.status, "completed")
-        self.assertEqual(final.model, "claude-sonnet-5")
+        self.assertEqual(final.model, "sonnet")
         assert final.usage is not None
         self.assertEqual(final.usage.output_tokens, 7)
         self.assertEqual(events[0].response.id, final.id)
@@ -502,10 +502,11 @@ class ErrorTests(TestCase):
         with self.assertRaises(openai.BadRequestError) as caught:
             await sdk(
                 d,
-                lambda c: c.responses.create(model="sonnet", input="x", tools=[{"type": "web_search"}]),  # type: ignore[list-item]
+                lambda c: c.responses.create(model="sonnet", input="x", tools=[{"type": 5}]),  # type: ignore[list-item]
             )
         body: Any = caught.exception.body
         self.assertEqual(body["param"], "tools[0].type")
+        self.assertEqual(caught.exception.response.headers.get("x-should-retry"), "false")
 
     async def test_upstream_error_before_output(self) -> None:
         d = await start(self)

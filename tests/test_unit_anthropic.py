@@ -178,7 +178,7 @@ class ParseTests(SynchronousTestCase):
 
     def test_roles(self) -> None:
         self.refused(body(messages=[]), "messages")
-        self.refused(body(messages=[{"role": "system", "content": "x"}, *HI]), "messages[0].role")
+        self.refused(body(messages=[{"role": "developer", "content": "x"}, *HI]), "messages[0].role")
         self.refused(body(messages=[{"role": "tool", "content": "x"}]), "messages[0].role")
         prefill = [*HI, {"role": "assistant", "content": "Sure,"}]
         e = self.refused(body(messages=prefill), "messages")
@@ -297,7 +297,7 @@ class ParseTests(SynchronousTestCase):
         self.refused(body(tools=[{"name": "bad name", "input_schema": {}}]), "tools[0].name")
         self.refused(body(tools=[{"name": "x"}]), "tools[0].input_schema")
         self.refused(body(tools=[WEATHER, WEATHER]), "tools[1].name")
-        self.refused(body(tools=[{"type": "web_search_20250305", "name": "web_search"}]), "tools[0].type")
+        self.refused(body(tools=[{"type": 5, "name": "web_search"}]), "tools[0].type")
         self.refused(body(tools=[dict(WEATHER, description=3)]), "tools[0].description")
         self.refused(body(tools={}), "tools")
 

@@ -199,7 +199,7 @@ class ParamTests(ParseHelpers):
     def test_tools_invalid_name_the_field(self) -> None:
         self.refused(body(tools={"type": "function"}), "tools")
         self.refused(body(tools=["f"]), "tools[0]")
-        self.refused(body(tools=[{"type": "web_search"}]), "tools[0].type", code="unsupported_parameter")
+        self.refused(body(tools=[{"type": 5}]), "tools[0].type")
         self.refused(body(tools=[{"type": "function"}]), "tools[0].function")
         self.refused(body(tools=[{"type": "function", "function": {"name": "bad name!"}}]), "tools[0].function.name")
         self.refused(

@@ -185,7 +185,8 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(([t.name for t in named.tools], named.tool_choice), (["get_time"], "get_time"))
         self.assertEqual(parse({"input": "x", "tools": [WEATHER], "tool_choice": "none"}).tools, ())
         self.assertEqual(parse({"input": "x", "tools": [WEATHER], "tool_choice": "required"}).tool_choice, "required")
-        self.assertBad({"input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type")
+        self.assertTrue(parse({"input": "x", "tools": [{"type": "web_search"}]}).web_search)
+        self.assertEqual(parse({"input": "x", "tools": [{"type": "file_search"}]}).skipped_tools, ("file_search",))
         self.assertBad({"input": "x", "tools": [dict(WEATHER, name="bad name")]}, "tools[0].name")
         self.assertBad(
             {"input": "x", "tools": [WEATHER], "tool_choice": {"type": "function", "name": "x"}}, "tool_choice"
@@ -227,8 +228,8 @@ class ParseTests(SynchronousTestCase):
         self.assertBad({}, "input")
         self.assertBad({"input": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}, "input")
         self.assertBad({"input": [{"role": "tool", "content": "x"}]}, "input[0].role")
-        self.assertBad({"input": [{"type": "web_search_call"}]}, "input[0].type")
-        self.assertBad({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type")
+        self.assertBad({"input": [{"type": "compaction"}]}, "input[0].type")
+        self.assertBad({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].id", 404)
         self.assertBad({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id")
         self.assertBad(
             {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},

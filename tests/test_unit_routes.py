@@ -415,7 +415,9 @@ class ChatTests(RoutesTestCase):
         self.assertTrue(response.headers.getRawHeaders("x-request-id")[0].startswith("chatcmpl-"))
         self.assertEqual(body["id"], response.headers.getRawHeaders("x-request-id")[0])
         self.assertEqual(body["object"], "chat.completion")
-        self.assertEqual(body["model"], MODEL)
+        # the id the client asked for; the model that answered in a header
+        self.assertEqual(body["model"], "sonnet")
+        self.assertEqual(response.headers.getRawHeaders("x-claudeproxy-model"), [MODEL])
         self.assertEqual(body["choices"][0]["message"]["content"], "Hello there, friend.")
         self.assertEqual(body["choices"][0]["finish_reason"], "stop")
         self.assertEqual(body["usage"]["prompt_tokens"], 61)
@@ -425,6 +427,7 @@ class ChatTests(RoutesTestCase):
         code, health, _ = self.json_answer(self.request("GET", "/health"))
         self.assertEqual(health["requests"]["served"], 1)
         self.assertEqual(health["requests"]["in_flight"], 0)
+        self.assertEqual(health["models"], {"sonnet": MODEL})
 
     def test_stream(self) -> None:
         self.build()
@@ -446,7 +449,8 @@ class ChatTests(RoutesTestCase):
         self.assertEqual(items[-1]["usage"]["completion_tokens"], 6)
         for i in items:
             self.assertEqual(i["object"], "chat.completion.chunk")
-            self.assertEqual(i["model"], MODEL)
+            self.assertEqual(i["model"], "sonnet")
+        self.assertEqual(response.headers.getRawHeaders("x-claudeproxy-model"), [MODEL])
 
     def test_stream_error_before_output_gets_status(self) -> None:
         self.build()

@@ -19,6 +19,13 @@ LOGIN_HINT = (
 )
 
 
+#: statuses a retry of the same request cannot change
+NOT_RETRYABLE_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413, 422})
+#: errors of other statuses a retry does not fix: the model did what it
+#: does with this request (it was already asked again once)
+NOT_RETRYABLE_CODES = frozenset({"tool_choice_not_followed", "structured_output_missing"})
+
+
 @attrs.frozen(auto_exc=True)
 class ProxyError(Exception):
     """
@@ -42,10 +49,21 @@ class ProxyError(Exception):
             }
         }
 
+    @property
+    def retryable(self) -> bool:
+        """
+        Whether the same request may succeed if sent again (the official
+        SDKs retry what C{x-should-retry} does not forbid).
+        """
+        return self.status not in NOT_RETRYABLE_STATUSES and self.code not in NOT_RETRYABLE_CODES
+
     def headers(self) -> dict[str, str]:
+        headers = {}
         if self.retry_after is not None:
-            return {"Retry-After": str(self.retry_after)}
-        return {}
+            headers["Retry-After"] = str(self.retry_after)
+        if not self.retryable:
+            headers["x-should-retry"] = "false"
+        return headers
 
 
 def bad_request(message: str, param: Optional[str] = None, code: str = "invalid_request") -> ProxyError:

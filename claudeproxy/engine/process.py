@@ -26,6 +26,8 @@ from .lines import Elided, LineBuffer, LineTooLong, head_fields
 from .tools import SERVER, ToolSpec
 
 STDERR_TAIL = 4096
+#: the CLI's built-in tool that runs Anthropic's web search server tool
+WEB_SEARCH = "WebSearch"
 
 
 @attrs.frozen
@@ -43,6 +45,7 @@ class SpawnKey:
     tools: tuple[ToolSpec, ...] = ()
     json_schema: Optional[str] = None
     max_tokens: Optional[int] = None
+    web_search: bool = False
 
     def env(self) -> dict[str, str]:
         """
@@ -98,7 +101,7 @@ def build_argv(
         "--model",
         key.model,
         "--tools",
-        "",
+        WEB_SEARCH if key.web_search else "",
         "--no-session-persistence",
         "--strict-mcp-config",
     ]
@@ -116,10 +119,15 @@ def build_argv(
         argv += ["--effort", key.effort]
     if key.json_schema is not None:
         argv += ["--json-schema", key.json_schema]
+    allowed = [WEB_SEARCH] if key.web_search else []
     if mcp_config is not None:
         # the client's functions, served by the daemon's MCP endpoint, and
-        # only those (built-in tools stay off)
-        argv += ["--mcp-config", mcp_config, "--allowedTools", "mcp__" + SERVER]
+        # only those (built-in tools stay off, but for WebSearch when a
+        # hosted web search was asked for)
+        argv += ["--mcp-config", mcp_config]
+        allowed.append("mcp__" + SERVER)
+    if allowed:
+        argv += ["--allowedTools", ",".join(allowed)]
     if resume is not None:
         argv += ["--resume", resume]
     argv += list(key.extra)

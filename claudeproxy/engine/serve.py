@@ -80,6 +80,7 @@ def spawn_key(spec: TurnSpec, config: Config) -> SpawnKey:
         tools=spec.tools,
         json_schema=spec.json_schema,
         max_tokens=spec.max_tokens,
+        web_search=spec.web_search,
     )
 
 

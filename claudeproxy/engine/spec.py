@@ -43,6 +43,12 @@ class TurnSpec:
     parallel_tool_calls: bool = True
     json_schema: Optional[str] = None
     max_tokens: Optional[int] = None
+    #: the CLI's WebSearch tool is offered (a hosted web search tool was
+    #: declared)
+    web_search: bool = False
+    #: hosted tools the request declared that cannot be served (reported
+    #: in the C{x-claudeproxy-skipped-tools} header and the log)
+    skipped_tools: tuple[str, ...] = ()
 
     @property
     def requires_tool(self) -> bool:

@@ -19,11 +19,12 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from .conversation import text_block, user_line
 from .errors import ProxyError, cli_failed, timeout
 from .process import CLIProcess
 from .stops import StopScanner
 from .tools import ToolCall
-from .turn import Failed, Finished, ReasoningOut, TextOut, ToolCallDelta, ToolCallStart, TurnState
+from .turn import Failed, Finished, ReasoningOut, TextOut, ToolCallDelta, ToolCallStart, TurnState, WebSearch
 
 
 class TurnOutput(Protocol):
@@ -38,6 +39,13 @@ class TurnOutput(Protocol):
     def tool_call_start(self, index: int, call_id: str, name: str) -> None: ...
 
     def tool_call_delta(self, index: int, arguments: str) -> None: ...
+
+    def web_search(self, search: WebSearch) -> None:
+        """
+        The model ran a web search (its results are in the turn's text;
+        the finished turn lists every search again).
+        """
+        ...
 
     def finished(self, finished: Finished) -> None: ...
 
@@ -66,6 +74,18 @@ class WholeReply:
 
     def tool_call_delta(self, index: int, arguments: str) -> None:
         pass
+
+    def web_search(self, search: WebSearch) -> None:
+        pass
+
+
+#: the turn written when C{tool_choice} requires a call and the model
+#: answered in text (the CLI has no way to pass C{tool_choice} upstream; it
+#: enforces C{--json-schema} the same way, with one more user turn)
+ENFORCE_TOOL = (
+    "Your reply must call one of the available tools: the request requires a tool call "
+    "(tool_choice). Call the appropriate tool now, without further text."
+)
 
 
 @attrs.frozen
@@ -109,6 +129,8 @@ class TurnRun:
         self.parallel_tool_calls = parallel_tool_calls
         self.require_tool = require_tool
         self.reactor = reactor
+        #: the model was already asked once more for the required call
+        self.enforced = False
         self.reused = reused
         self.got_line = False
         self.proc = proc
@@ -199,6 +221,9 @@ class TurnRun:
             elif isinstance(out, ToolCallDelta):
                 if self.parallel_tool_calls or out.index == 0:
                     self.output.tool_call_delta(out.index, out.arguments)
+            elif isinstance(out, WebSearch):
+                self._first_token()
+                self.output.web_search(out)
             elif isinstance(out, Finished):
                 rest = self.stops.flush()
                 if rest:
@@ -221,11 +246,19 @@ class TurnRun:
                         return
                     self._first_token()
                     self.output.text(out.text)
+                if self.require_tool and not out.tool_calls and not self.enforced and not self.proc.is_ended:
+                    # ask once more, on the same process, for the call
+                    self.enforced = True
+                    self.state.done = False
+                    self.state.stop_reason = None
+                    self.proc.write(user_line([text_block(ENFORCE_TOOL)]))
+                    return
                 if self.require_tool and not out.tool_calls:
                     self._fail(
                         ProxyError(
                             502,
-                            "tool_choice required a tool call, but the model answered without calling one",
+                            "tool_choice required a tool call, but the model answered without calling one, "
+                            "also when asked once more",
                             "server_error",
                             "tool_choice_not_followed",
                         )

@@ -99,6 +99,39 @@ class ToolCallDelta:
 
 
 @attrs.frozen
+class WebSearch:
+    """
+    A web search the model ran (the CLI's WebSearch tool, backed by the
+    API's web search server tool): its tool-use id, the query and the
+    C{(url, title)} of each result.
+    """
+
+    id: str
+    query: str
+    sources: tuple[tuple[str, str], ...] = ()
+
+
+#: the CLI's tool that runs a web search
+WEB_SEARCH_TOOL = "WebSearch"
+
+
+def search_sources(result: Any) -> tuple[tuple[str, str], ...]:
+    """
+    The C{(url, title)} results of a WebSearch tool result as the CLI
+    reports it (C{tool_use_result.results}: result blocks and text).
+    """
+    out: list[tuple[str, str]] = []
+    for entry in result.get("results") or [] if isinstance(result, Mapping) else []:
+        if not isinstance(entry, Mapping):
+            continue
+        for hit in entry.get("content") or []:
+            if isinstance(hit, Mapping) and isinstance(hit.get("url"), str):
+                title = hit.get("title")
+                out.append((hit["url"], title if isinstance(title, str) else hit["url"]))
+    return tuple(out)
+
+
+@attrs.frozen
 class Finished:
     """
     The turn ended well.  C{stop_reason} is Anthropic's; L{finish_reason} is
@@ -121,6 +154,8 @@ class Finished:
     #: when not known (then C{text} is the reply)
     text_digest: str = ""
     text_length: int = 0
+    #: the web searches the model ran in this turn
+    searches: tuple[WebSearch, ...] = ()
 
     def reply_digest(self) -> str:
         """
@@ -144,7 +179,7 @@ class Failed:
     error: ProxyError
 
 
-Output = Union[TextOut, ReasoningOut, ToolCallStart, ToolCallDelta, Finished, Failed]
+Output = Union[TextOut, ReasoningOut, ToolCallStart, ToolCallDelta, WebSearch, Finished, Failed]
 
 
 @attrs.define
@@ -187,6 +222,9 @@ class TurnState:
     _call_count: int = 0
     _message_tool_input: dict[str, Any] = attrs.Factory(dict)
     _kept: Optional[list[str]] = attrs.Factory(list)
+    #: WebSearch tool calls seen (id -> query), and the searches done
+    _search_calls: dict[str, str] = attrs.Factory(dict)
+    searches: list[WebSearch] = attrs.Factory(list)
 
     def usage_so_far(self) -> Usage:
         """
@@ -263,6 +301,7 @@ class TurnState:
         kwargs.setdefault("reasoning", "".join(self.reasoning))
         kwargs.setdefault("text_digest", self._digest.hexdigest())
         kwargs.setdefault("text_length", self._text_length)
+        kwargs.setdefault("searches", tuple(self.searches))
         return Finished(model=self.model, **kwargs)
 
     def feed(self, line: Mapping[str, Any], now: float = 0.0) -> list[Output]:
@@ -282,7 +321,32 @@ class TurnState:
             return []
         if kind == "result":
             return [self._result(line, now)]
+        if kind == "user":
+            return self._tool_results(line)
         return []
+
+    def _tool_results(self, line: Mapping[str, Any]) -> list[Output]:
+        """
+        A C{user} line the CLI reports for its own tool results: a
+        WebSearch result becomes a L{WebSearch}.
+        """
+        message = line.get("message")
+        content = message.get("content") if isinstance(message, Mapping) else None
+        out: list[Output] = []
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, Mapping) or block.get("type") != "tool_result":
+                continue
+            tid = block.get("tool_use_id")
+            if tid not in self._search_calls:
+                continue
+            result = line.get("tool_use_result")
+            query = self._search_calls.pop(str(tid))
+            if isinstance(result, Mapping) and isinstance(result.get("query"), str):
+                query = result["query"]
+            search = WebSearch(str(tid), query, search_sources(result))
+            self.searches.append(search)
+            out.append(search)
+        return out
 
     def _stream_event(self, event: Any) -> list[Output]:
         if not isinstance(event, Mapping):
@@ -302,6 +366,8 @@ class TurnState:
             return []
         if kind == "content_block_start":
             block = event.get("content_block") or {}
+            if block.get("type") == "tool_use" and block.get("name") == WEB_SEARCH_TOOL:
+                self._search_calls.setdefault(str(block.get("id", "")), "")
             name = client_name(block.get("name")) if block.get("type") == "tool_use" else None
             if name is not None and isinstance(event.get("index"), int):
                 index = self._call_count
@@ -399,6 +465,10 @@ class TurnState:
                 continue
             if block.get("type") == "tool_use":
                 self._message_tool_input[str(block.get("id", ""))] = block.get("input", {})
+                if block.get("name") == WEB_SEARCH_TOOL:
+                    tool_input = block.get("input")
+                    query = tool_input.get("query") if isinstance(tool_input, Mapping) else None
+                    self._search_calls[str(block.get("id", ""))] = query if isinstance(query, str) else ""
                 name = client_name(block.get("name"))
                 if name is not None and mid != self._message_id:
                     unstreamed_calls.append(block)

@@ -79,6 +79,24 @@ class PersistedResponses:
             return None
         return conversation_from_json(row[0]), (json.loads(row[1]) if row[1] is not None else None)
 
+    def find_item(self, item_id: str) -> Optional[dict[str, Any]]:
+        """
+        The output item C{item_id} of a kept response (for
+        C{item_reference}), or None.
+        """
+        needle = '%"id":"' + item_id.replace("\\", "").replace('"', "") + '"%'
+        rows = self.db.read_now(
+            lambda conn: conn.execute(
+                "SELECT response FROM responses WHERE response LIKE ? ORDER BY created DESC LIMIT 5", (needle,)
+            ).fetchall()
+        )
+        for (text,) in rows:
+            response = json.loads(text) if text else None
+            for item in (response or {}).get("output") or []:
+                if isinstance(item, dict) and item.get("id") == item_id:
+                    return item
+        return None
+
     def delete(self, response_id: str) -> bool:
         found = self.load(response_id) is not None
         self.db.write(lambda conn: conn.execute("DELETE FROM responses WHERE id = ?", (response_id,)))

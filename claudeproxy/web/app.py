@@ -88,6 +88,7 @@ class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, Serving):
                 },
                 "pool": self.manager.describe(),
                 "quota": self.quota,
+                "models": dict(self.models_resolved),
             },
         )
 

@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import Any, Callable, Mapping, Optional
 
+import attrs
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -25,7 +26,8 @@ from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
 
 __all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
 from ..engine.spec import TurnSpec, check_system
-from ..engine.streaming import Outcome, TurnRun
+from ..engine.streaming import Outcome, TurnOutput, TurnRun
+from ..engine.turn import Finished, TurnState, WebSearch
 from ..store.db import StateDB
 from .metrics import Metrics
 
@@ -67,6 +69,62 @@ def parse_checked(parse: Callable[[bytes], TurnSpec], body: bytes) -> TurnSpec:
     return spec
 
 
+#: the response header naming the upstream model that answered
+MODEL_HEADER = b"x-claudeproxy-model"
+
+
+class ModelNamed:
+    """
+    A protocol's output whose replies name the model as the client asked
+    for it (OpenAI-compatible servers echo the requested id; a different
+    one makes clients such as OpenClaw report a rerouted model), while the
+    model that answered goes in the C{x-claudeproxy-model} header, set
+    before the first byte.  Everything else is the wrapped output's.
+    """
+
+    def __init__(self, output: TurnOutput, request: Request, spec: TurnSpec, state: TurnState) -> None:
+        self._output = output
+        self._request = request
+        self._spec = spec
+        self._state = state
+        self._named = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._output, name)
+
+    def _name(self) -> None:
+        if not self._named:
+            self._named = True
+            self._request.setHeader(MODEL_HEADER, self._state.model.encode("utf-8", "replace"))
+
+    def text(self, text: str) -> None:
+        self._name()
+        self._output.text(text)
+
+    def reasoning(self, text: str) -> None:
+        self._name()
+        self._output.reasoning(text)
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
+        self._name()
+        self._output.tool_call_start(index, call_id, name)
+
+    def tool_call_delta(self, index: int, arguments: str) -> None:
+        self._output.tool_call_delta(index, arguments)
+
+    def web_search(self, search: WebSearch) -> None:
+        self._name()
+        self._output.web_search(search)
+
+    def finished(self, finished: Finished) -> None:
+        self._name()
+        self._output.finished(attrs.evolve(finished, model=self._spec.model))
+
+    def failed(self, error: ProxyError) -> None:
+        self._name()
+        self._output.failed(error)
+
+
 class Serving:
     """
     The state and the request path every protocol's routes use.
@@ -96,6 +154,9 @@ class Serving:
         self.turns = TurnServer(reactor, config, manager, wallclock)
         self.metrics = Metrics(self.live_state)
         self.requests_served = 0
+        #: the model id the CLI was asked for -> the upstream model that
+        #: answered last (for /health)
+        self.models_resolved: dict[str, str] = {}
 
     @property
     def runs(self) -> set[TurnRun]:
@@ -177,16 +238,26 @@ class Serving:
             self._authorize(request)
             spec = parse_checked(parse, self._body(request))
             model, stream = spec.model, spec.stream
+            if spec.skipped_tools:
+                skipped = ",".join(spec.skipped_tools)
+                request.setHeader(b"x-claudeproxy-skipped-tools", skipped.encode("utf-8", "replace"))
+                self.log.info("{rid} hosted tools not served, skipped: {skipped}", rid=rid, skipped=skipped)
             self.manager.check_cli()
             await self.limiter.acquire()
+
+            def named(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
+                return ModelNamed(make_output(spec, state, rid, created), request, spec, state)
+
             try:
                 outcome = await self.turns.serve(
                     rid,
                     spec,
-                    make_output,
+                    named,
                     request,
                     lambda source: request.setHeader(b"x-claudeproxy-served", source.encode()),
                 )
+                if outcome.finished is not None:
+                    self.models_resolved[spec.cli_model] = outcome.finished.model
                 status = outcome.status
             finally:
                 self.limiter.release()

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
-from ...engine.turn import Finished, Usage
+from ...engine.turn import Finished, Usage, WebSearch
 from ...web.httpio import end_response, error_before_stream, open_event_stream, write_json, write_live
 from . import parse as am
 
@@ -114,6 +114,14 @@ class AnthropicStreamOutput:
             return
         self._write(am.block_delta(block, {"type": "input_json_delta", "partial_json": arguments}))
 
+    def web_search(self, search: WebSearch) -> None:
+        use, result = am.search_blocks(search)
+        index = self._block("server_tool_use", dict(use, input={}))
+        self._write(am.block_delta(index, {"type": "input_json_delta", "partial_json": json.dumps(use["input"])}))
+        self._close_block()
+        self._block("web_search_tool_result", result)
+        self._close_block()
+
     def _end(self) -> None:
         end_response(self.request)
 
@@ -177,6 +185,9 @@ class AnthropicOutput:
         block = self._calls.get(index)
         if block is not None:
             block["input"] += arguments
+
+    def web_search(self, search: WebSearch) -> None:
+        self.blocks.extend(am.search_blocks(search))
 
     def content(self, finished: Finished) -> list[dict[str, Any]]:
         """

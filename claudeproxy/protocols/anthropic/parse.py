@@ -10,6 +10,7 @@ SSE events out.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 import attrs
@@ -20,7 +21,8 @@ from ...engine.errors import ProxyError, bad_request
 from ...engine.spec import TurnSpec, canonical_schema, check_system, load_json, parse_stream, positive_int
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
-from ...engine.turn import Finished, Usage
+from ...engine.turn import Finished, Usage, WebSearch
+from .context import apply_context_management
 
 #: Accepted and ignored: sampling and bookkeeping the CLI does not expose.
 IGNORED_PARAMS = frozenset(
@@ -37,7 +39,6 @@ IGNORED_PARAMS = frozenset(
 UNSUPPORTED_PARAMS = {
     "mcp_servers": "remote MCP servers are not supported; declare client tools in 'tools'",
     "container": "code execution containers are not supported",
-    "context_management": "context management is not supported",
 }
 #: C{output_config.effort} values, as the CLI's C{--effort} takes them.
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
@@ -197,7 +198,19 @@ ASSISTANT_KINDS: Mapping[str, BlockReader] = {
     "tool_use": _tool_use,
     "thinking": _drop,
     "redacted_thinking": _drop,
+    # an earlier web search (its results are in the text that follows)
+    "server_tool_use": _drop,
+    "web_search_tool_result": _drop,
 }
+
+
+def system_reminder(text: str) -> Block:
+    """
+    A mid-conversation system message as the CLI carries its own context
+    into a conversation: a C{<system-reminder>} text block in the user
+    turn.
+    """
+    return text_block("<system-reminder>\n%s\n</system-reminder>" % (text,))
 
 
 def parse_messages(messages: Any, system: Any = None) -> Conversation:
@@ -208,6 +221,8 @@ def parse_messages(messages: Any, system: Any = None) -> Conversation:
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' must be a non-empty array", "messages")
     turns: list[Message] = []
+    #: system messages waiting for the next user turn
+    reminders: list[Block] = []
     for i, msg in enumerate(messages):
         where = "messages[%d]" % (i,)
         if not isinstance(msg, Mapping):
@@ -217,18 +232,32 @@ def parse_messages(messages: Any, system: Any = None) -> Conversation:
             blocks = _blocks(msg.get("content"), where, USER_KINDS, "a user message")
             if not blocks:
                 raise bad_request("%s.content is empty" % (where,), where + ".content")
+            if reminders:
+                # after the turn's tool results, which must lead it
+                lead = 0
+                while lead < len(blocks) and blocks[lead].get("type") == "tool_result":
+                    lead += 1
+                blocks[lead:lead] = reminders
+                reminders = []
             turns.append(Message("user", blocks))
         elif role == "assistant":
             blocks = _blocks(msg.get("content"), where, ASSISTANT_KINDS, "an assistant message")
             if blocks:
                 turns.append(Message("assistant", blocks))
         elif role == "system":
-            raise bad_request(
-                "%s.role 'system' is not a message role: pass the system prompt as the top-level 'system'" % (where,),
-                where + ".role",
+            # a mid-conversation system message (beta
+            # mid-conversation-system-2026-04-07): into the next user turn
+            text = "\n\n".join(
+                b["text"] for b in _blocks(msg.get("content"), where, {"text": _text}, "a system message")
             )
+            if text:
+                reminders.append(system_reminder(text))
         else:
-            raise bad_request("%s.role %r must be user or assistant" % (where, role), where + ".role")
+            raise bad_request("%s.role %r must be user, assistant or system" % (where, role), where + ".role")
+    if reminders and turns and turns[-1].role == "user":
+        # system messages after the last user turn: the end of that turn
+        turns[-1] = Message("user", turns[-1].blocks + tuple(reminders))
+        reminders = []
     if not turns or turns[-1].role != "user":
         raise bad_request(
             "'messages': the last message must have role 'user': prefilling the assistant's reply is not supported "
@@ -267,11 +296,44 @@ def _system_blocks(system: Any) -> list[str]:
     return parts
 
 
+#: server tool types (C{web_search_20250305}, ...) run by the CLI's WebSearch tool
+WEB_SEARCH_TYPE = re.compile(r"^web_search_\d{8}$")
+
+
+@attrs.frozen
+class ServerTools:
+    """
+    The server tools a request declared: whether web search is asked for,
+    and the names (C{type}) of those that cannot be served.
+    """
+
+    web_search: bool = False
+    skipped: tuple[str, ...] = ()
+
+
+def parse_server_tools(body: Mapping[str, Any]) -> ServerTools:
+    raw = body.get("tools")
+    web_search = False
+    skipped: list[str] = []
+    for tool in raw if isinstance(raw, list) else []:
+        if not isinstance(tool, Mapping):
+            continue
+        kind = tool.get("type")
+        if kind in (None, "custom"):
+            continue
+        if isinstance(kind, str) and WEB_SEARCH_TYPE.match(kind):
+            web_search = True
+        else:
+            skipped.append(str(kind))
+    return ServerTools(web_search, tuple(skipped))
+
+
 def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, bool]:
     """
-    The declared tools exposed to the model, the tool choice ("auto",
-    "required" or a tool's name) and whether parallel calls are allowed.
-    C{tool_choice: {"type": "none"}} exposes none.
+    The declared client tools exposed to the model, the tool choice
+    ("auto", "required" or a tool's name) and whether parallel calls are
+    allowed.  C{tool_choice: {"type": "none"}} exposes none.  Server tools
+    (a C{type} other than C{custom}) are read by L{parse_server_tools}.
     """
     raw = body.get("tools")
     if raw is None:
@@ -285,10 +347,9 @@ def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, boo
             raise bad_request("%s must be an object" % (where,), where)
         kind = tool.get("type")
         if kind not in (None, "custom"):
-            raise bad_request(
-                "%s.type %r is not supported: only client tools (name, description, input_schema)" % (where, kind),
-                where + ".type",
-            )
+            if not isinstance(kind, str):
+                raise bad_request("%s.type must be a string" % (where,), where + ".type")
+            continue
         name = tool.get("name")
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise bad_request("%s.name must match ^[A-Za-z0-9_-]{1,64}$" % (where,), where + ".name")
@@ -320,11 +381,15 @@ def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, boo
     if kind == "auto":
         return tuple(specs), "auto", parallel
     if kind == "any":
+        if not specs and parse_server_tools(body).web_search:
+            return (), "auto", parallel
         if not specs:
             raise bad_request("'tool_choice' is 'any' but no tools are declared", "tool_choice")
         return tuple(specs), "required", parallel
     if kind == "tool":
         name = choice.get("name")
+        if name == "web_search" and parse_server_tools(body).web_search and not specs:
+            return (), "auto", parallel
         if not isinstance(name, str) or not any(s.name == name for s in specs):
             raise bad_request("'tool_choice.name' names a tool that is not in 'tools'", "tool_choice.name")
         return tuple(s for s in specs if s.name == name), name, parallel
@@ -398,6 +463,8 @@ def parse_request(raw: bytes, aliases: Iterable[tuple[str, str]]) -> MessagesReq
     tools, tool_choice, parallel = parse_tools(body)
     effort, include_thinking, json_schema = parse_effort(body)
     conversation = parse_messages(body.get("messages"), body.get("system"))
+    conversation = apply_context_management(body.get("context_management"), conversation)
+    server = parse_server_tools(body)
     return MessagesRequest(
         model=body["model"],
         cli_model=cli_model,
@@ -411,6 +478,8 @@ def parse_request(raw: bytes, aliases: Iterable[tuple[str, str]]) -> MessagesReq
         json_schema=json_schema,
         max_tokens=max_tokens,
         include_thinking=include_thinking,
+        web_search=server.web_search,
+        skipped_tools=server.skipped,
     )
 
 
@@ -431,6 +500,34 @@ def stop_reason(finished: Finished) -> str:
         return "tool_use"
     reason = finished.stop_reason or "end_turn"
     return reason if reason in STOP_REASONS else "end_turn"
+
+
+def server_tool_id(search: WebSearch) -> str:
+    """
+    The C{srvtoolu_} id a web search is reported under (from the CLI's
+    tool-use id).
+    """
+    tail = re.sub(r"[^A-Za-z0-9_]", "", search.id[len("toolu_") :] if search.id.startswith("toolu_") else search.id)
+    return "srvtoolu_" + (tail or "0")
+
+
+def search_blocks(search: WebSearch) -> list[dict[str, Any]]:
+    """
+    A web search as the API reports its server tool: C{server_tool_use}
+    then C{web_search_tool_result}.
+    """
+    sid = server_tool_id(search)
+    return [
+        {"type": "server_tool_use", "id": sid, "name": "web_search", "input": {"query": search.query}},
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": sid,
+            "content": [
+                {"type": "web_search_result", "url": url, "title": title, "encrypted_content": "", "page_age": None}
+                for url, title in search.sources
+            ],
+        },
+    ]
 
 
 def tool_use_block(call_id: str, name: str, tool_input: Any) -> dict[str, Any]:

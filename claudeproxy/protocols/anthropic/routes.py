@@ -1,31 +1,45 @@
 """
 Routes of the anthropic protocol (composed into L{claudeproxy.web.app.ProxyApp}):
-C{POST /v1/messages}, and C{POST /v1/messages/count_tokens} refused
-clearly.
+C{POST /v1/messages}, and C{POST /v1/messages/count_tokens} answered with
+an estimate (L{claudeproxy.engine.tokens}).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from twisted.web.server import Request
 
+from ...engine import tokens
 from ...engine.errors import ProxyError
-from ...engine.spec import TurnSpec
+from ...engine.spec import TurnSpec, load_json
 from ...engine.streaming import TurnOutput
 from ...engine.turn import TurnState
+from ...web.httpio import write_json
 from ...web.router import app
 from ...web.serving import Serving
 from . import parse as anthropic_messages
 from .output import AnthropicOutput, AnthropicStreamOutput, write_anthropic_error
 
-COUNT_TOKENS_UNSUPPORTED = ProxyError(
-    501,
-    "count_tokens is not supported: the Claude Code CLI cannot count tokens without running a turn. "
-    "Use the usage of a /v1/messages reply instead.",
-    "invalid_request_error",
-    "not_implemented",
-)
+#: the response header that says how C{count_tokens} counted
+COUNT_METHOD_HEADER = "x-claudeproxy-token-count"
+
+
+def count_request_tokens(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> int:
+    """
+    The estimated input tokens of a C{count_tokens} body: checked as a
+    Messages request (C{max_tokens} not required), then its system text,
+    tool definitions and messages (after context management, as they would
+    be sent) estimated by L{tokens.count}.
+    """
+    body = load_json(raw)
+    if body.get("max_tokens") is None:
+        body["max_tokens"] = 1
+    spec = anthropic_messages.parse_request(json.dumps(body).encode("utf-8"), aliases)
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+    messages = [{"role": m.role, "content": list(m.blocks)} for m in spec.conversation.messages]
+    return tokens.count(messages, spec.conversation.system, tools)
 
 
 class AnthropicRoutes(Serving):
@@ -37,7 +51,7 @@ class AnthropicRoutes(Serving):
                 return AnthropicStreamOutput(
                     request,
                     rid,
-                    lambda: state.model,
+                    lambda: spec.model,
                     state.usage_so_far,
                     spec.include_thinking,
                 )
@@ -56,9 +70,9 @@ class AnthropicRoutes(Serving):
     def count_tokens(self, request: Request) -> Any:
         try:
             self._authorize(request)
+            count = count_request_tokens(self._body(request), self.config.model_aliases)
         except ProxyError as e:
             write_anthropic_error(request, e)
             return None
-        request.setHeader(b"x-should-retry", b"false")
-        write_anthropic_error(request, COUNT_TOKENS_UNSUPPORTED)
+        write_json(request, 200, {"input_tokens": count}, {COUNT_METHOD_HEADER: tokens.METHOD})
         return None

@@ -12,7 +12,7 @@ from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
 from ...engine.streaming import WholeReply
-from ...engine.turn import Finished
+from ...engine.turn import Finished, WebSearch
 from ...web.httpio import end_response, error_before_stream, open_event_stream, write_error, write_json, write_live
 from . import parse as oc
 
@@ -78,6 +78,9 @@ class ChatStreamOutput:
     def tool_call_delta(self, index: int, arguments: str) -> None:
         self._chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
 
+    def web_search(self, search: WebSearch) -> None:
+        self._start()
+
     def _end(self) -> None:
         self._write(oc.DONE)
         self._close()
@@ -87,6 +90,8 @@ class ChatStreamOutput:
 
     def finished(self, finished: Finished) -> None:
         self._start()
+        if finished.searches:
+            self._chunk({"annotations": oc.url_citations(None, finished.searches)})
         self._chunk({}, finished.finish_reason)
         if self.include_usage:
             self._write(oc.sse(oc.usage_chunk(self.completion_id, self.created, finished.model, finished.usage)))
@@ -113,7 +118,10 @@ class ChatOutput(WholeReply):
         super().__init__()
 
     def finished(self, finished: Finished) -> None:
-        body = oc.completion(self.completion_id, self.created, finished, "".join(self.parts), finished.finish_reason)
+        text = "".join(self.parts)
+        body = oc.completion(self.completion_id, self.created, finished, text, finished.finish_reason)
+        if finished.searches:
+            body["choices"][0]["message"]["annotations"] = oc.url_citations(text, finished.searches)
         write_json(self.request, 200, body)
 
     def failed(self, error: ProxyError) -> None:

@@ -8,7 +8,7 @@ naming the field); turn outputs in, OpenAI JSON objects out.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import attrs
 
@@ -27,7 +27,7 @@ from ...engine.spec import (
 )
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
-from ...engine.turn import Finished, Usage
+from ...engine.turn import Finished, Usage, WebSearch
 from ...web.httpio import json_bytes
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -230,6 +230,7 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
             raise bad_request("'reasoning_effort' must be one of %s" % (", ".join(EFFORTS),), "reasoning_effort")
         cli_effort = EFFORTS[effort]
     conversation = parse_messages(body.get("messages"))
+    web_search, skipped = hosted_tools(body)
     return ChatRequest(
         model=body["model"],
         cli_model=cli_model,
@@ -243,6 +244,8 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
         parallel_tool_calls=parallel,
         json_schema=json_schema,
         max_tokens=max_tokens,
+        web_search=web_search,
+        skipped_tools=skipped,
     )
 
 
@@ -268,6 +271,25 @@ def parse_response_format(fmt: Any) -> Optional[str]:
     return canonical_schema(schema)
 
 
+def hosted_tools(body: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
+    """
+    Whether web search is asked for (C{web_search_options}, or a hosted
+    C{web_search*} tool), and the hosted tools that cannot be served.
+    """
+    web_search = isinstance(body.get("web_search_options"), Mapping)
+    skipped: list[str] = []
+    raw = body.get("tools")
+    for tool in raw if isinstance(raw, list) else []:
+        kind = tool.get("type", "function") if isinstance(tool, Mapping) else "function"
+        if kind == "function" or not isinstance(kind, str):
+            continue
+        if kind.startswith("web_search"):
+            web_search = True
+        else:
+            skipped.append(kind)
+    return web_search, tuple(skipped)
+
+
 def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str]:
     """
     The declared functions exposed to the model, and the tool choice
@@ -290,11 +312,12 @@ def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str]:
             fn: Any = tool
         else:
             if tool.get("type", "function") != "function":
-                raise bad_request(
-                    "%s.type %r is not supported: only function tools" % (where, tool.get("type")),
-                    where + ".type",
-                    "unsupported_parameter",
-                )
+                kind = tool.get("type")
+                if not isinstance(kind, str):
+                    raise bad_request("%s.type must be a string" % (where,), where + ".type")
+                # a hosted tool: web search is served, others skipped (see
+                # hosted_tools)
+                continue
             fn = tool.get("function")
             if not isinstance(fn, Mapping):
                 raise bad_request("%s.function must be an object" % (where,), where + ".function")
@@ -402,3 +425,28 @@ def sse(obj: Mapping[str, Any]) -> bytes:
 
 
 DONE = b"data: [DONE]\n\n"
+
+
+def url_citations(text: Optional[str], searches: Sequence[WebSearch]) -> list[dict[str, Any]]:
+    """
+    The web search results of a reply as OpenAI's C{url_citation}
+    annotations: where the text mentions a result's URL, its span; else
+    (or with no text at hand, when streamed) an empty span at the end.
+    """
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    end = len(text) if text else 0
+    for search in searches:
+        for url, title in search.sources:
+            if url in seen:
+                continue
+            seen.add(url)
+            start = text.find(url) if text else -1
+            span = (start, start + len(url)) if start >= 0 else (end, end)
+            out.append(
+                {
+                    "type": "url_citation",
+                    "url_citation": {"url": url, "title": title, "start_index": span[0], "end_index": span[1]},
+                }
+            )
+    return out

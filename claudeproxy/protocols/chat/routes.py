@@ -22,7 +22,7 @@ class ChatRoutes(Serving):
         def output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
             assert isinstance(spec, openai_chat.ChatRequest)
             if spec.stream:
-                return ChatStreamOutput(request, rid, created, lambda: state.model, spec.include_usage)
+                return ChatStreamOutput(request, rid, created, lambda: spec.model, spec.include_usage)
             return ChatOutput(request, rid, created)
 
         await self.serve(

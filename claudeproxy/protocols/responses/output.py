@@ -15,7 +15,7 @@ from twisted.web.server import Request
 from ...engine.errors import ProxyError
 from ...engine.streaming import WholeReply
 from ...engine.tools import ToolCall
-from ...engine.turn import Finished
+from ...engine.turn import Finished, WebSearch
 from ...web.httpio import end_response, error_before_stream, gone, open_event_stream, write_error, write_json
 from . import parse as orsp
 
@@ -153,8 +153,10 @@ class ResponsesStreamOutput:
                     arguments = call.arguments
             if not arguments:
                 arguments = "{}"
-            self._emit(orsp.arguments_done, item.id, item.index, arguments)
-            done = orsp.function_call_item(item.id, ToolCall(item.call_id, item.name, arguments))
+            tool = self.spec.client_tools.get(item.name)
+            if tool is None or not tool.custom:
+                self._emit(orsp.arguments_done, item.id, item.index, arguments)
+            done = orsp.call_item(item.id, ToolCall(item.call_id, item.name, arguments), self.spec.client_tools)
             self.output[item.index] = done
             self._emit(orsp.item_done, item.index, done)
 
@@ -175,7 +177,7 @@ class ResponsesStreamOutput:
     def tool_call_start(self, index: int, call_id: str, name: str) -> None:
         self._start()
         self._close_current()
-        placeholder = orsp.function_call_item("", ToolCall(call_id, name, ""), "in_progress")
+        placeholder = orsp.call_item("", ToolCall(call_id, name, ""), self.spec.client_tools, "in_progress")
         self.calls[index] = self._open("function_call", "fc_", placeholder, call_id=call_id, name=name)
 
     def tool_call_delta(self, index: int, arguments: str) -> None:
@@ -183,7 +185,23 @@ class ResponsesStreamOutput:
         if item is None or not arguments:
             return
         item.parts.append(arguments)
-        self._emit(orsp.arguments_delta, item.id, item.index, arguments)
+        tool = self.spec.client_tools.get(item.name)
+        if tool is None or not tool.custom:
+            # a custom tool's input is only known whole (it is JSON upstream)
+            self._emit(orsp.arguments_delta, item.id, item.index, arguments)
+
+    def web_search(self, search: WebSearch) -> None:
+        self._start()
+        self._close_current()
+        self._close_calls()
+        item = self._open("web_search_call", "ws_", orsp.web_search_item("", None, "in_progress"))
+        for kind in ("in_progress", "searching", "completed"):
+            self._emit(
+                orsp.event_of, "response.web_search_call." + kind, {"item_id": item.id, "output_index": item.index}
+            )
+        done = orsp.web_search_item(item.id, search)
+        self.output[item.index] = done
+        self._emit(orsp.item_done, item.index, done)
 
     def finished(self, finished: Finished) -> None:
         self._start()
@@ -193,7 +211,7 @@ class ResponsesStreamOutput:
                 "incomplete" if status == "incomplete" and self.current.kind == "message" else "completed"
             )
         self._close_calls(finished.tool_calls)
-        if not any(item["type"] in ("message", "function_call") for item in self.output):
+        if not any(item["type"] in ("message", "function_call", "custom_tool_call") for item in self.output):
             # nothing said and nothing called: still one (empty) message
             self._open_text("message")
             self._close_current("incomplete" if status == "incomplete" else "completed")
@@ -222,7 +240,7 @@ class ResponsesStreamOutput:
                 self.output[item.index] = orsp.reasoning_item(item.id, item.text, "incomplete")
             else:
                 call = ToolCall(item.call_id, item.name, item.text)
-                self.output[item.index] = orsp.function_call_item(item.id, call, "incomplete")
+                self.output[item.index] = orsp.call_item(item.id, call, self.spec.client_tools, "incomplete")
         self.current, self.calls = None, {}
         self.response = self._response("failed", error=error)
         self._emit(orsp.lifecycle, "response.failed", self.response)
@@ -263,7 +281,7 @@ class ResponsesOutput(WholeReply):
             self.created,
             finished.model,
             status,
-            orsp.output_items(finished, "".join(self.parts), self.make_id),
+            orsp.output_items(finished, "".join(self.parts), self.make_id, self.spec.client_tools),
             self.spec.echo,
             usage=finished.usage,
             incomplete=incomplete,

@@ -11,6 +11,7 @@ every streaming event out.  Ids and clocks are passed in.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import attrs
@@ -30,7 +31,7 @@ from ...engine.spec import (
 )
 from ...engine.tools import NAME_RE, ToolCall, ToolSpec
 from ...engine.tools import spec as tool_spec
-from ...engine.turn import Finished, Usage
+from ...engine.turn import Finished, Usage, WebSearch
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
 #: (C{store}: every response is kept in memory for C{previous_response_id},
@@ -51,8 +52,11 @@ IGNORED_PARAMS = frozenset(
         "safety_identifier",
         "max_tool_calls",
         "top_logprobs",
+        "client_metadata",
     }
 )
+#: hosted web search tools: served by the CLI's WebSearch tool
+WEB_SEARCH_TYPE = re.compile(r"^web_search(_preview)?(_\d{4}_\d{2}_\d{2})?$")
 
 #: C{reasoning.effort} -> C{--effort} (C{none}: the CLI's default)
 RESPONSE_EFFORTS: Mapping[str, Optional[str]] = dict(EFFORTS, none=None)
@@ -63,6 +67,52 @@ RESPONSE_ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invali
 
 #: where a stored conversation comes from: response id -> conversation
 Lookup = Callable[[str], Optional[Conversation]]
+#: where an C{item_reference} is resolved: item id -> the output item
+ItemLookup = Callable[[str], Optional[Mapping[str, Any]]]
+
+
+@attrs.frozen
+class ClientTool:
+    """
+    How a tool offered to the model under one name is the client's: its
+    own name, the C{namespace} it was declared in (Codex's namespace
+    tools; calls come back with it), and whether it is a C{custom} tool
+    (free-text input, offered as a function of one string C{input}).
+    """
+
+    name: str
+    namespace: Optional[str] = None
+    custom: bool = False
+
+
+@attrs.frozen
+class ParsedTools:
+    specs: tuple[ToolSpec, ...]
+    choice: str
+    echoed: list[dict[str, Any]]
+    choice_echo: Any
+    #: upstream name -> the client's tool, where they differ in kind or name
+    client: Mapping[str, ClientTool]
+    web_search: bool = False
+    skipped: tuple[str, ...] = ()
+
+    def upstream_name(self, name: str, namespace: Optional[str] = None) -> str:
+        """
+        The name the model knows a client's (namespaced) tool by.
+        """
+        for upstream, tool in self.client.items():
+            if tool.name == name and tool.namespace == namespace:
+                return upstream
+        return name
+
+
+#: the schema a custom (free-text) tool is offered with
+CUSTOM_SCHEMA = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "description": "The tool's input, as free text."}},
+    "required": ["input"],
+    "additionalProperties": False,
+}
 
 
 @attrs.frozen
@@ -81,6 +131,8 @@ class ResponsesRequest(TurnSpec):
     previous_response_id: Optional[str] = None
     item_system: Optional[str] = None
     echo: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
+    #: upstream tool name -> the client's tool (namespaced or custom)
+    client_tools: Mapping[str, ClientTool] = attrs.field(factory=dict, eq=False)
 
 
 # -- requests --------------------------------------------------------------
@@ -168,10 +220,27 @@ def _add(turns: list[Message], role: str, blocks: list[Block]) -> None:
     turns.append(Message(role, blocks))
 
 
-def parse_input(raw: Any, turns: list[Message]) -> list[str]:
+def _no_item(item_id: str) -> Optional[Mapping[str, Any]]:
+    return None
+
+
+def item_not_found(item_id: str, where: str) -> ProxyError:
+    return ProxyError(
+        404, "Item with id '%s' not found." % (item_id,), "invalid_request_error", "item_not_found", where + ".id"
+    )
+
+
+def parse_input(
+    raw: Any,
+    turns: list[Message],
+    tools: Optional[ParsedTools] = None,
+    items: ItemLookup = _no_item,
+) -> list[str]:
     """
     C{input} (a string or an array of items) appended to C{turns}; the
     system texts of its system/developer messages are returned.
+    C{item_reference} items are resolved by C{items}; calls of namespaced
+    and custom tools get the names C{tools} offers them under.
     """
     if isinstance(raw, str):
         if not raw:
@@ -186,6 +255,13 @@ def parse_input(raw: Any, turns: list[Message]) -> list[str]:
         if not isinstance(item, Mapping):
             raise bad_request("%s must be an object" % (where,), where)
         kind = item.get("type", "message")
+        if kind == "item_reference":
+            ref = _required_str(item, "id", where)
+            found = items(ref)
+            if found is None:
+                raise item_not_found(ref, where)
+            item = found
+            kind = item.get("type", "message")
         if kind == "message":
             role = item.get("role")
             content = item.get("content")
@@ -206,102 +282,201 @@ def parse_input(raw: Any, turns: list[Message]) -> list[str]:
                 raise bad_request(
                     "%s.role %r is not one of user, assistant, system, developer" % (where, role), where + ".role"
                 )
-        elif kind == "function_call":
+        elif kind in ("function_call", "custom_tool_call"):
             call_id = _required_str(item, "call_id", where)
             name = _required_str(item, "name", where)
-            use: Block = {"type": "tool_use", "id": call_id, "name": name, "input": _arguments(item.get("arguments"))}
+            namespace = item.get("namespace") if isinstance(item.get("namespace"), str) else None
+            if tools is not None:
+                name = tools.upstream_name(name, namespace)
+            elif namespace is not None:
+                name = "%s__%s" % (namespace, name)
+            if kind == "custom_tool_call":
+                tool_input = item.get("input")
+                use: Block = {
+                    "type": "tool_use",
+                    "id": call_id,
+                    "name": name,
+                    "input": {"input": tool_input if isinstance(tool_input, str) else ""},
+                }
+                _add(turns, "assistant", [use])
+                continue
+            use = {"type": "tool_use", "id": call_id, "name": name, "input": _arguments(item.get("arguments"))}
             _add(turns, "assistant", [use])
-        elif kind == "function_call_output":
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             call_id = _required_str(item, "call_id", where)
             output = item.get("output")
             blocks = _content(output if output is not None else "", where + ".output", images=True)
             _add(turns, "user", [{"type": "tool_result", "tool_use_id": call_id, "content": blocks}])
-        elif kind == "reasoning":
+        elif kind in ("reasoning", "web_search_call", "tool_search_call", "tool_search_output"):
+            # reasoning is not replayed (as the API ignores earlier
+            # thinking); a web search's results are in the text after it;
+            # tool_search is not offered (a skipped tool)
             continue
-        elif kind == "item_reference":
-            raise bad_request(
-                "%s: item references are not supported; send the items themselves or use previous_response_id"
-                % (where,),
-                where + ".type",
-                "unsupported_parameter",
-            )
         else:
             raise bad_request(
-                "%s.type %r is not supported: only message, function_call, function_call_output and reasoning items"
-                % (where, kind),
+                "%s.type %r is not supported: only message, function_call, function_call_output, custom_tool_call, "
+                "custom_tool_call_output, item_reference, reasoning and web_search_call items" % (where, kind),
                 where + ".type",
                 "unsupported_parameter",
             )
     return system
 
 
-def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, list[dict[str, Any]], Any]:
+def _function(tool: Mapping[str, Any], where: str) -> tuple[str, Optional[str], Optional[Mapping[str, Any]]]:
     """
-    The declared functions exposed to the model and the tool choice
+    A function tool's name, description and parameters, checked.
+    """
+    name = tool.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise bad_request("%s.name must match ^[A-Za-z0-9_-]{1,64}$" % (where,), where + ".name")
+    params = tool.get("parameters")
+    if params is not None and not isinstance(params, Mapping):
+        raise bad_request("%s.parameters must be a JSON Schema object" % (where,), where + ".parameters")
+    desc = tool.get("description")
+    if desc is not None and not isinstance(desc, str):
+        raise bad_request("%s.description must be a string" % (where,), where + ".description")
+    return name, desc, params
+
+
+def _flat_name(namespace: str, name: str) -> str:
+    """
+    The name a namespaced function is offered under when its own name is
+    taken: C{<namespace>__<name>}, cut to 64 allowed characters.
+    """
+    flat = re.sub(r"[^A-Za-z0-9_-]", "_", "%s__%s" % (namespace, name))
+    return flat[-64:]
+
+
+def parse_tools(body: Mapping[str, Any]) -> ParsedTools:
+    """
+    The declared tools exposed to the model and the tool choice
     (C{"auto"}, C{"required"} or a function name; C{"none"} exposes none),
     plus both as the response object repeats them.
+
+    Function tools, the functions of C{namespace} tools (offered under
+    their own name, or C{<namespace>__<name>} when that is taken) and
+    C{custom} tools (offered as a function of one string C{input}) are
+    the client's; C{web_search} (and its preview names) is served by the
+    CLI's WebSearch tool; any other hosted tool is skipped and reported.
     """
     raw = body.get("tools")
     if raw is None:
         raw = []
     if not isinstance(raw, list):
         raise bad_request("'tools' must be an array", "tools")
-    specs: list[ToolSpec] = []
+    declared: list[tuple[str, Optional[str], Optional[Mapping[str, Any]], Optional[str], bool, str]] = []
     echoed: list[dict[str, Any]] = []
+    web_search = False
+    skipped: list[str] = []
     for i, tool in enumerate(raw):
         where = "tools[%d]" % (i,)
         if not isinstance(tool, Mapping):
             raise bad_request("%s must be an object" % (where,), where)
-        if tool.get("type") != "function":
-            raise bad_request(
-                "%s.type %r is not supported: only function tools" % (where, tool.get("type")),
-                where + ".type",
-                "unsupported_parameter",
+        kind = tool.get("type")
+        if kind == "function":
+            name, desc, params = _function(tool, where)
+            declared.append((name, desc, params, None, False, where))
+            strict = tool.get("strict")
+            echoed.append(
+                {
+                    "type": "function",
+                    "name": name,
+                    "description": desc,
+                    "parameters": dict(params) if params is not None else None,
+                    "strict": strict if isinstance(strict, bool) else True,
+                }
             )
-        name = tool.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise bad_request("%s.name must match ^[A-Za-z0-9_-]{1,64}$" % (where,), where + ".name")
-        if any(s.name == name for s in specs):
+        elif kind == "namespace":
+            namespace = tool.get("name")
+            if not isinstance(namespace, str) or not namespace:
+                raise bad_request("%s.name must be a non-empty string" % (where,), where + ".name")
+            inner = tool.get("tools")
+            if not isinstance(inner, list):
+                raise bad_request("%s.tools must be an array" % (where,), where + ".tools")
+            for j, fn in enumerate(inner):
+                fwhere = "%s.tools[%d]" % (where, j)
+                if not isinstance(fn, Mapping) or fn.get("type", "function") != "function":
+                    raise bad_request("%s must be a function tool" % (fwhere,), fwhere + ".type")
+                name, desc, params = _function(fn, fwhere)
+                declared.append((name, desc, params, namespace, False, fwhere))
+            echoed.append(dict(tool))
+        elif kind == "custom":
+            cname = tool.get("name")
+            if not isinstance(cname, str) or not NAME_RE.match(cname):
+                raise bad_request("%s.name must match ^[A-Za-z0-9_-]{1,64}$" % (where,), where + ".name")
+            name = cname
+            desc = tool.get("description")
+            fmt = tool.get("format")
+            text = desc if isinstance(desc, str) else ""
+            if isinstance(fmt, Mapping) and fmt.get("type") == "grammar" and isinstance(fmt.get("definition"), str):
+                text += "\n\nThe input must follow this %s grammar:\n%s" % (fmt.get("syntax", ""), fmt["definition"])
+            declared.append((name, text, CUSTOM_SCHEMA, None, True, where))
+            echoed.append(dict(tool))
+        elif isinstance(kind, str) and WEB_SEARCH_TYPE.match(kind):
+            web_search = True
+            echoed.append(dict(tool))
+        elif isinstance(kind, str) and kind:
+            skipped.append(kind)
+        else:
+            raise bad_request("%s.type must be a string" % (where,), where + ".type")
+    specs: list[ToolSpec] = []
+    client: dict[str, ClientTool] = {}
+    plain = [d[0] for d in declared]
+    for name, desc, params, namespace, custom, where in declared:
+        upstream = name
+        if namespace is not None and plain.count(name) > 1:
+            upstream = _flat_name(namespace, name)
+        if any(s.name == upstream for s in specs):
             raise bad_request("%s: function %r is declared twice" % (where, name), where + ".name")
-        params = tool.get("parameters")
-        if params is not None and not isinstance(params, Mapping):
-            raise bad_request("%s.parameters must be a JSON Schema object" % (where,), where + ".parameters")
-        desc = tool.get("description")
-        if desc is not None and not isinstance(desc, str):
-            raise bad_request("%s.description must be a string" % (where,), where + ".description")
-        strict = tool.get("strict")
-        specs.append(tool_spec(name, desc, params))
-        echoed.append(
-            {
-                "type": "function",
-                "name": name,
-                "description": desc,
-                "parameters": dict(params) if params is not None else None,
-                "strict": strict if isinstance(strict, bool) else True,
-            }
-        )
+        specs.append(tool_spec(upstream, desc, params))
+        if namespace is not None or custom or upstream != name:
+            client[upstream] = ClientTool(name, namespace, custom)
     choice = body.get("tool_choice")
     if choice is None:
         choice = "auto"
     if isinstance(choice, Mapping):
-        if choice.get("type") != "function":
+        ckind = choice.get("type")
+        if ckind in ("function", "custom"):
+            chosen = choice.get("name")
+            space = choice.get("namespace") if isinstance(choice.get("namespace"), str) else None
+            picked: Optional[str] = next(
+                (
+                    s.name
+                    for s in specs
+                    if (s.name == chosen and s.name not in client)
+                    or (s.name in client and client[s.name].name == chosen and client[s.name].namespace == space)
+                ),
+                None,
+            )
+            if picked is None:
+                raise bad_request("'tool_choice' names a function that is not in 'tools'", "tool_choice")
+            return ParsedTools(
+                tuple(s for s in specs if s.name == picked),
+                picked,
+                echoed,
+                dict(choice),
+                client,
+                web_search,
+                tuple(skipped),
+            )
+        if isinstance(ckind, str) and (WEB_SEARCH_TYPE.match(ckind) or ckind in ("allowed_tools",)):
+            # the model may search (or use the allowed tools): not forced
+            choice = "auto"
+        else:
             raise bad_request(
-                "'tool_choice' of type %r is not supported: use none, auto, required or a function"
-                % (choice.get("type"),),
+                "'tool_choice' of type %r is not supported: use none, auto, required or a function" % (ckind,),
                 "tool_choice",
                 "unsupported_parameter",
             )
-        name = choice.get("name")
-        if not isinstance(name, str) or not any(s.name == name for s in specs):
-            raise bad_request("'tool_choice' names a function that is not in 'tools'", "tool_choice")
-        return tuple(s for s in specs if s.name == name), name, echoed, {"type": "function", "name": name}
     if choice not in ("none", "auto", "required"):
         raise bad_request("'tool_choice' must be none, auto, required or a function", "tool_choice")
     if choice == "required" and not specs:
         raise bad_request("'tool_choice' is required but no tools are declared", "tool_choice")
-    if choice == "none" or not specs:
-        return (), "auto", echoed, choice
-    return tuple(specs), str(choice), echoed, choice
+    if choice == "none":
+        return ParsedTools((), "auto", echoed, choice, client, False, tuple(skipped))
+    if not specs:
+        return ParsedTools((), "auto", echoed, choice, client, web_search, tuple(skipped))
+    return ParsedTools(tuple(specs), str(choice), echoed, choice, client, web_search, tuple(skipped))
 
 
 def parse_text_format(text: Any) -> tuple[Optional[str], dict[str, Any]]:
@@ -351,7 +526,19 @@ def parse_reasoning(reasoning: Any) -> tuple[Optional[str], dict[str, Any]]:
 
 
 def _join(parts: Sequence[Optional[str]]) -> Optional[str]:
-    kept = [p for p in parts if p]
+    """
+    System texts joined by blank lines; a text already there (the same
+    instructions or system items sent again with C{previous_response_id})
+    is not added twice.
+    """
+    kept: list[str] = []
+    for part in parts:
+        if not part:
+            continue
+        joined = "\n\n".join(kept)
+        if part in kept or part == joined or ("\n\n%s\n\n" % (part,)) in ("\n\n%s\n\n" % (joined,)):
+            continue
+        kept.append(part)
     return "\n\n".join(kept) if kept else None
 
 
@@ -365,7 +552,9 @@ def not_found(response_id: str) -> ProxyError:
     )
 
 
-def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...], lookup: Lookup) -> ResponsesRequest:
+def parse_request(
+    raw: bytes, aliases: tuple[tuple[str, str], ...], lookup: Lookup, items: ItemLookup = _no_item
+) -> ResponsesRequest:
     """
     A C{POST /v1/responses} body as a L{ResponsesRequest}; C{lookup} finds
     the conversation a C{previous_response_id} continues.
@@ -392,10 +581,11 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...], lookup: Look
             raise not_found(previous_id)
         turns.extend(prior.messages)
         prior_system = prior.system
-    item_system = parse_input(body.get("input"), turns)
+    parsed = parse_tools(body)
+    tools, tool_choice, tools_echo, choice_echo = parsed.specs, parsed.choice, parsed.echoed, parsed.choice_echo
+    item_system = parse_input(body.get("input"), turns, parsed, items)
     if not turns or turns[-1].role != "user":
         raise bad_request("'input' must end with a user message or function_call_output items", "input")
-    tools, tool_choice, tools_echo, choice_echo = parse_tools(body)
     parallel = body.get("parallel_tool_calls", True)
     if parallel is None:
         parallel = True
@@ -440,6 +630,9 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...], lookup: Look
         previous_response_id=previous_id,
         item_system=carried,
         echo=echo,
+        client_tools=parsed.client,
+        web_search=parsed.web_search,
+        skipped_tools=parsed.skipped,
     )
 
 
@@ -516,6 +709,48 @@ def function_call_item(item_id: str, call: ToolCall, status: str = "completed") 
     }
 
 
+def call_item(
+    item_id: str, call: ToolCall, client_tools: Mapping[str, ClientTool], status: str = "completed"
+) -> dict[str, Any]:
+    """
+    A call as the client declared the tool: a C{function_call} (with its
+    C{namespace} and own name for a namespaced function, as Codex requires),
+    or a C{custom_tool_call} with the free-text input.
+    """
+    tool = client_tools.get(call.name)
+    if tool is not None and tool.custom:
+        args = call.input() if call.arguments else {}
+        text = args.get("input") if isinstance(args, Mapping) else None
+        return {
+            "type": "custom_tool_call",
+            "id": item_id,
+            "call_id": call.id,
+            "name": tool.name,
+            "input": text if isinstance(text, str) else "",
+            "status": status,
+        }
+    item = function_call_item(item_id, call, status)
+    if tool is not None:
+        item["name"] = tool.name
+        if tool.namespace is not None:
+            item["namespace"] = tool.namespace
+    return item
+
+
+def web_search_item(item_id: str, search: Optional[WebSearch], status: str = "completed") -> dict[str, Any]:
+    """
+    A C{web_search_call} item: the query and the URLs found.
+    """
+    item: dict[str, Any] = {"type": "web_search_call", "id": item_id, "status": status}
+    if search is not None:
+        item["action"] = {
+            "type": "search",
+            "query": search.query,
+            "sources": [{"type": "url", "url": url} for url, _ in search.sources],
+        }
+    return item
+
+
 def end_status(finished: Finished) -> tuple[str, Optional[dict[str, Any]]]:
     """
     C{completed}, or C{incomplete} with its details when the output limit
@@ -530,20 +765,28 @@ def end_status(finished: Finished) -> tuple[str, Optional[dict[str, Any]]]:
     return "completed", None
 
 
-def output_items(finished: Finished, text: str, new_id: Callable[[str], str]) -> list[dict[str, Any]]:
+def output_items(
+    finished: Finished,
+    text: str,
+    new_id: Callable[[str], str],
+    client_tools: Mapping[str, ClientTool] = {},
+) -> list[dict[str, Any]]:
     """
     The output of a whole reply: a reasoning item (if the model thought
-    aloud), a message (if it wrote text, or did nothing else), then one
-    function_call per call.
+    aloud), a web_search_call per search, a message (if it wrote text, or
+    did nothing else), then one function_call (or custom_tool_call) per
+    call.
     """
     items: list[dict[str, Any]] = []
     if finished.reasoning:
         items.append(reasoning_item(new_id("rs_"), finished.reasoning))
+    for search in finished.searches:
+        items.append(web_search_item(new_id("ws_"), search))
     if text or not finished.tool_calls:
         status = "incomplete" if end_status(finished)[0] == "incomplete" else "completed"
         items.append(message_item(new_id("msg_"), text, status))
     for call in finished.tool_calls:
-        items.append(function_call_item(new_id("fc_"), call))
+        items.append(call_item(new_id("fc_"), call, client_tools))
     return items
 
 
@@ -591,6 +834,10 @@ def event(kind: str, sequence_number: int, **fields: Any) -> dict[str, Any]:
     One streaming event: C{type}, C{sequence_number} and its fields.
     """
     return {"type": kind, "sequence_number": sequence_number, **fields}
+
+
+def event_of(sequence_number: int, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    return event(kind, sequence_number, **fields)
 
 
 def lifecycle(sequence_number: int, kind: str, response: Mapping[str, Any]) -> dict[str, Any]:

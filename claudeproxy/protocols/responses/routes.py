@@ -50,13 +50,13 @@ class ResponsesRoutes(Serving):
         outputs: list[Output] = []
 
         def parse(body: bytes) -> TurnSpec:
-            return orsp.parse_request(body, host.config.model_aliases, store.conversation)
+            return orsp.parse_request(body, host.config.model_aliases, store.conversation, store.item)
 
         def make_output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
             assert isinstance(spec, orsp.ResponsesRequest)
             output: Output
             if spec.stream:
-                output = ResponsesStreamOutput(request, spec, rid, created, lambda: state.model, host.wallclock)
+                output = ResponsesStreamOutput(request, spec, rid, created, lambda: spec.model, host.wallclock)
             else:
                 output = ResponsesOutput(request, spec, rid, created, host.wallclock)
             outputs.append(output)

@@ -35,6 +35,8 @@ class ResponseStore:
         self.size = size
         self.persisted = persisted
         self._items: OrderedDict[str, Stored] = OrderedDict()
+        #: output item id -> the response that holds it (kept responses only)
+        self._item_owner: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -63,11 +65,41 @@ class ResponseStore:
     def _remember(self, response_id: str, stored: Stored) -> None:
         self._items[response_id] = stored
         self._items.move_to_end(response_id)
+        for item_id in _item_ids(stored):
+            self._item_owner[item_id] = response_id
         while len(self._items) > self.size:
-            self._items.popitem(last=False)
+            _, gone = self._items.popitem(last=False)
+            self._forget_items(gone)
+
+    def _forget_items(self, stored: Stored) -> None:
+        for item_id in _item_ids(stored):
+            self._item_owner.pop(item_id, None)
+
+    def item(self, item_id: str) -> Optional[dict[str, Any]]:
+        """
+        An output item of a kept response, by its id (what an
+        C{item_reference} names), or None.
+        """
+        owner = self._item_owner.get(item_id)
+        stored = self._items.get(owner) if owner is not None else None
+        if stored is not None and stored.response is not None:
+            for item in stored.response.get("output") or []:
+                if isinstance(item, dict) and item.get("id") == item_id:
+                    return item
+        if self.persisted is not None:
+            return self.persisted.find_item(item_id)
+        return None
 
     def delete(self, response_id: str) -> bool:
-        found = self._items.pop(response_id, None) is not None
+        gone = self._items.pop(response_id, None)
+        if gone is not None:
+            self._forget_items(gone)
+        found = gone is not None
         if self.persisted is not None:
             found = self.persisted.delete(response_id) or found
         return found
+
+
+def _item_ids(stored: Stored) -> list[str]:
+    output = (stored.response or {}).get("output") or []
+    return [str(item["id"]) for item in output if isinstance(item, dict) and isinstance(item.get("id"), str)]

