@@ -6,7 +6,6 @@ Each protocol's routes class derives from L{Serving}.
 
 from __future__ import annotations
 
-import hmac
 import re
 import time
 import uuid
@@ -27,6 +26,8 @@ __all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
 from ..engine.spec import TurnSpec, check_system
 from ..engine.streaming import Outcome, TurnRun
 from ..store.db import StateDB
+from ..store.usage import UsageLog, UsageRow
+from .auth import ANONYMOUS, ClientKeys, presented_key
 from .metrics import Metrics
 
 ErrorWriter = Callable[[Request, ProxyError], None]
@@ -96,6 +97,11 @@ class Serving:
         self.turns = TurnServer(reactor, config, manager, wallclock)
         self.metrics = Metrics(self.live_state)
         self.requests_served = 0
+        self.keys = ClientKeys.from_config(config)
+        #: the usage history (None: no state database)
+        self.usage: Optional[UsageLog] = (
+            UsageLog(reactor, state, wallclock, config.usage_retention * 86400.0) if state is not None else None
+        )
 
     @property
     def runs(self) -> set[TurnRun]:
@@ -117,21 +123,22 @@ class Serving:
             "exits": dict(self.manager.exits),
         }
 
-    def _authorize(self, request: Request) -> None:
-        key = self.config.api_key
-        if key is None:
-            return
-        header = request.getHeader(b"authorization") or b""
-        token = request.getHeader(b"x-api-key") or b""
-        if header[:7].lower() == b"bearer ":
-            token = header[7:].strip()
-        if not hmac.compare_digest(token, key.encode("utf-8")):
+    def _authorize(self, request: Request) -> str:
+        """
+        The name of the client whose key the request carries (C{-} when no
+        keys are configured), or a 401.
+        """
+        if not self.keys.required:
+            return ANONYMOUS
+        name = self.keys.match(presented_key(request))
+        if name is None:
             raise ProxyError(
                 401,
                 "Missing or wrong API key: send 'Authorization: Bearer <key>' with the key claudeproxy was started with (--api-key).",
                 "invalid_request_error",
                 "invalid_api_key",
             )
+        return name
 
     def _body(self, request: Request) -> bytes:
         if getattr(request, "too_large", False):
@@ -171,10 +178,13 @@ class Serving:
         outcome: Optional[Outcome] = None
         model = "-"
         stream = False
+        client = ANONYMOUS
+        error_code: Optional[str] = None
+        begun = self.wallclock()
         try:
             if self.closing:
                 raise SHUTTING_DOWN
-            self._authorize(request)
+            client = self._authorize(request)
             spec = parse_checked(parse, self._body(request))
             model, stream = spec.model, spec.stream
             self.manager.check_cli()
@@ -188,18 +198,23 @@ class Serving:
                 remember(spec, outcome, rid)
         except ProxyError as e:
             status = e.status
+            error_code = e.code
             write_err(request, e)
         except CancelledError:
             status = 499
+            error_code = "client_gone"
         except Exception:
             self.log.failure("request {rid}", rid=rid)
             status = 500
+            error_code = "internal_error"
             write_err(
                 request, ProxyError(500, "claudeproxy failed internally; see its log", "server_error", "internal_error")
             )
         finally:
             self.requests_served += 1
             self._log(endpoint, rid, model, stream, status, started, outcome)
+            if self.usage is not None:
+                self._record(endpoint, rid, client, model, stream, status, error_code, begun, started, outcome)
 
     def _quota_headers(self, request: Request) -> None:
         for name, value in quota_headers(self.quota).items():
@@ -234,4 +249,47 @@ class Serving:
             tin=usage.prompt_tokens if usage else 0,
             tout=usage.output_tokens if usage else 0,
             cached=usage.cache_read_tokens if usage else 0,
+        )
+
+    def _record(
+        self,
+        endpoint: str,
+        rid: str,
+        client: str,
+        model: str,
+        stream: bool,
+        status: int,
+        error_code: Optional[str],
+        begun: float,
+        started: float,
+        outcome: Optional[Outcome],
+    ) -> None:
+        """
+        The request's row in the usage history (written off the reactor
+        thread).
+        """
+        assert self.usage is not None
+        usage = outcome.finished.usage if outcome is not None and outcome.finished is not None else None
+        if outcome is not None and outcome.error is not None and error_code is None:
+            error_code = outcome.error.code
+        self.usage.record(
+            UsageRow(
+                time=begun,
+                request_id=rid,
+                client=client,
+                endpoint=endpoint,
+                model_asked=model,
+                model_served=(outcome.model if outcome is not None else "") or "",
+                served=outcome.served if outcome is not None else "-",
+                stream=stream,
+                status=status,
+                error_code=error_code,
+                first_token_ms=outcome.first_token_ms if outcome is not None else None,
+                total_ms=(self.reactor.seconds() - started) * 1000.0,
+                input_tokens=usage.input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+                cache_read_tokens=usage.cache_read_tokens if usage else 0,
+                cache_write_tokens=usage.cache_creation_tokens if usage else 0,
+                rate_limit=outcome.rate_limit if outcome is not None else None,
+            )
         )
