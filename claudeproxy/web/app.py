@@ -21,13 +21,14 @@ from ..engine.errors import ProxyError
 from ..protocols.anthropic.routes import AnthropicRoutes
 from ..protocols.chat.routes import ChatRoutes
 from ..protocols.responses.routes import ResponsesRoutes
+from .dashboard import DashboardRoutes
 from .httpio import write_error, write_json
 from .metrics import CONTENT_TYPE
 from .router import app
 from .serving import SHUTTING_DOWN, Serving
 
 
-class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, Serving):
+class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, DashboardRoutes, Serving):
     """
     The routes.  Everything they use is passed in (see L{Serving}).
     """

@@ -213,6 +213,7 @@ class Serving:
         finally:
             self.requests_served += 1
             self._log(endpoint, rid, model, stream, status, started, outcome)
+            self.login_seen(status, error_code)
             if self.usage is not None:
                 self._record(endpoint, rid, client, model, stream, status, error_code, begun, started, outcome)
 
@@ -250,6 +251,12 @@ class Serving:
             tout=usage.output_tokens if usage else 0,
             cached=usage.cache_read_tokens if usage else 0,
         )
+
+    def login_seen(self, status: int, error_code: Optional[str]) -> None:
+        """
+        A request ended with C{status} and C{error_code} (what it says
+        about the CLI's login is kept by the dashboard).
+        """
 
     def _record(
         self,
