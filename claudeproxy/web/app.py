@@ -104,13 +104,13 @@ class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, DashboardRoutes, Se
         except ProxyError as e:
             write_error(request, e)
             return
-        write_json(request, 200, models.list_models(self.config.model_aliases))
+        write_json(request, 200, models.list_models(self.config.model_aliases, self.model_catalog))
 
     @app.route("/v1/models/<path:model_id>", methods=["GET"])
     def get_model(self, request: Request, model_id: str) -> None:
         try:
             self._authorize(request)
-            write_json(request, 200, models.get_model(model_id, self.config.model_aliases))
+            write_json(request, 200, models.get_model(model_id, self.config.model_aliases, self.model_catalog))
         except ProxyError as e:
             write_error(request, e)
 

@@ -18,6 +18,7 @@ from twisted.web.server import Request
 
 from ..config import Config
 from ..engine.errors import ProxyError, bad_request
+from ..engine.models import ModelCatalog
 from ..engine.pool import Limiter, ProcessManager
 from ..engine.process import SYSTEM_ARG_MAX
 from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
@@ -25,6 +26,7 @@ from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
 __all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
 from ..engine.spec import TurnSpec, check_system
 from ..engine.streaming import Outcome, TurnRun
+from ..store import models as stored_models
 from ..store.db import StateDB
 from ..store.usage import UsageLog, UsageRow
 from .auth import ANONYMOUS, ClientKeys, presented_key
@@ -98,6 +100,10 @@ class Serving:
         self.metrics = Metrics(self.live_state)
         self.requests_served = 0
         self.keys = ClientKeys.from_config(config)
+        #: the models the CLI was seen to serve (kept in the state database)
+        self.model_catalog = ModelCatalog(stored_models.saver(state, wallclock) if state is not None else None)
+        if state is not None:
+            self.model_catalog.load(stored_models.load(state))
         #: the usage history (None: no state database)
         self.usage: Optional[UsageLog] = (
             UsageLog(reactor, state, wallclock, config.usage_retention * 86400.0) if state is not None else None
@@ -179,6 +185,7 @@ class Serving:
         model = "-"
         stream = False
         client = ANONYMOUS
+        cli_model = ""
         error_code: Optional[str] = None
         begun = self.wallclock()
         try:
@@ -186,7 +193,7 @@ class Serving:
                 raise SHUTTING_DOWN
             client = self._authorize(request)
             spec = parse_checked(parse, self._body(request))
-            model, stream = spec.model, spec.stream
+            model, stream, cli_model = spec.model, spec.stream, spec.cli_model
             self.manager.check_cli()
             await self.limiter.acquire()
             try:
@@ -214,6 +221,8 @@ class Serving:
             self.requests_served += 1
             self._log(endpoint, rid, model, stream, status, started, outcome)
             self.login_seen(status, error_code)
+            if outcome is not None and outcome.finished is not None:
+                self.model_catalog.learn(cli_model, outcome.model, outcome.finished.result.get("modelUsage"))
             if self.usage is not None:
                 self._record(endpoint, rid, client, model, stream, status, error_code, begun, started, outcome)
 
