@@ -100,7 +100,8 @@ function chart(svgId, win, field) {
   const W = 900, H = 180, L = 46, B = 18, T = 6;
   svg.setAttribute("viewBox", "0 0 " + W + " " + H);
   if (!win) { svg.appendChild(el("text", {x: L, y: 40}, "no usage history (no state directory)")); return; }
-  const span = {day: 24, week: 168, month: 720}[windowName];
+  // the window's hours and the current one
+  const span = {day: 24, week: 168, month: 720}[windowName] + 1;
   const start = win.start, bw = (W - L - 4) / span;
   const stacks = new Map();
   let max = 0;

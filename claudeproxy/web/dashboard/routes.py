@@ -92,7 +92,7 @@ class DashboardRoutes(Serving):
         request.setHeader(b"content-security-policy", _csp(nonce))
         request.setHeader(b"x-frame-options", b"DENY")
         request.setHeader(b"x-content-type-options", b"nosniff")
-        request.setHeader(b"referrer-policy", b"no-referrer")
+        request.setHeader(b"referrer-policy", b"same-origin")
         request.setHeader(b"cache-control", b"no-store")
         return cast(bytes, render(nonce).encode("utf-8"))
 
