@@ -25,8 +25,6 @@ from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
 from .store.db import open_state
 from .store.schema import MIGRATIONS
 from .web.app import ProxyApp
-from .web.dashboard.login import LoginState, has_auth_status
-from .web.dashboard.login import probe as probe_login
 from .web.guard import Guard
 from .web.httpio import limited_request
 from .web.mcp import McpServer
@@ -133,13 +131,8 @@ class _Core(Service):
                 errortoo=True,
             )
 
-            def got(out: bytes) -> Any:
+            def got(out: bytes) -> None:
                 self.cli_version = out.decode("utf-8", "replace").strip() or None
-                if has_auth_status(self.cli_version) and claude is not None:
-                    # the login state the dashboard shows until requests tell
-                    login = probe_login(self.reactor, claude, self.env, self.manager.workdir, self.proxy.wallclock())
-                    return login.addCallback(self._got_login)
-                return None
 
             def failed(f: Any) -> None:
                 self.cli_version = None
@@ -147,10 +140,6 @@ class _Core(Service):
 
             d.addCallbacks(got, failed)
             self._version_check = d
-
-    def _got_login(self, state: LoginState) -> None:
-        if self.proxy.cli_login.source != "request":
-            self.proxy.cli_login = state
 
     def stopService(self) -> Deferred[Any]:
         """

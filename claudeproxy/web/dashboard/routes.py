@@ -23,7 +23,7 @@ from ..httpio import write_error, write_json
 from ..router import app
 from ..serving import Serving
 from . import page
-from .login import LoginState
+from .login import LoginState, has_auth_status, probe
 
 COOKIE = "claudeproxy_dashboard"
 #: how many failed requests and recent requests the figures list
@@ -67,6 +67,26 @@ class DashboardRoutes(Serving):
             self.cli_login = LoginState(False, self.cli_login.method, "request", self.wallclock())
         elif status == 200 and self.cli_login.logged_in is not True:
             self.cli_login = LoginState(True, self.cli_login.method, "request", self.wallclock())
+
+    def _probe_login(self) -> None:
+        """
+        The first time the figures are asked for, ask the CLI whether it is
+        logged in (C{claude auth status}, ~1 s, not awaited: the next
+        refresh shows it), unless requests already told.
+        """
+        if self.__dict__.get("_login_probe") or self.cli_login.source or self.manager.claude is None:
+            return
+        if not has_auth_status(self.cli_version()):
+            return
+        self.__dict__["_login_probe"] = True
+
+        def got(state: LoginState) -> None:
+            if not self.cli_login.source:
+                self.cli_login = state
+
+        probe(self.reactor, self.manager.claude, self.manager.env, self.manager.workdir, self.wallclock()).addCallback(
+            got
+        )
 
     # -- who is asking -------------------------------------------------------------
 
@@ -164,6 +184,7 @@ class DashboardRoutes(Serving):
         What C{/v1/usage} returns: the usage history's summary, the quota,
         the live pool figures, the CLI's version and login.
         """
+        self._probe_login()
         pool = self.manager.describe()
         history: Optional[dict[str, Any]] = None
         if self.usage is not None:
