@@ -778,10 +778,83 @@ def machine(cli: str, env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def part_usage(results: dict[str, Any], n: int = 20000) -> None:
+    """
+    Part 3, in process: what recording a request's usage row costs the
+    request (the reactor thread builds the row and queues it; the writer
+    thread stores it), per request, while the writer thread works; and
+    that every row is stored.
+    """
+    from twisted.internet import reactor
+
+    from claudeproxy.store.db import open_state
+    from claudeproxy.store.schema import MIGRATIONS
+    from claudeproxy.store.usage import UsageLog, UsageRow
+
+    state = tempfile.mkdtemp(prefix="cp-bench-state-")
+    db = open_state(reactor, state, MIGRATIONS)
+    assert db is not None
+    db.start()
+    log = UsageLog(reactor, db, time.time)
+    costs = []
+    t0 = time.perf_counter()
+    for i in range(n):
+        start = time.perf_counter()
+        log.record(
+            UsageRow(
+                time=time.time(),
+                request_id="chatcmpl-%032x" % (i,),
+                client="agent",
+                endpoint="/v1/chat/completions",
+                model_asked="sonnet",
+                model_served="claude-sonnet-5",
+                served="warm",
+                stream=True,
+                status=200,
+                error_code=None,
+                first_token_ms=40.0,
+                total_ms=900.0,
+                input_tokens=1200,
+                output_tokens=300,
+                cache_read_tokens=20000,
+                cache_write_tokens=100,
+                rate_limit={"status": "allowed", "resetsAt": 1800000000},
+            )
+        )
+        costs.append((time.perf_counter() - start) * 1000.0)
+    queued = time.perf_counter() - t0
+    db.stop()
+    stored = time.perf_counter() - t0
+    again = open_state(reactor, state, MIGRATIONS)
+    assert again is not None
+    count = again.read_now(lambda conn: conn.execute("SELECT COUNT(*) FROM usage").fetchone()[0])
+    again.stop()
+    mean, p50, p99 = statistics.mean(costs), pct(costs, 0.5), pct(costs, 0.99)
+    print(
+        "usage recording: %d rows, per request mean %.3f ms, p50 %.3f ms, p99 %.3f ms; all stored in %.2f s "
+        "(%.0f rows/s), %d in the table" % (n, mean, p50, p99, stored, n / stored, count)
+    )
+    results["usage_recording"] = {
+        "rows": n,
+        "per_request_ms": {"mean": mean, "p50": p50, "p99": p99},
+        "queued_s": queued,
+        "stored_s": stored,
+        "rows_per_s": n / stored,
+        "stored_rows": count,
+    }
+    results["targets"]["usage recording adds < 1 ms to a request (p99)"] = {
+        "met": p99 < 1.0 and count == n,
+        "p99_ms": p99,
+        "lost": n - count,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=15, help="rounds of the latency comparison (default 15)")
-    parser.add_argument("--only", choices=["real", "fake"], help="run only one part")
+    parser.add_argument(
+        "--only", choices=["real", "fake", "usage"], help="run only one part (usage writes bench/results-usage.json)"
+    )
     parser.add_argument("--root", default=ROOT, help="the claudeproxy checkout to run (default: this one)")
     parser.add_argument("--slow-mb", type=int, default=50, help="size of the slow reader's reply in MB (default 50)")
     parser.add_argument(
@@ -794,6 +867,14 @@ def main() -> None:
         serve_upstream()
         return
     args.root = os.path.abspath(args.root)
+    if args.only == "usage":
+        out = args.out if args.out != os.path.join(HERE, "results.json") else os.path.join(HERE, "results-usage.json")
+        usage_results: dict[str, Any] = {"command": COMMAND, "argv": sys.argv[1:], "targets": {}}
+        part_usage(usage_results)
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(usage_results, f, indent=2)
+        print("written to", out)
+        return
 
     from tests.harness import cli_env, cli_path
 
@@ -823,6 +904,9 @@ def main() -> None:
         if args.only in (None, "fake"):
             print("\nPart 2: fake CLI (%s)" % (FAKECLI,), flush=True)
             part_fake(args, env, results)
+        if args.only is None:
+            print("\nPart 3: usage recording", flush=True)
+            part_usage(results)
     finally:
         upstream.terminate()
         upstream.wait()

@@ -86,8 +86,19 @@ class Options(usage.Options):
             "earlier daemon left (default: $XDG_STATE_HOME/claudeproxy or ~/.local/state/claudeproxy; "
             "~/Library/Application Support/claudeproxy on macOS).",
         ],
-        ["api-key", None, None, "Require 'Authorization: Bearer KEY' on every /v1/* request."],
-        ["api-key-file", None, None, "Read the API key from this file (first line)."],
+        [
+            "api-key-file",
+            None,
+            None,
+            "Read API keys from this file: one a line, NAME=KEY or a plain KEY ('#' starts a comment).",
+        ],
+        [
+            "usage-retention",
+            None,
+            90.0,
+            "Days the usage history (one row per request, in the state directory) is kept.",
+            _positive_float,
+        ],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
         [
             "warm",
@@ -132,6 +143,22 @@ class Options(usage.Options):
         self["model-alias"] = []
         self["cors-origin"] = []
         self["allowed-host"] = []
+        self["api-key"] = None
+        self["api-keys"] = []
+
+    def opt_api_key(self, value: str) -> None:
+        """
+        NAME=KEY or KEY: require 'Authorization: Bearer KEY' (or x-api-key) on every /v1/* request (repeatable: each client its own key; its usage is recorded under NAME, "default" for a plain KEY).
+        """
+        from .web.auth import parse_key
+
+        try:
+            name, key = parse_key(value)
+        except ValueError:
+            raise usage.UsageError("--api-key must not be empty")
+        if name == "default" and self["api-key"] is None:
+            self["api-key"] = key
+        self["api-keys"].append((name, key))
 
     def opt_cors_origin(self, value: str) -> None:
         """
@@ -163,19 +190,25 @@ class Options(usage.Options):
             raise usage.UsageError("--log-format must be text or json")
         if self["system-prompt-mode"] not in ("replace", "append"):
             raise usage.UsageError("--system-prompt-mode must be replace or append")
-        if self["api-key"] is not None and self["api-key-file"] is not None:
-            raise usage.UsageError("give --api-key or --api-key-file, not both")
         if self["api-key-file"] is not None:
+            from .web.auth import parse_key_file
+
             try:
                 with open(self["api-key-file"], encoding="utf-8") as f:
-                    key = f.readline().strip()
+                    found = parse_key_file(f.read())
             except OSError as e:
                 raise usage.UsageError("cannot read --api-key-file: %s" % (e,))
-            if not key:
+            if not found:
                 raise usage.UsageError("--api-key-file %s is empty" % (self["api-key-file"],))
-            self["api-key"] = key
-        if self["api-key"] is not None and not self["api-key"].strip():
-            raise usage.UsageError("--api-key must not be empty")
+            if len(found) == 1 and found[0][0] == "default" and self["api-key"] is None:
+                self["api-key"] = found[0][1]
+            self["api-keys"].extend(found)
+        from .web.auth import check_keys
+
+        try:
+            check_keys(self["api-keys"])
+        except ValueError as e:
+            raise usage.UsageError("--api-key: %s" % (e,))
         from .engine.errors import ProxyError
         from .engine.models import resolve
 
@@ -224,7 +257,8 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         request_timeout=options["request-timeout"],
         idle_timeout=options["idle-timeout"],
         system_prompt_mode=options["system-prompt-mode"],
-        api_key=options["api-key"],
+        api_keys=tuple(options["api-keys"]),
+        usage_retention=options["usage-retention"],
         model_aliases=tuple(options["model-alias"]),
         max_body=options["max-body"],
         upstream_retries=options["upstream-retries"],

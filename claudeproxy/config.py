@@ -24,6 +24,11 @@ class Config:
     idle_timeout: float = 120.0
     system_prompt_mode: str = "replace"
     api_key: Optional[str] = None
+    #: named API keys, (name, key): each client its own key, its usage
+    #: recorded under its name (C{api_key}, if set, is one more, "default")
+    api_keys: tuple[tuple[str, str], ...] = ()
+    #: days the usage history is kept
+    usage_retention: float = 90.0
     model_aliases: tuple[tuple[str, str], ...] = ()
     max_body: int = 32 * 1024 * 1024
     upstream_retries: int = 2

@@ -106,6 +106,9 @@ class _Core(Service):
         self._guard_children()
         if self.proxy.state is not None:
             self.proxy.state.start()
+        if self.proxy.usage is not None:
+            # old usage rows are pruned now and then every hour
+            self.proxy.usage.start()
         if self.enter_workdir:
             self._left_cwd = os.getcwd()
             os.chdir(self.manager.workdir)
@@ -145,6 +148,8 @@ class _Core(Service):
         """
         super().stopService()
         self.proxy.shutdown()
+        if self.proxy.usage is not None:
+            self.proxy.usage.stop()
         reaped: Deferred[Any] = self.manager.shutdown()
         if self._version_check is not None and not self._version_check.called:
             reaped = DeferredList([reaped, self._version_check], consumeErrors=True)

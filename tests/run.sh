@@ -20,6 +20,16 @@ if [ ! -x "$CLI_DIR/node_modules/.bin/claude" ]; then
     echo "installing @anthropic-ai/claude-code@$CLI_VERSION into $CLI_DIR"
     npm install --prefix "$CLI_DIR" --no-audit --no-fund --loglevel=error "@anthropic-ai/claude-code@$CLI_VERSION"
 fi
+# the dashboard's browser test drives Debian's chromium (selenium comes with
+# the test extras); installed quietly, only when missing
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "installing chromium and chromium-driver"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 export CLAUDEPROXY_TEST_CLI=$CLI_DIR/node_modules/.bin/claude
 "$CLAUDEPROXY_TEST_CLI" --version
 

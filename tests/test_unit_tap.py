@@ -14,7 +14,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy._tap import DEFAULT_LISTEN, Options, find_claude, makeService
+from claudeproxy._tap import DEFAULT_LISTEN, Options, config_from_options, find_claude, makeService
 
 
 def parse(*args: str) -> Options:
@@ -125,9 +125,10 @@ class OptionsTests(SynchronousTestCase):
     def test_api_key_file(self) -> None:
         path = self.mktemp()
         with open(path, "w", encoding="utf-8") as f:
-            f.write("  file-key  \nsecond line\n")
+            f.write("  file-key  \n")
         o = parse("--api-key-file", path)
         self.assertEqual(o["api-key"], "file-key")
+        self.assertEqual(o["api-keys"], [("default", "file-key")])
 
     def test_api_key_file_missing(self) -> None:
         e = self.assertRaises(usage.UsageError, parse, "--api-key-file", self.mktemp())
@@ -144,8 +145,29 @@ class OptionsTests(SynchronousTestCase):
         path = self.mktemp()
         with open(path, "w", encoding="utf-8") as f:
             f.write("k\n")
-        e = self.assertRaises(usage.UsageError, parse, "--api-key", "k", "--api-key-file", path)
-        self.assertIn("not both", str(e))
+        # two plain keys would both be "default": name them
+        e = self.assertRaises(usage.UsageError, parse, "--api-key", "k2", "--api-key-file", path)
+        self.assertIn("more than one API key", str(e))
+
+    def test_named_api_keys(self) -> None:
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("# my tools\neditor=e-key\n\nscripts=s-key\n")
+        o = parse("--api-key", "agent=a-key", "--api-key", "plain", "--api-key-file", path)
+        self.assertEqual(
+            o["api-keys"], [("agent", "a-key"), ("default", "plain"), ("editor", "e-key"), ("scripts", "s-key")]
+        )
+        config = config_from_options(o, {"PATH": "/nowhere", "HOME": "/h"}, "/w")
+        self.assertEqual(config.api_keys, tuple(o["api-keys"]))
+        self.assertIsNone(config.api_key)
+        self.assertRaises(usage.UsageError, parse, "--api-key", "a=1", "--api-key", "a=2")
+        self.assertRaises(usage.UsageError, parse, "--api-key", "a=1", "--api-key", "b=1")
+
+    def test_usage_retention(self) -> None:
+        self.assertEqual(parse()["usage-retention"], 90.0)
+        o = parse("--usage-retention", "7")
+        self.assertEqual(config_from_options(o, {"PATH": "/nowhere", "HOME": "/h"}, "/w").usage_retention, 7.0)
+        self.assertRaises(usage.UsageError, parse, "--usage-retention", "0")
 
     def test_unknown_option(self) -> None:
         self.assertRaises(usage.UsageError, parse, "--no-such-option")

@@ -5,7 +5,9 @@ Model names: what clients may ask for and what the CLI's C{--model} gets.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional
+
+import attrs
 
 from .errors import ProxyError
 
@@ -63,13 +65,102 @@ def model_object(model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "anthropic"}
 
 
-def list_models(aliases: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    return {"object": "list", "data": [model_object(m) for m in known_ids(aliases)]}
+def list_models(aliases: Iterable[tuple[str, str]], catalog: Optional[ModelCatalog] = None) -> dict[str, Any]:
+    """
+    The family ids, the CLI's aliases, the C{--model-alias} names and (with
+    a C{catalog}) the ids the CLI has been seen to resolve them to.
+    """
+    aliases = list(aliases)
+    if catalog is None:
+        return {"object": "list", "data": [model_object(m) for m in known_ids(aliases)]}
+    ids = [*catalog.ids(), *(m for m in known_ids(aliases) if m not in catalog.limits)]
+    return {"object": "list", "data": [catalog.describe(m, aliases) for m in ids]}
 
 
-def get_model(model_id: str, aliases: Iterable[tuple[str, str]]) -> dict[str, Any]:
+def get_model(
+    model_id: str, aliases: Iterable[tuple[str, str]], catalog: Optional[ModelCatalog] = None
+) -> dict[str, Any]:
     aliases = list(aliases)
     if model_id in known_ids(aliases) or FULL_ID.fullmatch(model_id):
-        return model_object(model_id)
-    resolve(model_id, aliases)
+        return catalog.describe(model_id, aliases) if catalog is not None else model_object(model_id)
+    try:
+        resolve(model_id, aliases)
+    except ProxyError as e:
+        if catalog is None or not catalog.ids():
+            raise
+        raise attrs.evolve(
+            e, message=e.message.replace(". Valid ids: ", ". Valid ids: %s, " % (", ".join(catalog.ids()),), 1)
+        )
     raise AssertionError("unreachable")
+
+
+class ModelCatalog:
+    """
+    The models the CLI actually serves, learned as traffic flows: the id
+    its C{system/init} line reports for each C{--model} value (so C{sonnet}
+    → C{claude-sonnet-…}), and each id's context window and maximum output
+    from the C{modelUsage} of its C{result} line.  C{on_learn} is told of
+    every change (to keep them across restarts).
+    """
+
+    def __init__(self, on_learn: Any = None) -> None:
+        #: --model value (an alias) -> the id it resolved to
+        self.resolved: dict[str, str] = {}
+        #: id -> {"context_window": n, "max_output_tokens": n}
+        self.limits: dict[str, dict[str, int]] = {}
+        self.on_learn = on_learn
+
+    def load(self, rows: Iterable[tuple[str, Any, Any, Any]]) -> None:
+        """
+        Rows (id, alias or None, context window, max output) kept earlier.
+        """
+        for model_id, alias, window, max_out in rows:
+            self._set(model_id, alias, window, max_out)
+
+    def _set(self, model_id: str, alias: Any, window: Any, max_out: Any) -> bool:
+        changed = False
+        if isinstance(alias, str) and alias and alias != model_id and self.resolved.get(alias) != model_id:
+            self.resolved[alias] = model_id
+            changed = True
+        limits = self.limits.setdefault(model_id, {})
+        for key, value in (("context_window", window), ("max_output_tokens", max_out)):
+            if isinstance(value, int) and value > 0 and limits.get(key) != value:
+                limits[key] = value
+                changed = True
+        return changed
+
+    def learn(self, cli_model: str, served: str, model_usage: Any) -> None:
+        """
+        A turn run with C{--model cli_model} was served by C{served}, and
+        its result's C{modelUsage} was C{model_usage}.
+        """
+        if not served or not FULL_ID.fullmatch(served):
+            return
+        usage = model_usage.get(served) if isinstance(model_usage, Mapping) else None
+        usage = usage if isinstance(usage, Mapping) else {}
+        alias = cli_model if cli_model in CLI_ALIASES else None
+        if self._set(served, alias, usage.get("contextWindow"), usage.get("maxOutputTokens")) and self.on_learn:
+            self.on_learn(served, alias, self.limits[served])
+
+    def ids(self) -> list[str]:
+        return sorted(self.limits)
+
+    def describe(self, model_id: str, aliases: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+        """
+        The model object for C{model_id}, with what is known of it: the id
+        it resolves to (an alias, a family id or a C{--model-alias}) and
+        the limits of that id.
+        """
+        out = model_object(model_id)
+        target = model_id
+        try:
+            target = resolve(model_id, aliases)
+        except ProxyError:
+            pass
+        real = self.resolved.get(target, target)
+        if real != model_id:
+            out["resolves_to"] = real if real in self.limits else target
+        limits = self.limits.get(real)
+        if limits:
+            out.update(limits)
+        return out

@@ -153,7 +153,7 @@ class TurnServer:
                 self._give_back(lease, spec.conversation, outcome, state)
             if outcome.retry:
                 continue
-            return attrs.evolve(outcome, served=lease.source)
+            return attrs.evolve(outcome, served=lease.source, model=state.model, rate_limit=state.rate_limit)
 
     async def _attempt(
         self,

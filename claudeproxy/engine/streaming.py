@@ -105,6 +105,10 @@ class Outcome:
     #: how the turn was served: C{warm}, C{cold}, C{session}, C{resumed}
     #: (a process started ahead on this conversation) or C{tools}
     served: str = "-"
+    #: the model the CLI reported serving the turn (its init line), and the
+    #: rate-limit state it reported during the turn
+    model: str = ""
+    rate_limit: Optional[Mapping[str, Any]] = None
 
 
 @implementer(IPushProducer)

@@ -5,6 +5,7 @@ service, and diagnose a setup.
     claudeproxy launchd install|uninstall|status|print [--label L] [-- TWISTD-ARGS...]
     claudeproxy systemd install|uninstall|status|print [--unit NAME] [-- TWISTD-ARGS...]
     claudeproxy doctor [--port 3456] [--claude PATH]
+    claudeproxy status [--port 3456] [--window day|week|month] [--api-key-file FILE]
 
 The daemon itself is C{twistd -n claudeproxy}.  Everything this module
 touches (the process runner, the environment, the output, the platform,
@@ -19,7 +20,8 @@ import sys
 from typing import Any, Mapping, NoReturn, Optional, Sequence, TextIO
 
 from .. import __version__
-from . import doctor, launchd, systemd
+from ..web.auth import parse_key_file
+from . import doctor, launchd, status, systemd
 from .servicespec import DARWIN_BINS, LINUX_BINS, Runner, ServiceSpec, home_of, plan, run_process
 
 ACTIONS = ("install", "uninstall", "status", "print")
@@ -60,7 +62,7 @@ def _parser(out: TextIO) -> _Parser:
         "`claudeproxy launchd install -- --api-key-file ~/.claudeproxy-key`.",
     )
     parser.add_argument("--version", action="version", version="claudeproxy %s" % (__version__,))
-    sub = parser.add_subparsers(dest="command", metavar="{launchd,systemd,doctor}")
+    sub = parser.add_subparsers(dest="command", metavar="{launchd,systemd,doctor,status}")
     sub.required = True
 
     ld = sub.add_parser("launchd", help="a macOS LaunchAgent (~/Library/LaunchAgents/LABEL.plist)")
@@ -84,6 +86,13 @@ def _parser(out: TextIO) -> _Parser:
     dr.add_argument("--keep-api-key", action="store_true", help="check the CLI with ANTHROPIC_API_KEY kept")
     dr.add_argument("--label", default=launchd.DEFAULT_LABEL, help="the LaunchAgent's label (default: %(default)s)")
     dr.add_argument("--unit", default=systemd.DEFAULT_UNIT, help="the systemd unit's name (default: %(default)s)")
+
+    st = sub.add_parser("status", help="the dashboard's summary: usage per client, quota, live figures, errors")
+    st.add_argument("--host", default="127.0.0.1", help="where the daemon listens (default: %(default)s)")
+    st.add_argument("--port", type=int, default=3456, help="its port (default: %(default)s)")
+    st.add_argument("--window", choices=("day", "week", "month"), default="day", help="(default: %(default)s)")
+    st.add_argument("--api-key-file", default=None, help="a file whose first key is used (else $CLAUDEPROXY_API_KEY)")
+    st.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default: %(default)s)")
     return parser
 
 
@@ -117,6 +126,7 @@ def main(
     uid: Optional[int] = None,
     executable: Optional[str] = None,
     cwd: Optional[str] = None,
+    fetch: status.Fetch = status.fetch_usage,
 ) -> int:
     """
     The C{claudeproxy} command; returns its exit status.
@@ -134,10 +144,22 @@ def main(
     parser = _parser(stream)
     try:
         args = parser.parse_args(own)
-        if extra and (args.command == "doctor" or args.action in ("uninstall", "status")):
+        if extra and (args.command in ("doctor", "status") or args.action in ("uninstall", "status")):
             parser.error("arguments after -- are only for install and print")
     except _Exit as e:
         return e.status
+
+    if args.command == "status":
+        key = environ.get("CLAUDEPROXY_API_KEY") or None
+        if args.api_key_file:
+            try:
+                with open(os.path.expanduser(args.api_key_file), encoding="utf-8") as f:
+                    keys = parse_key_file(f.read())
+            except (OSError, ValueError) as e:
+                stream.write("cannot read --api-key-file: %s\n" % (e,))
+                return 2
+            key = keys[0][1] if keys else None
+        return status.run(args.host, args.port, key, args.timeout, args.window, stream, fetch)
 
     if args.command == "doctor":
         config = doctor.DoctorConfig(

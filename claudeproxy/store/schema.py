@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 
 from .db import Migration
+from .models import create_table as _models
+from .usage import create_table as _usage
 
 
 def _responses(conn: sqlite3.Connection) -> None:
@@ -21,4 +23,4 @@ def _responses(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX responses_created ON responses (created)")
 
 
-MIGRATIONS: list[Migration] = [_responses]
+MIGRATIONS: list[Migration] = [_responses, _usage, _models]

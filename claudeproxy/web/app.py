@@ -21,13 +21,14 @@ from ..engine.errors import ProxyError
 from ..protocols.anthropic.routes import AnthropicRoutes
 from ..protocols.chat.routes import ChatRoutes
 from ..protocols.responses.routes import ResponsesRoutes
+from .dashboard import DashboardRoutes
 from .httpio import write_error, write_json
 from .metrics import CONTENT_TYPE
 from .router import app
 from .serving import SHUTTING_DOWN, Serving
 
 
-class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, Serving):
+class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, DashboardRoutes, Serving):
     """
     The routes.  Everything they use is passed in (see L{Serving}).
     """
@@ -104,13 +105,13 @@ class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, Serving):
         except ProxyError as e:
             write_error(request, e)
             return
-        write_json(request, 200, models.list_models(self.config.model_aliases))
+        write_json(request, 200, models.list_models(self.config.model_aliases, self.model_catalog))
 
     @app.route("/v1/models/<path:model_id>", methods=["GET"])
     def get_model(self, request: Request, model_id: str) -> None:
         try:
             self._authorize(request)
-            write_json(request, 200, models.get_model(model_id, self.config.model_aliases))
+            write_json(request, 200, models.get_model(model_id, self.config.model_aliases, self.model_catalog))
         except ProxyError as e:
             write_error(request, e)
 

@@ -21,6 +21,9 @@ from twisted.web.server import Request
 from ..engine.errors import ProxyError
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+#: the dashboard's paths: its own page may call them (same origin: its
+#: login form's POST carries an Origin header)
+SAME_ORIGIN_PATHS = frozenset({b"/", b"/login", b"/logout", b"/v1/usage"})
 ALLOW_HEADERS = b"authorization, content-type, x-api-key, anthropic-version, anthropic-beta, openai-beta, x-request-id"
 
 
@@ -78,6 +81,13 @@ class Guard(Resource):
         origin_raw = request.getHeader(b"origin")
         if origin_raw is not None:
             origin = origin_raw.decode("latin-1").rstrip("/").lower()
+            if (
+                request.path in SAME_ORIGIN_PATHS
+                and host is not None
+                and origin in ("http://" + host.decode("latin-1").lower(), "https://" + host.decode("latin-1").lower())
+            ):
+                # the daemon's own page (its Host already checked above)
+                return self.wrapped.render(request)
             if origin not in self.cors_origins:
                 return self._refuse(
                     request,

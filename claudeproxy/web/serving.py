@@ -6,7 +6,6 @@ Each protocol's routes class derives from L{Serving}.
 
 from __future__ import annotations
 
-import hmac
 import re
 import time
 import uuid
@@ -20,6 +19,7 @@ from twisted.web.server import Request
 
 from ..config import Config
 from ..engine.errors import ProxyError, bad_request
+from ..engine.models import ModelCatalog
 from ..engine.pool import Limiter, ProcessManager
 from ..engine.process import SYSTEM_ARG_MAX
 from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
@@ -28,7 +28,10 @@ __all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
 from ..engine.spec import TurnSpec, check_system
 from ..engine.streaming import Outcome, TurnOutput, TurnRun
 from ..engine.turn import Finished, TurnState, WebSearch
+from ..store import models as stored_models
 from ..store.db import StateDB
+from ..store.usage import UsageLog, UsageRow
+from .auth import ANONYMOUS, ClientKeys, presented_key
 from .metrics import Metrics
 
 ErrorWriter = Callable[[Request, ProxyError], None]
@@ -157,6 +160,15 @@ class Serving:
         #: the model id the CLI was asked for -> the upstream model that
         #: answered last (for /health)
         self.models_resolved: dict[str, str] = {}
+        self.keys = ClientKeys.from_config(config)
+        #: the models the CLI was seen to serve (kept in the state database)
+        self.model_catalog = ModelCatalog(stored_models.saver(state, wallclock) if state is not None else None)
+        if state is not None:
+            self.model_catalog.load(stored_models.load(state))
+        #: the usage history (None: no state database)
+        self.usage: Optional[UsageLog] = (
+            UsageLog(reactor, state, wallclock, config.usage_retention * 86400.0) if state is not None else None
+        )
 
     @property
     def runs(self) -> set[TurnRun]:
@@ -178,21 +190,22 @@ class Serving:
             "exits": dict(self.manager.exits),
         }
 
-    def _authorize(self, request: Request) -> None:
-        key = self.config.api_key
-        if key is None:
-            return
-        header = request.getHeader(b"authorization") or b""
-        token = request.getHeader(b"x-api-key") or b""
-        if header[:7].lower() == b"bearer ":
-            token = header[7:].strip()
-        if not hmac.compare_digest(token, key.encode("utf-8")):
+    def _authorize(self, request: Request) -> str:
+        """
+        The name of the client whose key the request carries (C{-} when no
+        keys are configured), or a 401.
+        """
+        if not self.keys.required:
+            return ANONYMOUS
+        name = self.keys.match(presented_key(request))
+        if name is None:
             raise ProxyError(
                 401,
                 "Missing or wrong API key: send 'Authorization: Bearer <key>' with the key claudeproxy was started with (--api-key).",
                 "invalid_request_error",
                 "invalid_api_key",
             )
+        return name
 
     def _body(self, request: Request) -> bytes:
         if getattr(request, "too_large", False):
@@ -232,12 +245,16 @@ class Serving:
         outcome: Optional[Outcome] = None
         model = "-"
         stream = False
+        client = ANONYMOUS
+        cli_model = ""
+        error_code: Optional[str] = None
+        begun = self.wallclock()
         try:
             if self.closing:
                 raise SHUTTING_DOWN
-            self._authorize(request)
+            client = self._authorize(request)
             spec = parse_checked(parse, self._body(request))
-            model, stream = spec.model, spec.stream
+            model, stream, cli_model = spec.model, spec.stream, spec.cli_model
             if spec.skipped_tools:
                 skipped = ",".join(spec.skipped_tools)
                 request.setHeader(b"x-claudeproxy-skipped-tools", skipped.encode("utf-8", "replace"))
@@ -265,18 +282,26 @@ class Serving:
                 remember(spec, outcome, rid)
         except ProxyError as e:
             status = e.status
+            error_code = e.code
             write_err(request, e)
         except CancelledError:
             status = 499
+            error_code = "client_gone"
         except Exception:
             self.log.failure("request {rid}", rid=rid)
             status = 500
+            error_code = "internal_error"
             write_err(
                 request, ProxyError(500, "claudeproxy failed internally; see its log", "server_error", "internal_error")
             )
         finally:
             self.requests_served += 1
             self._log(endpoint, rid, model, stream, status, started, outcome)
+            self.login_seen(status, error_code)
+            if outcome is not None and outcome.finished is not None:
+                self.model_catalog.learn(cli_model, outcome.model, outcome.finished.result.get("modelUsage"))
+            if self.usage is not None:
+                self._record(endpoint, rid, client, model, stream, status, error_code, begun, started, outcome)
 
     def _quota_headers(self, request: Request) -> None:
         for name, value in quota_headers(self.quota).items():
@@ -311,4 +336,53 @@ class Serving:
             tin=usage.prompt_tokens if usage else 0,
             tout=usage.output_tokens if usage else 0,
             cached=usage.cache_read_tokens if usage else 0,
+        )
+
+    def login_seen(self, status: int, error_code: Optional[str]) -> None:
+        """
+        A request ended with C{status} and C{error_code} (what it says
+        about the CLI's login is kept by the dashboard).
+        """
+
+    def _record(
+        self,
+        endpoint: str,
+        rid: str,
+        client: str,
+        model: str,
+        stream: bool,
+        status: int,
+        error_code: Optional[str],
+        begun: float,
+        started: float,
+        outcome: Optional[Outcome],
+    ) -> None:
+        """
+        The request's row in the usage history (written off the reactor
+        thread).
+        """
+        assert self.usage is not None
+        usage = outcome.finished.usage if outcome is not None and outcome.finished is not None else None
+        if outcome is not None and outcome.error is not None and error_code is None:
+            error_code = outcome.error.code
+        self.usage.record(
+            UsageRow(
+                time=begun,
+                request_id=rid,
+                client=client,
+                endpoint=endpoint,
+                model_asked=model,
+                model_served=(outcome.model if outcome is not None else "") or "",
+                served=outcome.served if outcome is not None else "-",
+                stream=stream,
+                status=status,
+                error_code=error_code,
+                first_token_ms=outcome.first_token_ms if outcome is not None else None,
+                total_ms=(self.reactor.seconds() - started) * 1000.0,
+                input_tokens=usage.input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+                cache_read_tokens=usage.cache_read_tokens if usage else 0,
+                cache_write_tokens=usage.cache_creation_tokens if usage else 0,
+                rate_limit=outcome.rate_limit if outcome is not None else None,
+            )
         )

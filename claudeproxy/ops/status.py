@@ -1,0 +1,134 @@
+"""
+C{claudeproxy status}: the dashboard's summary in the terminal, from a
+running daemon's C{GET /v1/usage}.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from typing import Any, Callable, Optional, TextIO
+
+#: (host, port, key, timeout) -> (status, body)
+Fetch = Callable[[str, int, Optional[str], float], tuple[int, bytes]]
+
+
+def fetch_usage(host: str, port: int, key: Optional[str], timeout: float) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        headers = {"Authorization": "Bearer " + key} if key else {}
+        conn.request("GET", "/v1/usage", headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read(16 * 1024 * 1024)
+    finally:
+        conn.close()
+
+
+def _n(value: Any) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _when(t: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "-"
+
+
+def summary(figures: dict[str, Any], window: str = "day") -> str:
+    """
+    The figures as lines of text.
+    """
+    out = []
+    cli = figures.get("cli") or {}
+    login = cli.get("login") or {}
+    state = login.get("logged_in")
+    logged = (
+        "login unknown" if state is None else ("logged in" if state else "NOT logged in (run `claude`, then /login)")
+    )
+    out.append("claudeproxy %s   CLI %s, %s" % (figures.get("version"), cli.get("version") or "unknown", logged))
+    quota = figures.get("quota")
+    if quota:
+        resets = quota.get("resetsAt")
+        out.append(
+            "quota: %s%s (reported %s)"
+            % (quota.get("status", "?"), ", resets " + _when(resets) if resets else "", _when(quota.get("observed_at")))
+        )
+    else:
+        out.append("quota: not reported yet")
+    live = figures.get("live") or {}
+    out.append(
+        "now: %s in flight, %s queued, %s warm, %s live conversations, %s tool waits; %s served since start"
+        % tuple(_n(live.get(k)) for k in ("in_flight", "queued", "warm", "conversations", "tool_waits", "served"))
+    )
+    history = figures.get("history")
+    if history is None:
+        out.append("no usage history (the daemon has no state directory)")
+        return "\n".join(out) + "\n"
+    win = history["windows"][window]
+    out.append("")
+    out.append("last %s, per client:" % (window,))
+    rows = [("client", "requests", "errors", "input", "output", "cache read", "cache write")]
+    for name, c in sorted(win["clients"].items()):
+        rows.append(
+            (
+                name,
+                _n(c["requests"]),
+                _n(c["errors"]),
+                _n(c["input_tokens"]),
+                _n(c["output_tokens"]),
+                _n(c["cache_read_tokens"]),
+                _n(c["cache_write_tokens"]),
+            )
+        )
+    if len(rows) == 1:
+        out.append("  no requests")
+    else:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            out.append(
+                "  "
+                + "  ".join(
+                    c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+                )
+            )
+    if win["hours"]:
+        per_hour: dict[int, int] = {}
+        for h in win["hours"]:
+            per_hour[h["hour"]] = per_hour.get(h["hour"], 0) + h["requests"]
+        peak = max(per_hour.items(), key=lambda kv: kv[1])
+        out.append("  busiest hour: %s with %s requests" % (_when(peak[0]), _n(peak[1])))
+    errors = history.get("errors") or []
+    out.append("")
+    out.append("last errors:" if errors else "last errors: none")
+    for e in errors[:10]:
+        out.append(
+            "  %s  %s  %s  %s %s  %s ms"
+            % (
+                _when(e["time"]),
+                e["client"],
+                e["endpoint"],
+                e["status"],
+                e["error_code"] or "",
+                _n(round(e["total_ms"])),
+            )
+        )
+    return "\n".join(out) + "\n"
+
+
+def run(host: str, port: int, key: Optional[str], timeout: float, window: str, out: TextIO, fetch: Fetch) -> int:
+    try:
+        status, body = fetch(host, port, key, timeout)
+    except (OSError, http.client.HTTPException) as e:
+        out.write("no claudeproxy answers on %s:%d (%s); start it with `twistd -n claudeproxy`\n" % (host, port, e))
+        return 1
+    if status == 401:
+        out.write("the daemon needs an API key: pass --api-key-file FILE (or set CLAUDEPROXY_API_KEY)\n")
+        return 1
+    try:
+        figures = json.loads(body)
+    except ValueError:
+        figures = None
+    if status != 200 or not isinstance(figures, dict) or figures.get("object") != "usage":
+        out.write("%s:%d answered %d, not claudeproxy's /v1/usage\n" % (host, port, status))
+        return 1
+    out.write(summary(figures, window))
+    return 0

@@ -1,0 +1,303 @@
+"""
+Usage history: one row per request (who asked, what was served and how,
+how it ended, how long it took, the tokens, the subscription's rate-limit
+state), kept in the state database for C{retention} seconds.
+
+Recording never waits: L{UsageLog.record} puts the row on a queue and asks
+the writer thread to drain it, so a burst of requests becomes a few
+transactions of many rows, and no row is lost however many arrive at once.
+The summaries the dashboard shows (L{UsageLog.summary}) are read on the
+same thread, after the rows queued before them.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sqlite3
+import threading
+from typing import Any, Callable, Mapping, Optional
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+
+from .db import StateDB
+
+HOUR = 3600
+DAY = 86400
+#: the windows summarised, in seconds
+WINDOWS = {"day": DAY, "week": 7 * DAY, "month": 30 * DAY}
+#: how often old rows are pruned
+PRUNE_INTERVAL = float(HOUR)
+
+COLUMNS = (
+    "time",
+    "request_id",
+    "client",
+    "endpoint",
+    "model_asked",
+    "model_served",
+    "served",
+    "stream",
+    "status",
+    "error_code",
+    "first_token_ms",
+    "total_ms",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "rate_limit_status",
+    "rate_limit",
+)
+
+
+def create_table(conn: sqlite3.Connection) -> None:
+    """
+    The schema step that adds the usage table.
+    """
+    conn.execute(
+        "CREATE TABLE usage ("
+        " time REAL NOT NULL,"
+        " request_id TEXT NOT NULL,"
+        " client TEXT NOT NULL,"
+        " endpoint TEXT NOT NULL,"
+        " model_asked TEXT NOT NULL,"
+        " model_served TEXT NOT NULL,"
+        " served TEXT NOT NULL,"
+        " stream INTEGER NOT NULL,"
+        " status INTEGER NOT NULL,"
+        " error_code TEXT,"
+        " first_token_ms REAL,"
+        " total_ms REAL NOT NULL,"
+        " input_tokens INTEGER NOT NULL,"
+        " output_tokens INTEGER NOT NULL,"
+        " cache_read_tokens INTEGER NOT NULL,"
+        " cache_write_tokens INTEGER NOT NULL,"
+        " rate_limit_status TEXT,"
+        " rate_limit TEXT"
+        ")"
+    )
+    conn.execute("CREATE INDEX usage_time ON usage (time)")
+
+
+@attrs.frozen
+class UsageRow:
+    """
+    One request, as recorded.  C{time} is when it started (wall clock);
+    C{client} the name of the API key it used (C{default} for a single
+    unnamed key, C{-} with no keys configured or a refused key).
+    """
+
+    time: float
+    request_id: str
+    client: str
+    endpoint: str
+    model_asked: str
+    model_served: str
+    served: str
+    stream: bool
+    status: int
+    error_code: Optional[str]
+    first_token_ms: Optional[float]
+    total_ms: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    rate_limit: Optional[Mapping[str, Any]] = None
+
+    def values(self) -> tuple[Any, ...]:
+        limit = self.rate_limit
+        status = limit.get("status") if limit else None
+        return (
+            self.time,
+            self.request_id,
+            self.client,
+            self.endpoint,
+            self.model_asked,
+            self.model_served,
+            self.served,
+            int(self.stream),
+            self.status,
+            self.error_code,
+            self.first_token_ms,
+            self.total_ms,
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            status if isinstance(status, str) else None,
+            json.dumps(dict(limit), separators=(",", ":"), default=str) if limit else None,
+        )
+
+    @classmethod
+    def from_db(cls, row: tuple[Any, ...]) -> UsageRow:
+        values = dict(zip(COLUMNS, row, strict=True))
+        values.pop("rate_limit_status")
+        raw = values.pop("rate_limit")
+        values["stream"] = bool(values["stream"])
+        return cls(rate_limit=json.loads(raw) if raw else None, **values)
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+_INSERT = "INSERT INTO usage (%s) VALUES (%s)" % (", ".join(COLUMNS), ", ".join("?" * len(COLUMNS)))
+
+
+class UsageLog:
+    """
+    The usage history in C{db}; C{clock} is the wall clock, C{retention}
+    how many seconds rows are kept.
+    """
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        db: StateDB,
+        clock: Callable[[], float],
+        retention: float = 90 * DAY,
+    ) -> None:
+        self.reactor = reactor
+        self.db = db
+        self.clock = clock
+        self.retention = retention
+        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._lock = threading.Lock()
+        self._pruner: Optional[LoopingCall] = None
+        #: rows recorded / written (for tests and the benchmark)
+        self.recorded = 0
+        self.written = 0
+
+    # -- writing ---------------------------------------------------------------------
+
+    def record(self, row: UsageRow) -> None:
+        """
+        Queue C{row}; the writer thread stores it (with any others queued).
+        """
+        self._queue.append(row.values())
+        self.recorded += 1
+        try:
+            d = self.db.write(self._drain)
+        except sqlite3.ProgrammingError:
+            # the database is closed: the daemon is stopping
+            return
+        # a failure is logged by the database
+        d.addErrback(lambda _: None)
+
+    def _drain(self, conn: sqlite3.Connection) -> int:
+        with self._lock:
+            rows = []
+            while self._queue:
+                rows.append(self._queue.popleft())
+        if rows:
+            conn.executemany(_INSERT, rows)
+            self.written += len(rows)
+        return len(rows)
+
+    def prune(self) -> Deferred[int]:
+        """
+        Delete the rows older than the retention; fires with how many.
+        """
+        cutoff = self.clock() - self.retention
+        return self.db.write(lambda conn: conn.execute("DELETE FROM usage WHERE time < ?", (cutoff,)).rowcount)
+
+    def start(self, interval: float = PRUNE_INTERVAL) -> None:
+        """
+        Prune now and every C{interval} seconds.
+        """
+        self._pruner = LoopingCall(self.prune)
+        self._pruner.clock = self.reactor
+        self._pruner.start(interval, now=True)
+
+    def stop(self) -> None:
+        if self._pruner is not None and self._pruner.running:
+            self._pruner.stop()
+        self._pruner = None
+
+    # -- reading ---------------------------------------------------------------------
+
+    def rows(self, since: float = 0.0, limit: int = 1000) -> Deferred[list[UsageRow]]:
+        """
+        The rows since C{since}, newest first.
+        """
+        sql = "SELECT %s FROM usage WHERE time >= ? ORDER BY time DESC LIMIT ?" % (", ".join(COLUMNS),)
+        return self.db.read(lambda conn: [UsageRow.from_db(r) for r in conn.execute(sql, (since, limit))])
+
+    def count(self) -> Deferred[int]:
+        return self.db.read(lambda conn: int(conn.execute("SELECT COUNT(*) FROM usage").fetchone()[0]))
+
+    def summary(self, errors: int = 20, recent: int = 20) -> Deferred[dict[str, Any]]:
+        """
+        Requests and tokens per hour and per client over the last day,
+        week and month; the last C{errors} failed requests and the last
+        C{recent} requests.
+        """
+        now = self.clock()
+        return self.db.read(lambda conn: summarise(conn, now, errors, recent))
+
+
+def summarise(conn: sqlite3.Connection, now: float, errors: int, recent: int) -> dict[str, Any]:
+    since = now - WINDOWS["month"]
+    hours: list[dict[str, Any]] = []
+    for hour, client, n, failed, tin, tout, tread, twrite in conn.execute(
+        "SELECT CAST(time / 3600 AS INTEGER) * 3600 AS hour, client, COUNT(*),"
+        " SUM(status >= 400), SUM(input_tokens), SUM(output_tokens),"
+        " SUM(cache_read_tokens), SUM(cache_write_tokens)"
+        " FROM usage WHERE time >= ? GROUP BY hour, client ORDER BY hour",
+        (since,),
+    ):
+        hours.append(
+            {
+                "hour": int(hour),
+                "client": client,
+                "requests": n,
+                "errors": failed or 0,
+                "input_tokens": tin or 0,
+                "output_tokens": tout or 0,
+                "cache_read_tokens": tread or 0,
+                "cache_write_tokens": twrite or 0,
+            }
+        )
+    windows: dict[str, Any] = {}
+    for name, span in WINDOWS.items():
+        start = (int(now - span) // HOUR) * HOUR
+        series = [h for h in hours if h["hour"] >= start]
+        clients: dict[str, dict[str, int]] = {}
+        for h in series:
+            c = clients.setdefault(
+                h["client"],
+                {
+                    "requests": 0,
+                    "errors": 0,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "cache_read_tokens": 0,
+                    "cache_write_tokens": 0,
+                },
+            )
+            for key in c:
+                c[key] += h[key]
+        windows[name] = {"start": start, "bucket": HOUR, "hours": series, "clients": clients}
+    cols = ", ".join(COLUMNS)
+    failed_rows = conn.execute(
+        "SELECT %s FROM usage WHERE status >= 400 ORDER BY time DESC LIMIT ?" % (cols,), (errors,)
+    ).fetchall()
+    recent_rows = conn.execute("SELECT %s FROM usage ORDER BY time DESC LIMIT ?" % (cols,), (recent,)).fetchall()
+    (total,) = conn.execute("SELECT COUNT(*) FROM usage").fetchone()
+    return {
+        "now": now,
+        "rows": total,
+        "windows": windows,
+        "errors": [_brief(UsageRow.from_db(r)) for r in failed_rows],
+        "recent": [_brief(UsageRow.from_db(r)) for r in recent_rows],
+    }
+
+
+def _brief(row: UsageRow) -> dict[str, Any]:
+    out = row.to_json()
+    out.pop("rate_limit")
+    return out

@@ -1,0 +1,60 @@
+"""
+The CLI's login state: asked once at start (C{claude auth status --json},
+on CLIs that have it: 2.x), then kept up to date by the requests served (a
+C{cli_not_logged_in} error means logged out, a served turn logged in).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping, Optional
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.utils import getProcessOutputAndValue
+
+
+@attrs.frozen
+class LoginState:
+    #: None: not known
+    logged_in: Optional[bool] = None
+    method: Optional[str] = None
+    #: C{auth status} or C{request}
+    source: str = ""
+    checked_at: Optional[float] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def has_auth_status(version: Optional[str]) -> bool:
+    """
+    Whether a CLI of this C{--version} output has C{claude auth status}
+    (older ones would take the words for a prompt).
+    """
+    m = re.match(r"\s*(\d+)\.", version or "")
+    return m is not None and int(m.group(1)) >= 2
+
+
+def from_auth_status(output: bytes, now: float) -> LoginState:
+    text = output.decode("utf-8", "replace")
+    start = text.find("{")
+    try:
+        status = json.loads(text[start:]) if start != -1 else None
+    except ValueError:
+        status = None
+    if not isinstance(status, Mapping) or "loggedIn" not in status:
+        return LoginState(source="auth status", checked_at=now)
+    method = status.get("authMethod")
+    return LoginState(bool(status["loggedIn"]), str(method) if method else None, "auth status", now)
+
+
+def probe(reactor: Any, claude: str, env: Mapping[str, str], path: str, now: float) -> Deferred[LoginState]:
+    """
+    Run C{claude auth status --json}; fires with what it says (never fails).
+    """
+    d = getProcessOutputAndValue(claude, ["auth", "status", "--json"], env=dict(env), path=path, reactor=reactor)
+    d.addCallback(lambda result: from_auth_status(result[0], now))
+    d.addErrback(lambda _: LoginState(source="auth status", checked_at=now))
+    return d

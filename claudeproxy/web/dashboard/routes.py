@@ -1,0 +1,220 @@
+"""
+The dashboard's routes (composed into L{claudeproxy.web.app.ProxyApp}):
+C{GET /}, C{POST /login}, C{POST /logout} and C{GET /v1/usage}.
+
+With API keys configured, these accept the key (C{Authorization: Bearer},
+C{x-api-key}) or the login cookie; the cookie is accepted here only, never
+by the API routes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Optional, cast
+from urllib.parse import parse_qs
+
+from twisted.web.server import Request
+
+from ... import __version__
+from ...engine.errors import ProxyError
+from ...store.usage import WINDOWS
+from ..auth import ANONYMOUS, Sessions, presented_key
+from ..httpio import write_error, write_json
+from ..router import app
+from ..serving import Serving
+from . import page
+from .login import LoginState, has_auth_status, probe
+
+COOKIE = "claudeproxy_dashboard"
+#: how many failed requests and recent requests the figures list
+ERRORS = 20
+RECENT = 20
+
+
+def _csp(nonce: str) -> bytes:
+    return (
+        "default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; connect-src 'self'; "
+        "img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'" % (nonce, nonce)
+    ).encode()
+
+
+class DashboardRoutes(Serving):
+    @property
+    def dashboard_sessions(self) -> Sessions:
+        sessions = self.__dict__.get("_dashboard_sessions")
+        if sessions is None:
+            sessions = self.__dict__["_dashboard_sessions"] = Sessions(self.wallclock)
+        return cast(Sessions, sessions)
+
+    @property
+    def cli_login(self) -> LoginState:
+        """
+        The CLI's login state: from the start-up probe, then from the
+        requests served.
+        """
+        state = self.__dict__.get("_cli_login")
+        return state if isinstance(state, LoginState) else LoginState()
+
+    @cli_login.setter
+    def cli_login(self, state: LoginState) -> None:
+        self.__dict__["_cli_login"] = state
+
+    def login_seen(self, status: int, error_code: Optional[str]) -> None:
+        """
+        What a request's outcome says about the CLI's login.
+        """
+        if error_code == "cli_not_logged_in":
+            self.cli_login = LoginState(False, self.cli_login.method, "request", self.wallclock())
+        elif status == 200 and self.cli_login.logged_in is not True:
+            self.cli_login = LoginState(True, self.cli_login.method, "request", self.wallclock())
+
+    def _probe_login(self) -> None:
+        """
+        The first time the figures are asked for, ask the CLI whether it is
+        logged in (C{claude auth status}, ~1 s, not awaited: the next
+        refresh shows it), unless requests already told.
+        """
+        if self.__dict__.get("_login_probe") or self.cli_login.source or self.manager.claude is None:
+            return
+        if not has_auth_status(self.cli_version()):
+            return
+        self.__dict__["_login_probe"] = True
+
+        def got(state: LoginState) -> None:
+            if not self.cli_login.source:
+                self.cli_login = state
+
+        probe(self.reactor, self.manager.claude, self.manager.env, self.manager.workdir, self.wallclock()).addCallback(
+            got
+        )
+
+    # -- who is asking -------------------------------------------------------------
+
+    def _dashboard_client(self, request: Request) -> Optional[str]:
+        """
+        The client name of a dashboard request (its key or its login
+        cookie), C{-} without keys, None when it has neither.
+        """
+        if not self.keys.required:
+            return ANONYMOUS
+        name = self.keys.match(presented_key(request))
+        if name is not None:
+            return name
+        cookie = request.getCookie(COOKIE.encode())
+        if cookie:
+            return self.dashboard_sessions.lookup(cookie.decode("latin-1"))
+        return None
+
+    def _html(self, request: Request, status: int, render: Any) -> bytes:
+        nonce = secrets.token_urlsafe(16)
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"content-security-policy", _csp(nonce))
+        request.setHeader(b"x-frame-options", b"DENY")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        request.setHeader(b"referrer-policy", b"same-origin")
+        request.setHeader(b"cache-control", b"no-store")
+        return cast(bytes, render(nonce).encode("utf-8"))
+
+    # -- the routes ------------------------------------------------------------------
+
+    @app.route("/", methods=["GET"])
+    async def dashboard(self, request: Request) -> bytes:
+        client = self._dashboard_client(request)
+        if client is None:
+            return self._html(request, 200, lambda nonce: page.login_page(nonce, None))
+        figures = await self.usage_figures(client)
+        return self._html(request, 200, lambda nonce: page.dashboard_page(nonce, figures, self.keys.required))
+
+    @app.route("/login", methods=["POST"])
+    def login(self, request: Request) -> bytes:
+        content = request.content.read(64 * 1024).decode("utf-8", "replace") if request.content is not None else ""
+        key = (parse_qs(content).get("key") or [""])[0].strip()
+        name = self.keys.match(key.encode("utf-8")) if self.keys.required else ANONYMOUS
+        if name is None:
+            return self._html(
+                request, 200, lambda nonce: page.login_page(nonce, "That key is not one of this daemon's keys.")
+            )
+        if self.keys.required:
+            token = self.dashboard_sessions.issue(name)
+            request.addCookie(
+                COOKIE.encode(),
+                token.encode(),
+                path=b"/",
+                httpOnly=True,
+                sameSite="strict",
+                max_age=str(int(self.dashboard_sessions.lifetime)).encode(),
+            )
+        request.setResponseCode(303)
+        request.setHeader(b"location", b"/")
+        request.setHeader(b"cache-control", b"no-store")
+        return b""
+
+    @app.route("/logout", methods=["POST"])
+    def logout(self, request: Request) -> bytes:
+        cookie = request.getCookie(COOKIE.encode())
+        if cookie:
+            self.dashboard_sessions.end(cookie.decode("latin-1"))
+        request.addCookie(COOKIE.encode(), b"", path=b"/", httpOnly=True, sameSite="strict", max_age=b"0")
+        request.setResponseCode(303)
+        request.setHeader(b"location", b"/")
+        return b""
+
+    @app.route("/v1/usage", methods=["GET"])
+    async def usage_json(self, request: Request) -> None:
+        client = self._dashboard_client(request)
+        if client is None:
+            write_error(
+                request,
+                ProxyError(
+                    401,
+                    "Missing or wrong API key: send 'Authorization: Bearer <key>', or log in on the dashboard.",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                ),
+            )
+            return
+        request.setHeader(b"cache-control", b"no-store")
+        write_json(request, 200, await self.usage_figures(client))
+
+    # -- the figures -----------------------------------------------------------------
+
+    async def usage_figures(self, client: str) -> dict[str, Any]:
+        """
+        What C{/v1/usage} returns: the usage history's summary, the quota,
+        the live pool figures, the CLI's version and login.
+        """
+        self._probe_login()
+        pool = self.manager.describe()
+        history: Optional[dict[str, Any]] = None
+        if self.usage is not None:
+            history = await self.usage.summary(ERRORS, RECENT)
+        return {
+            "object": "usage",
+            "version": __version__,
+            "now": self.wallclock(),
+            "you": client,
+            "clients": self.keys.names,
+            "cli": {
+                "path": self.manager.claude,
+                "version": self.cli_version(),
+                "login": self.cli_login.to_json(),
+            },
+            "quota": self.quota,
+            "live": {
+                "in_flight": self.limiter.running,
+                "queued": self.limiter.queued,
+                "max_concurrent": self.limiter.max_concurrent,
+                "served": self.requests_served,
+                "processes": pool["live_processes"],
+                "warm": self.manager.idle_count,
+                "conversations": self.manager.session_count,
+                "tool_waits": pool["tools"]["waiting"],
+                "spawned": pool["spawned"],
+                "warm_hits": pool["warm"]["hits"],
+                "session_hits": pool["sessions"]["hits"],
+            },
+            "retention_days": self.config.usage_retention,
+            "windows": list(WINDOWS),
+            "history": history,
+        }
