@@ -22,6 +22,7 @@ from .engine.models import DEFAULT_MODEL
 from .engine.pool import Limiter, ProcessManager
 from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group
 from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
+from .engine.versions import version_warning
 from .store.db import open_state
 from .store.schema import MIGRATIONS
 from .web.app import ProxyApp
@@ -133,6 +134,11 @@ class _Core(Service):
 
             def got(out: bytes) -> None:
                 self.cli_version = out.decode("utf-8", "replace").strip() or None
+                untested = version_warning(self.cli_version)
+                if untested is not None:
+                    # (not "warning": the legacy log observers read that
+                    # key as a Python warning)
+                    self.log.warn("CLI version: {untested}", untested=untested)
 
             def failed(f: Any) -> None:
                 self.cli_version = None

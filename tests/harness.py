@@ -29,10 +29,11 @@ from twisted.web.client import HTTPConnectionPool
 
 from claudeproxy.config import Config
 from claudeproxy.engine.process import group_spawner
+from claudeproxy.engine.versions import OLDEST_TESTED
 from claudeproxy.service import Daemon, build
 from tests.fakeanthropic import FakeAnthropic
 
-CLI_VERSION = "2.1.197"
+CLI_VERSION = OLDEST_TESTED
 DEFAULT_CLI = os.path.expanduser("~/.cache/claudeproxy/cli-%s/node_modules/.bin/claude" % (CLI_VERSION,))
 
 reactor: Any = _reactor
@@ -189,11 +190,63 @@ def sleep(seconds: float) -> Deferred[None]:
     return deferLater(reactor, seconds, lambda: None)
 
 
+#: how long a trivial process round trip (start C{python -I -S -c pass},
+#: wait for its exit) takes on an idle 2-core machine: the reference that
+#: L{slowdown} compares with
+REFERENCE_ROUND_TRIP = 0.015
+_slowdown: list[float] = []
+
+
+def measure_round_trip(runs: int = 5) -> float:
+    """
+    The median time of a trivial process round trip, now.
+    """
+    import subprocess
+    import sys
+    import time
+
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-I", "-S", "-c", "pass"], check=True)
+        times.append(time.perf_counter() - began)
+    return sorted(times)[len(times) // 2]
+
+
+def slowdown() -> float:
+    """
+    How many times slower than an idle machine this one runs processes
+    (at least 1, at most 20): measured once per test run, or taken from
+    C{CLAUDEPROXY_TEST_SLOWDOWN}.  Timeouts that real processes must beat
+    are scaled by it (L{scaled}, L{wait_for}), so that the suite holds on
+    a busy machine; what a test asserts as a requirement (e.g. "within one
+    second") is asserted separately and not scaled.
+    """
+    if not _slowdown:
+        given = os.environ.get("CLAUDEPROXY_TEST_SLOWDOWN")
+        factor = float(given) if given else measure_round_trip() / REFERENCE_ROUND_TRIP
+        _slowdown.append(min(20.0, max(1.0, factor)))
+    return _slowdown[0]
+
+
+def scaled(seconds: float) -> float:
+    """
+    C{seconds}, a time a real process must beat on an idle machine, scaled
+    to how busy this one is (L{slowdown}).
+    """
+    return seconds * slowdown()
+
+
 async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
+    """
+    Wait until C{predicate()} is true, at most C{timeout} seconds (scaled
+    by L{slowdown}: what is waited for involves real processes).
+    """
+    limit = scaled(timeout)
     waited = 0.0
     while not predicate():
-        if waited > timeout:
-            raise AssertionError("condition not met within %gs" % (timeout,))
+        if waited > limit:
+            raise AssertionError("condition not met within %gs (x%.1f: machine load)" % (timeout, slowdown()))
         await sleep(interval)
         waited += interval
 
@@ -236,7 +289,9 @@ async def start(
     daemon = build(reactor, Config(**settings), env, spawner=recording_spawner)
     daemon.core.startService()
     connections = WrappingFactory(daemon.site)
-    port = reactor.listenTCP(0, connections, interface="127.0.0.1")
+    # a deep accept queue: tests open hundreds of connections at once, and a
+    # busy reactor accepts them late
+    port = reactor.listenTCP(0, connections, backlog=1024, interface="127.0.0.1")
     running = Running(daemon, fake, "http://127.0.0.1:%d" % (port.getHost().port,), port, env, spawned)
 
     async def cleanup() -> None:

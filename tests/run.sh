@@ -6,7 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 CACHE=${CLAUDEPROXY_CACHE:-$HOME/.cache/claudeproxy}
-CLI_VERSION=2.1.197
+# the pinned CLI is the oldest tested version (claudeproxy/engine/versions.py);
+# CLAUDEPROXY_CLI_VERSION=X.Y.Z (or "latest": the newest on npm) runs against
+# another one, installed beside it in the cache
+PINNED=$(sed -n 's/^OLDEST_TESTED = "\(.*\)"$/\1/p' claudeproxy/engine/versions.py)
+CLI_VERSION=${CLAUDEPROXY_CLI_VERSION:-$PINNED}
+if [ "$CLI_VERSION" = latest ]; then
+    CLI_VERSION=$(npm view @anthropic-ai/claude-code version)
+fi
 CLI_DIR=$CACHE/cli-$CLI_VERSION
 VENV=${CLAUDEPROXY_VENV:-$CACHE/venv}
 
@@ -33,9 +40,11 @@ fi
 export CLAUDEPROXY_TEST_CLI=$CLI_DIR/node_modules/.bin/claude
 "$CLAUDEPROXY_TEST_CLI" --version
 
-"$VENV/bin/ruff" format --check claudeproxy tests twisted bench
-"$VENV/bin/ruff" check claudeproxy tests twisted bench
-"$VENV/bin/mypy"
+if [ -z "${CLAUDEPROXY_SKIP_LINT:-}" ]; then
+    "$VENV/bin/ruff" format --check claudeproxy tests twisted bench
+    "$VENV/bin/ruff" check claudeproxy tests twisted bench
+    "$VENV/bin/mypy"
+fi
 
 export PYTHONPATH=$ROOT
 LOG=$(mktemp)

@@ -20,12 +20,13 @@ from typing import Any, Mapping, Optional, Sequence
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from claudeproxy.engine.versions import NEWEST_TESTED, OLDEST_TESTED
 from claudeproxy.ops import cli, systemd
 from claudeproxy.ops.servicespec import Completed, absolute_args, run_process
 from tests.harness import free_port
 
 UID = 501
-TESTED_VERSION = "2.1.197 (Claude Code)"
+TESTED_VERSION = "%s (Claude Code)" % (OLDEST_TESTED,)
 
 
 class Recorder:
@@ -103,6 +104,7 @@ def fake_claude(
     auth_status: Optional[tuple[str, int]] = (LOGGED_OUT, 1),
     request: tuple[str, int] = (REQUEST_OK, 0),
     version_status: int = 0,
+    version: str = TESTED_VERSION,
 ) -> str:
     """
     A C{claude} that answers C{--version}, C{auth --help}, C{auth status}
@@ -133,7 +135,7 @@ esac
 echo "unexpected: $*" >&2
 exit 64
 """ % {
-        "version": shlex.quote(TESTED_VERSION),
+        "version": shlex.quote(version),
         "version_status": version_status,
         "auth": auth,
         "status": status,
@@ -580,6 +582,21 @@ class DoctorTests(Workspace):
         self.assertIn("free", self.line(out, "port 127.0.0.1:%d" % self.port))
         self.assertTrue(self.line(out, "systemd").startswith("info"), out)
         self.assertTrue(out.endswith("all good.\n"), out)
+
+    def test_cli_outside_tested_versions(self) -> None:
+        """
+        A CLI older than the oldest tested version, or newer than the
+        newest, is a warning naming both; the login is still checked.
+        """
+        for version, word in (("2.0.1 (Claude Code)", "older"), ("9.0.0 (Claude Code)", "newer")):
+            fake_claude(self.bin, auth_status=(LOGGED_IN, 0), version=version)
+            status, out, _ = self.doctor()
+            line = self.line(out, "CLI version")
+            self.assertTrue(line.startswith("warn"), out)
+            self.assertIn(word, line)
+            self.assertIn(OLDEST_TESTED, line)
+            self.assertIn(NEWEST_TESTED, line)
+            self.assertIn("logged in", self.line(out, "CLI login"))
 
     def test_no_auth_subcommand(self) -> None:
         """

@@ -28,6 +28,7 @@ from tests.harness import (
     raw_connect,
     raw_post,
     reap_leaks,
+    scaled,
     streamed_text,
     wait_for,
 )
@@ -136,7 +137,7 @@ class FaultTests(TestCase):
     # hangs
 
     async def test_hang_is_504(self) -> None:
-        d = await self._start(idle_timeout=0.5)
+        d = await self._start(idle_timeout=scaled(0.5))
         code, body = await self._json(d, ask("hang"))
         self.assertEqual(code, 504)
         self.assertOpenAIError(body, "timeout", "--idle-timeout")
@@ -146,7 +147,7 @@ class FaultTests(TestCase):
         await self._end(d)
 
     async def test_hang_after_first_tokens(self) -> None:
-        d = await self._start(idle_timeout=0.5)
+        d = await self._start(idle_timeout=scaled(0.5))
         code, items, _ = await d.chat_stream(ask("hangafter"))
         self.assertEqual(code, 200)
         self.assertEqual(streamed_text(items), "partial answer")

@@ -40,6 +40,7 @@ from tests.harness import (
     raw_post,
     reactor,
     reap_leaks,
+    scaled,
     sleep,
     wait_for,
 )
@@ -109,7 +110,8 @@ class SoakTests(TestCase):
             claude=fast_script(FAULTY, self.mktemp()),
             max_concurrent=CONCURRENCY,
             max_queued=CONCURRENCY,
-            idle_timeout=IDLE_TIMEOUT,
+            # a reply must start within it on a busy machine too
+            idle_timeout=scaled(IDLE_TIMEOUT),
             extra_env={"FAULTY_DELAY": "0.01"},
         )
         port = d.port.getHost().port

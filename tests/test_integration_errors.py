@@ -17,7 +17,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply
-from tests.harness import Running, dechunk, group_members, live_pids, raw_connect, streamed_text, wait_for
+from tests.harness import Running, dechunk, group_members, live_pids, raw_connect, scaled, streamed_text, wait_for
 from tests.harness import start_settled as start
 
 FAKECLIS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakeclis")
@@ -200,7 +200,7 @@ class StreamStartedErrorTests(ErrorAssertions):
     """
 
     async def test_idle_timeout_after_first_tokens(self) -> None:
-        d = await self.start_warm(idle_timeout=3.0)
+        d = await self.start_warm(idle_timeout=scaled(3.0))
         d.fake.default = Reply(text="first words, then silence forever", chunk=6, hang_after=2)
         code, items, resp = await d.chat_stream(HI)
         self.assertEqual(code, 200, items)
@@ -290,20 +290,20 @@ class CLIFailureTests(ErrorAssertions):
 
 class TimeoutTests(ErrorAssertions):
     async def test_idle_timeout(self) -> None:
-        d = await self.start_warm(idle_timeout=3.0)
+        d = await self.start_warm(idle_timeout=scaled(3.0))
         d.fake.default = Reply(hang=True)
         started = time.monotonic()
         code, body, _ = await self.error_response(d, HI)
         self.assertEqual(code, 504)
-        self.assertOpenAIError(body, "server_error", "timeout", "3 seconds", "--idle-timeout")
-        self.assertLess(time.monotonic() - started, 8)
+        self.assertOpenAIError(body, "server_error", "timeout", "%g seconds" % (scaled(3.0),), "--idle-timeout")
+        self.assertLess(time.monotonic() - started, scaled(8))
         self.assertEqual(len(d.fake.message_requests), 1)
         served = d.spawned[0]
         await wait_for(lambda: not live_pids([served]) and not group_members(served), timeout=2)
         await wait_for(lambda: d.fake.lost == [1], timeout=2)
 
     async def test_idle_timeout_stream_before_tokens(self) -> None:
-        d = await self.start_warm(idle_timeout=3.0)
+        d = await self.start_warm(idle_timeout=scaled(3.0))
         d.fake.default = Reply(hang=True)
         code, body, _ = await self.error_response(d, dict(HI, stream=True))
         self.assertEqual(code, 504)
@@ -317,7 +317,7 @@ class TimeoutTests(ErrorAssertions):
         code, body, _ = await self.error_response(d, HI)
         self.assertEqual(code, 504)
         self.assertOpenAIError(body, "server_error", "timeout", "longer than 2 seconds", "--request-timeout")
-        self.assertLess(time.monotonic() - started, 5)
+        self.assertLess(time.monotonic() - started, scaled(5))
         await wait_for(lambda: not live_pids(d.spawned), timeout=2)
 
 
@@ -328,7 +328,7 @@ class AdmissionTests(ErrorAssertions):
     """
 
     async def test_queue_full(self) -> None:
-        d = await self.start_warm(max_concurrent=1, max_queued=0, idle_timeout=3.0)
+        d = await self.start_warm(max_concurrent=1, max_queued=0, idle_timeout=scaled(3.0))
         d.fake.default = Reply(hang=True)
         first = Deferred.fromCoroutine(d.post("/v1/chat/completions", HI))
         await wait_for(lambda: len(d.fake.message_requests) == 1, timeout=10)
@@ -528,7 +528,7 @@ class OpenAISDKTests(ErrorAssertions):
         self.assertEqual(d.fake.requests, [])
 
     async def test_sdk_error_after_stream_started(self) -> None:
-        d = await self.start_warm(idle_timeout=3.0)
+        d = await self.start_warm(idle_timeout=scaled(3.0))
         client = self.client(d)
         d.fake.default = Reply(text="some words then nothing", chunk=5, hang_after=1)
         received: list[str] = []

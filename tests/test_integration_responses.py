@@ -13,7 +13,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply, ToolUse
-from tests.harness import Running, start, wait_for
+from tests.harness import Running, scaled, start, wait_for
 
 T = TypeVar("T")
 
@@ -517,7 +517,7 @@ class ErrorTests(TestCase):
         self.assertEqual(caught.exception.status_code, 400)
 
     async def test_error_after_stream_started(self) -> None:
-        d = await start(self, warm=1, idle_timeout=3.0)
+        d = await start(self, warm=1, idle_timeout=scaled(3.0))
         await wait_for(lambda: d.manager.idle_count == 1, timeout=20)
         d.fake.default = Reply(text="first words, then silence forever", chunk=6, hang_after=2)
         events = await sdk(d, lambda c: list(c.responses.create(model="sonnet", input="x", stream=True)))

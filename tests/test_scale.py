@@ -9,8 +9,9 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
-from typing import Any
+from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import LoopingCall
@@ -18,7 +19,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from bench.fakecli import reply_text
-from tests.harness import Running, live_pids, parse_sse, start, streamed_text
+from tests.harness import Running, live_pids, parse_sse, scaled, slowdown, start, streamed_text
 
 FAKECLI = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "fakecli.py")
 
@@ -62,22 +63,22 @@ class ConcurrencyTests(TestCase):
 
 
 async def _all_gone(d: Running) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     while live_pids(d.spawned) or d.manager.live:
         if time.monotonic() > deadline:
             raise AssertionError("CLI processes still running: %r" % (live_pids(d.spawned),))
         await deferToThread(time.sleep, 0.05)
 
 
-def slow_read(port: int, body: bytes, rate: float, slow_for: float) -> bytes:
+def slow_read(port: int, body: bytes, rate: float, slow_for: float, enough: Optional[threading.Event] = None) -> bytes:
     """
     POST C{body} over a plain socket, read the reply at most C{rate} bytes
-    a second for C{slow_for} seconds, then as fast as it comes; the whole
-    response.
+    a second for C{slow_for} seconds (or until C{enough} is set), then as
+    fast as it comes; the whole response.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    sock.settimeout(30)
+    sock.settimeout(scaled(30))
     sock.connect(("127.0.0.1", port))
     head = "POST /v1/chat/completions HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     sock.sendall(head.encode() + b"Content-Length: %d\r\n\r\n" % (len(body),) + body)
@@ -87,7 +88,7 @@ def slow_read(port: int, body: bytes, rate: float, slow_for: float) -> bytes:
     try:
         while True:
             elapsed = time.monotonic() - started
-            if elapsed < slow_for:
+            if elapsed < slow_for and not (enough is not None and enough.is_set()):
                 ahead = got / rate - elapsed
                 if ahead > 0:
                     time.sleep(ahead)
@@ -104,7 +105,7 @@ def slow_read(port: int, body: bytes, rate: float, slow_for: float) -> bytes:
 
 
 class BackpressureTests(TestCase):
-    timeout = 60
+    timeout = 180
 
     async def test_slow_reader_pauses_the_cli_and_gets_every_byte(self) -> None:
         size = 20 * 1000 * 1000
@@ -113,9 +114,12 @@ class BackpressureTests(TestCase):
         #: the most bytes of one stdout line held, and of reply text kept
         held = [0, 0]
 
+        seen_paused = threading.Event()
+
         def look() -> None:
             if any(run.paused for run in d.proxy.runs):
                 paused.append(time.monotonic())
+                seen_paused.set()
             for run in d.proxy.runs:
                 held[0] = max(held[0], run.proc.buffered)
                 held[1] = max(held[1], len(run.state.text))
@@ -123,8 +127,15 @@ class BackpressureTests(TestCase):
         watch = LoopingCall(look)
         watch.start(0.01)
         try:
+            # slowly until the daemon is seen pausing (however long a busy
+            # machine takes to fill the socket), then as fast as it comes
             raw = await deferToThread(
-                slow_read, d.port.getHost().port, json.dumps(request("slow")).encode(), 2_000_000.0, 2.5
+                slow_read,
+                d.port.getHost().port,
+                json.dumps(request("slow")).encode(),
+                2_000_000.0 / slowdown(),
+                scaled(2.5),
+                seen_paused,
             )
         finally:
             watch.stop()

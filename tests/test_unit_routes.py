@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 from claudeproxy.config import Config
 from claudeproxy.engine.errors import INSTALL_HINT
+from claudeproxy.engine.versions import NEWEST_TESTED, OLDEST_TESTED
 from claudeproxy.service import Daemon, build
 from tests.fakes import FakeSpawner, RecordingKiller
 
@@ -232,6 +233,18 @@ class InfoRouteTests(RoutesTestCase):
             body["requests"], {"in_flight": 0, "queued": 0, "max_concurrent": 3, "max_queued": 5, "served": 0}
         )
         self.assertIsInstance(body["pool"], dict)
+
+    def test_health_warns_of_untested_cli(self) -> None:
+        self.build()
+        self.daemon.core.cli_version = "%s (Claude Code)" % (OLDEST_TESTED,)
+        code, body, _ = self.json_answer(self.request("GET", "/health"))
+        self.assertNotIn("warning", body["cli"])
+        self.assertEqual(body["cli"]["tested"], {"oldest": OLDEST_TESTED, "newest": NEWEST_TESTED})
+        self.daemon.core.cli_version = "99.0.0 (Claude Code)"
+        code, body, _ = self.json_answer(self.request("GET", "/health"))
+        self.assertEqual(body["status"], "ok")
+        self.assertIn("99.0.0, newer than the newest tested (%s)" % (NEWEST_TESTED,), body["cli"]["warning"])
+        self.assertIn(OLDEST_TESTED, body["cli"]["warning"])
 
     def test_health_degraded_without_cli(self) -> None:
         self.build(None, claude_missing_reason="`claude` was not found on PATH")

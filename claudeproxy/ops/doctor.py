@@ -21,6 +21,7 @@ from typing import Any, Mapping, Optional, Sequence, TextIO
 import attrs
 
 from ..engine.errors import error_from_result
+from ..engine.versions import version_warning
 from . import launchd, systemd
 from .servicespec import Runner, ServiceSpec, home_of, twistd_beside
 
@@ -133,7 +134,11 @@ def check_version(claude: str, env: Mapping[str, str], runner: Runner, timeout: 
             "`%s --version` failed (status %d): %s" % (claude, done.returncode, _tail(text)),
             "npm install -g @anthropic-ai/claude-code@latest",
         )
-    return Check("CLI version", OK, text.splitlines()[0])
+    first = text.splitlines()[0]
+    warning = version_warning(first)
+    if warning is not None:
+        return Check("CLI version", WARN, "%s: %s" % (first, warning))
+    return Check("CLI version", OK, first)
 
 
 def _tail(text: str, n: int = 300) -> str:
@@ -456,7 +461,7 @@ def diagnose(config: DoctorConfig, runner: Runner) -> list[Check]:
             checks.append(node)
         version = check_version(claude, env, runner, config.cli_timeout)
         checks.append(version)
-        if version.status == OK:
+        if version.status != FAIL:
             checks.append(check_login(claude, env, runner, config.cli_timeout))
         if "ANTHROPIC_API_KEY" in config.env and not config.keep_api_key:
             checks.append(

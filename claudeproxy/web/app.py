@@ -18,6 +18,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from .. import __version__
 from ..engine import models
 from ..engine.errors import ProxyError
+from ..engine.versions import NEWEST_TESTED, OLDEST_TESTED, version_warning
 from ..protocols.anthropic.routes import AnthropicRoutes
 from ..protocols.chat.routes import ChatRoutes
 from ..protocols.responses.routes import ResponsesRoutes
@@ -65,6 +66,10 @@ class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, DashboardRoutes, Se
     @app.route("/health", methods=["GET"])
     def health(self, request: Request) -> None:
         cli: dict[str, Any] = {"path": self.manager.claude, "version": self.cli_version()}
+        warning = version_warning(cli["version"])
+        if warning is not None:
+            cli["warning"] = warning
+        cli["tested"] = {"oldest": OLDEST_TESTED, "newest": NEWEST_TESTED}
         status = "ok"
         try:
             self.manager.check_cli()
