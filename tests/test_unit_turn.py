@@ -335,6 +335,21 @@ class FallbackTests(SynchronousTestCase):
         outs = feed_all(state, [message_start("msg_1"), text_delta("Done."), assistant([text("Done.")], mid="msg_2")])
         self.assertEqual(outs, [TextOut("Done.")])
 
+    def test_cut_stream_closed_by_the_cli_then_retried(self) -> None:
+        # CLI 2.1.332: after a broken stream it sends its own message_stop
+        # (no message_delta), then the non-streamed retry under a new id
+        state = TurnState(model="sonnet")
+        outs = feed_all(
+            state,
+            [
+                message_start("msg_1"),
+                text_delta("The whole re"),
+                message_stop(),
+                assistant([text("The whole reply.")], mid="msg_2"),
+            ],
+        )
+        self.assertEqual(outs, [TextOut("The whole re"), TextOut("ply.")])
+
     def test_completed_message_then_new_message_whole(self) -> None:
         state = TurnState(model="sonnet")
         outs = feed_all(

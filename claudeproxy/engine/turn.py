@@ -205,6 +205,8 @@ class TurnState:
     done: bool = False
     _message_id: Optional[str] = None
     _message_complete: bool = True
+    #: the current message's stream said why it stopped (message_delta)
+    _message_stopped: bool = False
     #: the digest and length of all the text delivered
     _digest: Any = attrs.Factory(hashlib.sha256)
     _text_length: int = 0
@@ -361,6 +363,7 @@ class TurnState:
             self._message_tool_input = {}
             self._stream_usage = Usage.from_anthropic(message.get("usage"))
             self._message_complete = False
+            self._message_stopped = False
             if isinstance(message.get("model"), str) and message["model"] != "<synthetic>":
                 self.model = message["model"]
             return []
@@ -400,6 +403,7 @@ class TurnState:
             delta = event.get("delta") or {}
             if isinstance(delta.get("stop_reason"), str):
                 self.stop_reason = delta["stop_reason"]
+                self._message_stopped = True
             usage = event.get("usage")
             if isinstance(usage, Mapping) and isinstance(usage.get("output_tokens"), int):
                 self._stream_usage = attrs.evolve(self._stream_usage, output_tokens=usage["output_tokens"])
@@ -409,6 +413,11 @@ class TurnState:
                 return [self._cut("max_tokens")]
             return []
         if kind == "message_stop":
+            if not self._message_stopped:
+                # a stream that broke: newer CLIs (2.1.332) close it with a
+                # message_stop of their own, then send the reply they got
+                # again without streaming; what was streamed stays partial
+                return []
             self._message_complete = True
             self._reset_partial()
             if self.stop_reason == "tool_use" and self._calls:
@@ -486,6 +495,10 @@ class TurnState:
                 if thinking:
                     self._add_reasoning(thinking)
                     out.append(ReasoningOut(thinking))
+        if mid is not None and mid == self._message_id and not self._message_complete:
+            # the streamed message, whole: it is complete
+            self._message_complete = True
+            self._reset_partial()
         if mid != self._message_id and message.get("stop_reason") == "max_tokens":
             out.append(self._cut("max_tokens"))
             return out
