@@ -104,6 +104,14 @@ class Recorded:
     headers: dict[str, str]
     body: dict[str, Any]
 
+    @property
+    def turns(self) -> list[dict[str, Any]]:
+        """
+        The user and assistant messages (newer CLIs add mid-conversation
+        system messages of their own).
+        """
+        return [m for m in self.body.get("messages") or [] if m.get("role") != "system"]
+
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + json.dumps(data).encode() + b"\n\n"

@@ -222,7 +222,7 @@ class MessagesTests(AnthropicTestCase):
         self.assertEqual(msg.content[0].text, "About two million.")
         self.assertEqual((d.manager.stats.spawned, d.manager.stats.session_hits), (1, 1))
         # the process kept the conversation: real turns upstream, no transcript
-        sent = d.fake.message_requests[-1].body["messages"]
+        sent = d.fake.message_requests[-1].turns
         self.assertEqual([m["role"] for m in sent], ["user", "assistant", "user"])
         self.assertNotIn("conversation_history", json.dumps(sent))
 

@@ -87,7 +87,7 @@ class OpenClawPatternTests(TestCase):
         self.assertEqual(d.manager.stats.resumed_spawns, 0)
         results = [
             b
-            for b in d.fake.message_requests[-1].body["messages"][-1]["content"]
+            for b in d.fake.message_requests[-1].turns[-1]["content"]
             if isinstance(b, dict) and b.get("type") == "tool_result"
         ]
         self.assertEqual([r["tool_use_id"] for r in results], [ours])

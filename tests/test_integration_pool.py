@@ -138,7 +138,7 @@ class SessionTests(TestCase):
         self.assertEqual(d.manager.stats.session_hits, 1)
         # upstream saw the earlier turns as real messages, not a transcript
         # (CLI 2.1.332 adds its own mid-conversation system messages)
-        sent = [m for m in d.fake.message_requests[-1].body["messages"] if m["role"] != "system"]
+        sent = d.fake.message_requests[-1].turns
         self.assertEqual([m["role"] for m in sent], ["user", "assistant", "user"])
         self.assertEqual(sent[1]["content"][0]["text"], "Paris.")
         self.assertIn("Population?", "".join(b.get("text", "") for b in sent[2]["content"]))

@@ -90,7 +90,7 @@ class CreateTests(TestCase):
         self.assertEqual(resp.usage.input_tokens_details.cached_tokens, 3)
         self.assertEqual(resp.metadata, {"k": "v"})
         # what reached upstream: the input as the user turn
-        sent = d.fake.message_requests[0].body["messages"]
+        sent = d.fake.message_requests[0].turns
         self.assertIn("Say hello", json.dumps(sent))
         # and the response is kept: GET returns it, DELETE forgets it
         again = await sdk(d, lambda c: c.responses.retrieve(resp.id))
@@ -197,7 +197,7 @@ class CreateTests(TestCase):
             ),
         )
         self.assertEqual(resp.output_text, "A red dot.")
-        sent = d.fake.message_requests[0].body["messages"]
+        sent = d.fake.message_requests[0].turns
         flat = json.dumps(sent)
         self.assertIn("kiwi", flat)
         self.assertIn("Noted: kiwi.", flat)
@@ -317,7 +317,7 @@ class ConversationStateTests(TestCase):
         self.assertEqual(d.manager.stats.session_hits, 1)
         self.assertEqual(d.manager.stats.spawned, spawned)
         # upstream saw the earlier turns as real messages, not a transcript
-        sent = d.fake.message_requests[-1].body["messages"]
+        sent = d.fake.message_requests[-1].turns
         self.assertEqual([m["role"] for m in sent], ["user", "assistant", "user"])
         self.assertNotIn("conversation_history", json.dumps(sent))
         # streamed third turn continues it again
@@ -510,7 +510,11 @@ class ErrorTests(TestCase):
 
     async def test_upstream_error_before_output(self) -> None:
         d = await start(self)
-        d.fake.push(Reply(status=400, error_type="invalid_request_error", error_message="messages: text is too long"))
+        # every call refused, as the real API would (CLI 2.1.332 tries a 400
+        # once more with one beta fewer)
+        d.fake.default = Reply(
+            status=400, error_type="invalid_request_error", error_message="messages: text is too long"
+        )
         with self.assertRaises(openai.BadRequestError) as caught:
             await sdk(d, lambda c: list(c.responses.create(model="sonnet", input="x", stream=True)))
         self.assertIn("text is too long", str(caught.exception))
