@@ -457,7 +457,7 @@ class OpenAISDKTests(ErrorAssertions):
     """
 
     def client(self, d: Running, api_key: str = "unused") -> openai.OpenAI:
-        c = openai.OpenAI(base_url=d.url + "/v1", api_key=api_key, max_retries=0, timeout=30)
+        c = openai.OpenAI(base_url=d.url + "/v1", api_key=api_key, max_retries=0, timeout=scaled(30))
         self.addCleanup(c.close)
         return c
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
@@ -21,7 +22,13 @@ from tests.harness import reactor, wait_for
 class _Collect(ProcessProtocol):
     def __init__(self) -> None:
         self.out = b""
+        self.pid: Optional[int] = None
         self.done: Deferred[bytes] = Deferred()
+
+    def connectionMade(self) -> None:
+        # read now: a child that ends at once may be reaped (and the
+        # transport's pid cleared) before the spawn call returns
+        self.pid = self.transport.pid  # type: ignore[union-attr]
 
     def outReceived(self, data: bytes) -> None:
         self.out += data
@@ -33,11 +40,10 @@ class _Collect(ProcessProtocol):
 class SpawnTests(TestCase):
     async def _stat(self, path: str) -> tuple[int, list[str], str]:
         proto = _Collect()
-        process = group_spawner(reactor)(
-            proto, "/bin/sh", ["/bin/sh", "-c", "cat /proc/self/stat; pwd"], dict(os.environ), path
-        )
-        pid = process.pid
+        group_spawner(reactor)(proto, "/bin/sh", ["/bin/sh", "-c", "cat /proc/self/stat; pwd"], dict(os.environ), path)
         out = (await proto.done).decode()
+        pid = proto.pid
+        assert pid is not None
         stat, cwd = out.strip().split("\n")
         fields = stat.rsplit(")", 1)[1].split()
         return pid, fields, cwd
