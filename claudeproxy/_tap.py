@@ -123,6 +123,14 @@ class Options(usage.Options):
             _non_negative_int,
         ],
         [
+            "max-cli-processes",
+            None,
+            24,
+            "CLI processes at most, serving, warm, live or parked (each ~250-300 MB; the oldest idle or parked "
+            "one makes room; 0: no limit).",
+            _non_negative_int,
+        ],
+        [
             "tool-wait",
             None,
             300.0,
@@ -267,6 +275,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         warm_ttl=options["warm-ttl"],
         session_ttl=options["session-ttl"],
         max_sessions=options["max-sessions"],
+        max_cli_processes=options["max-cli-processes"],
         tool_wait=options["tool-wait"],
         cors_origins=tuple(options["cors-origin"]),
         allowed_hosts=tuple(options["allowed-host"]),

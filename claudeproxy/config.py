@@ -37,6 +37,8 @@ class Config:
     warm_ttl: float = 600.0
     session_ttl: float = 300.0
     max_sessions: int = 4
+    #: CLI processes at most, whatever they do (0: no limit)
+    max_cli_processes: int = 24
     tool_wait: float = 300.0
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()

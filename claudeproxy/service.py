@@ -266,6 +266,7 @@ def build(
         warm_ttl=config.warm_ttl,
         session_ttl=config.session_ttl,
         max_sessions=config.max_sessions,
+        max_processes=config.max_cli_processes,
         default_key=SpawnKey(DEFAULT_MODEL, None, config.system_prompt_mode),
         bridges=mcp,
         tool_wait=config.tool_wait,

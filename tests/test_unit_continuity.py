@@ -126,3 +126,67 @@ class ContinuityTests(SynchronousTestCase):
         self.assertIsNot(other.proc, lease.proc)
         self.assertTrue(lease.proc.killed)
         self.assertEqual(self.m.stats.tool_waits_abandoned, 1)
+
+
+class WarmSizingTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.spawner = FakeSpawner()
+        self.claude = self.mktemp()
+        with open(self.claude, "w") as f:
+            f.write("#!/bin/sh\nexit 1\n")
+        os.chmod(self.claude, 0o755)
+        self.workdir = os.path.dirname(os.path.abspath(self.claude))
+
+    def manager(self, **kw: Any) -> ProcessManager:
+        return ProcessManager(
+            self.clock, self.claude, "", {"PATH": "/usr/bin"}, self.workdir, self.spawner, RecordingKiller(), **kw
+        )
+
+    def test_busy_key_gets_the_spare_budget(self) -> None:
+        m = self.manager(warm=4)
+        hot, cold = SpawnKey("sonnet", "hot"), SpawnKey("sonnet", "cold")
+        m._note(cold)
+        for _ in range(9):
+            self.clock.advance(1)
+            m._note(hot)
+        self.assertEqual(m.targets(), {hot: 3, cold: 1})
+        # one key alone has the whole budget
+        self.clock.advance(601)
+        m._note(hot)
+        self.assertEqual(m.targets(), {hot: 4})
+
+    def test_hits_and_misses_per_key(self) -> None:
+        m = self.manager(warm=2)
+        key = SpawnKey("sonnet", "S")
+        m.acquire(key)
+        m._note(key)
+        m._refill()
+        m.acquire(key)
+        described = m.describe()["warm"]["keys"]
+        self.assertEqual([(k["model"], k["hits"], k["misses"]) for k in described], [("sonnet", 1, 1)])
+
+    def test_budget_ends_the_oldest_idle_or_parked(self) -> None:
+        m = self.manager(max_sessions=4, max_processes=2)
+        key = SpawnKey("sonnet", "S")
+        first = m.acquire(key, Conversation("S", [user("a")]))
+        m.release(first, Continuation((user("a"),), "d1"))
+        self.clock.advance(1)
+        second = m.acquire(key, Conversation("S", [user("b")]))
+        m.release(second, Continuation((user("b"),), "d2"))
+        self.assertEqual(m.session_count, 2)
+        third = m.acquire(key, Conversation("S", [user("c")]))
+        self.assertTrue(first.proc.killed, "the oldest kept conversation made room")
+        self.assertFalse(second.proc.killed)
+        self.assertEqual(m.describe()["budget_evicted"], 1)
+        self.assertEqual(third.source, "cold")
+
+    def test_warm_processes_never_push_out_a_conversation(self) -> None:
+        m = self.manager(warm=2, max_sessions=4, max_processes=1)
+        key = SpawnKey("sonnet", "S")
+        lease = m.acquire(key, Conversation("S", [user("a")]))
+        m.release(lease, Continuation((user("a"),), "d"))
+        m._note(key)
+        m._refill()
+        self.assertEqual(m.idle_count, 0)
+        self.assertFalse(lease.proc.killed)

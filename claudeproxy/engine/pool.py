@@ -225,6 +225,8 @@ class _Session:
     #: started ahead on the conversation the client was expected to send
     prepared: bool = False
     timer: Optional[IDelayedCall] = None
+    #: when it became idle
+    since: float = 0.0
 
 
 @attrs.define(eq=False)
@@ -246,6 +248,8 @@ class ToolWait:
     #: the same without the request's transient context, which the client
     #: drops from its next request (the process cannot drop it)
     also: Optional[Continuation] = None
+    #: when it was parked
+    since: float = 0.0
 
 
 class BridgeMaker(Protocol):
@@ -271,6 +275,7 @@ class PoolStats:
     tool_waits_expired: int = 0
     tool_waits_abandoned: int = 0
     resumed_spawns: int = 0
+    budget_evicted: int = 0
     prepared: int = 0
     prepared_hits: int = 0
 
@@ -313,8 +318,12 @@ class ProcessManager:
         max_tool_waits: int = 64,
         cli_version: str = "2.1.197",
         clock: Any = time.time,
+        max_processes: int = 0,
     ) -> None:
         self.reactor = reactor
+        #: at most this many CLI processes, serving, idle or parked (0: no
+        #: limit); the oldest idle or parked one makes room for a new one
+        self.max_processes = max_processes
         self.cli_version = cli_version
         self.clock = clock
         self.claude = claude
@@ -340,6 +349,10 @@ class ProcessManager:
         self._idle: dict[SpawnKey, list[_Idle]] = {}
         self._sessions: OrderedDict[CLIProcess, _Session] = OrderedDict()
         self._recent: OrderedDict[SpawnKey, float] = OrderedDict()
+        #: when each recent key's requests came (the last 64), for sizing
+        self._arrivals: dict[SpawnKey, Deque[float]] = {}
+        #: warm hits and misses of each key
+        self.key_stats: dict[SpawnKey, list[int]] = {}
         self._refill_call: Optional[IDelayedCall] = None
         self._backoff = 0.0
 
@@ -479,6 +492,7 @@ class ProcessManager:
         if conversation is not None and conversation.history:
             # a conversation no process holds: a new process loads it
             history, turn = resume_split(conversation)
+            self._make_room()
             proc = self._spawn(key, history)
             return Lease(proc, key, "cold", turn=turn)
         entries = self._idle.get(key, [])
@@ -488,11 +502,15 @@ class ProcessManager:
             if entry.proc.is_ended or entry.proc.killed:
                 continue
             self.stats.warm_hits += 1
+            self.key_stats.setdefault(key, [0, 0])[0] += 1
             # the replacement starts when this turn ends (or after a
-            # moment), so its spawn does not compete with this turn's start
-            self._schedule_refill(REFILL_DELAY)
+            # moment), so its spawn does not compete with this turn's start;
+            # at once when none is left for the next request
+            self._schedule_refill(REFILL_DELAY if entries else 0.0)
             return Lease(entry.proc, key, "warm")
         self.stats.warm_misses += 1
+        self.key_stats.setdefault(key, [0, 0])[1] += 1
+        self._make_room()
         proc = self._spawn(key)
         self._schedule_refill(REFILL_DELAY)
         return Lease(proc, key, "cold")
@@ -512,6 +530,8 @@ class ProcessManager:
         for session in self._sessions.values():
             if session.key == key and session.held == held:
                 return
+        if not self._make_room():
+            return
         try:
             proc = self._spawn(key, history)
         except ProxyError as e:
@@ -519,6 +539,41 @@ class ProcessManager:
             return
         self.stats.prepared += 1
         self._keep_session(_Session(proc, key, held, prepared=True))
+
+    def _make_room(self) -> bool:
+        """
+        Below C{max_processes} live processes, ending the oldest idle warm
+        process, live conversation or parked tool call as needed; False
+        when all that run are serving requests.
+        """
+        if not self.max_processes:
+            return True
+        while self._alive() >= self.max_processes:
+            candidates: list[tuple[float, str, Any]] = []
+            for entries in self._idle.values():
+                candidates += [(e.born, "idle", e) for e in entries]
+            candidates += [(s.since, "session", s) for s in self._sessions.values()]
+            candidates += [(w.since, "tools", w) for w in self._tool_waits.values()]
+            if not candidates:
+                return False
+            _, kind, oldest = min(candidates, key=lambda c: c[0])
+            if kind == "idle":
+                self._idle[oldest.key].remove(oldest)
+            elif kind == "session":
+                del self._sessions[oldest.proc]
+            else:
+                del self._tool_waits[oldest.proc]
+            self._cancel(oldest.timer)
+            self.stats.budget_evicted += 1
+            oldest.proc.kill("budget")
+        return True
+
+    def _alive(self) -> int:
+        """
+        The live processes not being killed (a killed one is reaped a moment
+        later).
+        """
+        return sum(1 for p in self.live if not p.killed)
 
     def _find_session(self, key: SpawnKey, conversation: Conversation) -> Optional[_Session]:
         if not conversation.last_turn:
@@ -600,7 +655,7 @@ class ProcessManager:
         if self.closing or proc.is_ended or proc.killed:
             proc.kill()
             return
-        wait = ToolWait(proc, lease.key, given, held, holds=holds, also=also)
+        wait = ToolWait(proc, lease.key, given, held, holds=holds, also=also, since=self.reactor.seconds())
         wait.timer = self.reactor.callLater(self.tool_wait, self._tool_wait_expired, proc)
         self._tool_waits[proc] = wait
         while len(self._tool_waits) > self.max_tool_waits:
@@ -633,6 +688,7 @@ class ProcessManager:
 
     def _keep_session(self, session: _Session) -> None:
         proc = session.proc
+        session.since = self.reactor.seconds()
         session.timer = self.reactor.callLater(self.session_ttl, self._session_expired, proc)
         self._sessions[proc] = session
         while len(self._sessions) > self.max_sessions:
@@ -659,22 +715,39 @@ class ProcessManager:
         self._schedule_refill()
 
     def _note(self, key: SpawnKey) -> None:
-        self._recent[key] = self.reactor.seconds()
+        now = self.reactor.seconds()
+        self._recent[key] = now
         self._recent.move_to_end(key)
+        self._arrivals.setdefault(key, deque(maxlen=64)).append(now)
         while len(self._recent) > 32:
-            self._recent.popitem(last=False)
+            old, _ = self._recent.popitem(last=False)
+            self._arrivals.pop(old, None)
+            self.key_stats.pop(old, None)
 
     def targets(self) -> dict[SpawnKey, int]:
         """
-        How many idle processes each key should have: the budget shared
-        round-robin over the keys used within C{warm_ttl}, most recent first.
+        How many idle processes each key should have: each key used within
+        C{warm_ttl} (most recent first, as many as the budget allows) gets
+        one, and the rest of the C{warm} budget goes to the keys in
+        proportion to how many requests each had in that time, so a key
+        with back-to-back requests keeps several ready.
         """
         now = self.reactor.seconds()
         keys = [k for k, t in reversed(self._recent.items()) if now - t < self.warm_ttl][: self.warm]
-        out: dict[SpawnKey, int] = {}
-        for i in range(self.warm if keys else 0):
-            k = keys[i % len(keys)]
-            out[k] = out.get(k, 0) + 1
+        if not keys:
+            return {}
+        out = {k: 1 for k in keys}
+        spare = self.warm - len(keys)
+        if spare > 0:
+            rates = {k: sum(1 for t in self._arrivals.get(k, ()) if now - t < self.warm_ttl) for k in keys}
+            total = sum(rates.values()) or 1
+            shares = {k: spare * rates[k] / total for k in keys}
+            for k in keys:
+                out[k] += int(shares[k])
+            left = self.warm - sum(out.values())
+            # the largest remainders, most recent first among equals
+            for k in sorted(keys, key=lambda k: shares[k] - int(shares[k]), reverse=True)[:left]:
+                out[k] += 1
         return out
 
     def _schedule_refill(self, delay: float = 0.0) -> None:
@@ -704,6 +777,9 @@ class ProcessManager:
         for key, want in targets.items():
             entries = self._idle.setdefault(key, [])
             while len(entries) < want:
+                if self.max_processes and self._alive() >= self.max_processes:
+                    # warm processes never push out a conversation
+                    return
                 try:
                     proc = self._spawn(key)
                 except ProxyError as e:
@@ -741,6 +817,19 @@ class ProcessManager:
                 ],
                 "hits": self.stats.warm_hits,
                 "misses": self.stats.warm_misses,
+                "keys": [
+                    {
+                        "model": key.model,
+                        "system_prompt": key.system is not None,
+                        "effort": key.effort,
+                        "tools": len(key.tools),
+                        "hits": hits,
+                        "misses": misses,
+                        "idle": len(self._idle.get(key, [])),
+                        "target": self.targets().get(key, 0),
+                    }
+                    for key, (hits, misses) in self.key_stats.items()
+                ],
                 "died": self.stats.warm_died,
                 "expired": self.stats.warm_expired,
             },
@@ -764,6 +853,8 @@ class ProcessManager:
                 "wait": self.tool_wait,
             },
             "spawned": self.stats.spawned,
+            "max_processes": self.max_processes,
+            "budget_evicted": self.stats.budget_evicted,
         }
 
     @property

@@ -36,6 +36,16 @@ class _Live(Collector):
         hits = CounterMetricFamily("claudeproxy_warm_pool", "Warm pool lookups by result", labels=["result"])
         hits.add_metric(["hit"], pool["warm"]["hits"])
         hits.add_metric(["miss"], pool["warm"]["misses"])
+        per_key = CounterMetricFamily(
+            "claudeproxy_warm_pool_key",
+            "Warm pool lookups by result, per model and settings",
+            labels=["model", "system_prompt", "effort", "tools", "result"],
+        )
+        for k in pool["warm"].get("keys", []):
+            labels = [str(k["model"]), str(k["system_prompt"]).lower(), str(k["effort"] or "-"), str(k["tools"])]
+            per_key.add_metric(labels + ["hit"], k["hits"])
+            per_key.add_metric(labels + ["miss"], k["misses"])
+        yield per_key
         yield hits
         yield GaugeMetricFamily("claudeproxy_live_sessions", "Live conversations kept", value=pool["sessions"]["live"])
         sess = CounterMetricFamily("claudeproxy_sessions", "Live conversation lookups and ends", labels=["event"])
