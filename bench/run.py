@@ -527,6 +527,59 @@ def part_real(args: argparse.Namespace, cli: str, env: dict[str, str], results: 
     }
 
 
+def part_interleaved(args: argparse.Namespace, cli: str, env: dict[str, str], results: dict[str, Any]) -> None:
+    """
+    The pattern that starves a pool refilled too late: a request through
+    the daemon (--warm 2), at once a direct cold CLI run, at once the next
+    daemon request, and so on, with no waiting for the pool.  How many of
+    the daemon's requests a warm process served, and their first token
+    against the cold runs', in the same run.
+    """
+    workdir = tempfile.mkdtemp(prefix="cp-bench-inter-")
+    warm = Daemon(args.root, cli, env, ["--warm", "2", "--max-sessions", "0", "--upstream-retries", "0"], "inter")
+    daemon_ttft: list[float] = []
+    cold_ttft: list[float] = []
+    served_warm = 0
+    problems: list[str] = []
+    try:
+        warm.wait_idle(2)
+        for i in range(max(args.n, 10)):
+            hits = warm.health()["pool"]["warm"]["hits"]
+            r = post_stream(warm.port, {"model": "sonnet", "messages": [user("interleaved %d" % (i,))]})
+            check(r, UPSTREAM_TEXT, "interleaved", problems)
+            daemon_ttft.append(r.ttft or float("nan"))
+            if warm.health()["pool"]["warm"]["hits"] == hits + 1:
+                served_warm += 1
+            cold_ttft.append(cold_cli(cli, env, workdir, "interleaved cold %d" % (i,))[0])
+            print(
+                "  round %2d: daemon %.0f ms, cold CLI %.0f ms" % (i + 1, daemon_ttft[-1] * 1000, cold_ttft[-1] * 1000),
+                flush=True,
+            )
+        keys = warm.health()["pool"]["warm"].get("keys", [])
+    finally:
+        warm.stop()
+    n = len(daemon_ttft)
+    ratio = statistics.median(daemon_ttft) / statistics.median(cold_ttft)
+    results["interleaved"] = {
+        "rounds": n,
+        "served_warm": served_warm,
+        "daemon_ttft_median_ms": statistics.median(daemon_ttft) * 1000,
+        "cold_ttft_median_ms": statistics.median(cold_ttft) * 1000,
+        "ratio": ratio,
+        "keys": keys,
+        "problems": problems,
+    }
+    results.setdefault("targets", {})["interleaved"] = {
+        "warm_share": served_warm / n,
+        "ratio": ratio,
+        "met": served_warm / n >= 0.9 and ratio <= 0.10 and not problems,
+    }
+    print(
+        "  served warm %d/%d; first token median %.1f ms vs cold %.1f ms = %.3f x cold"
+        % (served_warm, n, statistics.median(daemon_ttft) * 1000, statistics.median(cold_ttft) * 1000, ratio)
+    )
+
+
 def check(r: Reply, expected: str, what: str, problems: list[str]) -> None:
     if r.error or r.status != 200:
         problems.append("%s: status %s %s %r" % (what, r.status, r.error, r.body[:200]))
@@ -853,7 +906,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=15, help="rounds of the latency comparison (default 15)")
     parser.add_argument(
-        "--only", choices=["real", "fake", "usage"], help="run only one part (usage writes bench/results-usage.json)"
+        "--only",
+        choices=["real", "fake", "usage", "interleaved"],
+        help="run only one part (usage writes bench/results-usage.json)",
     )
     parser.add_argument("--root", default=ROOT, help="the claudeproxy checkout to run (default: this one)")
     parser.add_argument("--slow-mb", type=int, default=50, help="size of the slow reader's reply in MB (default 50)")
@@ -901,6 +956,9 @@ def main() -> None:
         if args.only in (None, "real"):
             print("\nPart 1: real CLI, fake upstream at %s (instant)" % (url,), flush=True)
             part_real(args, cli, env, results)
+        if args.only in (None, "interleaved"):
+            print("\nPart 1b: back to back, interleaved with direct cold CLI runs (no waiting)", flush=True)
+            part_interleaved(args, cli, env, results)
         if args.only in (None, "fake"):
             print("\nPart 2: fake CLI (%s)" % (FAKECLI,), flush=True)
             part_fake(args, env, results)
