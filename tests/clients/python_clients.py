@@ -183,38 +183,32 @@ def openai_agents() -> None:
         name: str
         population: int
 
-    client = AsyncOpenAI(base_url=V1, api_key="x")
-    for flavour, model in (
-        ("responses", OpenAIResponsesModel(model=MODEL, openai_client=client)),
-        ("chat", OpenAIChatCompletionsModel(model=MODEL, openai_client=client)),
-    ):
+    async def scenarios(flavour: str, model: Any) -> None:
+        # one event loop for all runs: the client's connections belong to it
         agent = Agent(name="a", instructions="Be brief.", model=model, tools=[get_weather])
 
-        def plain() -> None:
-            check(flavour + " plain", Runner.run_sync(agent, "hi").final_output == FAKE)
+        async def plain() -> None:
+            check(flavour + " plain", (await Runner.run(agent, "hi")).final_output == FAKE)
 
-        def stream() -> None:
-            async def go() -> str:
-                r = Runner.run_streamed(agent, "hi")
-                async for _ in r.stream_events():
-                    pass
-                return str(r.final_output)
+        async def stream() -> None:
+            r = Runner.run_streamed(agent, "hi")
+            async for _ in r.stream_events():
+                pass
+            check(flavour + " stream", r.final_output == FAKE)
 
-            check(flavour + " stream", asyncio.run(go()) == FAKE)
-
-        def multi() -> None:
-            r = Runner.run_sync(agent, "hi")
-            r2 = Runner.run_sync(agent, r.to_input_list() + [{"role": "user", "content": "again"}])
+        async def multi() -> None:
+            r = await Runner.run(agent, "hi")
+            r2 = await Runner.run(agent, r.to_input_list() + [{"role": "user", "content": "again"}])
             check(flavour + " multi-turn", r2.final_output == FAKE)
 
-        def tools() -> None:
-            r = Runner.run_sync(agent, TOOL_PROMPT)
+        async def tools() -> None:
+            r = await Runner.run(agent, TOOL_PROMPT)
             kinds = [i.type for i in r.new_items]
             check(flavour + " tool-loop", "tool_call_output_item" in kinds and r.final_output == FAKE, kinds)
 
-        def structured() -> None:
+        async def structured() -> None:
             typed = Agent(name="s", instructions="Be brief.", model=model, output_type=City)
-            out = Runner.run_sync(typed, "A city?").final_output
+            out = (await Runner.run(typed, "A city?")).final_output
             check(flavour + " structured", isinstance(out, City), out)
 
         for name, fn in (
@@ -224,7 +218,17 @@ def openai_agents() -> None:
             ("tool-loop", tools),
             ("structured", structured),
         ):
-            scenario(flavour + " " + name, fn)
+            try:
+                await fn()
+            except Exception as e:  # noqa: BLE001 - any failure is reported
+                check(flavour + " " + name, False, "%s: %s" % (type(e).__name__, e))
+
+    async def run_all() -> None:
+        client = AsyncOpenAI(base_url=V1, api_key="x")
+        await scenarios("responses", OpenAIResponsesModel(model=MODEL, openai_client=client))
+        await scenarios("chat", OpenAIChatCompletionsModel(model=MODEL, openai_client=client))
+
+    asyncio.run(run_all())
 
 
 def langchain() -> None:

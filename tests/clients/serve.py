@@ -8,6 +8,7 @@ user text asks to "use the tool".
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 from typing import Any
@@ -58,6 +59,35 @@ def fill(schema: Any, name: str = "") -> Any:
     return "echo Bern" if name == "command" else "Bern"
 
 
+def texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for v in value for t in texts(v)]
+    if isinstance(value, dict):
+        return texts(value.get("text")) + texts(value.get("content"))
+    return []
+
+
+def schema_in_prompt(body: dict[str, Any]) -> Any:
+    """
+    The first JSON schema (an object with C{properties}) written in the
+    prompt, as JSON-mode clients give it: a model reads and follows it.
+    """
+    decoder = json.JSONDecoder()
+    for source in texts(body.get("system")) + texts(body.get("messages")):
+        for i, ch in enumerate(source):
+            if ch != "{":
+                continue
+            try:
+                value, _ = decoder.raw_decode(source, i)
+            except ValueError:
+                continue
+            if isinstance(value, dict) and isinstance(value.get("properties"), dict) and value["properties"]:
+                return value
+    return None
+
+
 class ScriptedFake(FakeAnthropic):
     def next_reply(self, body: dict[str, Any]) -> Reply:
         offered = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")]
@@ -72,13 +102,19 @@ class ScriptedFake(FakeAnthropic):
         answered = isinstance(content, list) and any(
             isinstance(b, dict) and b.get("type") == "tool_result" for b in content
         )
+        print("upstream: tools=%d last=%s" % (len(offered), json.dumps(last)[-300:]), flush=True)
         structured = [t for t in offered if str(t["name"]).endswith("StructuredOutput")]
         if structured:
             # the CLI's --json-schema tool: answer with a value of the schema
             schema = structured[0].get("input_schema") or {}
+            if not schema.get("properties"):
+                # json_object: the schema is in the prompt
+                schema = schema_in_prompt(body) or schema
             return Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse(structured[0]["name"], fill(schema)),))
         client = [t for t in offered if str(t["name"]).startswith("mcp__cp__")]
-        if client and "use the tool" in text.lower() and not answered:
+        # the daemon's tool_choice turn (ENFORCE_TOOL) is obeyed, as a model does
+        asked = "use the tool" in text.lower() or "requires a tool call" in text
+        if client and asked and not answered:
             by_name = {str(t["name"]).split("__")[-1].lower(): t for t in client}
             pick = next((by_name[n] for n in PREFERRED if n in by_name), client[0])
             args = fill(pick.get("input_schema") or {})
