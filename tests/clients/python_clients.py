@@ -1,3 +1,4 @@
+# ruff: noqa: B023 - each scenario function runs within its loop iteration
 """
 Plain, streamed, multi-turn, tool-loop and structured-output scenarios of
 one Python client library against the daemon at $CLAUDEPROXY_URL (run by
@@ -64,9 +65,7 @@ def openai_sdk() -> None:
 
     def stream() -> None:
         chunks = list(
-            c.chat.completions.create(
-                model=MODEL, messages=hi, stream=True, stream_options={"include_usage": True}
-            )
+            c.chat.completions.create(model=MODEL, messages=hi, stream=True, stream_options={"include_usage": True})
         )
         text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
         check("chat stream", text == FAKE and chunks[-1].usage is not None, chunks[-2:])
@@ -84,7 +83,9 @@ def openai_sdk() -> None:
             {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
         ]
         r2 = c.chat.completions.create(model=MODEL, messages=msgs, tools=[WEATHER])
-        check("chat tool-loop", r.choices[0].finish_reason == "tool_calls" and r2.choices[0].finish_reason == "stop", r2)
+        check(
+            "chat tool-loop", r.choices[0].finish_reason == "tool_calls" and r2.choices[0].finish_reason == "stop", r2
+        )
 
     def structured() -> None:
         class City(BaseModel):
@@ -156,7 +157,13 @@ def anthropic_sdk() -> None:
     def count() -> None:
         check("count_tokens", c.messages.count_tokens(model=MODEL, messages=hi).input_tokens > 0)
 
-    for name, fn in (("plain", plain), ("stream", stream), ("multi-turn", multi), ("tool-loop", tools), ("count", count)):
+    for name, fn in (
+        ("plain", plain),
+        ("stream", stream),
+        ("multi-turn", multi),
+        ("tool-loop", tools),
+        ("count", count),
+    ):
         scenario(name, fn)
 
 
@@ -436,7 +443,10 @@ def instructor_() -> None:
     ask: list[Any] = [{"role": "user", "content": "A city?"}]
     for flavour, client in (
         ("openai tools", instructor.from_openai(OpenAI(base_url=V1, api_key="x"), mode=instructor.Mode.TOOLS)),
-        ("openai json_schema", instructor.from_openai(OpenAI(base_url=V1, api_key="x"), mode=instructor.Mode.JSON_SCHEMA)),
+        (
+            "openai json_schema",
+            instructor.from_openai(OpenAI(base_url=V1, api_key="x"), mode=instructor.Mode.JSON_SCHEMA),
+        ),
         ("openai json", instructor.from_openai(OpenAI(base_url=V1, api_key="x"), mode=instructor.Mode.JSON)),
         ("anthropic tools", instructor.from_anthropic(anthropic.Anthropic(base_url=URL, api_key="x"))),
     ):

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 from typing import Any
 
 from twisted.internet import reactor as _reactor
+from twisted.logger import globalLogBeginner, textFileLogObserver
 
 from claudeproxy.config import Config
 from claudeproxy.engine.process import group_spawner
@@ -122,11 +124,37 @@ class ScriptedFake(FakeAnthropic):
         return super().next_reply(body)
 
 
+def record_requests(site: Any, path: str) -> None:
+    """
+    Append each client request (path, headers, JSON body) to C{path} as a
+    JSON line: the raw material of tests/fixtures/clients/ (make.py trims it).
+    """
+    base = site.requestFactory
+
+    class Recording(base):  # type: ignore[misc,valid-type]
+        def process(self) -> Any:
+            if self.method == b"POST" and self.path.startswith(b"/v1/"):
+                self.content.seek(0)
+                try:
+                    body = json.loads(self.content.read() or b"null")
+                except ValueError:
+                    body = None
+                self.content.seek(0)
+                headers = {k.decode().lower(): v[0].decode() for k, v in self.requestHeaders.getAllRawHeaders()}
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"path": self.path.decode(), "headers": headers, "body": body}) + "\n")
+            return super().process()
+
+    site.requestFactory = Recording
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=34561)
     parser.add_argument("--claude", required=True)
     args = parser.parse_args()
+    # the daemon's request log lines, beside the fake's upstream lines
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     fake = ScriptedFake(reactor)
     env = cli_env(fake.listen(), tempfile.mkdtemp(prefix="cp-clients-home-"))
     config = Config(
@@ -136,6 +164,9 @@ def main() -> None:
         model_aliases=(("gpt-4o", "sonnet"), ("mock-model", "sonnet")),
     )
     daemon = build(reactor, config, env, spawner=group_spawner(reactor))
+    capture = os.environ.get("CLAUDEPROXY_CLIENTS_CAPTURE")
+    if capture:
+        record_requests(daemon.site, capture)
     daemon.core.startService()
     reactor.listenTCP(args.port, daemon.site, interface="127.0.0.1")
     reactor.run()
