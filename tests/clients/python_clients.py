@@ -1,175 +1,468 @@
+# ruff: noqa: B023 - each scenario function runs within its loop iteration
 """
-Plain, streamed, multi-turn and tool-loop scenarios of one Python client
-library against the daemon at $CLAUDEPROXY_URL (run by tests/clients.sh).
+Plain, streamed, multi-turn, tool-loop and structured-output scenarios of
+one Python client library against the daemon at $CLAUDEPROXY_URL (run by
+tests/clients.sh).  The daemon's upstream is the fake of
+tests/clients/serve.py: text, a call of the offered tool when the prompt
+says "use the tool", a schema-shaped value for structured output.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import subprocess
 import sys
+import tempfile
 from typing import Any, Callable
 
 URL = os.environ["CLAUDEPROXY_URL"]
 V1 = URL + "/v1"
 MODEL = "claude-sonnet-4"
+FAKE = "Hello from the fake upstream."
+TOOL_PROMPT = "Use the tool for Bern."
+PARAMS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 WEATHER = {
     "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
+    "function": {"name": "get_weather", "description": "Weather in a city", "parameters": PARAMS},
 }
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "population": {"type": "integer"}},
+    "required": ["name", "population"],
+    "additionalProperties": False,
+}
+failures: list[str] = []
 
 
-def check(name: str, ok: bool, detail: Any = "") -> None:
-    print("   %-12s %s %s" % (name, "ok" if ok else "FAILED", "" if ok else detail))
+def check(name: str, ok: Any, detail: Any = "") -> None:
+    print("   %-24s %s %s" % (name, "ok" if ok else "FAILED", "" if ok else str(detail)[:600]), flush=True)
     if not ok:
-        raise SystemExit(1)
+        failures.append(name)
+
+
+def scenario(name: str, fn: Callable[[], Any]) -> None:
+    """
+    Run one scenario; an exception fails it (and only it).
+    """
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - any failure is reported
+        check(name, False, "%s: %s" % (type(e).__name__, e))
 
 
 def openai_sdk() -> None:
     from openai import OpenAI
+    from pydantic import BaseModel
 
     c = OpenAI(base_url=V1, api_key="x")
-    r = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
-    check("plain", bool(r.choices[0].message.content) and r.model == MODEL, r)
-    text = "".join(
-        ch.choices[0].delta.content or ""
-        for ch in c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True)
-        if ch.choices
-    )
-    check("stream", bool(text))
-    msgs: list[Any] = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": text}]
-    msgs.append({"role": "user", "content": "again"})
-    check("multi-turn", bool(c.chat.completions.create(model=MODEL, messages=msgs).choices[0].message.content))
-    msgs = [{"role": "user", "content": "Use the tool for Bern."}]
-    r = c.chat.completions.create(model=MODEL, messages=msgs, tools=[WEATHER])
-    call = r.choices[0].message.tool_calls[0]
-    msgs += [
-        r.choices[0].message.model_dump(exclude_none=True),
-        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
-    ]
-    r = c.chat.completions.create(model=MODEL, messages=msgs, tools=[WEATHER])
-    check("tool-loop", r.choices[0].finish_reason == "stop", r)
-    r1 = c.responses.create(model=MODEL, input="hi")
-    r2 = c.responses.create(model=MODEL, input="again", previous_response_id=r1.id)
-    check("responses", bool(r2.output_text))
+    hi: list[Any] = [{"role": "user", "content": "hi"}]
+
+    def plain() -> None:
+        r = c.chat.completions.create(model=MODEL, messages=hi)
+        check("chat plain", r.choices[0].message.content == FAKE and r.model == MODEL, r)
+
+    def stream() -> None:
+        chunks = list(
+            c.chat.completions.create(model=MODEL, messages=hi, stream=True, stream_options={"include_usage": True})
+        )
+        text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        check("chat stream", text == FAKE and chunks[-1].usage is not None, chunks[-2:])
+
+    def multi() -> None:
+        msgs = hi + [{"role": "assistant", "content": FAKE}, {"role": "user", "content": "again"}]
+        check("chat multi-turn", c.chat.completions.create(model=MODEL, messages=msgs).choices[0].message.content)
+
+    def tools() -> None:
+        msgs: list[Any] = [{"role": "user", "content": TOOL_PROMPT}]
+        r = c.chat.completions.create(model=MODEL, messages=msgs, tools=[WEATHER])
+        call = r.choices[0].message.tool_calls[0]
+        msgs += [
+            r.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        ]
+        r2 = c.chat.completions.create(model=MODEL, messages=msgs, tools=[WEATHER])
+        check(
+            "chat tool-loop", r.choices[0].finish_reason == "tool_calls" and r2.choices[0].finish_reason == "stop", r2
+        )
+
+    def structured() -> None:
+        class City(BaseModel):
+            name: str
+            population: int
+
+        r = c.beta.chat.completions.parse(model=MODEL, messages=hi, response_format=City)
+        check("chat structured", r.choices[0].message.parsed is not None, r)
+
+    def responses() -> None:
+        r1 = c.responses.create(model=MODEL, input="hi")
+        r2 = c.responses.create(model=MODEL, input="again", previous_response_id=r1.id)
+        check("responses multi-turn", r1.output_text == FAKE and r2.output_text == FAKE and r1.model == MODEL, r2)
+        with c.responses.stream(model=MODEL, input="hi") as s:
+            done = s.get_final_response()
+        check("responses stream", done.output_text == FAKE, done)
+        tool = {"type": "function", "name": "get_weather", "parameters": PARAMS}
+        r = c.responses.create(model=MODEL, input=TOOL_PROMPT, tools=[tool])  # type: ignore[list-item]
+        call = [i for i in r.output if i.type == "function_call"][0]
+        r3 = c.responses.create(
+            model=MODEL,
+            previous_response_id=r.id,
+            input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+            tools=[tool],  # type: ignore[list-item]
+        )
+        check("responses tool-loop", r3.output_text == FAKE, r3)
+
+    for name, fn in (
+        ("chat plain", plain),
+        ("chat stream", stream),
+        ("chat multi-turn", multi),
+        ("chat tool-loop", tools),
+        ("chat structured", structured),
+        ("responses", responses),
+    ):
+        scenario(name, fn)
 
 
 def anthropic_sdk() -> None:
     import anthropic
 
     c = anthropic.Anthropic(base_url=URL, api_key="x")
-    hi = [{"role": "user", "content": "hi"}]
-    m = c.messages.create(model=MODEL, max_tokens=100, messages=hi)
-    check("plain", m.content[0].type == "text" and m.model == MODEL, m)
-    with c.messages.stream(model=MODEL, max_tokens=100, messages=hi) as s:
-        check("stream", bool("".join(s.text_stream)))
-    tool = {"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}
-    msgs: list[Any] = [{"role": "user", "content": "Use the tool for Bern."}]
-    m = c.messages.create(model=MODEL, max_tokens=100, messages=msgs, tools=[tool])
-    use = [b for b in m.content if b.type == "tool_use"][0]
-    msgs += [
-        {"role": "assistant", "content": [b.model_dump() for b in m.content]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}]},
-    ]
-    m = c.messages.create(model=MODEL, max_tokens=100, messages=msgs, tools=[tool])
-    check("tool-loop", m.stop_reason == "end_turn", m)
-    check("count_tokens", c.messages.count_tokens(model=MODEL, messages=hi).input_tokens > 0)
+    hi: list[Any] = [{"role": "user", "content": "hi"}]
+    tool = {"name": "get_weather", "description": "Weather", "input_schema": PARAMS}
+
+    def plain() -> None:
+        m = c.messages.create(model=MODEL, max_tokens=100, messages=hi)
+        check("plain", m.content[0].type == "text" and m.model == MODEL, m)
+
+    def stream() -> None:
+        with c.messages.stream(model=MODEL, max_tokens=100, messages=hi) as s:
+            check("stream", "".join(s.text_stream) == FAKE)
+
+    def multi() -> None:
+        msgs = hi + [{"role": "assistant", "content": FAKE}, {"role": "user", "content": "again"}]
+        check("multi-turn", c.messages.create(model=MODEL, max_tokens=100, messages=msgs).content[0].type == "text")
+
+    def tools() -> None:
+        msgs: list[Any] = [{"role": "user", "content": TOOL_PROMPT}]
+        m = c.messages.create(model=MODEL, max_tokens=100, messages=msgs, tools=[tool])  # type: ignore[list-item]
+        use = [b for b in m.content if b.type == "tool_use"][0]
+        msgs += [
+            {"role": "assistant", "content": [b.model_dump() for b in m.content]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}]},
+        ]
+        m = c.messages.create(model=MODEL, max_tokens=100, messages=msgs, tools=[tool])  # type: ignore[list-item]
+        check("tool-loop", m.stop_reason == "end_turn", m)
+
+    def count() -> None:
+        check("count_tokens", c.messages.count_tokens(model=MODEL, messages=hi).input_tokens > 0)
+
+    for name, fn in (
+        ("plain", plain),
+        ("stream", stream),
+        ("multi-turn", multi),
+        ("tool-loop", tools),
+        ("count", count),
+    ):
+        scenario(name, fn)
 
 
 def openai_agents() -> None:
-    from agents import Agent, OpenAIResponsesModel, Runner, function_tool
+    from agents import (
+        Agent,
+        OpenAIChatCompletionsModel,
+        OpenAIResponsesModel,
+        Runner,
+        function_tool,
+        set_tracing_disabled,
+    )
     from openai import AsyncOpenAI
+    from pydantic import BaseModel
+
+    set_tracing_disabled(True)
 
     @function_tool
     def get_weather(city: str) -> str:
+        """Weather in a city."""
         return "sunny in " + city
 
-    model = OpenAIResponsesModel(model=MODEL, openai_client=AsyncOpenAI(base_url=V1, api_key="x"))
-    agent = Agent(name="a", instructions="Be brief.", model=model, tools=[get_weather])
-    check("plain", bool(Runner.run_sync(agent, "hi").final_output))
-    check("tool-loop", bool(Runner.run_sync(agent, "Use the tool for Bern.").final_output))
+    class City(BaseModel):
+        name: str
+        population: int
+
+    async def scenarios(flavour: str, model: Any) -> None:
+        # one event loop for all runs: the client's connections belong to it
+        agent = Agent(name="a", instructions="Be brief.", model=model, tools=[get_weather])
+
+        async def plain() -> None:
+            check(flavour + " plain", (await Runner.run(agent, "hi")).final_output == FAKE)
+
+        async def stream() -> None:
+            r = Runner.run_streamed(agent, "hi")
+            async for _ in r.stream_events():
+                pass
+            check(flavour + " stream", r.final_output == FAKE)
+
+        async def multi() -> None:
+            r = await Runner.run(agent, "hi")
+            r2 = await Runner.run(agent, r.to_input_list() + [{"role": "user", "content": "again"}])
+            check(flavour + " multi-turn", r2.final_output == FAKE)
+
+        async def tools() -> None:
+            r = await Runner.run(agent, TOOL_PROMPT)
+            kinds = [i.type for i in r.new_items]
+            check(flavour + " tool-loop", "tool_call_output_item" in kinds and r.final_output == FAKE, kinds)
+
+        async def structured() -> None:
+            typed = Agent(name="s", instructions="Be brief.", model=model, output_type=City)
+            out = (await Runner.run(typed, "A city?")).final_output
+            check(flavour + " structured", isinstance(out, City), out)
+
+        for name, fn in (
+            ("plain", plain),
+            ("stream", stream),
+            ("multi-turn", multi),
+            ("tool-loop", tools),
+            ("structured", structured),
+        ):
+            try:
+                await fn()
+            except Exception as e:  # noqa: BLE001 - any failure is reported
+                check(flavour + " " + name, False, "%s: %s" % (type(e).__name__, e))
+
+    async def run_all() -> None:
+        client = AsyncOpenAI(base_url=V1, api_key="x")
+        await scenarios("responses", OpenAIResponsesModel(model=MODEL, openai_client=client))
+        await scenarios("chat", OpenAIChatCompletionsModel(model=MODEL, openai_client=client))
+
+    asyncio.run(run_all())
 
 
 def langchain() -> None:
     from langchain_anthropic import ChatAnthropic
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
     from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel
 
-    for name, llm in (
-        ("openai", ChatOpenAI(model=MODEL, base_url=V1, api_key="x")),
-        ("responses", ChatOpenAI(model=MODEL, base_url=V1, api_key="x", use_responses_api=True)),
-        ("anthropic", ChatAnthropic(model=MODEL, base_url=URL, api_key="x")),
+    class City(BaseModel):
+        name: str
+        population: int
+
+    for flavour, llm in (
+        ("openai", ChatOpenAI(model=MODEL, base_url=V1, api_key="x")),  # type: ignore[arg-type]
+        ("responses", ChatOpenAI(model=MODEL, base_url=V1, api_key="x", use_responses_api=True)),  # type: ignore[arg-type]
+        ("anthropic", ChatAnthropic(model=MODEL, base_url=URL, api_key="x")),  # type: ignore[call-arg,arg-type]
     ):
-        check(name, bool(llm.invoke("hi").content))
-        check(name + "-stream", bool("".join(str(c.content) for c in llm.stream("hi"))))
-        bound = llm.bind_tools([WEATHER])
-        check(name + "-tools", bool(bound.invoke("Use the tool for Bern.").tool_calls))
+
+        def plain() -> None:
+            check(flavour + " plain", llm.invoke("hi").text == FAKE)
+
+        def stream() -> None:
+            check(flavour + " stream", "".join(c.text for c in llm.stream("hi")) == FAKE)
+
+        def multi() -> None:
+            msgs = [HumanMessage("hi"), AIMessage(FAKE), HumanMessage("again")]
+            check(flavour + " multi-turn", llm.invoke(msgs).text == FAKE)
+
+        def tools() -> None:
+            bound = llm.bind_tools([WEATHER])
+            msgs: list[Any] = [HumanMessage(TOOL_PROMPT)]
+            ai = bound.invoke(msgs)
+            call = ai.tool_calls[0]
+            msgs += [ai, ToolMessage("sunny", tool_call_id=call["id"])]
+            check(flavour + " tool-loop", bound.invoke(msgs).text == FAKE, ai)
+
+        def structured() -> None:
+            out = llm.with_structured_output(City).invoke("A city?")
+            check(flavour + " structured", isinstance(out, City), out)
+
+        for name, fn in (
+            ("plain", plain),
+            ("stream", stream),
+            ("multi-turn", multi),
+            ("tool-loop", tools),
+            ("structured", structured),
+        ):
+            scenario(flavour + " " + name, fn)
 
 
 def pydantic_ai() -> None:
+    from pydantic import BaseModel
     from pydantic_ai import Agent
-    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.models.anthropic import AnthropicModel
+    from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
+    from pydantic_ai.providers.anthropic import AnthropicProvider
     from pydantic_ai.providers.openai import OpenAIProvider
 
-    agent = Agent(OpenAIChatModel(MODEL, provider=OpenAIProvider(base_url=V1, api_key="x")))
+    class City(BaseModel):
+        name: str
+        population: int
 
-    @agent.tool_plain
-    def get_weather(city: str) -> str:
-        return "sunny"
+    provider = OpenAIProvider(base_url=V1, api_key="x")
+    for flavour, model in (
+        ("chat", OpenAIChatModel(MODEL, provider=provider)),
+        ("responses", OpenAIResponsesModel(MODEL, provider=provider)),
+        ("anthropic", AnthropicModel(MODEL, provider=AnthropicProvider(base_url=URL, api_key="x"))),
+    ):
+        agent: Any = Agent(model)
 
-    check("plain", bool(agent.run_sync("hi").output))
-    check("tool-loop", bool(agent.run_sync("Use the tool for Bern.").output))
+        @agent.tool_plain
+        def get_weather(city: str) -> str:
+            """Weather in a city."""
+            return "sunny"
+
+        def plain() -> None:
+            check(flavour + " plain", agent.run_sync("hi").output == FAKE)
+
+        def stream() -> None:
+            async def go() -> str:
+                async with agent.run_stream("hi") as r:
+                    return "".join([t async for t in r.stream_text(delta=True)])
+
+            check(flavour + " stream", asyncio.run(go()) == FAKE)
+
+        def multi() -> None:
+            r = agent.run_sync("hi")
+            check(flavour + " multi-turn", agent.run_sync("again", message_history=r.all_messages()).output == FAKE)
+
+        def tools() -> None:
+            r = agent.run_sync(TOOL_PROMPT)
+            parts = [p.part_kind for m in r.all_messages() for p in m.parts]
+            check(flavour + " tool-loop", "tool-return" in parts and r.output == FAKE, parts)
+
+        def structured() -> None:
+            out = Agent(model, output_type=City).run_sync("A city?").output
+            check(flavour + " structured", isinstance(out, City), out)
+
+        for name, fn in (
+            ("plain", plain),
+            ("stream", stream),
+            ("multi-turn", multi),
+            ("tool-loop", tools),
+            ("structured", structured),
+        ):
+            scenario(flavour + " " + name, fn)
 
 
 def llm_cli() -> None:
-    import subprocess
-
-    cfg = os.path.join(os.environ.get("TMPDIR", "/tmp"), "cp-llm")
-    os.makedirs(cfg, exist_ok=True)
+    cfg = tempfile.mkdtemp(prefix="cp-llm-")
+    # the README's extra-openai-models.yaml
     with open(os.path.join(cfg, "extra-openai-models.yaml"), "w") as f:
-        f.write("- model_id: cp\n  model_name: %s\n  api_base: %s\n  api_key_name: cp\n" % (MODEL, V1))
-    env = dict(os.environ, LLM_USER_PATH=cfg, LLM_CP_KEY="x")
-    out = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "llm"), "-m", "cp", "--key", "x", "hi"],
-        env=env,
-        capture_output=True,
-        text=True,
+        f.write(
+            "- model_id: claude-sonnet-4\n  model_name: claude-sonnet-4\n  api_base: %s\n"
+            "  api_key_name: claudeproxy\n  supports_tools: true\n  supports_schema: true\n" % (V1,)
+        )
+    env = dict(os.environ, LLM_USER_PATH=cfg)
+    llm = os.path.join(os.path.dirname(sys.executable), "llm")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([llm, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    out = run("keys", "set", "claudeproxy", "--value", "unused")
+    check("keys", out.returncode == 0, out.stderr)
+    out = run("-m", "claude-sonnet-4", "--no-stream", "hi")
+    check("plain", out.returncode == 0 and out.stdout.strip() == FAKE, out.stdout + out.stderr)
+    out = run("-m", "claude-sonnet-4", "hi")
+    check("stream", out.returncode == 0 and out.stdout.strip() == FAKE, out.stdout + out.stderr)
+    out = run("-c", "again")
+    check("multi-turn", out.returncode == 0 and out.stdout.strip() == FAKE, out.stdout + out.stderr)
+    out = run(
+        "-m",
+        "claude-sonnet-4",
+        "--functions",
+        "def get_weather(city: str) -> str:\n    'Weather in a city.'\n    return 'sunny'\n",
+        "--td",
+        TOOL_PROMPT,
     )
-    check("plain", out.returncode == 0 and bool(out.stdout.strip()), out.stderr)
+    check("tool-loop", out.returncode == 0 and "get_weather" in out.stdout + out.stderr and FAKE in out.stdout, out)
+    out = run("-m", "claude-sonnet-4", "--schema", "name, population int", "A city?")
+    try:
+        ok = set(json.loads(out.stdout)) == {"name", "population"}
+    except ValueError:
+        ok = False
+    check("structured", out.returncode == 0 and ok, out.stdout + out.stderr)
 
 
 def litellm_() -> None:
     import litellm
+    from pydantic import BaseModel
 
-    r = litellm.completion(
-        model="openai/" + MODEL, api_base=V1, api_key="x", messages=[{"role": "user", "content": "hi"}]
-    )
-    check("plain", bool(r.choices[0].message.content))
-    r = litellm.completion(
-        model="anthropic/" + MODEL, api_base=URL, api_key="x", messages=[{"role": "user", "content": "hi"}]
-    )
-    check("anthropic", bool(r.choices[0].message.content))
+    class City(BaseModel):
+        name: str
+        population: int
+
+    hi: list[Any] = [{"role": "user", "content": "hi"}]
+    for flavour, model, base in (("openai", "openai/" + MODEL, V1), ("anthropic", "anthropic/" + MODEL, URL)):
+        kw: dict[str, Any] = dict(model=model, api_base=base, api_key="x")
+
+        def plain() -> None:
+            check(flavour + " plain", litellm.completion(messages=hi, **kw).choices[0].message.content == FAKE)
+
+        def stream() -> None:
+            text = "".join(c.choices[0].delta.content or "" for c in litellm.completion(messages=hi, stream=True, **kw))
+            check(flavour + " stream", text == FAKE, text)
+
+        def multi() -> None:
+            msgs = hi + [{"role": "assistant", "content": FAKE}, {"role": "user", "content": "again"}]
+            check(flavour + " multi-turn", litellm.completion(messages=msgs, **kw).choices[0].message.content == FAKE)
+
+        def tools() -> None:
+            msgs: list[Any] = [{"role": "user", "content": TOOL_PROMPT}]
+            r = litellm.completion(messages=msgs, tools=[WEATHER], **kw)
+            m = r.choices[0].message
+            call = m.tool_calls[0]
+            msgs += [m.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+            r2 = litellm.completion(messages=msgs, tools=[WEATHER], **kw)
+            check(flavour + " tool-loop", r2.choices[0].message.content == FAKE, r2)
+
+        def structured() -> None:
+            r = litellm.completion(messages=[{"role": "user", "content": "A city?"}], response_format=City, **kw)
+            City.model_validate_json(r.choices[0].message.content)
+            check(flavour + " structured", True)
+
+        for name, fn in (
+            ("plain", plain),
+            ("stream", stream),
+            ("multi-turn", multi),
+            ("tool-loop", tools),
+            ("structured", structured),
+        ):
+            scenario(flavour + " " + name, fn)
 
 
 def instructor_() -> None:
+    import anthropic
     import instructor
     from openai import OpenAI
     from pydantic import BaseModel
 
     class City(BaseModel):
         name: str
+        population: int
 
-    c = instructor.from_openai(OpenAI(base_url=V1, api_key="x"), mode=instructor.Mode.TOOLS)
-    try:
-        c.chat.completions.create(
-            model=MODEL, response_model=City, messages=[{"role": "user", "content": "Use the tool."}]
-        )
-        check("structured", True)
-    except Exception as e:  # the fake's tool input is not a City: a validation error is the library working
-        check("structured", "validation" in str(e).lower(), e)
+    ask: list[Any] = [{"role": "user", "content": "A city?"}]
+    for flavour, client in (
+        ("openai tools", instructor.from_openai(OpenAI(base_url=V1, api_key="x"), mode=instructor.Mode.TOOLS)),
+        (
+            "openai json_schema",
+            instructor.from_openai(OpenAI(base_url=V1, api_key="x"), mode=instructor.Mode.JSON_SCHEMA),
+        ),
+        ("openai json", instructor.from_openai(OpenAI(base_url=V1, api_key="x"), mode=instructor.Mode.JSON)),
+        ("anthropic tools", instructor.from_anthropic(anthropic.Anthropic(base_url=URL, api_key="x"))),
+    ):
+
+        def structured() -> None:
+            out = client.chat.completions.create(model=MODEL, max_tokens=200, response_model=City, messages=ask)
+            check(flavour + " structured", isinstance(out, City), out)
+
+        def stream() -> None:
+            parts = list(
+                client.chat.completions.create_partial(model=MODEL, max_tokens=200, response_model=City, messages=ask)
+            )
+            check(flavour + " stream", parts and parts[-1].name, parts[-1:])
+
+        scenario(flavour + " structured", structured)
+        scenario(flavour + " stream", stream)
 
 
 CLIENTS: dict[str, Callable[[], None]] = {
@@ -184,5 +477,6 @@ CLIENTS: dict[str, Callable[[], None]] = {
 }
 
 if __name__ == "__main__":
-    CLIENTS[sys.argv[1]]()
-    print(json.dumps({"client": sys.argv[1], "ok": True}))
+    scenario("import", CLIENTS[sys.argv[1]])
+    print(json.dumps({"client": sys.argv[1], "failed": failures}))
+    sys.exit(1 if failures else 0)
