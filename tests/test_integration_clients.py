@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from twisted.trial.unittest import TestCase
@@ -420,8 +421,13 @@ class ClaudeCodeReplayTests(TestCase):
         self.assertEqual(resp.code, 200, raw[:400])
         names = [line[7:] for line in raw.decode().split("\n") if line.startswith("event: ")]
         self.assertEqual((names[0], names[-1]), ("message_start", "message_stop"))
-        self.assertNotIn('"role": "system"', upstream_text(d))
-        self.assertIn("Primary working directory", upstream_text(d))
+        # the client's system message reaches the model in a user turn, not as
+        # a system message (CLI 2.1.332 adds system messages of its own)
+        client_dir = re.search(r"Primary working directory: (\S+)", json.dumps(seq[0]["body"]["messages"][1]))
+        assert client_dir is not None
+        sent = d.fake.message_requests[-1].body["messages"]
+        self.assertFalse([m for m in sent if m["role"] == "system" and client_dir.group(1) in json.dumps(m)])
+        self.assertIn(client_dir.group(1), json.dumps([m for m in sent if m["role"] == "user"]))
 
         d.fake.push(
             Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse("mcp__cp__Read", {"file_path": "Bern"}),))
