@@ -35,7 +35,12 @@ def assistant(text: str) -> Message:
     return Message("assistant", [text_block(text)])
 
 
-class ContinuityTests(SynchronousTestCase):
+class ManagerCase(SynchronousTestCase):
+    """
+    A process manager on a fake spawner, a clock and an executable stand-in
+    for the CLI.
+    """
+
     def setUp(self) -> None:
         self.clock = Clock()
         self.spawner = FakeSpawner()
@@ -45,9 +50,17 @@ class ContinuityTests(SynchronousTestCase):
             f.write("#!/bin/sh\nexit 1\n")
         os.chmod(self.claude, 0o755)
         self.workdir = os.path.dirname(os.path.abspath(self.claude))
-        self.m = ProcessManager(
-            self.clock, self.claude, "", {"PATH": "/usr/bin"}, self.workdir, self.spawner, self.killer, max_sessions=4
+
+    def manager(self, **kw: Any) -> ProcessManager:
+        return ProcessManager(
+            self.clock, self.claude, "", {"PATH": "/usr/bin"}, self.workdir, self.spawner, self.killer, **kw
         )
+
+
+class ContinuityTests(ManagerCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.m = self.manager(max_sessions=4)
 
     def resume_file(self, n: int = -1) -> str:
         args = self.spawner.calls[n][2]
@@ -128,21 +141,7 @@ class ContinuityTests(SynchronousTestCase):
         self.assertEqual(self.m.stats.tool_waits_abandoned, 1)
 
 
-class WarmSizingTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.spawner = FakeSpawner()
-        self.claude = self.mktemp()
-        with open(self.claude, "w") as f:
-            f.write("#!/bin/sh\nexit 1\n")
-        os.chmod(self.claude, 0o755)
-        self.workdir = os.path.dirname(os.path.abspath(self.claude))
-
-    def manager(self, **kw: Any) -> ProcessManager:
-        return ProcessManager(
-            self.clock, self.claude, "", {"PATH": "/usr/bin"}, self.workdir, self.spawner, RecordingKiller(), **kw
-        )
-
+class WarmSizingTests(ManagerCase):
     def test_busy_key_gets_the_spare_budget(self) -> None:
         m = self.manager(warm=4)
         hot, cold = SpawnKey("sonnet", "hot"), SpawnKey("sonnet", "cold")

@@ -800,6 +800,7 @@ class ProcessManager:
     # -- reporting and shutdown --------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
+        targets = self.targets()
         return {
             "live_processes": len(self.live),
             "warm": {
@@ -826,7 +827,7 @@ class ProcessManager:
                         "hits": hits,
                         "misses": misses,
                         "idle": len(self._idle.get(key, [])),
-                        "target": self.targets().get(key, 0),
+                        "target": targets.get(key, 0),
                     }
                     for key, (hits, misses) in self.key_stats.items()
                 ],
