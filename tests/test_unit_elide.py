@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.engine.conversation import Conversation, Message, text_block
 from claudeproxy.engine.lines import Elided, LineBuffer, StringElider, head_fields
-from claudeproxy.engine.pool import Continuation, ProcessManager, continues, reply_text_of
+from claudeproxy.engine.pool import Continuation, ProcessManager, continues
 from claudeproxy.engine.process import ELIDED, CLIProcess, SpawnKey
 from claudeproxy.engine.serve import continuation
 from claudeproxy.engine.streaming import Outcome
@@ -364,11 +364,6 @@ class ContinuesTests(SynchronousTestCase):
         self.assertFalse(continues((user("X"), user("Q"), reply("Answer.")), self.held))
         with_tool = Message("assistant", [text_block("Answer."), {"type": "tool_use", "id": "t", "input": {}}])
         self.assertFalse(continues((user("Q"), with_tool), self.held))
-
-    def test_reply_text_of(self) -> None:
-        self.assertEqual(reply_text_of(reply("a", "b")), "ab")
-        self.assertIsNone(reply_text_of(user("a")))
-        self.assertIsNone(reply_text_of(Message("assistant", [])))
 
     def test_continuation_from_a_lean_turn(self) -> None:
         state = TurnState(model="sonnet", keep_text=False)

@@ -251,7 +251,6 @@ class ProcessManagerTests(SynchronousTestCase):
         self.assertEqual(path, self.workdir)
         self.assertEqual(lease.key, key)
         self.assertEqual(lease.source, "cold")
-        self.assertFalse(lease.resumed)
         self.assertEqual(m.spawned, 1)
         self.assertEqual(m.live, {lease.proc})
 

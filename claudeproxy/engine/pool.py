@@ -9,6 +9,7 @@ live conversations that reuse them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -107,10 +108,6 @@ class Lease:
     #: the turn to write, when not the conversation's last turn
     turn: Optional[tuple[Message, ...]] = None
 
-    @property
-    def resumed(self) -> bool:
-        return self.source == "session"
-
 
 @attrs.define(eq=False)
 class _Idle:
@@ -130,21 +127,6 @@ class Continuation:
 
     messages: tuple[Message, ...]
     reply_digest: str
-
-
-def reply_text_of(message: Message) -> Optional[str]:
-    """
-    The text of an assistant message made only of text blocks (joined), or
-    None.
-    """
-    if message.role != "assistant" or not message.blocks:
-        return None
-    parts = []
-    for block in message.blocks:
-        if block.get("type") != "text" or not isinstance(block.get("text"), str):
-            return None
-        parts.append(block["text"])
-    return "".join(parts)
 
 
 def assistant_digest(message: Message) -> Optional[str]:
@@ -187,14 +169,10 @@ class _HistoryDigest:
 
     def __init__(self, history: tuple[Message, ...]) -> None:
         self.history = history
-        self._digest: Optional[str] = None
-        self._done = False
 
+    @functools.cached_property
     def last_digest(self) -> Optional[str]:
-        if not self._done:
-            self._done = True
-            self._digest = assistant_digest(self.history[-1]) if self.history else None
-        return self._digest
+        return assistant_digest(self.history[-1]) if self.history else None
 
     def continues(self, held: Continuation) -> bool:
         """
@@ -205,7 +183,7 @@ class _HistoryDigest:
         return (
             len(history) == len(held.messages) + 1
             and history[:-1] == held.messages
-            and self.last_digest() == held.reply_digest
+            and self.last_digest == held.reply_digest
         )
 
 

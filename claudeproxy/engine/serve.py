@@ -188,7 +188,7 @@ class TurnServer:
         self.runs.add(run)
         try:
             if lease.source == "tools":
-                done = run.start(b"")
+                done = run.start()
                 self._resume_tools(lease, run, spec.conversation)
             else:
                 # the process holds the history: only the last turn is new

@@ -10,6 +10,8 @@ import json
 import time
 from typing import Any, Callable, Optional, TextIO
 
+from ..store.usage import COUNTS
+
 #: (host, port, key, timeout) -> (status, body)
 Fetch = Callable[[str, int, Optional[str], float], tuple[int, bytes]]
 
@@ -68,17 +70,7 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
     out.append("last %s, per client:" % (window,))
     rows = [("client", "requests", "errors", "input", "output", "cache read", "cache write")]
     for name, c in sorted(win["clients"].items()):
-        rows.append(
-            (
-                name,
-                _n(c["requests"]),
-                _n(c["errors"]),
-                _n(c["input_tokens"]),
-                _n(c["output_tokens"]),
-                _n(c["cache_read_tokens"]),
-                _n(c["cache_write_tokens"]),
-            )
-        )
+        rows.append((name, *(_n(c[k]) for k in COUNTS)))
     if len(rows) == 1:
         out.append("  no requests")
     else:

@@ -168,9 +168,6 @@ class UsageLog:
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._lock = threading.Lock()
         self._pruner: Optional[LoopingCall] = None
-        #: rows recorded / written (for tests and the benchmark)
-        self.recorded = 0
-        self.written = 0
 
     # -- writing ---------------------------------------------------------------------
 
@@ -179,7 +176,6 @@ class UsageLog:
         Queue C{row}; the writer thread stores it (with any others queued).
         """
         self._queue.append(row.values())
-        self.recorded += 1
         try:
             d = self.db.write(self._drain)
         except sqlite3.ProgrammingError:
@@ -195,7 +191,6 @@ class UsageLog:
                 rows.append(self._queue.popleft())
         if rows:
             conn.executemany(_INSERT, rows)
-            self.written += len(rows)
         return len(rows)
 
     def prune(self) -> Deferred[int]:
@@ -240,46 +235,29 @@ class UsageLog:
         return self.db.read(lambda conn: summarise(conn, now, errors, recent))
 
 
+#: what is counted per client and per hour, in the order shown
+COUNTS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
 def summarise(conn: sqlite3.Connection, now: float, errors: int, recent: int) -> dict[str, Any]:
     since = now - WINDOWS["month"]
     hours: list[dict[str, Any]] = []
-    for hour, client, n, failed, tin, tout, tread, twrite in conn.execute(
+    for hour, client, *counts in conn.execute(
         "SELECT CAST(time / 3600 AS INTEGER) * 3600 AS hour, client, COUNT(*),"
         " SUM(status >= 400), SUM(input_tokens), SUM(output_tokens),"
         " SUM(cache_read_tokens), SUM(cache_write_tokens)"
         " FROM usage WHERE time >= ? GROUP BY hour, client ORDER BY hour",
         (since,),
     ):
-        hours.append(
-            {
-                "hour": int(hour),
-                "client": client,
-                "requests": n,
-                "errors": failed or 0,
-                "input_tokens": tin or 0,
-                "output_tokens": tout or 0,
-                "cache_read_tokens": tread or 0,
-                "cache_write_tokens": twrite or 0,
-            }
-        )
+        hours.append({"hour": int(hour), "client": client, **{k: v or 0 for k, v in zip(COUNTS, counts, strict=True)}})
     windows: dict[str, Any] = {}
     for name, span in WINDOWS.items():
         start = (int(now - span) // HOUR) * HOUR
         series = [h for h in hours if h["hour"] >= start]
         clients: dict[str, dict[str, int]] = {}
         for h in series:
-            c = clients.setdefault(
-                h["client"],
-                {
-                    "requests": 0,
-                    "errors": 0,
-                    "input_tokens": 0,
-                    "output_tokens": 0,
-                    "cache_read_tokens": 0,
-                    "cache_write_tokens": 0,
-                },
-            )
-            for key in c:
+            c = clients.setdefault(h["client"], dict.fromkeys(COUNTS, 0))
+            for key in COUNTS:
                 c[key] += h[key]
         windows[name] = {"start": start, "bucket": HOUR, "hours": series, "clients": clients}
     cols = ", ".join(COLUMNS)

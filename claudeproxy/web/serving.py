@@ -23,8 +23,6 @@ from ..engine.models import ModelCatalog
 from ..engine.pool import Limiter, ProcessManager
 from ..engine.process import SYSTEM_ARG_MAX
 from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
-
-__all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
 from ..engine.spec import TurnSpec, check_system
 from ..engine.streaming import Outcome, TurnOutput, TurnRun
 from ..engine.turn import Finished, TurnState, WebSearch
@@ -33,6 +31,8 @@ from ..store.db import StateDB
 from ..store.usage import UsageLog, UsageRow
 from .auth import ANONYMOUS, ClientKeys, presented_key
 from .metrics import Metrics
+
+__all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
 
 ErrorWriter = Callable[[Request, ProxyError], None]
 

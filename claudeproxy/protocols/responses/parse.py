@@ -34,8 +34,8 @@ from ...engine.tools import spec as tool_spec
 from ...engine.turn import Finished, Usage, WebSearch
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
-#: (C{store}: every response is kept in memory for C{previous_response_id},
-#: whatever it says.)
+#: (C{store}: every response is kept for C{previous_response_id}, in the
+#: state database when there is one, whatever it says.)
 IGNORED_PARAMS = frozenset(
     {
         "store",

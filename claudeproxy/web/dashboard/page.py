@@ -13,6 +13,8 @@ import time
 from html import escape
 from typing import Any, Optional
 
+from ...store.usage import COUNTS
+
 STYLE = """
 :root { --bg:#f7f7f5; --fg:#1d1d1b; --muted:#6b6b66; --card:#fff; --line:#e3e3de; --bad:#b3261e; --ok:#1e7b34; --warn:#a15c00; }
 @media (prefers-color-scheme: dark) { :root { --bg:#161615; --fg:#ececea; --muted:#9a9a94; --card:#20201f; --line:#33332f; } }
@@ -249,22 +251,7 @@ def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
     quota = figures.get("quota") or {}
     history = figures.get("history")
     day = history["windows"]["day"] if history else None
-    clients = (
-        [
-            [
-                name,
-                _n(c["requests"]),
-                _n(c["errors"]),
-                _n(c["input_tokens"]),
-                _n(c["output_tokens"]),
-                _n(c["cache_read_tokens"]),
-                _n(c["cache_write_tokens"]),
-            ]
-            for name, c in sorted(day["clients"].items())
-        ]
-        if day
-        else []
-    )
+    clients = [[name, *(_n(c[k]) for k in COUNTS)] for name, c in sorted(day["clients"].items())] if day else []
     errors = [
         [
             _when(e["time"]),
