@@ -49,8 +49,20 @@ class WarmPoolTests(TestCase):
         self.assertNotIn(warm_pid, idle_pids(d))
         code, health = await self._health(d)
         self.assertEqual(health["pool"]["warm"]["hits"], 1)
+        (idle,) = health["pool"]["warm"]["idle"]
+        self.assertRegex(idle.pop("key"), "^[0-9a-f]{12}$")
         self.assertEqual(
-            health["pool"]["warm"]["idle"], [{"model": "sonnet", "system_prompt": False, "effort": None, "count": 1}]
+            idle,
+            {
+                "model": "sonnet",
+                "system_prompt": False,
+                "effort": None,
+                "tools": 0,
+                "max_tokens": None,
+                "json_schema": False,
+                "web_search": False,
+                "count": 1,
+            },
         )
 
     async def _health(self, d: Running) -> tuple[int, Any]:

@@ -19,6 +19,7 @@ from claudeproxy.engine.continuity import CONTINUE_AFTER_RESULTS
 from claudeproxy.engine.conversation import Conversation, Message, text_block
 from claudeproxy.engine.pool import Continuation, ProcessManager, assistant_digest
 from claudeproxy.engine.process import SpawnKey
+from claudeproxy.web.metrics import Metrics
 from tests.fakes import FakeSpawner, RecordingKiller
 
 KEY = SpawnKey("sonnet", "S")
@@ -164,6 +165,27 @@ class WarmSizingTests(ManagerCase):
         m.acquire(key)
         described = m.describe()["warm"]["keys"]
         self.assertEqual([(k["model"], k["hits"], k["misses"]) for k in described], [("sonnet", 1, 1)])
+
+    def test_keys_differing_only_in_max_tokens_stay_apart(self) -> None:
+        """
+        A chat request and a Messages request (which always sets max_tokens)
+        for the same model: two keys in /health, two series in /metrics.
+        """
+        m = self.manager(warm=2)
+        chat, messages = SpawnKey("sonnet"), SpawnKey("sonnet", max_tokens=256)
+        m.acquire(chat)
+        m.acquire(messages)
+        m._refill()
+        m.acquire(chat)
+        described = m.describe()["warm"]["keys"]
+        self.assertEqual({k["max_tokens"]: (k["hits"], k["misses"]) for k in described}, {None: (1, 1), 256: (0, 1)})
+        self.assertEqual(len({k["key"] for k in described}), 2)
+        live = {"in_flight": 0, "queued": 0, "pool": m.describe(), "exits": {}}
+        text = Metrics(lambda: live).render().decode()
+        series = [line.rsplit(" ", 1)[0] for line in text.splitlines() if line.startswith("claudeproxy_warm_pool_key")]
+        self.assertEqual(len(series), 4, text)
+        self.assertEqual(len(set(series)), 4, "no series appears twice")
+        self.assertIn('max_tokens="256"', text)
 
     def test_budget_ends_the_oldest_idle_or_parked(self) -> None:
         m = self.manager(max_sessions=4, max_processes=2)

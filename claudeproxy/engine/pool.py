@@ -10,6 +10,7 @@ live conversations that reuse them.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import time
@@ -159,6 +160,33 @@ def calls_digest(text_digest: str, calls: list[list[Any]]) -> str:
     and each call as C{[id, name, input]}.
     """
     return digest_text(json.dumps([text_digest, calls], sort_keys=True, separators=(",", ":"), ensure_ascii=True))
+
+
+@functools.lru_cache(maxsize=256)
+def key_id(key: SpawnKey) -> str:
+    """
+    A short stable name for C{key}: two keys that differ in anything (the
+    system text, the tools, C{max_tokens}...) have different names, so
+    /health and /metrics never show two keys as one.
+    """
+    return hashlib.sha256(repr(key).encode("utf-8", "replace")).hexdigest()[:12]
+
+
+def key_view(key: SpawnKey) -> dict[str, Any]:
+    """
+    What /health shows of a key: its name and the settings a reader can
+    tell keys apart by.
+    """
+    return {
+        "key": key_id(key),
+        "model": key.model,
+        "system_prompt": key.system is not None,
+        "effort": key.effort,
+        "tools": len(key.tools),
+        "max_tokens": key.max_tokens,
+        "json_schema": key.json_schema is not None,
+        "web_search": key.web_search,
+    }
 
 
 class _HistoryDigest:
@@ -784,29 +812,17 @@ class ProcessManager:
             "warm": {
                 "max_idle": self.warm,
                 "ttl": self.warm_ttl,
-                "idle": [
-                    {
-                        "model": key.model,
-                        "system_prompt": key.system is not None,
-                        "effort": key.effort,
-                        "count": len(entries),
-                    }
-                    for key, entries in self._idle.items()
-                    if entries
-                ],
+                "idle": [dict(key_view(key), count=len(entries)) for key, entries in self._idle.items() if entries],
                 "hits": self.stats.warm_hits,
                 "misses": self.stats.warm_misses,
                 "keys": [
-                    {
-                        "model": key.model,
-                        "system_prompt": key.system is not None,
-                        "effort": key.effort,
-                        "tools": len(key.tools),
-                        "hits": hits,
-                        "misses": misses,
-                        "idle": len(self._idle.get(key, [])),
-                        "target": targets.get(key, 0),
-                    }
+                    dict(
+                        key_view(key),
+                        hits=hits,
+                        misses=misses,
+                        idle=len(self._idle.get(key, [])),
+                        target=targets.get(key, 0),
+                    )
                     for key, (hits, misses) in self.key_stats.items()
                 ],
                 "died": self.stats.warm_died,

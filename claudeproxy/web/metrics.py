@@ -38,11 +38,18 @@ class _Live(Collector):
         hits.add_metric(["miss"], pool["warm"]["misses"])
         per_key = CounterMetricFamily(
             "claudeproxy_warm_pool_key",
-            "Warm pool lookups by result, per model and settings",
-            labels=["model", "system_prompt", "effort", "tools", "result"],
+            "Warm pool lookups by result, per key (the settings a process is started with; the key label names them all)",
+            labels=["key", "model", "system_prompt", "effort", "tools", "max_tokens", "result"],
         )
         for k in pool["warm"].get("keys", []):
-            labels = [str(k["model"]), str(k["system_prompt"]).lower(), str(k["effort"] or "-"), str(k["tools"])]
+            labels = [
+                k["key"],
+                str(k["model"]),
+                str(k["system_prompt"]).lower(),
+                str(k["effort"] or "-"),
+                str(k["tools"]),
+                str(k["max_tokens"] or "-"),
+            ]
             per_key.add_metric(labels + ["hit"], k["hits"])
             per_key.add_metric(labels + ["miss"], k["misses"])
         yield per_key
