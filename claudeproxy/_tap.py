@@ -57,6 +57,13 @@ class Options(usage.Options):
             None,
             "Pass ANTHROPIC_API_KEY on to the CLI (by default it is removed so the subscription login is used, not per-token billing).",
         ],
+        [
+            "use-claude-settings",
+            None,
+            "Let the CLI read your ~/.claude/settings.json (its env, apiKeyHelper, proxy settings). "
+            "Off by default: no settings, CLAUDE.md, hooks, output style or plugins of yours apply to API requests; "
+            "with it, CLAUDE.md, hooks and the output style still stay out.",
+        ],
     ]
     optParameters = [
         ["listen", None, DEFAULT_LISTEN, "Where to listen, as a strports endpoint description."],
@@ -271,6 +278,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         max_body=options["max-body"],
         upstream_retries=options["upstream-retries"],
         keep_api_key=bool(options["keep-api-key"]),
+        use_claude_settings=bool(options["use-claude-settings"]),
         warm=options["warm"],
         warm_ttl=options["warm-ttl"],
         session_ttl=options["session-ttl"],

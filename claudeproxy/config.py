@@ -33,6 +33,9 @@ class Config:
     max_body: int = 32 * 1024 * 1024
     upstream_retries: int = 2
     keep_api_key: bool = False
+    #: let the CLI read the user's own settings (their env, apiKeyHelper);
+    #: CLAUDE.md, hooks and the output style stay out even then
+    use_claude_settings: bool = False
     warm: int = 2
     warm_ttl: float = 600.0
     session_ttl: float = 300.0

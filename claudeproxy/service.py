@@ -246,9 +246,11 @@ def build(
     """
     The daemon's service tree, its routes and its site.
     """
+    from .engine.isolation import isolation_args
     from .engine.process import build_env
+    from .engine.usersetup import scan as scan_user_setup
 
-    cli_env = build_env(env, config.keep_api_key, config.upstream_retries, config.tool_wait)
+    cli_env = build_env(env, config.keep_api_key, config.upstream_retries, config.tool_wait, config.use_claude_settings)
     guard = ChildGuard(reactor) if config.watchdog else None
     spawner = spawner if spawner is not None else group_spawner(reactor)
     if guard is not None:
@@ -270,11 +272,13 @@ def build(
         default_key=SpawnKey(DEFAULT_MODEL, None, config.system_prompt_mode),
         bridges=mcp,
         tool_wait=config.tool_wait,
+        settings=tuple(isolation_args(config.use_claude_settings)),
     )
     limiter = Limiter(config.max_concurrent, config.max_queued)
     core: Optional[_Core] = None
     state = open_state(reactor, config.state_dir, MIGRATIONS)
     proxy = ProxyApp(reactor, config, manager, limiter, lambda: core.cli_version if core else None, state=state)
+    proxy.user_setup = scan_user_setup(env)
     core = _Core(reactor, proxy, manager, mcp, cli_env, config.shutdown_grace)
     core.enter_workdir = config.enter_workdir
     core.guard = guard

@@ -67,6 +67,17 @@ class Reply:
     search: tuple[tuple[str, str], ...] = ()
 
 
+def prompt_too_long(used: int, limit: int = 200000) -> Reply:
+    """
+    The real API's answer to a prompt over the model's context window.
+    """
+    return Reply(
+        status=400,
+        error_type="invalid_request_error",
+        error_message="prompt is too long: %d tokens > %d maximum" % (used, limit),
+    )
+
+
 def web_search_tool(body: dict[str, Any]) -> Optional[dict[str, Any]]:
     """
     The web search server tool (C{web_search_2025xxxx}) a request offers.

@@ -261,19 +261,28 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02
 
 
 async def start(
-    test: TestCase, claude: Optional[str] = None, extra_env: Optional[Mapping[str, str]] = None, **overrides: Any
+    test: TestCase,
+    claude: Optional[str] = None,
+    extra_env: Optional[Mapping[str, str]] = None,
+    home: Optional[str] = None,
+    oauth_token: bool = True,
+    **overrides: Any,
 ) -> Running:
     """
     Start the fake upstream and the daemon (the real CLI unless C{claude}
     names another); both stop when the test ends, and the test fails if a
     CLI process is left running.  C{extra_env} is added to the CLI's
-    environment.
+    environment.  C{home} is the HOME (default: a new empty one); without
+    C{oauth_token} the CLI has no C{CLAUDE_CODE_OAUTH_TOKEN} (the login is
+    whatever C{home} holds).
     """
     fake = FakeAnthropic(reactor)
     base_url = fake.listen()
-    home = tempfile.mkdtemp(prefix="cp-home-")
-    workdir = tempfile.mkdtemp(prefix="cp-work-")
+    home = home if home is not None else tempfile.mkdtemp(prefix="cp-home-")
+    workdir = overrides.pop("workdir", None) or tempfile.mkdtemp(prefix="cp-work-")
     env = cli_env(base_url, home)
+    if not oauth_token:
+        env.pop("CLAUDE_CODE_OAUTH_TOKEN")
     env.update(extra_env or {})
     settings: dict[str, Any] = dict(
         listen="tcp:0:interface=127.0.0.1",

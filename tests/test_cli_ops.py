@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from claudeproxy.engine.versions import NEWEST_TESTED, OLDEST_TESTED
 from claudeproxy.ops import cli, systemd
 from claudeproxy.ops.servicespec import Completed, absolute_args, run_process
+from tests import realhome
 from tests.harness import free_port
 
 UID = 501
@@ -722,3 +723,64 @@ class DoctorTests(Workspace):
         self.assertEqual(status, 1, out)
         self.assertIn("%s is gone" % (self.twistd,), out)
         self.assertIn("fix: claudeproxy launchd install", out)
+
+
+class DoctorUserSetupTests(Workspace):
+    """
+    What the doctor says of the user's own Claude Code set-up, and of a
+    CLI that refuses the login in -p mode (a future --bare default).
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.port = free_port()
+
+    doctor = DoctorTests.doctor
+    line = DoctorTests.line
+
+    def test_print_mode_login_taken(self) -> None:
+        """
+        The probe runs -p as the daemon does (the user's set-up off),
+        against an address where nothing listens: nothing reaches
+        Anthropic.
+        """
+        fake_claude(self.bin, auth_status=(LOGGED_IN, 0))
+        status, out, runner = self.doctor()
+        self.assertEqual(status, 0, out)
+        self.assertTrue(self.line(out, "-p login").startswith("ok"), out)
+        (probe,) = [(c, e) for c, e in zip(runner.calls, runner.envs, strict=True) if c[1:2] == ["-p"]]
+        argv, env = probe
+        self.assertIn("--setting-sources", argv)
+        assert env is not None
+        self.assertEqual(env["ANTHROPIC_BASE_URL"], "http://127.0.0.1:1")
+        self.assertEqual(env["DISABLE_COMPACT"], "1")
+
+    def test_print_mode_login_refused(self) -> None:
+        refused = json.dumps(
+            {"type": "result", "subtype": "success", "is_error": True, "result": "Not logged in · Please run /login"}
+        )
+        fake_claude(self.bin, auth_status=(LOGGED_IN, 0), request=(refused, 1))
+        status, out, _ = self.doctor()
+        self.assertEqual(status, 1, out)
+        line = self.line(out, "-p login")
+        self.assertTrue(line.startswith("FAIL"), out)
+        self.assertIn("refuses the subscription login in -p mode", line)
+        self.assertIn("--bare", line)
+
+    def test_user_setup(self) -> None:
+        realhome.make(self.home)
+        fake_claude(self.bin, auth_status=(LOGGED_IN, 0))
+        status, out, _ = self.doctor()
+        self.assertEqual(status, 0, out)
+        line = self.line(out, "your Claude Code set-up")
+        self.assertTrue(line.startswith("info"), out)
+        self.assertIn("3 CLAUDE.md files, 1 rules file, 7 hooks, output style Explanatory", line)
+        self.assertIn("1 plugin", line)
+        self.assertTrue(line.endswith("not applied to API requests"), line)
+        _, out, _ = self.doctor("--use-claude-settings")
+        self.assertIn("your settings apply (--use-claude-settings)", self.line(out, "your Claude Code set-up"))
+
+    def test_empty_setup(self) -> None:
+        fake_claude(self.bin, auth_status=(LOGGED_IN, 0))
+        _, out, _ = self.doctor()
+        self.assertIn("nothing of your Claude Code set-up found", self.line(out, "your Claude Code set-up"))

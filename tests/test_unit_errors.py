@@ -153,11 +153,50 @@ class ErrorFromResultTests(SynchronousTestCase):
         self.assertIn("Third-party apps now draw from your extra usage", e.message)
 
     def test_other_400(self) -> None:
-        e = error_from_result(result("API Error: 400 prompt is too long", 400))
+        e = error_from_result(result("API Error: 400 messages.0: text is too short", 400))
         self.assertEqual(e.status, 400)
         self.assertEqual(e.type, "invalid_request_error")
         self.assertEqual(e.code, "upstream_invalid_request")
-        self.assertIn("prompt is too long", e.message)
+        self.assertIn("text is too short", e.message)
+        self.assertIsNone(e.anthropic_message)
+
+    def test_prompt_too_long_upstream(self) -> None:
+        """
+        The API's 400 "prompt is too long: N tokens > M maximum" is OpenAI's
+        C{context_length_exceeded}, with the figures, and no retry.
+        """
+        e = error_from_result(result("API Error: 400 prompt is too long: 210417 tokens > 200000 maximum", 400))
+        self.assertEqual((e.status, e.type, e.code), (400, "invalid_request_error", "context_length_exceeded"))
+        self.assertIn("maximum context length is 200000 tokens", e.message)
+        self.assertIn("resulted in 210417 tokens", e.message)
+        self.assertEqual(e.anthropic_message, "prompt is too long: 210417 tokens > 200000 maximum")
+        self.assertEqual(e.headers()["x-should-retry"], "false")
+
+    def test_prompt_too_long_as_the_cli_words_it(self) -> None:
+        """
+        The CLI rewords the API's answer; the figures are still read, and
+        its advice (to compact) is not passed on.
+        """
+        e = error_from_result(
+            result(
+                "Prompt is too long · the request is ~210417 tokens (limit 200000) but this conversation is "
+                "only ~1 tokens — the rest is system prompt. A single-exchange conversation cannot be compacted",
+                400,
+            )
+        )
+        self.assertEqual(e.code, "context_length_exceeded")
+        self.assertEqual(e.anthropic_message, "prompt is too long: 210417 tokens > 200000 maximum")
+        self.assertNotIn("compacted", e.message)
+
+    def test_prompt_too_long_refused_by_the_cli(self) -> None:
+        """
+        The CLI's own refusal (no upstream request, no status) is the same
+        error, without figures.
+        """
+        e = error_from_result(result("Prompt is too long", None))
+        self.assertEqual((e.status, e.code), (400, "context_length_exceeded"))
+        self.assertEqual(e.anthropic_message, "prompt is too long")
+        self.assertFalse(e.retryable)
 
     def test_403(self) -> None:
         e = error_from_result(result("API Error: 403 forbidden", 403))

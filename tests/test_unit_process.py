@@ -29,6 +29,9 @@ BASE_ARGV = [
     "",
     "--no-session-persistence",
     "--strict-mcp-config",
+    # the user's own Claude Code set-up stays out
+    "--setting-sources",
+    "",
 ]
 
 

@@ -40,6 +40,15 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(o["max-body"], 32 * 1024 * 1024)
         self.assertEqual(o["upstream-retries"], 2)
         self.assertFalse(o["keep-api-key"])
+        self.assertFalse(o["use-claude-settings"])
+
+    def test_use_claude_settings(self) -> None:
+        """
+        The opt-in reaches the config (off by default).
+        """
+        env = {"PATH": "/nowhere", "HOME": "/h"}
+        self.assertFalse(config_from_options(parse(), env, "/w").use_claude_settings)
+        self.assertTrue(config_from_options(parse("--use-claude-settings"), env, "/w").use_claude_settings)
 
     def test_every_option(self) -> None:
         o = parse(

@@ -5,6 +5,7 @@ reports to them.  Pure functions; no I/O.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping, Optional
 
 import attrs
@@ -38,6 +39,9 @@ class ProxyError(Exception):
     code: Optional[str] = None
     param: Optional[str] = None
     retry_after: Optional[int] = None
+    #: the message in Anthropic's own words, where it has them (the
+    #: Messages API answers with this instead of C{message})
+    anthropic_message: Optional[str] = None
 
     def to_openai(self) -> dict[str, Any]:
         return {
@@ -76,6 +80,46 @@ def cli_missing(reason: str) -> ProxyError:
         "The Claude Code CLI is not available: %s. %s" % (reason, INSTALL_HINT),
         "server_error",
         "cli_unavailable",
+    )
+
+
+#: an over-long prompt: the real API's words ("prompt is too long: N
+#: tokens > M maximum"), or the CLI's rewording of them ("Prompt is too
+#: long · the request is ~N tokens (limit M) but ..."), or the CLI's own
+#: refusal ("Prompt is too long")
+_TOO_LONG = re.compile(r"prompt is too long", re.I)
+_FIGURES = (
+    re.compile(r"(\d+) tokens > (\d+) maximum"),
+    re.compile(r"~?(\d+) tokens \(limit (\d+)\)"),
+)
+
+
+def context_length_exceeded(detail: str) -> Optional[ProxyError]:
+    """
+    The error for an over-long prompt, or None if C{detail} is about
+    something else: whether the API answered 400 "prompt is too long: N
+    tokens > M maximum" or the CLI refused the turn by its own count
+    ("Prompt is too long").  OpenAI's shape (C{context_length_exceeded},
+    the figures in OpenAI's words) and Anthropic's message both.
+    """
+    if _TOO_LONG.search(detail) is None:
+        return None
+    figures = next((m for m in (f.search(detail) for f in _FIGURES) if m is not None), None)
+    if figures is not None:
+        used, limit = int(figures.group(1)), int(figures.group(2))
+        anthropic = "prompt is too long: %d tokens > %d maximum" % (used, limit)
+        message = (
+            "This model's maximum context length is %d tokens. However, your messages resulted in %d tokens. "
+            "Please reduce the length of the messages. (%s)" % (limit, used, anthropic)
+        )
+    else:
+        anthropic = "prompt is too long"
+        message = (
+            "The messages exceed this model's maximum context length (prompt is too long). "
+            "Please reduce the length of the messages."
+        )
+    return ProxyError(
+        400, message, "invalid_request_error", "context_length_exceeded", "messages", anthropic_message=anthropic
     )
 
 
@@ -121,6 +165,9 @@ def error_from_result(
         text = "the Claude Code CLI reported an error (%s)" % (result.get("subtype", "unknown"),)
     detail = _clean(text)
     lowered = detail.lower()
+    too_long = context_length_exceeded(detail) if status in (None, 400, 413) else None
+    if too_long is not None:
+        return too_long
     if status == 401 or any(m in lowered for m in _LOGIN_MARKERS):
         return ProxyError(
             401, "%s Upstream said: %s" % (LOGIN_HINT, detail), "authentication_error", "cli_not_logged_in"

@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from collections import OrderedDict, deque
-from typing import Any, Deque, Mapping, Optional, Protocol
+from typing import Any, Deque, Mapping, Optional, Protocol, Sequence
 
 import attrs
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -27,7 +27,17 @@ from .continuity import is_transient, resume_split
 from .conversation import Conversation, Message
 from .errors import ProxyError, cli_missing
 from .history import session_file_text, session_rows
-from .process import SYSTEM_ARG_MAX, CLIProcess, Killer, Spawner, SpawnKey, build_argv, kill_group, system_file
+from .process import (
+    ISOLATED,
+    SYSTEM_ARG_MAX,
+    CLIProcess,
+    Killer,
+    Spawner,
+    SpawnKey,
+    build_argv,
+    kill_group,
+    system_file,
+)
 from .tools import ToolCall, ToolSpec
 from .turn import digest_text
 
@@ -325,8 +335,12 @@ class ProcessManager:
         cli_version: str = "2.1.197",
         clock: Any = time.time,
         max_processes: int = 0,
+        settings: Sequence[str] = ISOLATED,
     ) -> None:
         self.reactor = reactor
+        #: the CLI flags that keep the user's own set-up out (or let their
+        #: settings in: --use-claude-settings)
+        self.settings = tuple(settings)
         #: at most this many CLI processes, serving, idle or parked (0: no
         #: limit); the oldest idle or parked one makes room for a new one
         self.max_processes = max_processes
@@ -423,7 +437,7 @@ class ProcessManager:
             path = None
             if key.system is not None and len(key.system.encode("utf-8")) > SYSTEM_ARG_MAX:
                 path = system_file(self.workdir, key.system)
-            argv = build_argv(self.claude, key, mcp_config, path, resume)
+            argv = build_argv(self.claude, key, mcp_config, path, resume, self.settings)
             self.spawner(proc, self.claude, argv, env, self.workdir)
         except OSError as e:
             if proc.bridge is not None and self.bridges is not None:

@@ -22,10 +22,13 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .isolation import isolation_args, isolation_env
 from .lines import Elided, LineBuffer, LineTooLong, head_fields
 from .tools import SERVER, ToolSpec
 
 STDERR_TAIL = 4096
+#: the CLI flags that keep the user's own set-up out (the default)
+ISOLATED: tuple[str, ...] = tuple(isolation_args(False))
 #: the CLI's built-in tool that runs Anthropic's web search server tool
 WEB_SEARCH = "WebSearch"
 
@@ -81,10 +84,12 @@ def build_argv(
     mcp_config: Optional[str] = None,
     system_path: Optional[str] = None,
     resume: Optional[str] = None,
+    settings: Sequence[str] = ISOLATED,
 ) -> list[str]:
     """
     The CLI's argv: stream-json both ways, built-in tools off, no session
-    files written, no MCP servers but those given; with C{resume}, the
+    files written, no MCP servers but those given, none of the user's own
+    set-up (C{settings}: L{isolation_args}); with C{resume}, the
     session file holding the conversation's earlier turns.  In replace
     mode a request without system text gets none of Claude Code's own
     prompt (C{--system-prompt ""}), as with the API.
@@ -104,6 +109,7 @@ def build_argv(
         WEB_SEARCH if key.web_search else "",
         "--no-session-persistence",
         "--strict-mcp-config",
+        *settings,
     ]
     if system_path is not None:
         flag = "--append-system-prompt-file" if key.system_mode == "append" else "--system-prompt-file"
@@ -135,14 +141,20 @@ def build_argv(
 
 
 def build_env(
-    base: Mapping[str, str], keep_api_key: bool, upstream_retries: int, tool_wait: float = 300.0
+    base: Mapping[str, str],
+    keep_api_key: bool,
+    upstream_retries: int,
+    tool_wait: float = 300.0,
+    use_settings: bool = False,
 ) -> dict[str, str]:
     """
     The daemon's own environment, without C{ANTHROPIC_API_KEY} (so the
     subscription login is used) unless asked to keep it, with upstream
-    retries bounded.
+    retries bounded, and the CLI kept from the user's set-up and from
+    compacting (L{isolation_env}).
     """
     env = dict(base)
+    env.update(isolation_env(use_settings))
     if not keep_api_key:
         env.pop("ANTHROPIC_API_KEY", None)
     env["CLAUDE_CODE_MAX_RETRIES"] = str(upstream_retries)

@@ -140,6 +140,7 @@ class TurnServer:
         """
         spec = self.prepared(spec)
         key = spawn_key(spec, self.config)
+        compactions = 0
         while True:
             if self.closing:
                 raise SHUTTING_DOWN
@@ -148,9 +149,11 @@ class TurnServer:
             outcome: Optional[Outcome] = None
             state = TurnState(model=spec.cli_model)
             try:
-                outcome = await self._attempt(lease, rid, spec, state, make_output, consumer)
+                outcome = await self._attempt(lease, rid, spec, state, make_output, consumer, compactions == 0)
             finally:
                 self._give_back(lease, spec.conversation, outcome, state)
+            if outcome.compacted:
+                compactions += 1
             if outcome.retry:
                 continue
             return attrs.evolve(outcome, served=lease.source, model=state.model, rate_limit=state.rate_limit)
@@ -163,6 +166,7 @@ class TurnServer:
         state: TurnState,
         make_output: OutputMaker,
         consumer: Optional[IConsumer],
+        retry_compaction: bool = True,
     ) -> Outcome:
         output = make_output(spec, state, rid, int(self.wallclock()))
         # a streamed reply nobody needs whole afterwards is not kept
@@ -180,6 +184,7 @@ class TurnServer:
             parallel_tool_calls=spec.parallel_tool_calls,
             require_tool=spec.requires_tool,
             json_mode=spec.json_schema is not None,
+            retry_compaction=retry_compaction,
         )
         producing = consumer is not None and spec.stream
         if producing:

@@ -20,11 +20,21 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from .conversation import text_block, user_line
-from .errors import ProxyError, cli_failed, timeout
+from .errors import ProxyError, cli_failed, context_length_exceeded, timeout
 from .process import CLIProcess
 from .stops import StopScanner
 from .tools import ToolCall
-from .turn import Failed, Finished, ReasoningOut, TextOut, ToolCallDelta, ToolCallStart, TurnState, WebSearch
+from .turn import (
+    Compacting,
+    Failed,
+    Finished,
+    ReasoningOut,
+    TextOut,
+    ToolCallDelta,
+    ToolCallStart,
+    TurnState,
+    WebSearch,
+)
 
 
 class TurnOutput(Protocol):
@@ -100,6 +110,9 @@ class Outcome:
     error: Optional[ProxyError] = None
     clean: bool = False
     retry: bool = False
+    #: the CLI began compacting the conversation: the turn was not served
+    #: from its summary (the process is ended)
+    compacted: bool = False
     #: tool calls of the same message not handed to the client yet
     held: tuple[ToolCall, ...] = ()
     #: how the turn was served: C{warm}, C{cold}, C{session}, C{resumed}
@@ -128,8 +141,12 @@ class TurnRun:
         parallel_tool_calls: bool = True,
         require_tool: bool = False,
         json_mode: bool = False,
+        retry_compaction: bool = True,
     ) -> None:
         self.json_mode = json_mode
+        #: a compaction ends the turn for a retry on a fresh process (once:
+        #: if the fresh process compacts too, the turn fails)
+        self.retry_compaction = retry_compaction
         self.parallel_tool_calls = parallel_tool_calls
         self.require_tool = require_tool
         self.reactor = reactor
@@ -271,6 +288,42 @@ class TurnRun:
                 self._finish(out, clean=True, held=held)
             elif isinstance(out, Failed):
                 self._fail(out.error)
+            elif isinstance(out, Compacting):
+                self._compacting(out)
+
+    def _compacting(self, out: Compacting) -> None:
+        """
+        Never serve a turn from the CLI's own summary: end the process at
+        once (its compaction request is cut).  If the client has seen
+        nothing yet, the request is served again on a fresh process holding
+        the client's real history; otherwise it ends with an error.
+        """
+        self.log.warn(
+            "the Claude Code CLI began compacting the conversation ({subtype}) although compaction is off; "
+            "its process is ended and the turn is not served from a summary",
+            subtype=out.subtype,
+        )
+        self.proc.kill("compacted")
+        if self.first_token_at is None and self.retry_compaction:
+            self._end()
+            self.done.callback(Outcome(0, None, retry=True, compacted=True))
+            return
+        if self.first_token_at is None:
+            # a fresh process on the client's own history compacts too: the
+            # conversation is over what the CLI will take
+            error = context_length_exceeded("prompt is too long")
+            assert error is not None
+            self._fail(error)
+            return
+        self._fail(
+            ProxyError(
+                502,
+                "The Claude Code CLI began compacting the conversation in the middle of this reply; "
+                "the reply is cut rather than continued from a summary",
+                "server_error",
+                "cli_compacted",
+            )
+        )
 
     def _text(self, text: str) -> None:
         emit = self.stops.feed(text)

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional, Union
 import attrs
 
 from .errors import ProxyError, error_from_result
+from .isolation import reports_compaction
 from .tools import ToolCall, client_name
 
 STOP_REASONS = {
@@ -179,7 +180,17 @@ class Failed:
     error: ProxyError
 
 
-Output = Union[TextOut, ReasoningOut, ToolCallStart, ToolCallDelta, WebSearch, Finished, Failed]
+@attrs.frozen
+class Compacting:
+    """
+    The CLI reported compacting (or trimming) the conversation it holds:
+    what it would answer from is no longer the client's conversation.
+    """
+
+    subtype: str
+
+
+Output = Union[TextOut, ReasoningOut, ToolCallStart, ToolCallDelta, WebSearch, Finished, Failed, Compacting]
 
 
 @attrs.define
@@ -313,6 +324,8 @@ class TurnState:
         if kind == "assistant":
             return self._assistant(line.get("message"))
         if kind == "system":
+            if reports_compaction(line):
+                return [Compacting(str(line.get("subtype")))]
             if line.get("subtype") == "init" and isinstance(line.get("model"), str):
                 self.model = line["model"]
             return []

@@ -84,6 +84,11 @@ def _parser(out: TextIO) -> _Parser:
         "--cli-timeout", type=float, default=60.0, help="seconds to wait for each CLI call (default: %(default)s)"
     )
     dr.add_argument("--keep-api-key", action="store_true", help="check the CLI with ANTHROPIC_API_KEY kept")
+    dr.add_argument(
+        "--use-claude-settings",
+        action="store_true",
+        help="check the CLI as a daemon started with --use-claude-settings runs it",
+    )
     dr.add_argument("--label", default=launchd.DEFAULT_LABEL, help="the LaunchAgent's label (default: %(default)s)")
     dr.add_argument("--unit", default=systemd.DEFAULT_UNIT, help="the systemd unit's name (default: %(default)s)")
 
@@ -170,6 +175,7 @@ def main(
             timeout=args.timeout,
             cli_timeout=args.cli_timeout,
             keep_api_key=args.keep_api_key,
+            use_claude_settings=args.use_claude_settings,
             platform=system,
             uid=user,
             executable=python,

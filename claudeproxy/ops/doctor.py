@@ -20,7 +20,10 @@ from typing import Any, Mapping, Optional, Sequence, TextIO
 
 import attrs
 
+from ..engine import loginprobe
 from ..engine.errors import error_from_result
+from ..engine.isolation import isolation_args, isolation_env
+from ..engine.usersetup import scan
 from ..engine.versions import version_warning
 from . import launchd, systemd
 from .servicespec import Runner, ServiceSpec, home_of, twistd_beside
@@ -63,6 +66,7 @@ class DoctorConfig:
     timeout: float = 5.0
     cli_timeout: float = 60.0
     keep_api_key: bool = False
+    use_claude_settings: bool = False
     platform: str = "linux"
     uid: int = 0
     executable: str = "python3"
@@ -76,12 +80,50 @@ class DoctorConfig:
 def cli_env(config: DoctorConfig) -> dict[str, str]:
     """
     The CLI's environment as the daemon gives it: without
-    C{ANTHROPIC_API_KEY} unless C{--keep-api-key}.
+    C{ANTHROPIC_API_KEY} unless C{--keep-api-key}, kept from the user's
+    set-up and from compacting.
     """
     env = dict(config.env)
     if not config.keep_api_key:
         env.pop("ANTHROPIC_API_KEY", None)
+    env.update(isolation_env(config.use_claude_settings))
     return env
+
+
+def check_user_setup(config: DoctorConfig) -> Check:
+    """
+    What the user's own Claude Code set-up holds, and that API requests
+    get none of it.
+    """
+    return Check("your Claude Code set-up", INFO, scan(config.env).summary(config.use_claude_settings))
+
+
+def check_print_mode_login(claude: str, config: DoctorConfig, runner: Runner, timeout: float) -> Check:
+    """
+    Whether C{-p} runs, as the daemon starts them, take the login
+    (L{claudeproxy.engine.loginprobe}: nothing is sent to Anthropic).
+    """
+    workdir = tempfile.mkdtemp(prefix="claudeproxy-doctor-")
+    try:
+        done = runner(
+            loginprobe.probe_argv(claude, isolation_args(config.use_claude_settings)),
+            env=loginprobe.probe_env(cli_env(config)),
+            timeout=timeout,
+            cwd=workdir,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    verdict = loginprobe.verdict(done.stdout)
+    if verdict == loginprobe.REFUSED:
+        return Check("-p login", FAIL, loginprobe.REFUSED_WARNING, None)
+    if verdict == loginprobe.ACCEPTED:
+        return Check("-p login", OK, "the CLI takes the login in -p mode, as the daemon runs it")
+    return Check(
+        "-p login",
+        WARN,
+        "could not tell whether -p runs take the login (status %d): %s"
+        % (done.returncode, _tail(done.stdout + done.stderr)),
+    )
 
 
 def find_cli(config: DoctorConfig) -> tuple[Optional[str], Check]:
@@ -462,7 +504,10 @@ def diagnose(config: DoctorConfig, runner: Runner) -> list[Check]:
         version = check_version(claude, env, runner, config.cli_timeout)
         checks.append(version)
         if version.status != FAIL:
-            checks.append(check_login(claude, env, runner, config.cli_timeout))
+            login = check_login(claude, env, runner, config.cli_timeout)
+            checks.append(login)
+            if login.status == OK:
+                checks.append(check_print_mode_login(claude, config, runner, config.cli_timeout))
         if "ANTHROPIC_API_KEY" in config.env and not config.keep_api_key:
             checks.append(
                 Check(
@@ -471,6 +516,7 @@ def diagnose(config: DoctorConfig, runner: Runner) -> list[Check]:
                     "set here, but the daemon removes it so the subscription login is used (--keep-api-key keeps it)",
                 )
             )
+    checks.append(check_user_setup(config))
     service, running = check_service(config, runner)
     checks += check_port(config, running)
     checks += service

@@ -70,6 +70,8 @@ class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, DashboardRoutes, Se
         if warning is not None:
             cli["warning"] = warning
         cli["tested"] = {"oldest": OLDEST_TESTED, "newest": NEWEST_TESTED}
+        if self.print_mode_warning is not None:
+            cli["login_warning"] = self.print_mode_warning
         status = "ok"
         try:
             self.manager.check_cli()
@@ -93,6 +95,9 @@ class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, DashboardRoutes, Se
                     "served": self.requests_served,
                 },
                 "pool": self.manager.describe(),
+                "claude_setup": (
+                    self.user_setup.to_json(self.config.use_claude_settings) if self.user_setup is not None else None
+                ),
                 "quota": self.quota,
                 "models": dict(self.models_resolved),
             },

@@ -26,6 +26,7 @@ from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
 from ..engine.spec import TurnSpec, check_system
 from ..engine.streaming import Outcome, TurnOutput, TurnRun
 from ..engine.turn import Finished, TurnState, WebSearch
+from ..engine.usersetup import UserSetup
 from ..store import models as stored_models
 from ..store.db import StateDB
 from ..store.usage import UsageLog, UsageRow
@@ -157,6 +158,11 @@ class Serving:
         self.turns = TurnServer(reactor, config, manager, wallclock)
         self.metrics = Metrics(self.live_state)
         self.requests_served = 0
+        #: what the user's own Claude Code set-up holds (kept out of API
+        #: requests), for /health; set by the service
+        self.user_setup: Optional[UserSetup] = None
+        #: set when the CLI refuses the subscription login in -p mode
+        self.print_mode_warning: Optional[str] = None
         #: the model id the CLI was asked for -> the upstream model that
         #: answered last (for /health)
         self.models_resolved: dict[str, str] = {}

@@ -20,6 +20,12 @@ behaviours), or C{FAULTY_MODE} when the text starts with no known word:
   text, then the usual end.
 - C{exit}: exits with status 1 and a stderr message before printing
   anything.
+- C{compact}: on a process that has answered a turn before (a live
+  conversation), reports compacting it as CLI 2.1.332 does (C{status:
+  compacting}, C{compact_boundary}, the "This session is being continued"
+  user line), then answers "reply from the summary"; on a fresh process,
+  a normal reply.
+- C{compactalways}: the same on every process, fresh ones too.
 
 Standard library only, and only what starts fast.
 """
@@ -31,7 +37,9 @@ import os
 import sys
 import time
 
-MODES = ("ok", "drip", "slow", "crash", "hang", "hangafter", "garbage", "big", "exit")
+MODES = ("ok", "drip", "slow", "crash", "hang", "hangafter", "garbage", "big", "exit", "compact", "compactalways")
+#: turns this process has answered
+ANSWERED = [0]
 SESSION = "00000000-0000-4000-8000-%012x" % (os.getpid(),)
 MODEL = "claude-sonnet-5"
 
@@ -110,7 +118,28 @@ def reply(parts: list[str], delay: float) -> None:
     finish("".join(parts))
 
 
+def compacting() -> None:
+    out({"type": "system", "subtype": "status", "status": "compacting", "compact_output_chars": 0})
+    out({"type": "system", "subtype": "status", "status": None, "compact_result": "success"})
+    out(
+        {
+            "type": "system",
+            "subtype": "compact_boundary",
+            "compact_metadata": {"trigger": "auto", "pre_tokens": 995009, "post_tokens": 436},
+        }
+    )
+    summary = "This session is being continued from a previous conversation that ran out of context."
+    out({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": summary}]}})
+    flush()
+    reply(["reply from ", "the summary"], 0.0)
+
+
 def turn(mode: str) -> None:
+    if mode == "compactalways" or (mode == "compact" and ANSWERED[0]):
+        compacting()
+        return
+    if mode == "compact":
+        mode = "ok"
     if mode == "exit":
         sys.stderr.write("fatal: faulty CLI exits before any output\n")
         sys.stderr.flush()
@@ -157,6 +186,7 @@ def main() -> int:
         words = last_text(line).split()
         mode = words[0] if words and words[0] in MODES else default
         turn(mode)
+        ANSWERED[0] += 1
     return 0
 
 

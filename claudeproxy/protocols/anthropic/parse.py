@@ -610,7 +610,8 @@ def error_object(error: ProxyError) -> dict[str, Any]:
     """
     Anthropic's error body: the type follows the HTTP status.
     """
-    return {"type": "error", "error": {"type": error_type(error.status), "message": error.message}}
+    message = error.anthropic_message if error.anthropic_message is not None else error.message
+    return {"type": "error", "error": {"type": error_type(error.status), "message": message}}
 
 
 def error_event(error: ProxyError) -> bytes:

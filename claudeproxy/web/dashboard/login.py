@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
+
+from ...engine import loginprobe
 
 
 @attrs.frozen
@@ -58,3 +60,26 @@ def probe(reactor: Any, claude: str, env: Mapping[str, str], path: str, now: flo
     d.addCallback(lambda result: from_auth_status(result[0], now))
     d.addErrback(lambda _: LoginState(source="auth status", checked_at=now))
     return d
+
+
+def print_mode_refused(
+    reactor: Any, claude: str, env: Mapping[str, str], settings: Sequence[str], path: str, now: float
+) -> Deferred[bool]:
+    """
+    Whether the CLI refuses, in C{-p} mode, a login that C{claude auth
+    status} says is there (L{claudeproxy.engine.loginprobe}); fires False
+    when it cannot tell (never fails).
+    """
+    status = probe(reactor, claude, env, path, now)
+
+    def asked(state: LoginState) -> Any:
+        if state.logged_in is not True:
+            return False
+        argv = loginprobe.probe_argv(claude, settings)
+        d = getProcessOutputAndValue(claude, argv[1:], env=loginprobe.probe_env(env), path=path, reactor=reactor)
+        d.addCallback(lambda result: loginprobe.verdict(result[0].decode("utf-8", "replace")) == loginprobe.REFUSED)
+        return d
+
+    refused: Deferred[bool] = status.addCallback(asked)
+    refused.addErrback(lambda _: False)
+    return refused

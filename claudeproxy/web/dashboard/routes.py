@@ -17,13 +17,14 @@ from twisted.web.server import Request
 
 from ... import __version__
 from ...engine.errors import ProxyError
+from ...engine.loginprobe import REFUSED_WARNING
 from ...store.usage import WINDOWS
 from ..auth import ANONYMOUS, Sessions, presented_key
 from ..httpio import write_error, write_json
 from ..router import app
 from ..serving import Serving
 from . import page
-from .login import LoginState, has_auth_status, probe
+from .login import LoginState, has_auth_status, print_mode_refused, probe
 
 COOKIE = "claudeproxy_dashboard"
 #: how many failed requests and recent requests the figures list
@@ -65,8 +66,35 @@ class DashboardRoutes(Serving):
         """
         if error_code == "cli_not_logged_in":
             self.cli_login = LoginState(False, self.cli_login.method, "request", self.wallclock())
+            self._check_print_mode()
         elif status == 200 and self.cli_login.logged_in is not True:
             self.cli_login = LoginState(True, self.cli_login.method, "request", self.wallclock())
+
+    def _check_print_mode(self) -> None:
+        """
+        A request was answered "not logged in": once, ask whether the CLI
+        refuses in C{-p} mode a login it has (a future C{--bare} default);
+        if so, C{/health} and the log say so.
+        """
+        if self.__dict__.get("_print_mode_probe") or self.manager.claude is None:
+            return
+        if not has_auth_status(self.cli_version()):
+            return
+        self.__dict__["_print_mode_probe"] = True
+
+        def got(refused: bool) -> None:
+            if refused:
+                self.print_mode_warning = REFUSED_WARNING
+                self.log.error("{warning}", warning=REFUSED_WARNING)
+
+        print_mode_refused(
+            self.reactor,
+            self.manager.claude,
+            self.manager.env,
+            self.manager.settings,
+            self.manager.workdir,
+            self.wallclock(),
+        ).addCallback(got)
 
     def _probe_login(self) -> None:
         """
