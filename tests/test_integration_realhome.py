@@ -21,7 +21,7 @@ from twisted.trial.unittest import TestCase
 
 from tests import realhome
 from tests.fakeanthropic import Reply, ToolUse
-from tests.harness import Running, scaled, start
+from tests.harness import FAKECLIS, Running, fast_script, scaled, sleep, start
 
 WEATHER = {
     "type": "function",
@@ -185,3 +185,28 @@ class IsolationTests(TestCase):
         setup = json.loads(await (await d.get("/health")).text())["claude_setup"]
         self.assertTrue(setup["settings_applied"])
         self.assertIn("your settings apply (--use-claude-settings)", setup["summary"])
+
+
+class PrintModeLoginTests(TestCase):
+    timeout = 60
+
+    async def test_health_warns_when_print_mode_refuses_the_login(self) -> None:
+        """
+        A CLI that says it is logged in but answers every -p run "Not
+        logged in": after the first such request, /health says why.
+        """
+        bare = fast_script(os.path.join(FAKECLIS, "bare.py"), self.mktemp())
+        d = await start(self, claude=bare)
+        code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]})
+        self.assertEqual((code, body["error"]["code"]), (401, "cli_not_logged_in"))
+
+        async def warning() -> Any:
+            return json.loads(await (await d.get("/health")).text())["cli"].get("login_warning")
+
+        for _ in range(int(scaled(100))):
+            if await warning():
+                break
+            await sleep(0.1)
+        text = await warning()
+        self.assertIsNotNone(text)
+        self.assertIn("refuses the subscription login in -p mode", text)

@@ -282,6 +282,8 @@ class Serving:
                 if outcome.finished is not None:
                     self.models_resolved[spec.cli_model] = outcome.finished.model
                 status = outcome.status
+                if outcome.error is not None:
+                    error_code = outcome.error.code
             finally:
                 self.limiter.release()
             if remember is not None and outcome.finished is not None:

@@ -78,14 +78,16 @@ class DashboardRoutes(Serving):
         """
         if self.__dict__.get("_print_mode_probe") or self.manager.claude is None:
             return
-        if not has_auth_status(self.cli_version()):
+        version = self.cli_version()
+        if version is not None and not has_auth_status(version):
+            # a CLI older than 2.x would take "auth status" for a prompt
             return
         self.__dict__["_print_mode_probe"] = True
 
         def got(refused: bool) -> None:
             if refused:
                 self.print_mode_warning = REFUSED_WARNING
-                self.log.error("{warning}", warning=REFUSED_WARNING)
+                self.log.error("{refusal}", refusal=REFUSED_WARNING)
 
         print_mode_refused(
             self.reactor,
