@@ -157,8 +157,12 @@ class _Core(Service):
         if self.proxy.usage is not None:
             self.proxy.usage.stop()
         reaped: Deferred[Any] = self.manager.shutdown()
+        waits = [reaped] + list(self.proxy.background)
         if self._version_check is not None and not self._version_check.called:
-            reaped = DeferredList([reaped, self._version_check], consumeErrors=True)
+            waits.append(self._version_check)
+        if len(waits) > 1:
+            # a login check still running finishes first (~1 s)
+            reaped = DeferredList(waits, consumeErrors=True)
         done: Deferred[None] = Deferred()
 
         def close() -> None:

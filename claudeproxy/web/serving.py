@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Callable, Mapping, Optional
 
 import attrs
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.server import Request
@@ -163,6 +163,9 @@ class Serving:
         self.user_setup: Optional[UserSetup] = None
         #: set when the CLI refuses the subscription login in -p mode
         self.print_mode_warning: Optional[str] = None
+        #: checks running in the background (the CLI's login): shutdown
+        #: waits for them
+        self.background: set[Deferred[Any]] = set()
         #: the model id the CLI was asked for -> the upstream model that
         #: answered last (for /health)
         self.models_resolved: dict[str, str] = {}
@@ -175,6 +178,20 @@ class Serving:
         self.usage: Optional[UsageLog] = (
             UsageLog(reactor, state, wallclock, config.usage_retention * 86400.0) if state is not None else None
         )
+
+    def in_background(self, d: Deferred[Any]) -> None:
+        """
+        Keep C{d} (a check that never fails) until it fires.
+        """
+        if d.called:
+            return
+        self.background.add(d)
+
+        def done(result: Any) -> Any:
+            self.background.discard(d)
+            return result
+
+        d.addBoth(done)
 
     @property
     def runs(self) -> set[TurnRun]:

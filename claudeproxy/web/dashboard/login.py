@@ -12,7 +12,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import attrs
 from twisted.internet.defer import Deferred
-from twisted.internet.utils import getProcessOutputAndValue
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
 
 from ...engine import loginprobe
 
@@ -52,11 +53,59 @@ def from_auth_status(output: bytes, now: float) -> LoginState:
     return LoginState(bool(status["loggedIn"]), str(method) if method else None, "auth status", now)
 
 
+#: a check that has not ended by then is killed
+CHECK_TIMEOUT = 20.0
+
+
+class _Output(ProcessProtocol):
+    """
+    A short CLI run's standard output and exit code; its standard input is
+    closed at once (a C{-p} CLI reading a pipe would wait for the end of
+    it), and it is killed after L{CHECK_TIMEOUT}.
+    """
+
+    def __init__(self, reactor: Any, done: Deferred[tuple[bytes, int]]) -> None:
+        self.reactor = reactor
+        self.done = done
+        self.out: list[bytes] = []
+        self.timeout: Any = None
+
+    def connectionMade(self) -> None:
+        self.transport.closeStdin()
+        self.timeout = self.reactor.callLater(CHECK_TIMEOUT, self._kill)
+
+    def _kill(self) -> None:
+        try:
+            self.transport.signalProcess("KILL")
+        except Exception:
+            pass
+
+    def outReceived(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def processEnded(self, reason: Failure) -> None:
+        if self.timeout is not None and self.timeout.active():
+            self.timeout.cancel()
+        code = getattr(reason.value, "exitCode", None)
+        self.done.callback((b"".join(self.out), code if isinstance(code, int) else -1))
+
+
+def run_check(
+    reactor: Any, claude: str, args: Sequence[str], env: Mapping[str, str], path: str
+) -> Deferred[tuple[bytes, int]]:
+    """
+    Run C{claude args}; fires with its standard output and exit code.
+    """
+    done: Deferred[tuple[bytes, int]] = Deferred()
+    reactor.spawnProcess(_Output(reactor, done), claude, [claude, *args], env=dict(env), path=path)
+    return done
+
+
 def probe(reactor: Any, claude: str, env: Mapping[str, str], path: str, now: float) -> Deferred[LoginState]:
     """
     Run C{claude auth status --json}; fires with what it says (never fails).
     """
-    d = getProcessOutputAndValue(claude, ["auth", "status", "--json"], env=dict(env), path=path, reactor=reactor)
+    d = run_check(reactor, claude, ["auth", "status", "--json"], env, path)
     d.addCallback(lambda result: from_auth_status(result[0], now))
     d.addErrback(lambda _: LoginState(source="auth status", checked_at=now))
     return d
@@ -76,7 +125,7 @@ def print_mode_refused(
         if state.logged_in is not True:
             return False
         argv = loginprobe.probe_argv(claude, settings)
-        d = getProcessOutputAndValue(claude, argv[1:], env=loginprobe.probe_env(env), path=path, reactor=reactor)
+        d = run_check(reactor, claude, argv[1:], loginprobe.probe_env(env), path)
         d.addCallback(lambda result: loginprobe.verdict(result[0].decode("utf-8", "replace")) == loginprobe.REFUSED)
         return d
 

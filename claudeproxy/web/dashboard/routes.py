@@ -78,9 +78,9 @@ class DashboardRoutes(Serving):
         """
         if self.__dict__.get("_print_mode_probe") or self.manager.claude is None:
             return
-        version = self.cli_version()
-        if version is not None and not has_auth_status(version):
+        if not has_auth_status(self.cli_version()):
             # a CLI older than 2.x would take "auth status" for a prompt
+            # (and one whose version is not known yet is not asked)
             return
         self.__dict__["_print_mode_probe"] = True
 
@@ -89,14 +89,16 @@ class DashboardRoutes(Serving):
                 self.print_mode_warning = REFUSED_WARNING
                 self.log.error("{refusal}", refusal=REFUSED_WARNING)
 
-        print_mode_refused(
+        d = print_mode_refused(
             self.reactor,
             self.manager.claude,
             self.manager.env,
             self.manager.settings,
             self.manager.workdir,
             self.wallclock(),
-        ).addCallback(got)
+        )
+        d.addCallback(got)
+        self.in_background(d)
 
     def _probe_login(self) -> None:
         """
@@ -114,9 +116,9 @@ class DashboardRoutes(Serving):
             if not self.cli_login.source:
                 self.cli_login = state
 
-        probe(self.reactor, self.manager.claude, self.manager.env, self.manager.workdir, self.wallclock()).addCallback(
-            got
-        )
+        d = probe(self.reactor, self.manager.claude, self.manager.env, self.manager.workdir, self.wallclock())
+        d.addCallback(got)
+        self.in_background(d)
 
     # -- who is asking -------------------------------------------------------------
 
