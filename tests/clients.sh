@@ -76,7 +76,7 @@ rm -f "$REPORT"
 START=$(date +%s)
 PYTHONPATH="$ROOT" "$VENV/bin/python" "$HERE/clients/serve.py" --port "$PORT" --claude "$CLI" --report "$REPORT" >"$LOG" 2>&1 &
 DAEMON=$!
-trap 'kill $DAEMON 2>/dev/null; wait $DAEMON 2>/dev/null || true' EXIT
+trap 'kill $DAEMON 2>/dev/null || true; wait $DAEMON 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
 export CLAUDEPROXY_URL="http://127.0.0.1:$PORT"
 
