@@ -139,7 +139,9 @@ class ScriptedFake(FakeAnthropic):
 
     def scripted(self, body: dict[str, Any]) -> Reply:
         offered = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")]
-        messages = body.get("messages") or []
+        # the conversation's last turn: newer CLIs (2.1.332) put system
+        # messages of their own (the environment section) after it
+        messages = [m for m in body.get("messages") or [] if m.get("role") != "system"]
         last = messages[-1] if messages else {}
         content = last.get("content")
         text = (
