@@ -233,6 +233,20 @@ def continues(history: tuple[Message, ...], held: Continuation) -> bool:
     return _HistoryDigest(history).continues(held)
 
 
+def _passes_over(messages: tuple[Message, ...], wait: ToolWait) -> bool:
+    """
+    Whether C{messages} are the conversation C{wait}'s process holds up to
+    its calls, then go on with a message other than the calls.
+    """
+    for held in (wait.holds, wait.also):
+        if held is None:
+            continue
+        n = len(held.messages)
+        if len(messages) > n and messages[:n] == held.messages and assistant_digest(messages[n]) != held.reply_digest:
+            return True
+    return False
+
+
 @attrs.define(eq=False)
 class _Session:
     proc: CLIProcess
@@ -499,7 +513,7 @@ class ProcessManager:
             if wait is not None:
                 self.stats.tool_hits += 1
                 return Lease(wait.proc, key, "tools", wait)
-            self._end_abandoned_waits(conversation)
+            self._end_abandoned_waits(key, conversation)
         if conversation is not None and self.max_sessions > 0 and conversation.history:
             session = self._find_session(key, conversation)
             if session is not None:
@@ -637,10 +651,13 @@ class ProcessManager:
                 return wait
         return None
 
-    def _end_abandoned_waits(self, conversation: Conversation) -> None:
+    def _end_abandoned_waits(self, key: SpawnKey, conversation: Conversation) -> None:
         """
-        A request whose history answers (or passes over) the calls a
-        process waits on went another way: that wait is over.
+        A request that went another way than the calls a process waits on
+        ends that wait at once: its history answers (or passes over) those
+        calls, or it is the same conversation up to the calls and then has
+        something else where the calls were (a framework that sends tool
+        results back as text, or a client that gave up on them).
         """
         called = {
             str(b.get("id"))
@@ -649,10 +666,9 @@ class ProcessManager:
             for b in m.blocks
             if b.get("type") == "tool_use"
         }
-        if not called:
-            return
+        messages = conversation.messages
         for proc, wait in list(self._tool_waits.items()):
-            if wait.given & called:
+            if wait.given & called or (wait.key == key and _passes_over(messages, wait)):
                 del self._tool_waits[proc]
                 self._cancel(wait.timer)
                 self.stats.tool_waits_abandoned += 1
