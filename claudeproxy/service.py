@@ -139,6 +139,7 @@ class _Core(Service):
                     # (not "warning": the legacy log observers read that
                     # key as a Python warning)
                     self.log.warn("CLI version: {untested}", untested=untested)
+                self.proxy.cli_version_known()
 
             def failed(f: Any) -> None:
                 self.cli_version = None
