@@ -119,10 +119,22 @@ def serve(argv: Sequence[str], out: TextIO) -> int:
     ARGV...} does: twistd's own option parser finds the plugin, makes its
     service and runs it (reactor, logging, pid file, signals) until it stops.
     Returns the exit status; C{--help} prints the plugin's options.
+
+    The plugin is handed to twistd's options directly instead of being
+    looked up among every installed plugin: the same L{ServiceMaker}, but
+    no plugin directory is scanned and no C{dropin.cache} written, so a
+    read-only site-packages (a system or image install) is never written to.
     """
     from twisted.scripts.twistd import ServerOptions, runApp
 
-    config = ServerOptions()
+    from ..plugin import SERVICE_MAKER
+
+    class _Options(ServerOptions):
+        @staticmethod
+        def _getPlugins(interface: Any, package: Any = None) -> list[Any]:
+            return [SERVICE_MAKER]
+
+    config = _Options()
     try:
         config.parseOptions(["--nodaemon", "claudeproxy", *argv])
     except usage.UsageError as e:
