@@ -71,7 +71,7 @@ class _Live(Collector):
 class Metrics:
     """
     The daemon's metrics.  C{read_live} returns the live state (see
-    L{claudeproxy.routes.ProxyApp.live_state}).
+    L{claudeproxy.web.serving.Serving.live_state}).
     """
 
     def __init__(self, read_live: Optional[Callable[[], dict[str, Any]]] = None) -> None:

@@ -1,5 +1,5 @@
 """
-The dashboard's routes (composed into L{claudeproxy.web.app.ProxyApp}):
+The dashboard's routes (composed into L{claudeproxy.app.ProxyApp}):
 C{GET /}, C{POST /login}, C{POST /logout} and C{GET /v1/usage}.
 
 With API keys configured, these accept the key (C{Authorization: Bearer},
