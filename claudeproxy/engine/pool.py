@@ -106,7 +106,8 @@ class Lease:
     A process lent to one request.  C{source} says where it came from:
     C{"session"} (a live conversation), C{"resumed"} (started ahead on the
     conversation the client was expected to send next), C{"tools"} (waiting
-    for these tool results), C{"warm"} (started ahead, waiting on stdin) or
+    for these tool results), C{"warm"} (started ahead, waiting on stdin),
+    C{"starting"} (started ahead, but not done starting when taken) or
     C{"cold"} (spawned now, with the request's history loaded when it has
     one).  Whatever the source, the process holds the request's history and
     only its last turn is written.
@@ -294,6 +295,8 @@ class BridgeMaker(Protocol):
 class PoolStats:
     spawned: int = 0
     warm_hits: int = 0
+    #: warm hits on a process that had not finished starting
+    starting_hits: int = 0
     warm_misses: int = 0
     warm_died: int = 0
     warm_expired: int = 0
@@ -531,7 +534,9 @@ class ProcessManager:
             return Lease(proc, key, "cold", turn=turn)
         entries = self._idle.get(key, [])
         while entries:
-            entry = entries.pop(0)
+            # one that has finished starting first, else the oldest
+            entry = next((e for e in entries if e.proc.ready), entries[0])
+            entries.remove(entry)
             self._cancel(entry.timer)
             if entry.proc.is_ended or entry.proc.killed:
                 continue
@@ -539,8 +544,11 @@ class ProcessManager:
             self.key_stats.setdefault(key, [0, 0])[0] += 1
             # the replacement starts when this turn ends (or after a
             # moment), so its spawn does not compete with this turn's start;
-            # at once when none is left for the next request
-            self._schedule_refill(REFILL_DELAY if entries else 0.0)
+            # at once when none ready is left for the next request
+            self._schedule_refill(REFILL_DELAY if any(e.proc.ready for e in entries) else 0.0)
+            if not entry.proc.ready:
+                self.stats.starting_hits += 1
+                return Lease(entry.proc, key, "starting")
             return Lease(entry.proc, key, "warm")
         self.stats.warm_misses += 1
         self.key_stats.setdefault(key, [0, 0])[1] += 1
@@ -821,6 +829,7 @@ class ProcessManager:
                 except ProxyError as e:
                     self.log.warn("cannot keep a CLI process warm: {why}", why=e.message)
                     return
+                proc.ask_ready()
                 entry = _Idle(proc, key, self.reactor.seconds())
                 entry.timer = self.reactor.callLater(self.warm_ttl, self._idle_expired, entry)
                 entries.append(entry)
@@ -844,6 +853,8 @@ class ProcessManager:
                 "ttl": self.warm_ttl,
                 "idle": [dict(key_view(key), count=len(entries)) for key, entries in self._idle.items() if entries],
                 "hits": self.stats.warm_hits,
+                "starting": self.stats.starting_hits,
+                "ready": sum(1 for entries in self._idle.values() for e in entries if e.proc.ready),
                 "misses": self.stats.warm_misses,
                 "keys": [
                     dict(
@@ -851,6 +862,7 @@ class ProcessManager:
                         hits=hits,
                         misses=misses,
                         idle=len(self._idle.get(key, [])),
+                        ready=sum(1 for e in self._idle.get(key, []) if e.proc.ready),
                         target=targets.get(key, 0),
                     )
                     for key, (hits, misses) in self.key_stats.items()
