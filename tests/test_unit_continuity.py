@@ -209,6 +209,29 @@ class WarmSizingTests(ManagerCase):
         self.assertEqual((m.stats.warm_hits, m.stats.starting_hits), (2, 1))
         self.assertEqual(m.describe()["warm"]["starting"], 1)
 
+    def test_last_ready_process_replaced_at_the_first_token(self) -> None:
+        """
+        Taking the last ready process starts its replacement once the
+        turn's first token is out, not at once: a CLI starting (~0.7 s of
+        a core) would slow the turn's first token.
+        """
+        m = self.manager(warm=1)
+        key = SpawnKey("sonnet")
+        m._note(key)
+        m._refill()
+        ready(self.spawner.procs[0])
+        m.acquire(key)
+        self.clock.advance(0.5)
+        self.assertEqual(len(self.spawner.procs), 1)
+        m.first_token()
+        self.clock.advance(0)
+        self.assertEqual(len(self.spawner.procs), 2)
+        # a turn that never gets a first token: after a moment anyway
+        ready(self.spawner.procs[1])
+        m.acquire(key)
+        self.clock.advance(1.0)
+        self.assertEqual(len(self.spawner.procs), 3)
+
     def test_hits_and_misses_per_key(self) -> None:
         m = self.manager(warm=2)
         key = SpawnKey("sonnet", "S")

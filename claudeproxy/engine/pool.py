@@ -391,6 +391,9 @@ class ProcessManager:
         #: warm hits and misses of each key
         self.key_stats: dict[SpawnKey, list[int]] = {}
         self._refill_call: Optional[IDelayedCall] = None
+        #: a warm process was taken and none ready is left: refill at the
+        #: turn's first token
+        self._refill_soon = False
         self._backoff = 0.0
 
     @property
@@ -543,9 +546,11 @@ class ProcessManager:
             self.stats.warm_hits += 1
             self.key_stats.setdefault(key, [0, 0])[0] += 1
             # the replacement starts when this turn ends (or after a
-            # moment), so its spawn does not compete with this turn's start;
-            # at once when none ready is left for the next request
-            self._schedule_refill(REFILL_DELAY if any(e.proc.ready for e in entries) else 0.0)
+            # moment), so its spawn (~0.7 s of a core) does not compete with
+            # this turn's start; when none ready is left for the next
+            # request, as soon as this turn's first token is out
+            self._refill_soon = not any(e.proc.ready for e in entries)
+            self._schedule_refill(REFILL_DELAY)
             if not entry.proc.ready:
                 self.stats.starting_hits += 1
                 return Lease(entry.proc, key, "starting")
@@ -793,6 +798,15 @@ class ProcessManager:
             for k in sorted(keys, key=lambda k: shares[k] - int(shares[k]), reverse=True)[:left]:
                 out[k] += 1
         return out
+
+    def first_token(self) -> None:
+        """
+        A turn's first token went out: a replacement that waited for it
+        starts now.
+        """
+        if self._refill_soon:
+            self._refill_soon = False
+            self._schedule_refill()
 
     def _schedule_refill(self, delay: float = 0.0) -> None:
         if self.warm <= 0 or self.closing:

@@ -185,6 +185,7 @@ class TurnServer:
             require_tool=spec.requires_tool,
             json_mode=spec.json_schema is not None,
             stream=spec.stream,
+            on_first_token=self.manager.first_token,
             retry_compaction=retry_compaction,
         )
         producing = consumer is not None and spec.stream

@@ -146,7 +146,10 @@ class TurnRun:
         json_mode: bool = False,
         retry_compaction: bool = True,
         stream: bool = False,
+        on_first_token: Any = None,
     ) -> None:
+        #: told once, when the first token goes to the client
+        self.on_first_token = on_first_token
         self.json_mode = json_mode
         #: the output is a stream: structured output goes out as the model
         #: writes it (a whole reply takes the CLI's final JSON)
@@ -444,6 +447,8 @@ class TurnRun:
     def _first_token(self) -> None:
         if self.first_token_at is None:
             self.first_token_at = self.reactor.seconds()
+            if self.on_first_token is not None:
+                self.on_first_token()
 
     def may_elide(self, kind: str, message_id: Optional[str]) -> bool:
         """
