@@ -6,8 +6,9 @@
 #   bash tests/clients.sh [CLIENT ...]     # default: all
 #
 # Clients: openai (python SDK), anthropic (python SDK), openai-agents, langchain,
-# pydantic-ai, llm, litellm, instructor, ai-sdk, codex, opencode, claude-code,
-# openclaw.
+# pydantic-ai, llm, litellm, instructor, agno, smolagents, dspy, crewai,
+# autogen, llama-index, strands, mirascope, ai-sdk, codex, opencode,
+# claude-code, openclaw.
 # Each runs its plain, streamed, multi-turn, tool-loop and (where the client
 # has it) structured-output scenarios (tests/clients/); a client fails the run
 # when any fails.  About 21 minutes on a fresh machine (installs ~8 minutes),
@@ -31,7 +32,8 @@ CACHE="${CLAUDEPROXY_CLIENTS_CACHE:-$HOME/.cache/claudeproxy/clients}"
 VENV="$HOME/.cache/claudeproxy/venv"
 CLI="${CLAUDEPROXY_TEST_CLI:-$HOME/.cache/claudeproxy/cli-2.1.197/node_modules/.bin/claude}"
 mkdir -p "$CACHE"
-ALL=(openai anthropic openai-agents langchain pydantic-ai llm litellm instructor ai-sdk codex opencode claude-code openclaw)
+ALL=(openai anthropic openai-agents langchain pydantic-ai llm litellm instructor agno smolagents dspy crewai autogen
+     llama-index strands mirascope ai-sdk codex opencode claude-code openclaw)
 WANT=("${@:-${ALL[@]}}")
 
 # -- install -------------------------------------------------------------------
@@ -45,6 +47,12 @@ pypkgs() {
         langchain) echo langchain-openai langchain-anthropic ;;
         pydantic-ai) echo 'pydantic-ai-slim[openai,anthropic]' ;;
         instructor) echo instructor anthropic ;;
+        agno) echo agno openai ;;
+        smolagents) echo 'smolagents[openai]' ;;
+        autogen) echo autogen-agentchat 'autogen-ext[openai]' ;;
+        llama-index) echo llama-index-llms-openai-like ;;
+        strands) echo 'strands-agents[openai]' ;;
+        mirascope) echo 'mirascope[openai]' ;;
         *) echo "$1" ;;
     esac
 }
