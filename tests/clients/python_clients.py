@@ -526,7 +526,20 @@ def agno_() -> None:
                 (seen, [r.content for r in outs]),
             )
 
-        for name, fn in (("plain", plain), ("stream", stream), ("tool-loop", tools)):
+        def stream_tools() -> None:
+            before = health_tools()
+            events = list(agent.run(TOOL_PROMPT, stream=True))
+            pieces = [e.content for e in events if getattr(e, "event", "") == "RunContent"]
+            text = "".join(p for p in pieces if isinstance(p, str))
+            seen = since(before)
+            check(flavour + " stream tool-loop", text == FAKE and seen["resumed"] == 1, (text, seen))
+
+        for name, fn in (
+            ("plain", plain),
+            ("stream", stream),
+            ("tool-loop", tools),
+            ("stream tool-loop", stream_tools),
+        ):
             scenario(flavour + " " + name, fn)
 
 
