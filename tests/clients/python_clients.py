@@ -461,10 +461,373 @@ def instructor_() -> None:
             parts = list(
                 client.chat.completions.create_partial(model=MODEL, max_tokens=200, response_model=City, messages=ask)
             )
-            check(flavour + " stream", parts and parts[-1].name, parts[-1:])
+            print("   %s create_partial pieces: %d" % (flavour, len(parts)), flush=True)
+            check(flavour + " stream", len(parts) > 1 and parts[-1].name, parts[-1:])
 
         scenario(flavour + " structured", structured)
         scenario(flavour + " stream", stream)
+
+
+def health_tools() -> dict[str, int]:
+    """
+    The daemon's counts of CLI processes parked on tool calls: resumed by
+    the result, abandoned (the conversation went on without it), expired
+    (waited out --tool-wait), and those evicted by the process budget.
+    """
+    import urllib.request
+
+    with urllib.request.urlopen(URL + "/health") as r:
+        pool = json.load(r)["pool"]
+    counts = {k: v for k, v in pool["tools"].items() if k in ("waiting", "resumed", "abandoned", "expired")}
+    return dict(counts, budget_evicted=pool["budget_evicted"])
+
+
+def since(before: dict[str, int]) -> dict[str, int]:
+    after = health_tools()
+    return {k: after[k] - before[k] for k in after}
+
+
+def get_weather(city: str) -> str:
+    """Weather in a city."""
+    return "sunny in " + city
+
+
+def agno_() -> None:
+    from agno.agent import Agent
+    from agno.models.openai import OpenAIResponses
+    from agno.models.openai.like import OpenAILike
+
+    for flavour, model in (
+        ("chat", OpenAILike(id=MODEL, base_url=V1, api_key="x")),
+        ("responses", OpenAIResponses(id=MODEL, base_url=V1, api_key="x")),
+    ):
+        agent = Agent(model=model, tools=[get_weather])
+
+        def plain() -> None:
+            r = agent.run("hi")
+            check(flavour + " plain", r.content == FAKE, r.content)
+
+        def stream() -> None:
+            pieces = [e.content for e in agent.run("hi", stream=True) if getattr(e, "event", "") == "RunContent"]
+            check(flavour + " stream", "".join(p for p in pieces if isinstance(p, str)) == FAKE, pieces)
+
+        def tools() -> None:
+            # agno rewrites ids that are not OpenAI's shape: with the
+            # daemon's call_ ids its result reaches the parked process
+            before = health_tools()
+            loops = 5
+            outs = [agent.run(TOOL_PROMPT) for _ in range(loops)]
+            used = [len(r.tools or []) for r in outs]
+            seen = since(before)
+            print("   %s tool loops: %d, calls %s, parked processes %s" % (flavour, loops, used, seen), flush=True)
+            check(
+                flavour + " tool-loop",
+                all(r.content == FAKE for r in outs) and all(used) and seen["resumed"] == loops,
+                (seen, [r.content for r in outs]),
+            )
+
+        def stream_tools() -> None:
+            before = health_tools()
+            events = list(agent.run(TOOL_PROMPT, stream=True))
+            pieces = [e.content for e in events if getattr(e, "event", "") == "RunContent"]
+            text = "".join(p for p in pieces if isinstance(p, str))
+            seen = since(before)
+            check(flavour + " stream tool-loop", text == FAKE and seen["resumed"] == 1, (text, seen))
+
+        for name, fn in (
+            ("plain", plain),
+            ("stream", stream),
+            ("tool-loop", tools),
+            ("stream tool-loop", stream_tools),
+        ):
+            scenario(flavour + " " + name, fn)
+
+
+def smolagents_() -> None:
+    from smolagents import OpenAIServerModel, ToolCallingAgent, tool
+
+    @tool
+    def get_weather(city: str) -> str:
+        """
+        Weather in a city.
+
+        Args:
+            city: the city
+        """
+        return "sunny in " + city
+
+    model = OpenAIServerModel(model_id=MODEL, api_base=V1, api_key="x")
+
+    def plain() -> None:
+        out = model.generate([{"role": "user", "content": [{"type": "text", "text": "hi"}]}])
+        check("plain", out.content == FAKE, out)
+
+    def loops() -> None:
+        # tool_choice "required" on every step, its results sent back as
+        # text: no refused text reaches it, no parked process waits
+        before = health_tools()
+        runs = int(os.environ.get("CLAUDEPROXY_CLIENTS_SMOL_LOOPS", "10"))
+        outs = []
+        for _ in range(runs):
+            agent = ToolCallingAgent(tools=[get_weather], model=model, max_steps=4, verbosity_level=0)
+            outs.append((agent.run(TOOL_PROMPT), len(agent.memory.steps)))
+        seen = since(before)
+        print("   tool loops: %d, answers %s, parked processes %s" % (runs, outs[:2], seen), flush=True)
+        # each get_weather call's process ends when the text result comes
+        # (abandoned, not waited out); the final_answer call's result never
+        # comes, so its process stays parked ("waiting") until --tool-wait
+        # or the process budget ends it
+        check(
+            "tool-loop",
+            all(o == "Bern" for o, _ in outs) and not seen["expired"] and seen["abandoned"] >= runs,
+            (outs, seen),
+        )
+
+    def stream() -> None:
+        agent = ToolCallingAgent(tools=[get_weather], model=model, max_steps=4, verbosity_level=0, stream_outputs=True)
+        events = list(agent.run(TOOL_PROMPT, stream=True))
+        text = "".join(getattr(e, "content", "") or "" for e in events if type(e).__name__ == "ChatMessageStreamDelta")
+        check("stream", FAKE not in text and events and events[-1].output == "Bern", (text, events[-1:]))
+
+    for name, fn in (("plain", plain), ("tool-loop", loops), ("stream", stream)):
+        scenario(name, fn)
+
+
+def dspy_() -> None:
+    import dspy
+
+    lm = dspy.LM("openai/" + MODEL, api_base=V1, api_key="x", cache=False)
+    # the JSON adapter asks for structured output (response_format json_schema)
+    dspy.configure(lm=lm, adapter=dspy.JSONAdapter())
+
+    class City(dspy.Signature):
+        """Name a city."""
+
+        question: str = dspy.InputField()
+        name: str = dspy.OutputField()
+        population: int = dspy.OutputField()
+
+    predict = dspy.Predict(City)
+
+    def structured() -> None:
+        out = predict(question="A city?")
+        check("structured", out.name == "Bern" and out.population == 1, out)
+
+    def stream() -> None:
+        listener = dspy.streaming.StreamListener(signature_field_name="name")
+        streamed = dspy.streamify(predict, stream_listeners=[listener])
+
+        async def go() -> tuple[list[str], Any]:
+            pieces: list[str] = []
+            final = None
+            async for item in streamed(question="A city?"):
+                if isinstance(item, dspy.streaming.StreamResponse):
+                    pieces.append(item.chunk)
+                elif isinstance(item, dspy.Prediction):
+                    final = item
+            return pieces, final
+
+        pieces, final = asyncio.run(go())
+        print("   stream listener pieces: %d %s" % (len(pieces), pieces), flush=True)
+        # dspy's JSON listener hands out what follows the field's value up to
+        # where it sees the field end: the pieces hold the value, not only it
+        check("stream", len(pieces) > 1 and "Bern" in "".join(pieces) and final.name == "Bern", (pieces, final))
+
+    def tools() -> None:
+        # dspy's native function calling: the tools as the API's tools, the
+        # calls come back as dspy.ToolCalls for the program to run
+        # (built, not a class: this module's annotations are strings)
+        fields = {
+            "question": (str, dspy.InputField()),
+            "tools": (list[dspy.Tool], dspy.InputField()),
+            "outputs": (dspy.ToolCalls, dspy.OutputField()),
+        }
+        Ask = dspy.make_signature(fields, "Answer with the tools.")
+        out = dspy.Predict(Ask)(question=TOOL_PROMPT, tools=[dspy.Tool(get_weather)])
+        results = [c.execute(functions={"get_weather": get_weather}) for c in out.outputs.tool_calls]
+        check("tool-call", results == ["sunny in Bern"], out)
+
+    for name, fn in (("structured", structured), ("stream", stream), ("tool-call", tools)):
+        scenario(name, fn)
+
+
+def crewai_() -> None:
+    os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+    os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+    from crewai import LLM, Agent, Crew, Task
+    from crewai.tools import tool
+
+    called: list[str] = []
+    llm = LLM(model="openai/" + MODEL, base_url=V1, api_key="x")
+
+    def plain() -> None:
+        check("plain", llm.call("hi") == FAKE)
+
+    def stream() -> None:
+        out = LLM(model="openai/" + MODEL, base_url=V1, api_key="x", stream=True).call("hi")
+        check("stream", out == FAKE, out)
+
+    def tools() -> None:
+        @tool("get_weather")
+        def weather(city: str) -> str:
+            """Weather in a city."""
+            called.append(city)
+            return "sunny in " + city
+
+        agent = Agent(role="helper", goal="answer", backstory="brief", llm=llm, tools=[weather], max_iter=3)
+        task = Task(description=TOOL_PROMPT, expected_output="the weather", agent=agent)
+        out = Crew(agents=[agent], tasks=[task], verbose=False).kickoff()
+        check("tool-loop", called and FAKE in str(out), (called, out))
+
+    for name, fn in (("plain", plain), ("stream", stream), ("tool-loop", tools)):
+        scenario(name, fn)
+
+
+def autogen_() -> None:
+    from autogen_agentchat.agents import AssistantAgent
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+    info: Any = {
+        "vision": False,
+        "function_calling": True,
+        "json_output": True,
+        "structured_output": True,
+        "family": "unknown",
+    }
+
+    async def run_all() -> None:
+        client = OpenAIChatCompletionClient(model=MODEL, base_url=V1, api_key="x", model_info=info)
+
+        async def plain() -> None:
+            r = await AssistantAgent("a", model_client=client).run(task="hi")
+            check("plain", r.messages[-1].content == FAKE, r.messages[-1])
+
+        async def stream() -> None:
+            agent = AssistantAgent("a", model_client=client, model_client_stream=True)
+            events = [e async for e in agent.run_stream(task="hi")]
+            chunks = [e.content for e in events if type(e).__name__ == "ModelClientStreamingChunkEvent"]
+            check("stream", "".join(chunks) == FAKE and len(chunks) > 1, chunks)
+
+        async def tools() -> None:
+            agent = AssistantAgent("a", model_client=client, tools=[get_weather], reflect_on_tool_use=True)
+            r = await agent.run(task=TOOL_PROMPT)
+            kinds = [type(m).__name__ for m in r.messages]
+            check("tool-loop", "ToolCallExecutionEvent" in kinds and r.messages[-1].content == FAKE, kinds)
+
+        for name, fn in (("plain", plain), ("stream", stream), ("tool-loop", tools)):
+            try:
+                await fn()
+            except Exception as e:  # noqa: BLE001 - any failure is reported
+                check(name, False, "%s: %s" % (type(e).__name__, e))
+        await client.close()
+
+    asyncio.run(run_all())
+
+
+def llama_index_() -> None:
+    from llama_index.core.llms import ChatMessage
+    from llama_index.core.tools import FunctionTool
+    from llama_index.llms.openai_like import OpenAILike
+
+    llm = OpenAILike(
+        model=MODEL, api_base=V1, api_key="x", is_chat_model=True, is_function_calling_model=True, context_window=200000
+    )
+    hi = [ChatMessage(role="user", content="hi")]
+
+    def plain() -> None:
+        check("plain", llm.chat(hi).message.content == FAKE)
+
+    def stream() -> None:
+        pieces = [c.delta for c in llm.stream_chat(hi)]
+        check("stream", "".join(p or "" for p in pieces) == FAKE, pieces)
+
+    def tools() -> None:
+        weather = FunctionTool.from_defaults(fn=get_weather)
+        r = llm.chat_with_tools([weather], user_msg=TOOL_PROMPT)
+        call = llm.get_tool_calls_from_response(r)[0]
+        history = [
+            ChatMessage(role="user", content=TOOL_PROMPT),
+            r.message,
+            ChatMessage(role="tool", content="sunny", additional_kwargs={"tool_call_id": call.tool_id}),
+        ]
+        r2 = llm.chat_with_tools([weather], chat_history=history)
+        check("tool-loop", r2.message.content == FAKE, r2)
+
+    for name, fn in (("plain", plain), ("stream", stream), ("tool-loop", tools)):
+        scenario(name, fn)
+
+
+def strands_() -> None:
+    from strands import Agent, tool
+    from strands.models.openai import OpenAIModel
+
+    model = OpenAIModel(client_args={"api_key": "x", "base_url": V1}, model_id=MODEL)
+    called: list[str] = []
+
+    @tool
+    def weather(city: str) -> str:
+        """Weather in a city."""
+        called.append(city)
+        return "sunny in " + city
+
+    def plain() -> None:
+        out = str(Agent(model=model, callback_handler=None)("hi")).strip()
+        check("plain", out == FAKE, out)
+
+    def stream() -> None:
+        async def go() -> list[str]:
+            agent = Agent(model=model, callback_handler=None)
+            return [e["data"] async for e in agent.stream_async("hi") if "data" in e]
+
+        pieces = asyncio.run(go())
+        check("stream", "".join(pieces) == FAKE and len(pieces) > 1, pieces)
+
+    def tools() -> None:
+        out = str(Agent(model=model, tools=[weather], callback_handler=None)(TOOL_PROMPT)).strip()
+        check("tool-loop", called and out == FAKE, (called, out))
+
+    for name, fn in (("plain", plain), ("stream", stream), ("tool-loop", tools)):
+        scenario(name, fn)
+
+
+def mirascope_() -> None:
+    from mirascope import llm
+
+    llm.register_provider("openai", scope="openai/", base_url=V1, api_key="x")
+
+    @llm.tool
+    def weather(city: str) -> str:
+        """Weather in a city."""
+        return "sunny in " + city
+
+    for flavour in ("completions", "responses"):
+        model = "openai/%s:%s" % (MODEL, flavour)
+
+        @llm.call(model)
+        def hi() -> str:
+            return "hi"
+
+        @llm.call(model, tools=[weather])
+        def ask() -> str:
+            return TOOL_PROMPT
+
+        def plain() -> None:
+            check(flavour + " plain", hi().text() == FAKE)
+
+        def stream() -> None:
+            # (its text_stream ends with its separator, "\n")
+            pieces = list(hi.stream().text_stream())
+            check(flavour + " stream", "".join(pieces).strip() == FAKE and len(pieces) > 1, pieces)
+
+        def tools() -> None:
+            r = ask()
+            calls = len(r.tool_calls)
+            while r.tool_calls:
+                r = r.resume(r.execute_tools())
+            check(flavour + " tool-loop", calls and r.text() == FAKE, r)
+
+        for name, fn in (("plain", plain), ("stream", stream), ("tool-loop", tools)):
+            scenario(flavour + " " + name, fn)
 
 
 CLIENTS: dict[str, Callable[[], None]] = {
@@ -476,6 +839,14 @@ CLIENTS: dict[str, Callable[[], None]] = {
     "llm": llm_cli,
     "litellm": litellm_,
     "instructor": instructor_,
+    "agno": agno_,
+    "smolagents": smolagents_,
+    "dspy": dspy_,
+    "crewai": crewai_,
+    "autogen": autogen_,
+    "llama-index": llama_index_,
+    "strands": strands_,
+    "mirascope": mirascope_,
 }
 
 if __name__ == "__main__":

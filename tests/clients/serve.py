@@ -109,6 +109,23 @@ def schema_in_prompt(body: dict[str, Any]) -> Any:
     return None
 
 
+def has_observation(messages: list[Any]) -> bool:
+    """
+    Whether a tool's result is already in the conversation: a tool_result
+    block, or the text C{Observation:} that smolagents sends it back as.
+    """
+    for m in messages:
+        content = m.get("content") if isinstance(m, dict) else None
+        for b in content if isinstance(content, list) else []:
+            if isinstance(b, dict) and (
+                b.get("type") == "tool_result" or str(b.get("text", "")).startswith("Observation:")
+            ):
+                return True
+        if isinstance(content, str) and content.startswith("Observation:"):
+            return True
+    return False
+
+
 def is_compaction(body: Any) -> bool:
     text = json.dumps(body)
     return any(t in text for t in COMPACTION_TEXTS)
@@ -153,6 +170,20 @@ class ScriptedFake(FakeAnthropic):
             isinstance(b, dict) and b.get("type") == "tool_result" for b in content
         )
         print("upstream: tools=%d last=%s" % (len(offered), json.dumps(last)[-300:]), flush=True)
+        client = [t for t in offered if str(t["name"]).startswith("mcp__cp__")]
+        # the daemon's tool_choice turn (ENFORCE_TOOL) is obeyed, as a model
+        # does; asked to, it calls the client's tool before it gives any
+        # structured answer (dspy offers both)
+        asked = "use the tool" in text.lower() or "requires a tool call" in text
+        if client and asked and not answered:
+            by_name = {str(t["name"]).split("__")[-1].lower(): t for t in client}
+            pick = next((by_name[n] for n in PREFERRED if n in by_name), client[0])
+            if "final_answer" in by_name and has_observation(messages):
+                # smolagents: its tool's result came back (as text), so the
+                # model gives the answer through its final_answer tool
+                pick = by_name["final_answer"]
+            args = fill(pick.get("input_schema") or {})
+            return Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse(pick["name"], args),))
         structured = [t for t in offered if str(t["name"]).endswith("StructuredOutput")]
         if structured:
             # the CLI's --json-schema tool: answer with a value of the schema
@@ -161,14 +192,6 @@ class ScriptedFake(FakeAnthropic):
                 # json_object: the schema is in the prompt
                 schema = schema_in_prompt(body) or schema
             return Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse(structured[0]["name"], fill(schema)),))
-        client = [t for t in offered if str(t["name"]).startswith("mcp__cp__")]
-        # the daemon's tool_choice turn (ENFORCE_TOOL) is obeyed, as a model does
-        asked = "use the tool" in text.lower() or "requires a tool call" in text
-        if client and asked and not answered:
-            by_name = {str(t["name"]).split("__")[-1].lower(): t for t in client}
-            pick = next((by_name[n] for n in PREFERRED if n in by_name), client[0])
-            args = fill(pick.get("input_schema") or {})
-            return Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse(pick["name"], args),))
         return super().next_reply(body)
 
 
