@@ -16,6 +16,7 @@ from twisted.python import usage
 
 from .config import Config
 from .service import build
+from .store.pricing import PLANS
 
 DEFAULT_LISTEN = "tcp:3456:interface=127.0.0.1"
 
@@ -32,6 +33,12 @@ def _non_negative_int(value: str) -> int:
     if n < 0:
         raise ValueError("must be 0 or more")
     return n
+
+
+def _plan(value: str) -> str:
+    if value not in PLANS:
+        raise ValueError("not a plan: %r (one of %s)" % (value, ", ".join(PLANS)))
+    return value
 
 
 def _positive_float(value: str) -> float:
@@ -105,6 +112,14 @@ class Options(usage.Options):
             90.0,
             "Days the usage history (one row per request, in the state directory) is kept.",
             _positive_float,
+        ],
+        [
+            "plan",
+            None,
+            None,
+            "The subscription plan 'saved' is reckoned against when the CLI's login does not name it:"
+            " pro, max5 or max20.",
+            _plan,
         ],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
         [
@@ -274,6 +289,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         system_prompt_mode=options["system-prompt-mode"],
         api_keys=tuple(options["api-keys"]),
         usage_retention=options["usage-retention"],
+        plan=options["plan"],
         model_aliases=tuple(options["model-alias"]),
         max_body=options["max-body"],
         upstream_retries=options["upstream-retries"],

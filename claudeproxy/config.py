@@ -29,6 +29,9 @@ class Config:
     api_keys: tuple[tuple[str, str], ...] = ()
     #: days the usage history is kept
     usage_retention: float = 90.0
+    #: the subscription plan (a key of L{claudeproxy.store.pricing.PLANS}) "saved" is
+    #: reckoned against, when the CLI's login does not say
+    plan: Optional[str] = None
     model_aliases: tuple[tuple[str, str], ...] = ()
     max_body: int = 32 * 1024 * 1024
     upstream_retries: int = 2

@@ -35,6 +35,16 @@ def _when(t: Any) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "-"
 
 
+def _cost(c: dict[str, Any]) -> str:
+    """
+    A cost in dollars, with how many requests are unpriced.
+    """
+    text = "$%.4f" % (c.get("cost") or 0.0,)
+    if c.get("unpriced"):
+        text += " (+%s unpriced)" % (_n(c["unpriced"]),)
+    return text
+
+
 def summary(figures: dict[str, Any], window: str = "day") -> str:
     """
     The figures as lines of text.
@@ -68,9 +78,9 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
     win = history["windows"][window]
     out.append("")
     out.append("last %s, per client:" % (window,))
-    rows = [("client", "requests", "errors", "input", "output", "cache read", "cache write")]
+    rows = [("client", "requests", "errors", "input", "output", "cache read", "cache write", "API cost")]
     for name, c in sorted(win["clients"].items()):
-        rows.append((name, *(_n(c[k]) for k in COUNTS)))
+        rows.append((name, *(_n(c[k]) for k in COUNTS), _cost(c)))
     if len(rows) == 1:
         out.append("  no requests")
     else:
@@ -82,6 +92,22 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
                     c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
                 )
             )
+    total = win.get("total")
+    if total is not None:
+        plan = figures.get("plan") or {}
+        was = win.get("saved")
+        out.append(
+            "  API-equivalent cost %s%s"
+            % (
+                _cost(total),
+                ""
+                if was is None
+                else "; against the %s plan's $%.2f/month: saved $%.2f"
+                % (plan.get("name"), plan["monthly_price"], was),
+            )
+        )
+        for model, m in sorted((win.get("models") or {}).items()):
+            out.append("    %s: %s requests, %s" % (model or "(none)", _n(m["requests"]), _cost(m)))
     if win["hours"]:
         per_hour: dict[int, int] = {}
         for h in win["hours"]:

@@ -26,6 +26,8 @@ class LoginState:
     #: C{auth status} or C{request}
     source: str = ""
     checked_at: Optional[float] = None
+    #: the login's C{subscriptionType} (C{pro}, C{max}, ...) where C{auth status} says
+    subscription: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -50,7 +52,14 @@ def from_auth_status(output: bytes, now: float) -> LoginState:
     if not isinstance(status, Mapping) or "loggedIn" not in status:
         return LoginState(source="auth status", checked_at=now)
     method = status.get("authMethod")
-    return LoginState(bool(status["loggedIn"]), str(method) if method else None, "auth status", now)
+    plan = status.get("subscriptionType")
+    return LoginState(
+        bool(status["loggedIn"]),
+        str(method) if method else None,
+        "auth status",
+        now,
+        plan if isinstance(plan, str) and plan else None,
+    )
 
 
 #: a check that has not ended by then is killed

@@ -152,6 +152,15 @@ function fill(id, rows, empty, cols) {
   for (const r of rows) body.appendChild(r);
 }
 
+function money(c) {
+  return "$" + (c.cost || 0).toFixed(4) + (c.unpriced ? " (+" + fmt(c.unpriced) + " unpriced)" : "");
+}
+function costLine(win, plan) {
+  let text = "API-equivalent cost this " + windowName + ": " + money(win.total);
+  if (win.saved !== null && win.saved !== undefined && plan && plan.name)
+    text += " · against the " + plan.name + " plan ($" + plan.monthly_price.toFixed(2) + "/month): saved $" + win.saved.toFixed(2);
+  return text;
+}
 function renderHistory() {
   const h = data.history;
   const win = h ? h.windows[windowName] : null;
@@ -164,10 +173,11 @@ function renderHistory() {
   for (const name of names) {
     const s = el("span"); const i = el("i"); i.style.background = colorOf(name); s.appendChild(i); s.appendChild(document.createTextNode(name)); legend.appendChild(s);
   }
-  const num = [null, "num", "num", "num", "num", "num", "num"];
+  const num = [null, "num", "num", "num", "num", "num", "num", "num"];
   fill("clients", names.map((n) => { const c = win.clients[n];
-    return row([n, fmt(c.requests), fmt(c.errors), fmt(c.input_tokens), fmt(c.output_tokens), fmt(c.cache_read_tokens), fmt(c.cache_write_tokens)], num); }),
-    "no requests in this window", 7);
+    return row([n, fmt(c.requests), fmt(c.errors), fmt(c.input_tokens), fmt(c.output_tokens), fmt(c.cache_read_tokens), fmt(c.cache_write_tokens), money(c)], num); }),
+    "no requests in this window", 8);
+  $("cost").textContent = win ? costLine(win, data.plan) : "";
   const errs = h ? h.errors : [];
   fill("errors", errs.map((e) => row([when(e.time), e.client, e.endpoint, e.model_asked, String(e.status), e.error_code || "", fmt(Math.round(e.total_ms))],
     [null, null, null, null, "num bad", "bad", "num"])), "no errors", 7);
@@ -242,6 +252,13 @@ def _table(ident: str, heads: list[str], rows: list[list[str]], empty: str) -> s
     return '<table><thead><tr>%s</tr></thead><tbody id="%s">%s</tbody></table>' % (th, ident, body)
 
 
+def _money(c: dict[str, Any]) -> str:
+    text = "$%.4f" % (c.get("cost") or 0.0,)
+    if c.get("unpriced"):
+        text += " (+%s unpriced)" % (_n(c["unpriced"]),)
+    return text
+
+
 def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
     """
     The dashboard with C{figures} (what C{/v1/usage} returns) filled in.
@@ -251,7 +268,9 @@ def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
     quota = figures.get("quota") or {}
     history = figures.get("history")
     day = history["windows"]["day"] if history else None
-    clients = [[name, *(_n(c[k]) for k in COUNTS)] for name, c in sorted(day["clients"].items())] if day else []
+    clients = (
+        [[name, *(_n(c[k]) for k in COUNTS), _money(c)] for name, c in sorted(day["clients"].items())] if day else []
+    )
     errors = [
         [
             _when(e["time"]),
@@ -312,10 +331,11 @@ def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
         '<div class="legend" id="legend"></div>'
         '<h3 class="muted">Requests</h3><svg class="chart" id="chart-requests" role="img" aria-label="requests per hour"></svg>'
         '<h3 class="muted">Tokens (input, output and cache)</h3><svg class="chart" id="chart-tokens" role="img" aria-label="tokens per hour"></svg></section>'
-        + "<section><h2>Clients</h2>"
+        + '<section><h2>Clients</h2><p id="cost">%s</p>'
+        % (escape("API-equivalent cost this day: " + _money(day["total"])) if day else "",)
         + _table(
             "clients",
-            ["client", "Requests", "Errors", "Input", "Output", "Cache read", "Cache write"],
+            ["client", "Requests", "Errors", "Input", "Output", "Cache read", "Cache write", "API cost"],
             clients,
             "no requests in this window",
         )

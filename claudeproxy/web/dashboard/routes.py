@@ -18,6 +18,7 @@ from twisted.web.server import Request
 from ... import __version__
 from ...engine.errors import ProxyError
 from ...engine.loginprobe import REFUSED_WARNING
+from ...store.pricing import PLANS, plan_for, saved
 from ...store.usage import WINDOWS
 from ..auth import ANONYMOUS, Sessions, presented_key
 from ..httpio import write_error, write_json
@@ -219,8 +220,11 @@ class DashboardRoutes(Serving):
         self._probe_login()
         pool = self.manager.describe()
         history: Optional[dict[str, Any]] = None
+        plan, plan_source = plan_for(self.config.plan, self.cli_login.subscription)
         if self.usage is not None:
             history = await self.usage.summary(ERRORS, RECENT)
+            for name, window in history["windows"].items():
+                window["saved"] = saved(window["total"]["cost"], plan, WINDOWS[name] / 86400.0)
         return {
             "object": "usage",
             "version": __version__,
@@ -247,6 +251,12 @@ class DashboardRoutes(Serving):
                 "session_hits": pool["sessions"]["hits"],
             },
             "retention_days": self.config.usage_retention,
+            "plan": {
+                "name": plan,
+                "source": plan_source,
+                "monthly_price": PLANS[plan] if plan is not None else None,
+                "subscription": self.cli_login.subscription,
+            },
             "windows": list(WINDOWS),
             "history": history,
         }
