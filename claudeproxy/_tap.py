@@ -220,14 +220,19 @@ class Options(usage.Options):
             raise usage.UsageError("--log-format must be text or json")
         if self["system-prompt-mode"] not in ("replace", "append"):
             raise usage.UsageError("--system-prompt-mode must be replace or append")
+        self["budgets"] = []
         if self["api-key-file"] is not None:
-            from .web.auth import parse_key_file
+            from .web.auth import parse_budgets, parse_key_file
 
             try:
                 with open(self["api-key-file"], encoding="utf-8") as f:
-                    found = parse_key_file(f.read())
+                    text = f.read()
+                found = parse_key_file(text)
+                self["budgets"] = [attrs.astuple(b) for b in parse_budgets(text)]
             except OSError as e:
                 raise usage.UsageError("cannot read --api-key-file: %s" % (e,))
+            except ValueError as e:
+                raise usage.UsageError("--api-key-file %s: %s" % (self["api-key-file"], e))
             if not found:
                 raise usage.UsageError("--api-key-file %s is empty" % (self["api-key-file"],))
             if len(found) == 1 and found[0][0] == "default" and self["api-key"] is None:
@@ -290,6 +295,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         api_keys=tuple(options["api-keys"]),
         usage_retention=options["usage-retention"],
         plan=options["plan"],
+        budgets=tuple(options.get("budgets") or ()),
         model_aliases=tuple(options["model-alias"]),
         max_body=options["max-body"],
         upstream_retries=options["upstream-retries"],

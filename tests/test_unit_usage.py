@@ -12,7 +12,6 @@ import threading
 from typing import Any
 
 import attrs
-
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -259,7 +258,9 @@ class CostTests(SynchronousTestCase):
         self.assertAlmostEqual(day["clients"]["editor"]["cost"], 0.002)
         self.assertEqual(day["clients"]["editor"]["unpriced"], 1)
         self.assertEqual(day["clients"]["agent"]["unpriced"], 0)
-        self.assertEqual(day["models"]["claude-nonesuch-9"], dict(day["models"]["claude-nonesuch-9"], cost=0.0, unpriced=1))
+        self.assertEqual(
+            day["models"]["claude-nonesuch-9"], dict(day["models"]["claude-nonesuch-9"], cost=0.0, unpriced=1)
+        )
         self.assertAlmostEqual(day["models"]["claude-haiku-4-5-20251001"]["cost"], 0.008)
         self.assertAlmostEqual(day["total"]["cost"], 0.008)
         self.assertEqual(day["total"]["unpriced"], 1)

@@ -195,6 +195,8 @@ class UsageLog:
         self._queue: collections.deque[UsageRow] = collections.deque()
         self._lock = threading.Lock()
         self._pruner: Optional[LoopingCall] = None
+        #: called on the reactor thread with the rows just stored, priced
+        self.on_stored: Optional[Callable[[list[UsageRow]], None]] = None
 
     # -- writing ---------------------------------------------------------------------
 
@@ -209,17 +211,22 @@ class UsageLog:
         except sqlite3.ProgrammingError:
             # the database is closed: the daemon is stopping
             return
+        d.addCallback(self._stored)
         # a failure is logged by the database
         d.addErrback(lambda _: None)
 
-    def _drain(self, conn: sqlite3.Connection) -> int:
+    def _stored(self, rows: list[UsageRow]) -> None:
+        if rows and self.on_stored is not None:
+            self.on_stored(rows)
+
+    def _drain(self, conn: sqlite3.Connection) -> list[UsageRow]:
         with self._lock:
             rows = []
             while self._queue:
-                rows.append(self._queue.popleft().priced().values())
+                rows.append(self._queue.popleft().priced())
         if rows:
-            conn.executemany(_INSERT, rows)
-        return len(rows)
+            conn.executemany(_INSERT, [r.values() for r in rows])
+        return rows
 
     def prune(self) -> Deferred[int]:
         """

@@ -251,6 +251,7 @@ class DashboardRoutes(Serving):
                 "session_hits": pool["sessions"]["hits"],
             },
             "retention_days": self.config.usage_retention,
+            "budgets": self.budgets.describe(),
             "plan": {
                 "name": plan,
                 "source": plan_source,
