@@ -66,6 +66,25 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
         )
     else:
         out.append("quota: not reported yet")
+    limits = figures.get("limits") or {}
+    for name, w in sorted((limits.get("windows") or {}).items()):
+        used = w.get("utilization")
+        out.append(
+            "limit %s: %s%s%s%s"
+            % (
+                name,
+                w.get("status", "?"),
+                "" if used is None else ", %d%% used" % (round(used * 100),),
+                ", resets " + _when(w["resetsAt"]) if w.get("resetsAt") else "",
+                ", at this rate reached " + _when(w["reached_at"]) if w.get("reached_at") else "",
+            )
+        )
+    overage = limits.get("overage") or {}
+    if overage:
+        out.append(
+            "extra usage: %s (%s)"
+            % ("in use" if overage.get("isUsingOverage") else "not in use", overage.get("overageStatus", "?"))
+        )
     live = figures.get("live") or {}
     out.append(
         "now: %s in flight, %s queued, %s warm, %s live conversations, %s tool waits; %s served since start"

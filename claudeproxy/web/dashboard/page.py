@@ -42,6 +42,10 @@ svg.chart { width:100%; height:180px; display:block; }
 svg.chart text { fill:var(--muted); font-size:10px; }
 .legend span { display:inline-block; margin-right:12px; }
 .legend i { display:inline-block; width:10px; height:10px; margin-right:4px; border-radius:2px; }
+.limit { margin:6px 0 10px; }
+.limit .bar { height:12px; background:var(--line); border-radius:6px; overflow:hidden; margin:3px 0; }
+.limit .fill { height:100%; background:var(--ok); }
+.limit .fill.warn { background:var(--warn); } .limit .fill.bad { background:var(--bad); }
 .login { max-width:360px; margin:12vh auto; background:var(--card); border:1px solid var(--line); border-radius:8px; padding:20px; }
 .login input { width:100%; padding:6px; font:inherit; margin:8px 0; }
 """
@@ -91,9 +95,38 @@ function renderStatus() {
     text("quota-status", "not reported yet", "muted");
     text("quota-resets", ""); text("quota-seen", "");
   }
+  renderLimits();
   const live = data.live;
   for (const k of ["in_flight", "queued", "warm", "conversations", "tool_waits", "served"]) text("live-" + k, fmt(live[k]));
   text("updated", "updated " + new Date(data.now * 1000).toLocaleTimeString());
+}
+
+const WINDOW_NAMES = {five_hour: "5-hour session", seven_day: "weekly", seven_day_opus: "weekly (Opus)",
+  seven_day_sonnet: "weekly (Sonnet)", seven_day_overage_included: "weekly (extra usage included)"};
+function renderLimits() {
+  const box = $("limits");
+  while (box.firstChild) box.removeChild(box.firstChild);
+  const limits = data.limits || {windows: {}, overage: {}};
+  const names = Object.keys(limits.windows).sort();
+  if (!names.length) box.appendChild(el("p", {class: "muted"}, "the CLI has not reported the subscription's limits yet"));
+  for (const name of names) {
+    const w = limits.windows[name];
+    const row = el("div", {class: "limit", "data-window": name});
+    const used = typeof w.utilization === "number" ? Math.round(w.utilization * 100) : null;
+    const cls = w.status === "allowed" ? "ok" : (w.status || "").startsWith("allowed") ? "warn" : "bad";
+    row.appendChild(el("div", {}, (WINDOW_NAMES[name] || name) + ": " + (w.status || "unknown") +
+      (used === null ? " · use not reported" : " · " + used + "% used") + (w.resetsAt ? " · resets " + when(w.resetsAt) : "")));
+    const bar = el("div", {class: "bar"}); const fill = el("div", {class: "fill " + cls});
+    fill.style.width = (used === null ? 0 : Math.min(100, used)) + "%"; bar.appendChild(fill); row.appendChild(bar);
+    if (w.reached_at) row.appendChild(el("div", {class: "warn pace"}, "at this rate the " + (WINDOW_NAMES[name] || name) + " limit is reached on " + when(w.reached_at)));
+    else if (used !== null && used > 0) row.appendChild(el("div", {class: "muted pace"}, "at this rate the limit is not reached before it resets"));
+    box.appendChild(row);
+  }
+  const o = limits.overage || {};
+  if (o.overageStatus || o.isUsingOverage !== undefined)
+    box.appendChild(el("p", {class: "muted", id: "overage"}, "extra usage: " + (o.isUsingOverage ? "in use" : "not in use") +
+      (o.overageStatus ? " (" + o.overageStatus + (o.overageDisabledReason ? ", " + o.overageDisabledReason : "") + ")" : "") +
+      (o.overageResetsAt ? ", resets " + when(o.overageResetsAt) : "")));
 }
 
 function chart(svgId, win, field) {
@@ -324,6 +357,7 @@ def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
         + _card("Tool waits", "live-tool_waits", _n(live["tool_waits"]))
         + _card("Served since start", "live-served", _n(live["served"]))
         + "</div>"
+        + '<section><h2>Subscription limits</h2><div id="limits"></div></section>'
         + '<section><h2>Requests and tokens per hour <span class="tabs">'
         '<button type="button" data-window="day" aria-pressed="true">day</button> '
         '<button type="button" data-window="week">week</button> '

@@ -17,6 +17,7 @@ from twisted.web.server import Request
 
 from ... import __version__
 from ...engine.errors import ProxyError
+from ...engine.limits import describe as describe_limits
 from ...engine.loginprobe import REFUSED_WARNING
 from ...store.pricing import PLANS, plan_for, saved
 from ...store.usage import WINDOWS
@@ -237,6 +238,7 @@ class DashboardRoutes(Serving):
                 "login": self.cli_login.to_json(),
             },
             "quota": self.quota,
+            "limits": describe_limits(self.turns.limits, self.wallclock()),
             "live": {
                 "in_flight": self.limiter.running,
                 "queued": self.limiter.queued,

@@ -1,0 +1,58 @@
+"""
+The subscription's limit windows and the API-equivalent cost in
+C{/v1/usage}, through the real CLI and the fake upstream (which sends the
+real API's unified rate-limit headers, from which the CLI makes its
+rate_limit_event lines).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import urllib.request
+from typing import Any
+
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import TestCase
+
+from tests.harness import start
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.loads(r.read())
+
+
+class LimitsTests(TestCase):
+    timeout = 180
+
+    async def test_limits_and_cost_in_usage(self) -> None:
+        d = await start(self, state_dir=tempfile.mkdtemp(prefix="cp-state-"))
+        code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]})
+        self.assertEqual(code, 200, body)
+        # past the weekly window's warning threshold, the CLI reports its utilization
+        d.fake.surpassed["7d"] = 0.75
+        d.fake.utilization = (0.3, 0.8)
+        code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi again"}]})
+        self.assertEqual(code, 200, body)
+        figures = await deferToThread(get_json, d.url + "/v1/usage")
+        windows = figures["limits"]["windows"]
+        week = windows["seven_day"]
+        self.assertEqual((week["status"], week["utilization"]), ("allowed_warning", 0.8))
+        self.assertGreater(week["resetsAt"], figures["now"] + 3 * 86400)
+        # 80% used three days into seven: reached before the reset
+        self.assertIsNotNone(week["reached_at"])
+        self.assertLess(week["reached_at"], week["resetsAt"])
+        self.assertEqual(windows["five_hour"]["status"], "allowed")
+        overage = figures["limits"]["overage"]
+        self.assertEqual((overage["overageStatus"], overage["isUsingOverage"]), ("rejected", False))
+        # the cost of the two requests just made: the fake upstream's model at its API price
+        total = figures["history"]["windows"]["day"]["total"]
+        self.assertEqual((total["requests"], total["unpriced"]), (2, 0))
+        [served] = figures["history"]["windows"]["day"]["models"]
+        # what "sonnet" is on this CLI: Sonnet 5 (2.1.197) or 5.5 (2.1.332)
+        self.assertIn(served, {"claude-sonnet-5", "claude-sonnet-5-5"})
+        tokens_in, tokens_out = total["input_tokens"], total["output_tokens"]
+        # both at $2 input and $10 output per million
+        self.assertAlmostEqual(total["cost"], (tokens_in * 2 + tokens_out * 10) / 1e6)
+        self.assertGreater(total["cost"], 0)
