@@ -101,7 +101,8 @@ class StatusTests(SynchronousTestCase):
         self.assertIn("504 timeout", text)
         self.assertIn("$0.0123 (+1 unpriced)", text)
         self.assertIn(
-            "API-equivalent cost $0.0123 (+1 unpriced); against the max20 plan's $200.00/month: saved $-6.65", text
+            "API-equivalent cost $0.0123 (+1 unpriced); against the max20 plan's $200.00/month: the plan cost $6.65 more",
+            text,
         )
         self.assertIn("claude-sonnet-5: 3 requests, $0.0123 (+1 unpriced)", text)
         self.assertIn("limit seven_day: allowed_warning, 80% used, resets ", text)

@@ -121,8 +121,12 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
                 _cost(total),
                 ""
                 if was is None
-                else "; against the %s plan's $%.2f/month: saved $%.2f"
-                % (plan.get("name"), plan["monthly_price"], was),
+                else "; against the %s plan's $%.2f/month: %s"
+                % (
+                    plan.get("name"),
+                    plan["monthly_price"],
+                    "saved $%.2f" % (was,) if was >= 0 else "the plan cost $%.2f more" % (-was,),
+                ),
             )
         )
         for model, m in sorted((win.get("models") or {}).items()):

@@ -191,7 +191,7 @@ function money(c) {
 function costLine(win, plan) {
   let text = "API-equivalent cost this " + windowName + ": " + money(win.total);
   if (win.saved !== null && win.saved !== undefined && plan && plan.name)
-    text += " · against the " + plan.name + " plan ($" + plan.monthly_price.toFixed(2) + "/month): saved $" + win.saved.toFixed(2);
+    text += " · against the " + plan.name + " plan ($" + plan.monthly_price.toFixed(2) + "/month): " + (win.saved >= 0 ? "saved $" + win.saved.toFixed(2) : "the plan cost $" + (-win.saved).toFixed(2) + " more");
   return text;
 }
 function renderHistory() {
