@@ -29,7 +29,7 @@ from tests.test_scale import FAKECLI, fakecli_env, request
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-#: where a screenshot of the dashboard goes, when set (the README's)
+#: where a screenshot of the dashboard goes, when set (docs/dashboard.md's)
 SCREENSHOT = os.environ.get("CLAUDEPROXY_SCREENSHOT")
 
 

@@ -1,5 +1,5 @@
 """
-The LaunchAgent template in C{launchd/}: filled the way the README says,
+The LaunchAgent template in C{launchd/}: filled the way docs/service.md says,
 it is a valid plist with the keys launchd needs, every path absolute, and
 the same keys C{claudeproxy launchd install} writes.
 """
@@ -37,7 +37,7 @@ class TemplateTests(SynchronousTestCase):
 
     def test_placeholders(self) -> None:
         """
-        The template uses exactly the placeholders the README fills, and
+        The template uses exactly the placeholders docs/service.md fills, and
         filling them leaves none behind.
         """
         outside_comment = re.sub(r"<!--.*?-->", "", self.raw, flags=re.S)

@@ -6,7 +6,7 @@ Claude's tokenizer is not published.  The estimate counts, per piece of
 text, one token per L{CHARS_PER_TOKEN} characters of ASCII (rounded up),
 one per non-ASCII character, plus a fixed cost per message, per image and
 per tool definition.  Measured against Anthropic's published legacy
-tokenizer (README "count_tokens"), it stays within the bound stated there.
+tokenizer (docs/api.md "count_tokens"), it stays within the bound stated there.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import math
 from typing import Any, Iterable, Mapping, Optional
 
-#: ASCII characters per token (measured: see README "count_tokens")
+#: ASCII characters per token (measured: see docs/api.md "count_tokens")
 CHARS_PER_TOKEN = 3.8
 #: per message (role markers)
 MESSAGE_TOKENS = 4

@@ -1,4 +1,4 @@
-// AI SDK with the README's providers: Responses (its default, store left at
+// AI SDK with docs/clients.md's providers: Responses (its default, store left at
 // true: later turns send item references), chat and anthropic. Each: plain,
 // streamed, multi-turn, tool loop (also streamed), structured output.
 import { generateText, streamText, generateObject, tool, stepCountIs } from "ai";

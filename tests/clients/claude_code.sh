@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Claude Code as a client of /v1/messages, configured as the README says
+# Claude Code as a client of /v1/messages, configured as docs/clients.md says
 # (ANTHROPIC_BASE_URL at the daemon): plain, streamed (stream-json),
 # multi-turn (--resume), a tool loop (its Read tool), structured output
 # (--json-schema).  It sends context_management, mid-conversation system

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Codex CLI with the README's config.toml (default tools, nothing turned off):
+# Codex CLI with docs/clients.md's config.toml (default tools, nothing turned off):
 # plain, a resumed (multi-turn) turn, a tool loop (exec_command), the JSON
 # event stream (--json), structured output (--output-schema).
 set -uo pipefail

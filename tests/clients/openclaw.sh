@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# OpenClaw with the README's provider block, in its three API flavours (it
+# OpenClaw with docs/clients.md's provider block, in its three API flavours (it
 # always streams): a first turn, a second turn of the same session
 # (multi-turn), a tool loop (its `read` tool); never "rerouted".
 set -uo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# opencode with the README's opencode.json: plain, streamed (--format json
+# opencode with docs/clients.md's opencode.json: plain, streamed (--format json
 # events), multi-turn (--continue), a tool loop (its read tool).
 set -uo pipefail
 OPENCODE="$1"

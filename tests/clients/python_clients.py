@@ -346,7 +346,7 @@ def pydantic_ai() -> None:
 
 def llm_cli() -> None:
     cfg = tempfile.mkdtemp(prefix="cp-llm-")
-    # the README's extra-openai-models.yaml
+    # docs/clients.md's extra-openai-models.yaml
     with open(os.path.join(cfg, "extra-openai-models.yaml"), "w") as f:
         f.write(
             "- model_id: claude-sonnet-4\n  model_name: claude-sonnet-4\n  api_base: %s\n"
