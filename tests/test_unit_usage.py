@@ -271,6 +271,10 @@ class CostTests(SynchronousTestCase):
         self.assertEqual(plan_for(None, "pro"), ("pro", "login"))
         self.assertEqual(plan_for("max20", "max"), ("max20", "option"))
         self.assertEqual(plan_for(None, "max"), (None, "unknown"))
+        # CLI 2.1.332's auth status names the tier
+        self.assertEqual(plan_for("pro", "max", "max_20x"), ("max20", "login"))
+        self.assertEqual(plan_for(None, "max", "max_5x"), ("max5", "login"))
+        self.assertEqual(plan_for(None, "max", "max_other"), (None, "unknown"))
         self.assertAlmostEqual(saved(250.0, "max20", 30.0) or 0, 50.0)
         self.assertAlmostEqual(saved(1.0, "pro", 1.0) or 0, 1.0 - 20.0 / 30.0)
         self.assertIsNone(saved(1.0, None, 1.0))

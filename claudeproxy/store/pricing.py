@@ -19,17 +19,24 @@ from genai_prices import Usage, calc_price
 
 #: the plans' monthly prices in US dollars, for "saved"
 PLANS = {"pro": 20.0, "max5": 100.0, "max20": 200.0}
-#: the CLI's subscriptionType values that name one plan (C{max} is max5 or max20: say C{--plan})
+#: the CLI's subscriptionType values that name one plan (C{max} is max5 or max20: the
+#: planTier of CLI 2.1.332's C{auth status} says which, else C{--plan})
 SUBSCRIPTION_PLANS = {"pro": "pro"}
+TIER_PLANS = {"pro": "pro", "max_5x": "max5", "max_20x": "max20"}
 #: the days in a month, for a plan's price over a shorter period
 MONTH_DAYS = 30.0
 
 
-def plan_for(option: Optional[str], subscription: Optional[str]) -> tuple[Optional[str], str]:
+def plan_for(
+    option: Optional[str], subscription: Optional[str], tier: Optional[str] = None
+) -> tuple[Optional[str], str]:
     """
     The plan "saved" is reckoned against and where it came from: the CLI's
-    login where its C{subscriptionType} names one plan, else C{option}.
+    login where its C{planTier} or C{subscriptionType} names one plan, else
+    C{option}.
     """
+    if tier in TIER_PLANS:
+        return TIER_PLANS[tier], "login"
     if subscription in SUBSCRIPTION_PLANS:
         return SUBSCRIPTION_PLANS[subscription], "login"
     if option is not None:

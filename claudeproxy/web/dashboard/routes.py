@@ -13,6 +13,7 @@ import secrets
 from typing import Any, Optional, cast
 from urllib.parse import parse_qs
 
+import attrs
 from twisted.web.server import Request
 
 from ... import __version__
@@ -67,10 +68,12 @@ class DashboardRoutes(Serving):
         What a request's outcome says about the CLI's login.
         """
         if error_code == "cli_not_logged_in":
-            self.cli_login = LoginState(False, self.cli_login.method, "request", self.wallclock())
+            self.cli_login = attrs.evolve(
+                self.cli_login, logged_in=False, source="request", checked_at=self.wallclock()
+            )
             self._check_print_mode()
         elif status == 200 and self.cli_login.logged_in is not True:
-            self.cli_login = LoginState(True, self.cli_login.method, "request", self.wallclock())
+            self.cli_login = attrs.evolve(self.cli_login, logged_in=True, source="request", checked_at=self.wallclock())
 
     def _check_print_mode(self) -> None:
         """
@@ -221,7 +224,7 @@ class DashboardRoutes(Serving):
         self._probe_login()
         pool = self.manager.describe()
         history: Optional[dict[str, Any]] = None
-        plan, plan_source = plan_for(self.config.plan, self.cli_login.subscription)
+        plan, plan_source = plan_for(self.config.plan, self.cli_login.subscription, self.cli_login.plan_tier)
         if self.usage is not None:
             history = await self.usage.summary(ERRORS, RECENT)
             for name, window in history["windows"].items():
