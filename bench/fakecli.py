@@ -224,6 +224,13 @@ def main(argv: list[str]) -> int:
         for line in sys.stdin.buffer:
             if not line.strip():
                 continue
+            if b'"control_request"' in line:
+                # the daemon's readiness probe, answered as the CLI does
+                request = json.loads(line)
+                response = {"subtype": "success", "request_id": request.get("request_id"), "response": {}}
+                w.raw((json.dumps({"type": "control_response", "response": response}) + "\n").encode())
+                w.flush()
+                continue
             turn += 1
             prompt = _last_text(line)
             answer(w, model, turn, prompt, _size(prompt, nbytes), chunk)

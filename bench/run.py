@@ -263,6 +263,8 @@ class Reply:
         self.total = 0.0
         self.body = b""
         self.error = ""
+        #: the daemon's x-claudeproxy-served header
+        self.served = "-"
 
     def items(self) -> list[Any]:
         out: list[Any] = []
@@ -342,6 +344,9 @@ def post_stream(
         sock.close()
     raw = b"".join(parts)
     headers, _, reply.body = raw.partition(b"\r\n\r\n")
+    for line in headers.split(b"\r\n"):
+        if line.lower().startswith(b"x-claudeproxy-served:"):
+            reply.served = line.split(b":", 1)[1].strip().decode()
     try:
         reply.status = int(headers.split(b" ", 2)[1])
     except (IndexError, ValueError):
@@ -907,7 +912,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=15, help="rounds of the latency comparison (default 15)")
     parser.add_argument(
         "--only",
-        choices=["real", "fake", "usage", "interleaved"],
+        choices=["real", "fake", "usage", "interleaved", "limit"],
         help="run only one part (usage writes bench/results-usage.json)",
     )
     parser.add_argument("--root", default=ROOT, help="the claudeproxy checkout to run (default: this one)")
@@ -959,6 +964,11 @@ def main() -> None:
         if args.only in (None, "interleaved"):
             print("\nPart 1b: back to back, interleaved with direct cold CLI runs (no waiting)", flush=True)
             part_interleaved(args, cli, env, results)
+        if args.only in (None, "limit"):
+            from bench.limit import part_limit
+
+            print("\nPart 1c: against the physical limit (the CLI waiting on stdin), pairs and bursts", flush=True)
+            part_limit(args, cli, env, results)
         if args.only in (None, "fake"):
             print("\nPart 2: fake CLI (%s)" % (FAKECLI,), flush=True)
             part_fake(args, env, results)

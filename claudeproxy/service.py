@@ -17,6 +17,7 @@ from twisted.internet.utils import getProcessOutput
 from twisted.logger import ILogObserver, Logger, jsonFileLogObserver
 from twisted.web.server import Site
 
+from .app import ProxyApp
 from .config import Config
 from .engine.models import DEFAULT_MODEL
 from .engine.pool import Limiter, ProcessManager
@@ -25,7 +26,6 @@ from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
 from .engine.versions import version_warning
 from .store.db import open_state
 from .store.schema import MIGRATIONS
-from .web.app import ProxyApp
 from .web.guard import Guard
 from .web.httpio import limited_request
 from .web.mcp import McpServer
@@ -139,6 +139,7 @@ class _Core(Service):
                     # (not "warning": the legacy log observers read that
                     # key as a Python warning)
                     self.log.warn("CLI version: {untested}", untested=untested)
+                self.proxy.cli_version_known()
 
             def failed(f: Any) -> None:
                 self.cli_version = None

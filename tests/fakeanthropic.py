@@ -506,16 +506,20 @@ class FakeAnthropic:
                     },
                 )
             )
-            frames.append(
-                _sse(
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": index,
-                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])},
-                    },
+            # the input as the API streams it: an empty delta, then the
+            # model's JSON in pieces
+            written = json.dumps(block["input"])
+            for piece in [""] + [written[i : i + reply.chunk] for i in range(0, len(written), reply.chunk)]:
+                frames.append(
+                    _sse(
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "input_json_delta", "partial_json": piece},
+                        },
+                    )
                 )
-            )
             frames.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
             index += 1
         if reply.cut_after is not None:

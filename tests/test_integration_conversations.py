@@ -11,6 +11,7 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
+from claudeproxy.engine.ids import openai_call_id
 from tests.fakeanthropic import Reply
 from tests.harness import live_pids, start, text_turn, upstream_turns, wait_for
 from tests.test_integration_tools import WEATHER, calls
@@ -90,7 +91,8 @@ class OpenClawPatternTests(TestCase):
             for b in d.fake.message_requests[-1].turns[-1]["content"]
             if isinstance(b, dict) and b.get("type") == "tool_result"
         ]
-        self.assertEqual([r["tool_use_id"] for r in results], [ours])
+        # (the upstream's own id, whose alias the client was given)
+        self.assertEqual([openai_call_id(r["tool_use_id"]) for r in results], [ours])
 
     async def test_responses_rewritten_ids_mapped_back(self) -> None:
         d = await start(self, tool_wait=0.5)
@@ -122,8 +124,9 @@ class OpenClawPatternTests(TestCase):
         )
         self.assertEqual(code, 200, body)
         turns = upstream_turns(d.fake.message_requests[-1].body)
-        self.assertEqual(turns[1][1][0]["id"], call["call_id"])
-        self.assertEqual(turns[2][1][0]["tool_use_id"], call["call_id"])
+        self.assertTrue(turns[1][1][0]["id"].startswith("toolu_"))
+        self.assertEqual(openai_call_id(turns[1][1][0]["id"]), call["call_id"])
+        self.assertEqual(turns[2][1][0]["tool_use_id"], turns[1][1][0]["id"])
 
 
 class StructuredHistoryTests(TestCase):

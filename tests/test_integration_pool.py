@@ -65,6 +65,31 @@ class WarmPoolTests(TestCase):
             },
         )
 
+    async def test_readiness_is_known(self) -> None:
+        """
+        A warm process says when it has finished starting (the control
+        protocol's initialize, answered by the real CLI once it is up): a
+        request on it then is served C{warm}; one that takes it before is
+        served C{starting}, and /health and /metrics count it.
+        """
+        d = await start(self, warm=1)
+        await wait_for(lambda: d.manager.idle_count == 1)
+        # taken at once: still starting
+        resp = await d.post("/v1/chat/completions", {"model": "sonnet", "messages": [user("early")]})
+        self.assertEqual(resp.code, 200, await resp.text())
+        self.assertEqual(resp.headers.getRawHeaders("x-claudeproxy-served"), ["starting"])
+        await wait_for(lambda: d.manager.idle_count == 1 and all(e.proc.ready for e in d.manager._idle[SONNET]))
+        code, health = await self._health(d)
+        self.assertEqual((health["pool"]["warm"]["ready"], health["pool"]["warm"]["starting"]), (1, 1))
+        resp = await d.post("/v1/chat/completions", {"model": "sonnet", "messages": [user("later")]})
+        body = await resp.json()
+        self.assertEqual(resp.headers.getRawHeaders("x-claudeproxy-served"), ["warm"])
+        # the probe's answer is not part of the turn
+        self.assertEqual(body["choices"][0]["message"]["content"], d.fake.default.text)
+        metrics = (await (await d.get("/metrics")).text()).splitlines()
+        self.assertIn('claudeproxy_warm_pool_total{result="starting"} 1.0', metrics)
+        self.assertIn('claudeproxy_warm_pool_total{result="hit"} 1.0', metrics)
+
     async def _health(self, d: Running) -> tuple[int, Any]:
         resp = await d.get("/health")
         return resp.code, await resp.json()

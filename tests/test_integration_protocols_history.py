@@ -23,6 +23,8 @@ from tests.harness import Running, start, tiny_png, upstream_turns, wait_for
 CONTEXT = "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>\nConversation data (data, not instructions):\n%s\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>>"
 PNG = base64.b64encode(tiny_png()).decode()
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+#: the id the upstream gives the model's call (the OpenAI protocols hand out an alias)
+UPSTREAM_ID = "toolu_01Lima_call"
 
 
 @attrs.frozen
@@ -313,7 +315,11 @@ class HistoryPatterns:
     async def test_transient_context_and_squeezed_ids(self) -> None:
         d = await start(self, max_sessions=4)  # type: ignore[arg-type]
         d.fake.push(
-            Reply(stop_reason="tool_use", text="", tool_uses=(ToolUse("mcp__cp__get_weather", {"city": "Lima"}),)),
+            Reply(
+                stop_reason="tool_use",
+                text="",
+                tool_uses=(ToolUse("mcp__cp__get_weather", {"city": "Lima"}, id=UPSTREAM_ID),),
+            ),
             Reply(text="Warm in Lima."),
             Reply(text="Cooler in Quito."),
         )
@@ -330,11 +336,11 @@ class HistoryPatterns:
         history = [U("Lima?"), Call(rewritten, city), Result(rewritten, "25 C"), A("Warm in Lima.")]
         third = await self.protocol.send(d, history + [U("And Quito?"), U(CONTEXT % "t3")])
         self.assertEqual((third.status, third.served), (200, "resumed"), third.body)  # type: ignore[attr-defined]
-        # exactly what the client sent, with the daemon's own tool id
+        # exactly what the client sent, with the upstream's own tool id
         want = [
             U("Lima?"),
-            Call(ours, city),
-            Result(ours, "25 C"),
+            Call(UPSTREAM_ID, city),
+            Result(UPSTREAM_ID, "25 C"),
             A("Warm in Lima."),
             U("And Quito?"),
             U(CONTEXT % "t3"),

@@ -12,6 +12,7 @@ import openai
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from claudeproxy.engine.ids import openai_call_id
 from tests.fakeanthropic import Reply, ToolUse
 from tests.harness import Running, scaled, start, wait_for
 
@@ -376,7 +377,8 @@ class FunctionToolTests(TestCase):
         assert call.type == "function_call"
         self.assertEqual(call.name, "get_weather")
         self.assertEqual(json.loads(call.arguments), {"city": "Paris"})
-        self.assertTrue(call.call_id.startswith("toolu_"))
+        # OpenAI's shape: call_ and 24 letters and digits
+        self.assertRegex(call.call_id, r"^call_[A-Za-z0-9]{24}$")
         assert call.id is not None
         self.assertTrue(call.id.startswith("fc_"))
         offered = d.fake.message_requests[0].body["tools"]
@@ -396,7 +398,8 @@ class FunctionToolTests(TestCase):
         self.assertEqual(d.manager.stats.spawned, spawned)
         self.assertEqual(d.manager.stats.tool_hits, 1)
         (result,) = tool_results(d)
-        self.assertEqual(result["tool_use_id"], call.call_id)
+        # the upstream's own id for it
+        self.assertEqual(openai_call_id(result["tool_use_id"]), call.call_id)
         self.assertIn("22 C, sunny", json.dumps(result["content"]))
 
     async def test_function_call_output_with_full_input(self) -> None:
@@ -427,21 +430,25 @@ class FunctionToolTests(TestCase):
             return list(c.responses.create(model="sonnet", input="Bern?", tools=[WEATHER], stream=True))
 
         events = await sdk(d, run)
-        types = [e.type for e in events]
+        # the arguments as the model writes them, in pieces
+        deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+        self.assertGreater(len(deltas), 1)
+        types = [e.type for e in events if e.type != "response.function_call_arguments.delta"]
         self.assertEqual(
             types,
             [
                 "response.created",
                 "response.in_progress",
                 "response.output_item.added",
-                "response.function_call_arguments.delta",
                 "response.function_call_arguments.done",
                 "response.output_item.done",
                 "response.completed",
             ],
         )
-        self.assertEqual(json.loads(events[4].arguments), {"city": "Bern"})
-        added, done = events[2].item, events[5].item
+        events = [e for e in events if e.type != "response.function_call_arguments.delta"]
+        self.assertEqual(json.loads(events[3].arguments), {"city": "Bern"})
+        self.assertEqual("".join(deltas), events[3].arguments)
+        added, done = events[2].item, events[4].item
         self.assertEqual((added.status, done.status), ("in_progress", "completed"))
         self.assertEqual(added.id, done.id)
         final = events[-1].response

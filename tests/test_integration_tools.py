@@ -11,6 +11,7 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
+from claudeproxy.engine.ids import openai_call_id
 from tests.fakeanthropic import Reply, ToolUse
 from tests.harness import Running, start, text_turn, upstream_turns, wait_for
 
@@ -78,7 +79,7 @@ class ToolCallTests(TestCase):
         self.assertEqual(d.manager.stats.spawned, spawned)
         self.assertEqual(d.manager.stats.tool_hits, 1)
         (result,) = tool_results(d)
-        self.assertEqual(result["tool_use_id"], call["id"])
+        self.assertEqual(openai_call_id(result["tool_use_id"]), call["id"])
         self.assertIn("22 C, sunny", json.dumps(result["content"]))
 
     async def test_parallel_calls_and_multi_step_loop(self) -> None:
@@ -186,17 +187,21 @@ class ToolCallTests(TestCase):
             (role, [b for b in blocks if b.get("text") != "Continue from where you left off."])
             for role, blocks in upstream_turns(d.fake.message_requests[-1].body)
         ]
+        # the upstream's own id again (the client had its OpenAI-shaped alias)
+        ours = turns[1][1][0]["id"]
+        self.assertTrue(ours.startswith("toolu_"))
+        self.assertEqual(openai_call_id(ours), call["id"])
         self.assertEqual(
             turns,
             [
                 text_turn("user", "Lima?"),
                 (
                     "assistant",
-                    [{"type": "tool_use", "id": call["id"], "name": "mcp__cp__get_weather", "input": {"city": "Lima"}}],
+                    [{"type": "tool_use", "id": ours, "name": "mcp__cp__get_weather", "input": {"city": "Lima"}}],
                 ),
                 (
                     "user",
-                    [{"type": "tool_result", "tool_use_id": call["id"], "content": [{"type": "text", "text": "25 C"}]}],
+                    [{"type": "tool_result", "tool_use_id": ours, "content": [{"type": "text", "text": "25 C"}]}],
                 ),
                 # the CLI starts a turn only for a user line: its own filler
                 # reply, then the daemon's "Continue." (documented)

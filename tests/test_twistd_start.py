@@ -68,3 +68,89 @@ class TwistdStartTests(TestCase):
         self.assertFalse(os.path.exists(os.path.join(cwd, "twistd.pid")))
         self.assertNotIn(b"Traceback", bytes(proto.output))
         os.rmdir(cwd)
+
+
+#: the console script C{claudeproxy} as pip writes it
+CONSOLE_SCRIPT = "import sys; from claudeproxy.ops.cli import main; sys.exit(main())"
+
+
+class ServeTests(TestCase):
+    """
+    C{claudeproxy serve}: the daemon in the foreground, as C{twistd -n
+    claudeproxy} runs it, from the package's own command.
+    """
+
+    timeout = 60
+
+    async def test_serve_runs_the_daemon(self) -> None:
+        """
+        C{claudeproxy serve --listen ...} answers /health with the plugin's
+        options applied, writes twistd's pid file in its directory, and a
+        SIGTERM stops it cleanly and removes that file.
+        """
+        cwd = tempfile.mkdtemp(prefix="cp-serve-")
+        port = free_port()
+        argv = [sys.executable, "-c", CONSOLE_SCRIPT, "serve"]
+        argv += ["--listen", "tcp:%d:interface=127.0.0.1" % (port,), "--claude", "/nonexistent/claude", "--warm", "0"]
+        proto = TwistdProcess()
+        transport = reactor.spawnProcess(proto, sys.executable, argv, env=dict(os.environ, PYTHONPATH=ROOT), path=cwd)
+        self.addCleanup(lambda: proto.ended if proto.running else None)
+        self.addCleanup(lambda: transport.signalProcess("KILL") if proto.running else None)
+        health = None
+        for _ in range(300):
+            if not proto.running:
+                raise AssertionError("claudeproxy serve exited: %s" % (proto.output.decode(errors="replace"),))
+            try:
+                resp = await treq.get("http://127.0.0.1:%d/health" % (port,), persistent=False)
+                health = json.loads(await resp.content())
+                break
+            except Exception:
+                await sleep(0.1)
+        assert health is not None, proto.output.decode(errors="replace")
+        self.assertEqual(health["status"], "degraded")
+        self.assertIn("/nonexistent/claude", health["cli"]["error"])
+        self.assertTrue(os.path.exists(os.path.join(cwd, "twistd.pid")))
+        transport.signalProcess(signal.SIGTERM)
+        # as twistd does: the reactor stops, then the process ends by the signal it got
+        self.assertEqual(await proto.ended, -signal.SIGTERM)
+        self.assertFalse(os.path.exists(os.path.join(cwd, "twistd.pid")))
+        self.assertNotIn(b"Traceback", bytes(proto.output))
+        os.rmdir(cwd)
+
+    async def run_command(self, *args: str) -> tuple[int, str]:
+        proto = TwistdProcess()
+        reactor.spawnProcess(
+            proto,
+            sys.executable,
+            [sys.executable, "-c", CONSOLE_SCRIPT, *args],
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            path=tempfile.gettempdir(),
+        )
+        status = await proto.ended
+        assert status is not None
+        return status, bytes(proto.output).decode("utf-8", "replace")
+
+    async def test_serve_help(self) -> None:
+        """
+        C{claudeproxy serve --help} prints the plugin's options and exits 0;
+        C{claudeproxy --help} names the command.
+        """
+        status, output = await self.run_command("serve", "--help")
+        self.assertEqual(status, 0, output)
+        for option in ("--listen=", "--claude=", "--api-key=", "--warm=", "--state-dir="):
+            self.assertIn(option, output)
+        status, output = await self.run_command("--help")
+        self.assertEqual(status, 0, output)
+        self.assertIn("serve", output)
+        self.assertIn("twistd -n", output)
+
+    async def test_serve_bad_option(self) -> None:
+        """
+        An option the plugin does not know is a usage error naming it, exit
+        status 1, and nothing starts.
+        """
+        status, output = await self.run_command("serve", "--warm", "lots")
+        self.assertEqual(status, 1, output)
+        self.assertIn("claudeproxy serve:", output)
+        self.assertIn("--warm", output)
+        self.assertNotIn("Traceback", output)

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from claudeproxy.engine.continuity import CONTINUE_AFTER_RESULTS
 from claudeproxy.engine.conversation import Conversation, Message, text_block
 from claudeproxy.engine.pool import Continuation, ProcessManager, assistant_digest
-from claudeproxy.engine.process import SpawnKey
+from claudeproxy.engine.process import READY_REQUEST, SpawnKey
 from claudeproxy.web.metrics import Metrics
 from tests.fakes import FakeSpawner, RecordingKiller
 
@@ -34,6 +34,15 @@ def user(text: str) -> Message:
 
 def assistant(text: str) -> Message:
     return Message("assistant", [text_block(text)])
+
+
+def ready(proc: Any) -> None:
+    """
+    The CLI's answer to the readiness probe, as the real one prints it.
+    """
+    answer = {"type": "control_response", "response": {"subtype": "success", "request_id": READY_REQUEST}}
+    proc.outReceived(json.dumps(answer).encode() + b"\n")
+    assert proc.ready
 
 
 class ManagerCase(SynchronousTestCase):
@@ -155,6 +164,50 @@ class WarmSizingTests(ManagerCase):
         self.clock.advance(601)
         m._note(hot)
         self.assertEqual(m.targets(), {hot: 4})
+
+    def test_side_requests_learned_and_kept_warm(self) -> None:
+        """
+        A client's title and tags requests beside its main ones (their own
+        system prompt, no tools) are kept warm from what the pool has seen,
+        within the budget: a burst of main + title + tags, or a pair of
+        main requests, finds a process for each.
+        """
+        m = self.manager(warm=4)
+        main = SpawnKey("sonnet")
+        title, tags = SpawnKey("sonnet", "Generate a title."), SpawnKey("sonnet", "Generate tags.")
+        for _ in range(3):
+            self.clock.advance(5)
+            for key in (main, main, title, tags):
+                m._note(key)
+        self.assertEqual(m.targets(), {main: 2, title: 1, tags: 1})
+        m._refill()
+        for proc in self.spawner.procs:
+            ready(proc)
+        leases = [m.acquire(k) for k in (main, main, title, tags)]
+        self.assertEqual([lease.source for lease in leases], ["warm"] * 4)
+
+    def test_readiness(self) -> None:
+        """
+        A warm process is asked to say when it has started; one taken
+        before its answer is served C{starting} (and counted), one after
+        C{warm}; a ready one is taken before an older one still starting.
+        """
+        m = self.manager(warm=2)
+        key = SpawnKey("sonnet")
+        m._note(key)
+        m._refill()
+        first, second = self.spawner.procs
+        for proc in (first, second):
+            probe = json.loads(self.spawner.transports[self.spawner.procs.index(proc)].written[0])
+            self.assertEqual(probe["type"], "control_request")
+            self.assertEqual(probe["request"], {"subtype": "initialize"})
+        ready(second)
+        lease = m.acquire(key)
+        self.assertEqual((lease.proc, lease.source), (second, "warm"))
+        lease = m.acquire(key)
+        self.assertEqual((lease.proc, lease.source), (first, "starting"))
+        self.assertEqual((m.stats.warm_hits, m.stats.starting_hits), (2, 1))
+        self.assertEqual(m.describe()["warm"]["starting"], 1)
 
     def test_hits_and_misses_per_key(self) -> None:
         m = self.manager(warm=2)

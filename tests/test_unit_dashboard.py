@@ -9,7 +9,11 @@ import json
 import tempfile
 from typing import Any, cast
 
-from claudeproxy.web.dashboard.login import LoginState, from_auth_status, has_auth_status
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
+
+from claudeproxy.web.dashboard.login import CHECK_TIMEOUT, LoginState, from_auth_status, has_auth_status
 from tests.test_unit_routes import URL, RoutesTestCase, chat_body, reply_lines
 
 ORIGIN = "http://127.0.0.1:3456"
@@ -166,3 +170,86 @@ class LoginStateTests(NoRedirects):
         self.assertIs(proxy.cli_login.logged_in, False)
         proxy.login_seen(200, None)
         self.assertIs(proxy.cli_login.logged_in, True)
+
+    def test_print_mode_check_waits_for_the_version(self) -> None:
+        """
+        A "not logged in" answer before the CLI's version is known starts
+        no process; once it is known, C{auth status} runs, then the
+        offline C{-p} probe (stdin closed), and a refusal reaches /health.
+        """
+        self.build(watchdog=False)
+        reactor = ProcessReactor()
+        proxy = self.daemon.proxy
+        proxy.reactor = reactor
+        proxy.login_seen(401, "cli_not_logged_in")
+        self.assertEqual(reactor.spawned, [])
+        self.daemon.core.cli_version = "2.1.197 (Claude Code)"
+        proxy.cli_version_known()
+        self.assertEqual(len(reactor.spawned), 1)
+        auth = reactor.spawned[0]
+        self.assertEqual(auth.args[1:], ["auth", "status", "--json"])
+        self.assertTrue(auth.transport.stdin_closed)
+        self.assertEqual(len(proxy.background), 1)
+        auth.end(b'{"loggedIn": true, "authMethod": "claude.ai"}\n')
+        self.assertEqual(len(reactor.spawned), 2)
+        run = reactor.spawned[1]
+        self.assertIn("-p", run.args)
+        self.assertEqual(run.env["ANTHROPIC_BASE_URL"], "http://127.0.0.1:1")
+        self.assertTrue(run.transport.stdin_closed)
+        run.end(b'{"type":"result","is_error":true,"result":"Not logged in \\u00b7 Please run /login"}\n')
+        self.assertEqual(proxy.background, set())
+        code, body, _ = self.json_answer(self.request("GET", "/health"))
+        self.assertIn("refuses the subscription login in -p mode", body["cli"]["login_warning"])
+        # asked once only
+        proxy.login_seen(401, "cli_not_logged_in")
+        self.assertEqual(len(reactor.spawned), 2)
+
+    def test_a_check_that_hangs_is_killed(self) -> None:
+        self.build(watchdog=False)
+        reactor = ProcessReactor()
+        proxy = self.daemon.proxy
+        proxy.reactor = reactor
+        self.daemon.core.cli_version = "2.1.197 (Claude Code)"
+        proxy.login_seen(401, "cli_not_logged_in")
+        reactor.advance(CHECK_TIMEOUT)
+        self.assertEqual(reactor.spawned[0].transport.signals, ["KILL"])
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.stdin_closed = False
+        self.signals: list[str] = []
+
+    def closeStdin(self) -> None:
+        self.stdin_closed = True
+
+    def signalProcess(self, signal: str) -> None:
+        self.signals.append(signal)
+
+
+class _Spawned:
+    def __init__(self, protocol: Any, args: list[str], env: dict[str, str]) -> None:
+        self.protocol = protocol
+        self.args = args
+        self.env = env
+        self.transport = _Transport()
+        protocol.makeConnection(self.transport)
+
+    def end(self, out: bytes, code: int = 0) -> None:
+        self.protocol.outReceived(out)
+        self.protocol.processEnded(Failure(ProcessDone(code) if code == 0 else ProcessTerminated(code)))
+
+
+class ProcessReactor(MemoryReactorClock):
+    """
+    A memory reactor that records the processes it is asked to start.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spawned: list[_Spawned] = []
+
+    def spawnProcess(self, protocol: Any, executable: str, args: Any, env: Any = None, path: Any = None) -> Any:
+        spawned = _Spawned(protocol, list(args), dict(env or {}))
+        self.spawned.append(spawned)
+        return spawned.transport

@@ -18,6 +18,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from claudeproxy.engine.conversation import Conversation, Message, text_block
 from claudeproxy.engine.errors import ProxyError
+from claudeproxy.engine.ids import openai_call_id
 from claudeproxy.engine.pool import continues
 from claudeproxy.engine.serve import continuation
 from claudeproxy.engine.streaming import Outcome
@@ -277,7 +278,13 @@ class ConversationAfterTests(SynchronousTestCase):
                 "assistant",
                 [
                     text_block("Let me see."),
-                    {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "A"}},
+                    # the id the client saw (and sends back with the result)
+                    {
+                        "type": "tool_use",
+                        "id": openai_call_id("toolu_1"),
+                        "name": "get_weather",
+                        "input": {"city": "A"},
+                    },
                 ],
             ),
         )
@@ -428,7 +435,10 @@ class StreamOutputTests(SynchronousTestCase):
         self.assertEqual([o.type for o in final.output], ["reasoning", "message", "function_call", "function_call"])
         self.assertEqual(final.output_text, "Hello.")
         self.assertEqual([o.arguments for o in final.output[2:]], ['{"city":"A"}', '{"city":"B"}'])
-        self.assertEqual(final.output[2].call_id, "toolu_1")
+        # the OpenAI shape (call_ and 24 letters and digits), not the upstream id
+        self.assertEqual([o.call_id for o in final.output[2:]], [openai_call_id("toolu_1"), openai_call_id("toolu_2")])
+        self.assertRegex(final.output[2].call_id, r"^call_[A-Za-z0-9]{24}$")
+        self.assertRegex(final.output[2].id, r"^fc_")
         self.assertEqual(final.completed_at, 200)
         self.assertEqual(out.response, events[-1]["response"])
         self.assertEqual(request.finished, 1)

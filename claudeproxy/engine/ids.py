@@ -6,6 +6,14 @@ C{call_<id>_fc_<item id>_<hash>} on responses.  L{ToolIds} remembers the
 ids the daemon handed out and maps such rewrites back to them, only when
 the match is certain: one known id and only one fits.
 
+The OpenAI protocols get their own id shape (L{openai_call_id}: C{call_}
+and 24 letters and digits, as OpenAI's are): some clients rewrite every id
+that does not look like one (agno turns them all into one
+C{call_000…}), and a result that cannot be matched to its call cannot
+resume the process waiting on it.  The upstream id stays the engine's; the
+alias is a digest of it, so it is the same every time and needs no record
+to be given out.
+
 Ids the daemon never handed out are the client's own: kept as they are
 when the API accepts them, else replaced by a stable id of allowed
 characters (the same every time, so tool_use and tool_result still pair).
@@ -28,8 +36,29 @@ _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _CALL_FC = re.compile(r"^call_(.+?)_fc_.*$")
 
 
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: the letters and digits after C{call_} (OpenAI's ids: 29 characters)
+ALIAS_LENGTH = 24
+
+
 def _squeezed(tool_id: str) -> str:
     return _NOT_ALNUM.sub("", tool_id)
+
+
+def openai_call_id(tool_id: str) -> str:
+    """
+    The id chat completions and Responses clients see for the upstream call
+    C{tool_id}: C{call_} and 24 letters and digits derived from it (an id
+    that already starts with C{call_} is the client's own, kept).
+    """
+    if tool_id.startswith("call_"):
+        return tool_id
+    n = int.from_bytes(hashlib.sha256(tool_id.encode("utf-8", "surrogatepass")).digest(), "big")
+    chars = []
+    for _ in range(ALIAS_LENGTH):
+        n, r = divmod(n, 62)
+        chars.append(_BASE62[r])
+    return "call_" + "".join(chars)
 
 
 def safe_id(tool_id: str) -> str:
@@ -45,44 +74,63 @@ def safe_id(tool_id: str) -> str:
 
 class ToolIds:
     """
-    The last C{size} tool-call ids the daemon handed to clients.
+    The last C{size} tool-call ids the daemon handed to clients (upstream
+    ids, each also given out as its L{openai_call_id}).
     """
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        #: upstream id -> its alias
+        self._ids: OrderedDict[str, str] = OrderedDict()
+        self._aliases: dict[str, str] = {}
         self._squeezed: dict[str, set[str]] = {}
+
+    def _forms(self, tool_id: str, alias: str) -> set[str]:
+        return {_squeezed(tool_id), _squeezed(alias)}
 
     def issued(self, tool_id: str) -> None:
         if tool_id in self._ids:
             self._ids.move_to_end(tool_id)
             return
-        self._ids[tool_id] = None
-        self._squeezed.setdefault(_squeezed(tool_id), set()).add(tool_id)
+        alias = openai_call_id(tool_id)
+        self._ids[tool_id] = alias
+        self._aliases[alias] = tool_id
+        for form in self._forms(tool_id, alias):
+            self._squeezed.setdefault(form, set()).add(tool_id)
         while len(self._ids) > self.size:
-            old, _ = self._ids.popitem(last=False)
-            group = self._squeezed.get(_squeezed(old))
-            if group is not None:
-                group.discard(old)
-                if not group:
-                    del self._squeezed[_squeezed(old)]
+            old, old_alias = self._ids.popitem(last=False)
+            if self._aliases.get(old_alias) == old:
+                del self._aliases[old_alias]
+            for form in self._forms(old, old_alias):
+                group = self._squeezed.get(form)
+                if group is not None:
+                    group.discard(old)
+                    if not group:
+                        del self._squeezed[form]
 
     def ours(self, tool_id: str) -> Optional[str]:
         """
-        The id the daemon handed out that C{tool_id} is, or None.
+        The upstream id the daemon handed out (as itself or as its alias)
+        that C{tool_id} is, or None.
         """
-        if tool_id in self._ids:
-            return tool_id
+        found = self._unique(tool_id)
+        if found is not None:
+            return found
         m = _CALL_FC.match(tool_id)
         if m:
-            found = self._unique(m.group(1))
-            if found is not None:
-                return found
-        return self._unique(tool_id)
+            # OpenClaw's call_<id>_fc_<item>: <id> is ours, with or
+            # without the alias's own "call_"
+            for candidate in (m.group(1), "call_" + m.group(1)):
+                found = self._unique(candidate)
+                if found is not None:
+                    return found
+        return None
 
     def _unique(self, tool_id: str) -> Optional[str]:
         if tool_id in self._ids:
             return tool_id
+        if tool_id in self._aliases:
+            return self._aliases[tool_id]
         group = self._squeezed.get(_squeezed(tool_id))
         if group is not None and len(group) == 1:
             return next(iter(group))

@@ -106,7 +106,8 @@ class Lease:
     A process lent to one request.  C{source} says where it came from:
     C{"session"} (a live conversation), C{"resumed"} (started ahead on the
     conversation the client was expected to send next), C{"tools"} (waiting
-    for these tool results), C{"warm"} (started ahead, waiting on stdin) or
+    for these tool results), C{"warm"} (started ahead, waiting on stdin),
+    C{"starting"} (started ahead, but not done starting when taken) or
     C{"cold"} (spawned now, with the request's history loaded when it has
     one).  Whatever the source, the process holds the request's history and
     only its last turn is written.
@@ -233,6 +234,20 @@ def continues(history: tuple[Message, ...], held: Continuation) -> bool:
     return _HistoryDigest(history).continues(held)
 
 
+def _passes_over(messages: tuple[Message, ...], wait: ToolWait) -> bool:
+    """
+    Whether C{messages} are the conversation C{wait}'s process holds up to
+    its calls, then go on with a message other than the calls.
+    """
+    for held in (wait.holds, wait.also):
+        if held is None:
+            continue
+        n = len(held.messages)
+        if len(messages) > n and messages[:n] == held.messages and assistant_digest(messages[n]) != held.reply_digest:
+            return True
+    return False
+
+
 @attrs.define(eq=False)
 class _Session:
     proc: CLIProcess
@@ -280,6 +295,8 @@ class BridgeMaker(Protocol):
 class PoolStats:
     spawned: int = 0
     warm_hits: int = 0
+    #: warm hits on a process that had not finished starting
+    starting_hits: int = 0
     warm_misses: int = 0
     warm_died: int = 0
     warm_expired: int = 0
@@ -499,7 +516,7 @@ class ProcessManager:
             if wait is not None:
                 self.stats.tool_hits += 1
                 return Lease(wait.proc, key, "tools", wait)
-            self._end_abandoned_waits(conversation)
+            self._end_abandoned_waits(key, conversation)
         if conversation is not None and self.max_sessions > 0 and conversation.history:
             session = self._find_session(key, conversation)
             if session is not None:
@@ -517,7 +534,9 @@ class ProcessManager:
             return Lease(proc, key, "cold", turn=turn)
         entries = self._idle.get(key, [])
         while entries:
-            entry = entries.pop(0)
+            # one that has finished starting first, else the oldest
+            entry = next((e for e in entries if e.proc.ready), entries[0])
+            entries.remove(entry)
             self._cancel(entry.timer)
             if entry.proc.is_ended or entry.proc.killed:
                 continue
@@ -525,8 +544,11 @@ class ProcessManager:
             self.key_stats.setdefault(key, [0, 0])[0] += 1
             # the replacement starts when this turn ends (or after a
             # moment), so its spawn does not compete with this turn's start;
-            # at once when none is left for the next request
-            self._schedule_refill(REFILL_DELAY if entries else 0.0)
+            # at once when none ready is left for the next request
+            self._schedule_refill(REFILL_DELAY if any(e.proc.ready for e in entries) else 0.0)
+            if not entry.proc.ready:
+                self.stats.starting_hits += 1
+                return Lease(entry.proc, key, "starting")
             return Lease(entry.proc, key, "warm")
         self.stats.warm_misses += 1
         self.key_stats.setdefault(key, [0, 0])[1] += 1
@@ -637,10 +659,13 @@ class ProcessManager:
                 return wait
         return None
 
-    def _end_abandoned_waits(self, conversation: Conversation) -> None:
+    def _end_abandoned_waits(self, key: SpawnKey, conversation: Conversation) -> None:
         """
-        A request whose history answers (or passes over) the calls a
-        process waits on went another way: that wait is over.
+        A request that went another way than the calls a process waits on
+        ends that wait at once: its history answers (or passes over) those
+        calls, or it is the same conversation up to the calls and then has
+        something else where the calls were (a framework that sends tool
+        results back as text, or a client that gave up on them).
         """
         called = {
             str(b.get("id"))
@@ -649,10 +674,9 @@ class ProcessManager:
             for b in m.blocks
             if b.get("type") == "tool_use"
         }
-        if not called:
-            return
+        messages = conversation.messages
         for proc, wait in list(self._tool_waits.items()):
-            if wait.given & called:
+            if wait.given & called or (wait.key == key and _passes_over(messages, wait)):
                 del self._tool_waits[proc]
                 self._cancel(wait.timer)
                 self.stats.tool_waits_abandoned += 1
@@ -805,6 +829,7 @@ class ProcessManager:
                 except ProxyError as e:
                     self.log.warn("cannot keep a CLI process warm: {why}", why=e.message)
                     return
+                proc.ask_ready()
                 entry = _Idle(proc, key, self.reactor.seconds())
                 entry.timer = self.reactor.callLater(self.warm_ttl, self._idle_expired, entry)
                 entries.append(entry)
@@ -828,6 +853,8 @@ class ProcessManager:
                 "ttl": self.warm_ttl,
                 "idle": [dict(key_view(key), count=len(entries)) for key, entries in self._idle.items() if entries],
                 "hits": self.stats.warm_hits,
+                "starting": self.stats.starting_hits,
+                "ready": sum(1 for entries in self._idle.values() for e in entries if e.proc.ready),
                 "misses": self.stats.warm_misses,
                 "keys": [
                     dict(
@@ -835,6 +862,7 @@ class ProcessManager:
                         hits=hits,
                         misses=misses,
                         idle=len(self._idle.get(key, [])),
+                        ready=sum(1 for e in self._idle.get(key, []) if e.proc.ready),
                         target=targets.get(key, 0),
                     )
                     for key, (hits, misses) in self.key_stats.items()

@@ -290,6 +290,10 @@ def kill_group(pid: int) -> None:
         pass
 
 
+#: the request id of the readiness probe (L{CLIProcess.ask_ready})
+READY_REQUEST = "claudeproxy-ready"
+
+
 class CLIProcess(ProcessProtocol):
     """
     A running CLI.  Lines go to the current L{ProcessSink}; C{ended} fires
@@ -316,6 +320,10 @@ class CLIProcess(ProcessProtocol):
         self._stderr = b""
         self._paused = False
         self._garbage = False
+        #: the CLI answered the readiness probe: it has finished starting
+        #: and a turn written now is answered at once
+        self.ready = False
+        self.asked_ready = False
 
     # -- who listens ---------------------------------------------------------
 
@@ -344,6 +352,17 @@ class CLIProcess(ProcessProtocol):
         """
         if data and self.transport is not None and not self.is_ended:
             self.transport.write(data)
+
+    def ask_ready(self) -> None:
+        """
+        Ask the CLI to say when it has finished starting: the stream-json
+        control protocol's C{initialize} request (the Agent SDK's first
+        message), answered by a C{control_response} only once the CLI is
+        up (~0.7 s after the spawn on 2.1.197 and 2.1.332; it prints
+        nothing else before its first turn).  The answer sets C{ready}.
+        """
+        self.asked_ready = True
+        self.send({"type": "control_request", "request_id": READY_REQUEST, "request": {"subtype": "initialize"}})
 
     def send(self, obj: Mapping[str, Any]) -> None:
         self.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
@@ -414,6 +433,12 @@ class CLIProcess(ProcessProtocol):
                     dropped=raw.dropped,
                     kind=obj.get("type"),
                 )
+            if obj.get("type") == "control_response":
+                response = obj.get("response")
+                if isinstance(response, Mapping) and response.get("request_id") == READY_REQUEST:
+                    # the daemon's own probe: not part of any turn
+                    self.ready = True
+                    continue
             if obj.get("type") == "system" and obj.get("subtype") == "init":
                 self.init = obj
             if self._sink is not None:

@@ -187,6 +187,7 @@ class TurnServer:
             parallel_tool_calls=spec.parallel_tool_calls,
             require_tool=spec.requires_tool,
             json_mode=spec.json_schema is not None,
+            stream=spec.stream,
             retry_compaction=retry_compaction,
         )
         producing = consumer is not None and spec.stream

@@ -11,6 +11,7 @@ renders one protocol.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping, Optional, Protocol
 
 import attrs
@@ -29,11 +30,13 @@ from .turn import (
     Failed,
     Finished,
     ReasoningOut,
+    StructuredDelta,
     TextOut,
     ToolCallDelta,
     ToolCallStart,
     TurnState,
     WebSearch,
+    digest_text,
 )
 
 
@@ -142,8 +145,19 @@ class TurnRun:
         require_tool: bool = False,
         json_mode: bool = False,
         retry_compaction: bool = True,
+        stream: bool = False,
     ) -> None:
         self.json_mode = json_mode
+        #: the output is a stream: structured output goes out as the model
+        #: writes it (a whole reply takes the CLI's final JSON)
+        self.stream = stream
+        #: the pieces of structured output streamed, and of which attempt
+        self._json_pieces: list[str] = []
+        self._json_attempt = 0
+        #: with a required tool call, what the model wrote before calling
+        #: one (C{("text" | "reasoning", piece)}): it reaches the client
+        #: only with the call, and never if the answer is refused
+        self._held: list[tuple[str, str]] = []
         #: a compaction ends the turn for a retry on a fresh process (once:
         #: if the fresh process compacts too, the turn fails)
         self.retry_compaction = retry_compaction
@@ -233,10 +247,17 @@ class TurnRun:
                 if not self.json_mode:
                     self._text(out.text)
             elif isinstance(out, ReasoningOut):
-                self._first_token()
-                self.output.reasoning(out.text)
+                if self.require_tool:
+                    self._held.append(("reasoning", out.text))
+                else:
+                    self._first_token()
+                    self.output.reasoning(out.text)
+            elif isinstance(out, StructuredDelta):
+                if self.json_mode and self.stream:
+                    self._structured_piece(out)
             elif isinstance(out, ToolCallStart):
                 if self.parallel_tool_calls or out.index == 0:
+                    self._release_held()
                     self._first_token()
                     self.output.tool_call_start(out.index, out.id, out.name)
             elif isinstance(out, ToolCallDelta):
@@ -246,50 +267,64 @@ class TurnRun:
                 self._first_token()
                 self.output.web_search(out)
             elif isinstance(out, Finished):
-                rest = self.stops.flush()
-                if rest:
-                    self._first_token()
-                    self.output.text(rest)
-                held: tuple[ToolCall, ...] = ()
-                if not self.parallel_tool_calls and len(out.tool_calls) > 1:
-                    held = out.tool_calls[1:]
-                    out = attrs.evolve(out, tool_calls=out.tool_calls[:1])
-                if self.json_mode and not out.tool_calls:
-                    if not out.structured:
-                        self._fail(
-                            ProxyError(
-                                502,
-                                "The model did not produce JSON matching the requested schema",
-                                "server_error",
-                                "structured_output_missing",
-                            )
-                        )
-                        return
-                    self._first_token()
-                    self.output.text(out.text)
-                if self.require_tool and not out.tool_calls and not self.enforced and not self.proc.is_ended:
-                    # ask once more, on the same process, for the call
-                    self.enforced = True
-                    self.state.done = False
-                    self.state.stop_reason = None
-                    self.proc.write(user_line([text_block(ENFORCE_TOOL)]))
-                    return
-                if self.require_tool and not out.tool_calls:
-                    self._fail(
-                        ProxyError(
-                            502,
-                            "tool_choice required a tool call, but the model answered without calling one, "
-                            "also when asked once more",
-                            "server_error",
-                            "tool_choice_not_followed",
-                        )
-                    )
-                    return
-                self._finish(out, clean=True, held=held)
+                self._turn_finished(out)
             elif isinstance(out, Failed):
                 self._fail(out.error)
             elif isinstance(out, Compacting):
                 self._compacting(out)
+
+    def _turn_finished(self, out: Finished) -> None:
+        """
+        The CLI finished the model's answer.
+        """
+        rest = self.stops.flush()
+        if rest:
+            self._emit_text(rest)
+        if out.tool_calls:
+            self._release_held()
+        held: tuple[ToolCall, ...] = ()
+        if not self.parallel_tool_calls and len(out.tool_calls) > 1:
+            held = out.tool_calls[1:]
+            out = attrs.evolve(out, tool_calls=out.tool_calls[:1])
+        if self.json_mode and not out.tool_calls:
+            if not out.structured:
+                self._fail(
+                    ProxyError(
+                        502,
+                        "The model did not produce JSON matching the requested schema",
+                        "server_error",
+                        "structured_output_missing",
+                    )
+                )
+                return
+            structured = self._structured_text(out)
+            if structured is None:
+                return
+            out = structured
+        if self.require_tool and not out.tool_calls:
+            # the answer is refused: what it said never reaches
+            # the client, nor counts as what the process holds
+            self._held = []
+            self.state.discard_text()
+        if self.require_tool and not out.tool_calls and not self.enforced and not self.proc.is_ended:
+            # ask once more, on the same process, for the call
+            self.enforced = True
+            self.state.done = False
+            self.state.stop_reason = None
+            self.proc.write(user_line([text_block(ENFORCE_TOOL)]))
+            return
+        if self.require_tool and not out.tool_calls:
+            self._fail(
+                ProxyError(
+                    502,
+                    "tool_choice required a tool call, but the model answered without calling one, "
+                    "also when asked once more",
+                    "server_error",
+                    "tool_choice_not_followed",
+                )
+            )
+            return
+        self._finish(out, clean=True, held=held)
 
     def _compacting(self, out: Compacting) -> None:
         """
@@ -325,12 +360,78 @@ class TurnRun:
             )
         )
 
+    def _emit_text(self, text: str) -> None:
+        if self.require_tool:
+            self._held.append(("text", text))
+            return
+        self._first_token()
+        self.output.text(text)
+
+    def _release_held(self) -> None:
+        """
+        The model called a tool: what it wrote before the call in this
+        answer goes out first (text before a call is part of the turn).
+        """
+        held, self._held = self._held, []
+        for kind, piece in held:
+            self._first_token()
+            if kind == "text":
+                self.output.text(piece)
+            else:
+                self.output.reasoning(piece)
+
+    def _structured_piece(self, out: StructuredDelta) -> None:
+        if self._json_pieces and out.attempt != self._json_attempt:
+            # the CLI refused the first JSON (its schema) and the model
+            # writes another: the client has part of the first already
+            self._fail(
+                ProxyError(
+                    502,
+                    "The model's structured output did not match the requested schema and it began another; "
+                    "the first was already partly streamed",
+                    "server_error",
+                    "structured_output_retried",
+                )
+            )
+            return
+        self._json_attempt = out.attempt
+        self._json_pieces.append(out.json)
+        self._first_token()
+        self.output.text(out.json)
+
+    def _structured_text(self, out: Finished) -> Optional[Finished]:
+        """
+        The finished structured reply, its JSON sent: the rest of it when
+        it was streamed (the reply's text is then exactly the pieces the
+        client got), else all of it.  None when the turn failed.
+        """
+        if not self._json_pieces:
+            self._first_token()
+            self.output.text(out.text)
+            return out
+        streamed = "".join(self._json_pieces)
+        try:
+            same = json.loads(streamed) == json.loads(out.text)
+        except ValueError:
+            same = False
+        if not same:
+            self._fail(
+                ProxyError(
+                    502,
+                    "The structured output the CLI accepted is not the JSON that was streamed",
+                    "server_error",
+                    "structured_output_retried",
+                )
+            )
+            return None
+        return attrs.evolve(out, text=streamed, text_digest=digest_text(streamed), text_length=len(streamed))
+
     def _text(self, text: str) -> None:
         emit = self.stops.feed(text)
         if emit:
-            self._first_token()
-            self.output.text(emit)
+            self._emit_text(emit)
         if self.stops.stopped and not self.ended:
+            self._release_held()
             self._finish(
                 self.state.finished_so_far(
                     stop_reason="stop_sequence",
@@ -414,6 +515,7 @@ class TurnRun:
         """
         if self.ended:
             return
+        self._release_held()
         self._first_token()
         self.output.tool_call_start(0, call.id, call.name)
         self.output.tool_call_delta(0, call.arguments)

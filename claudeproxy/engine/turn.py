@@ -100,6 +100,23 @@ class ToolCallDelta:
 
 
 @attrs.frozen
+class StructuredDelta:
+    """
+    A piece of the JSON the model is writing as the structured output
+    (the input of the CLI's C{StructuredOutput} tool, as the model streams
+    it); C{attempt} counts the model's calls of that tool in the turn from 1
+    (a second one means the CLI refused the first for its schema).
+    """
+
+    json: str
+    attempt: int
+
+
+#: the CLI's tool the model answers with under C{--json-schema}
+STRUCTURED_TOOL = "StructuredOutput"
+
+
+@attrs.frozen
 class WebSearch:
     """
     A web search the model ran (the CLI's WebSearch tool, backed by the
@@ -190,7 +207,9 @@ class Compacting:
     subtype: str
 
 
-Output = Union[TextOut, ReasoningOut, ToolCallStart, ToolCallDelta, WebSearch, Finished, Failed, Compacting]
+Output = Union[
+    TextOut, ReasoningOut, ToolCallStart, ToolCallDelta, StructuredDelta, WebSearch, Finished, Failed, Compacting
+]
 
 
 @attrs.define
@@ -238,6 +257,10 @@ class TurnState:
     #: WebSearch tool calls seen (id -> query), and the searches done
     _search_calls: dict[str, str] = attrs.Factory(dict)
     searches: list[WebSearch] = attrs.Factory(list)
+    #: the content block index of the StructuredOutput call being
+    #: streamed, and how many such calls the turn has seen
+    _structured_block: Optional[int] = None
+    _structured_calls: int = 0
 
     def usage_so_far(self) -> Usage:
         """
@@ -304,6 +327,18 @@ class TurnState:
         candidate = self._partial_from.copy()
         candidate.update(_utf8(text[:n]))
         return bool(candidate.digest() == self._digest.digest())
+
+    def discard_text(self) -> None:
+        """
+        Forget the text and reasoning delivered so far: the client never
+        saw them (an answer refused because it called no tool).
+        """
+        self.text = []
+        self.reasoning = []
+        self._digest = hashlib.sha256()
+        self._text_length = 0
+        self._kept = []
+        self._reset_partial()
 
     def finished_so_far(self, **kwargs: Any) -> Finished:
         """
@@ -373,6 +408,7 @@ class TurnState:
                 self._reset_partial()
             self._message_id = message.get("id")
             self._calls = {}
+            self._structured_block = None
             self._message_tool_input = {}
             self._stream_usage = Usage.from_anthropic(message.get("usage"))
             self._message_complete = False
@@ -384,6 +420,9 @@ class TurnState:
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use" and block.get("name") == WEB_SEARCH_TOOL:
                 self._search_calls.setdefault(str(block.get("id", "")), "")
+            if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                self._structured_block = event.get("index")
+                self._structured_calls += 1
             name = client_name(block.get("name")) if block.get("type") == "tool_use" else None
             if name is not None and isinstance(event.get("index"), int):
                 index = self._call_count
@@ -394,6 +433,15 @@ class TurnState:
         if kind == "content_block_delta":
             delta = event.get("delta") or {}
             dkind = delta.get("type")
+            if (
+                dkind == "input_json_delta"
+                and self._structured_block is not None
+                and event.get("index") == self._structured_block
+            ):
+                partial = delta.get("partial_json")
+                if isinstance(partial, str) and partial:
+                    return [StructuredDelta(partial, self._structured_calls)]
+                return []
             if dkind == "input_json_delta" and event.get("index") in self._calls:
                 partial = delta.get("partial_json")
                 if isinstance(partial, str) and partial:

@@ -1,13 +1,16 @@
 """
-The C{claudeproxy} command: run the daemon as a launchd or systemd
-service, and diagnose a setup.
+The C{claudeproxy} command: run the daemon in the foreground or as a
+launchd or systemd service, and diagnose a setup.
 
+    claudeproxy serve [TWISTD-PLUGIN-OPTIONS...]
     claudeproxy launchd install|uninstall|status|print [--label L] [-- TWISTD-ARGS...]
     claudeproxy systemd install|uninstall|status|print [--unit NAME] [-- TWISTD-ARGS...]
     claudeproxy doctor [--port 3456] [--claude PATH]
     claudeproxy status [--port 3456] [--window day|week|month] [--api-key-file FILE]
 
-The daemon itself is C{twistd -n claudeproxy}.  Everything this module
+The daemon itself is C{twistd -n claudeproxy}; C{claudeproxy serve} runs
+exactly that (the same options, the same service) for installs that put only
+this command on PATH (pipx, uv tool).  Everything else this module
 touches (the process runner, the environment, the output, the platform,
 the user id, the interpreter) is passed in, so tests need no patching.
 """
@@ -18,6 +21,8 @@ import argparse
 import os
 import sys
 from typing import Any, Mapping, NoReturn, Optional, Sequence, TextIO
+
+from twisted.python import usage
 
 from .. import __version__
 from ..web.auth import parse_key_file
@@ -62,8 +67,15 @@ def _parser(out: TextIO) -> _Parser:
         "`claudeproxy launchd install -- --api-key-file ~/.claudeproxy-key`.",
     )
     parser.add_argument("--version", action="version", version="claudeproxy %s" % (__version__,))
-    sub = parser.add_subparsers(dest="command", metavar="{launchd,systemd,doctor,status}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,launchd,systemd,doctor,status}")
     sub.required = True
+
+    # listed for --help only: main() hands `serve ...` to twistd before parsing
+    sub.add_parser(
+        "serve",
+        help="run the daemon in the foreground, as `twistd -n claudeproxy` does "
+        "(`claudeproxy serve --help` lists its options)",
+    )
 
     ld = sub.add_parser("launchd", help="a macOS LaunchAgent (~/Library/LaunchAgents/LABEL.plist)")
     ld.add_argument("action", choices=ACTIONS)
@@ -99,6 +111,40 @@ def _parser(out: TextIO) -> _Parser:
     st.add_argument("--api-key-file", default=None, help="a file whose first key is used (else $CLAUDEPROXY_API_KEY)")
     st.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default: %(default)s)")
     return parser
+
+
+def serve(argv: Sequence[str], out: TextIO) -> int:
+    """
+    Run the daemon in the foreground exactly as C{twistd -n claudeproxy
+    ARGV...} does: twistd's own option parser finds the plugin, makes its
+    service and runs it (reactor, logging, pid file, signals) until it stops.
+    Returns the exit status; C{--help} prints the plugin's options.
+
+    The plugin is handed to twistd's options directly instead of being
+    looked up among every installed plugin: the same L{ServiceMaker}, but
+    no plugin directory is scanned and no C{dropin.cache} written, so a
+    read-only site-packages (a system or image install) is never written to.
+    """
+    from twisted.scripts.twistd import ServerOptions, runApp
+
+    from ..plugin import SERVICE_MAKER
+
+    class _Options(ServerOptions):
+        @staticmethod
+        def _getPlugins(interface: Any, package: Any = None) -> list[Any]:
+            return [SERVICE_MAKER]
+
+    config = _Options()
+    try:
+        config.parseOptions(["--nodaemon", "claudeproxy", *argv])
+    except usage.UsageError as e:
+        sub = config.subOptions if config.subOptions is not None else config
+        out.write("%s\nclaudeproxy serve: %s\n" % (sub, e))
+        return 1
+    except SystemExit as e:  # --help, --version
+        return e.code if isinstance(e.code, int) else 0
+    runApp(config)
+    return 0
 
 
 def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -144,6 +190,9 @@ def main(
     user = uid if uid is not None else os.getuid()
     python = executable if executable is not None else sys.executable
     here = cwd if cwd is not None else os.getcwd()
+
+    if argv and argv[0] == "serve":
+        return serve(argv[1:], stream)
 
     own, extra = _split(argv)
     parser = _parser(stream)

@@ -1,8 +1,9 @@
 """
-The HTTP surface, composed: the daemon's own routes (C{/health},
-C{/metrics}, C{/v1/models}, unknown paths and methods) plus one routes
-class per protocol.  Adding a protocol adds its package under
-L{claudeproxy.protocols} and one base class here.
+The daemon's own routes: C{/health}, C{/metrics}, C{/v1/models}, the
+dashboard, unknown paths and methods, on the shared Klein router
+(L{claudeproxy.web.router.app}).  This layer knows no wire protocol: the
+protocols' routes classes and this one are composed into the app above it,
+L{claudeproxy.app.ProxyApp}.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ from .. import __version__
 from ..engine import models
 from ..engine.errors import ProxyError
 from ..engine.versions import NEWEST_TESTED, OLDEST_TESTED, version_warning
-from ..protocols.anthropic.routes import AnthropicRoutes
-from ..protocols.chat.routes import ChatRoutes
-from ..protocols.responses.routes import ResponsesRoutes
 from .dashboard import DashboardRoutes
 from .httpio import write_error, write_json
 from .metrics import CONTENT_TYPE
@@ -29,9 +27,10 @@ from .router import app
 from .serving import SHUTTING_DOWN, Serving
 
 
-class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, DashboardRoutes, Serving):
+class DaemonRoutes(DashboardRoutes, Serving):
     """
-    The routes.  Everything they use is passed in (see L{Serving}).
+    The routes every daemon has, whatever protocols it speaks.  Everything
+    they use is passed in (see L{Serving}).
     """
 
     app = app
@@ -136,4 +135,4 @@ class ProxyApp(ChatRoutes, AnthropicRoutes, ResponsesRoutes, DashboardRoutes, Se
         self.limiter.close(SHUTTING_DOWN)
 
 
-__all__ = ["ProxyApp"]
+__all__ = ["DaemonRoutes"]

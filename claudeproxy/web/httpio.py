@@ -78,6 +78,25 @@ def write_error(request: Request, error: ProxyError) -> None:
     write_json(request, error.status, error.to_openai(), error.headers())
 
 
+def no_delay(channel: Any) -> None:
+    """
+    Turn Nagle's algorithm off on a TCP connection, once: a streamed reply
+    is many small writes (the headers, then each event), and on loopback a
+    small write behind one not yet acknowledged waits for the peer's
+    delayed ACK (up to 40 ms on Linux).
+    """
+    if channel is None or getattr(channel, "_claudeproxy_no_delay", False):
+        return
+    channel._claudeproxy_no_delay = True
+    setter = getattr(getattr(channel, "transport", None), "setTcpNoDelay", None)
+    if setter is not None:
+        try:
+            setter(True)
+        except OSError:
+            # not a TCP socket after all (a UNIX socket listener)
+            return
+
+
 class LimitedRequest(Request):
     """
     A request that stops storing its body once it passes C{max_body}
@@ -86,6 +105,10 @@ class LimitedRequest(Request):
 
     max_body = 32 * 1024 * 1024
     too_large = False
+
+    def process(self) -> None:
+        no_delay(self.channel)
+        super().process()
 
     def gotLength(self, length: Any) -> None:
         if length is not None and length > self.max_body:

@@ -33,8 +33,16 @@ class _Live(Collector):
             "claudeproxy_warm_idle", "Warm CLI processes waiting", value=sum(e["count"] for e in pool["warm"]["idle"])
         )
         yield idle
+        yield GaugeMetricFamily(
+            "claudeproxy_warm_ready",
+            "Warm CLI processes waiting that have finished starting",
+            value=pool["warm"]["ready"],
+        )
         hits = CounterMetricFamily("claudeproxy_warm_pool", "Warm pool lookups by result", labels=["result"])
-        hits.add_metric(["hit"], pool["warm"]["hits"])
+        # a hit on a process still starting is its own result: it waits
+        # for the rest of the start
+        hits.add_metric(["hit"], pool["warm"]["hits"] - pool["warm"]["starting"])
+        hits.add_metric(["starting"], pool["warm"]["starting"])
         hits.add_metric(["miss"], pool["warm"]["misses"])
         per_key = CounterMetricFamily(
             "claudeproxy_warm_pool_key",
@@ -71,7 +79,7 @@ class _Live(Collector):
 class Metrics:
     """
     The daemon's metrics.  C{read_live} returns the live state (see
-    L{claudeproxy.routes.ProxyApp.live_state}).
+    L{claudeproxy.web.serving.Serving.live_state}).
     """
 
     def __init__(self, read_live: Optional[Callable[[], dict[str, Any]]] = None) -> None:

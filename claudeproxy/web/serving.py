@@ -389,6 +389,12 @@ class Serving:
         about the CLI's login is kept by the dashboard).
         """
 
+    def cli_version_known(self) -> None:
+        """
+        The service has read the CLI's version (the dashboard may have a
+        check waiting for it).
+        """
+
     def _record(
         self,
         endpoint: str,

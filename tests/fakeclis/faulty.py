@@ -178,10 +178,30 @@ def turn(mode: str) -> None:
         finish(text)
 
 
+def control_response(line: bytes) -> bool:
+    """
+    Answer a control request (the daemon's readiness probe) as the CLI
+    does: a C{control_response} with its request id.
+    """
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(obj, dict) or obj.get("type") != "control_request":
+        return False
+    if os.environ.get("FAULTY_NO_CONTROL") != "1":
+        response = {"subtype": "success", "request_id": obj.get("request_id"), "response": {}}
+        sys.stdout.write(json.dumps({"type": "control_response", "response": response}) + "\n")
+        sys.stdout.flush()
+    return True
+
+
 def main() -> int:
     default = os.environ.get("FAULTY_MODE", "ok")
     for line in sys.stdin.buffer:
         if not line.strip():
+            continue
+        if control_response(line):
             continue
         words = last_text(line).split()
         mode = words[0] if words and words[0] in MODES else default

@@ -1,8 +1,3 @@
-from twisted.application.service import ServiceMaker
+from claudeproxy.plugin import SERVICE_MAKER
 
-claudeproxy = ServiceMaker(
-    "claudeproxy",
-    "claudeproxy._tap",
-    "The OpenAI HTTP API on loopback, answered by the Claude Code CLI.",
-    "claudeproxy",
-)
+claudeproxy = SERVICE_MAKER

@@ -1,5 +1,5 @@
 """
-Routes of the anthropic protocol (composed into L{claudeproxy.web.app.ProxyApp}):
+Routes of the anthropic protocol (composed into L{claudeproxy.app.ProxyApp}):
 C{POST /v1/messages}, and C{POST /v1/messages/count_tokens} answered with
 an estimate (L{claudeproxy.engine.tokens}).
 """

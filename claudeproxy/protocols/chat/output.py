@@ -11,6 +11,7 @@ from typing import Any, Callable
 from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
+from ...engine.ids import openai_call_id
 from ...engine.streaming import WholeReply
 from ...engine.turn import Finished, WebSearch
 from ...web.httpio import end_response, error_before_stream, open_event_stream, write_error, write_json, write_live
@@ -70,7 +71,12 @@ class ChatStreamOutput:
         self._chunk(
             {
                 "tool_calls": [
-                    {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+                    {
+                        "index": index,
+                        "id": openai_call_id(call_id),
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }
                 ]
             }
         )

@@ -15,6 +15,7 @@ import attrs
 from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import bad_request
+from ...engine.ids import openai_call_id
 from ...engine.images import image_url_block
 from ...engine.spec import (
     EFFORTS,
@@ -404,7 +405,7 @@ def completion(completion_id: str, created: int, finished: Finished, text: str, 
     }
     if finished.tool_calls:
         message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            {"id": openai_call_id(c.id), "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in finished.tool_calls
         ]
     if finished.reasoning:

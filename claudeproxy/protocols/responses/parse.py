@@ -19,6 +19,7 @@ import attrs
 from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import ProxyError, bad_request
+from ...engine.ids import openai_call_id
 from ...engine.images import image_url_block
 from ...engine.spec import (
     EFFORTS,
@@ -648,7 +649,8 @@ def conversation_after(spec: ResponsesRequest, finished: Finished) -> Conversati
     if finished.text:
         blocks.append(text_block(finished.text))
     for call in finished.tool_calls:
-        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.input()})
+        # as the client saw it (and sends back in function_call_output)
+        blocks.append({"type": "tool_use", "id": openai_call_id(call.id), "name": call.name, "input": call.input()})
     messages = spec.conversation.messages
     if blocks:
         messages = messages + (Message("assistant", blocks),)
@@ -702,7 +704,7 @@ def function_call_item(item_id: str, call: ToolCall, status: str = "completed") 
     return {
         "type": "function_call",
         "id": item_id,
-        "call_id": call.id,
+        "call_id": openai_call_id(call.id),
         "name": call.name,
         "arguments": call.arguments,
         "status": status,
@@ -724,7 +726,7 @@ def call_item(
         return {
             "type": "custom_tool_call",
             "id": item_id,
-            "call_id": call.id,
+            "call_id": openai_call_id(call.id),
             "name": tool.name,
             "input": text if isinstance(text, str) else "",
             "status": status,

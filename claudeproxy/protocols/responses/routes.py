@@ -1,5 +1,5 @@
 """
-Routes of the responses protocol (composed into L{claudeproxy.web.app.ProxyApp}):
+Routes of the responses protocol (composed into L{claudeproxy.app.ProxyApp}):
 C{POST /v1/responses}, and C{GET}/C{DELETE /v1/responses/{id}} for the
 responses kept in memory.
 """

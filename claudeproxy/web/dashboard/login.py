@@ -11,7 +11,8 @@ import re
 from typing import Any, Mapping, Optional, Sequence
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
@@ -84,13 +85,15 @@ class _Output(ProcessProtocol):
         self.timeout: Any = None
 
     def connectionMade(self) -> None:
+        assert self.transport is not None
         self.transport.closeStdin()
         self.timeout = self.reactor.callLater(CHECK_TIMEOUT, self._kill)
 
     def _kill(self) -> None:
+        assert self.transport is not None
         try:
             self.transport.signalProcess("KILL")
-        except Exception:
+        except ProcessExitedAlready:
             pass
 
     def outReceived(self, data: bytes) -> None:
@@ -110,7 +113,11 @@ def run_check(
     Run C{claude args}; fires with its standard output and exit code.
     """
     done: Deferred[tuple[bytes, int]] = Deferred()
-    reactor.spawnProcess(_Output(reactor, done), claude, [claude, *args], env=dict(env), path=path)
+    started = maybeDeferred(
+        reactor.spawnProcess, _Output(reactor, done), claude, [claude, *args], env=dict(env), path=path
+    )
+    # a CLI that cannot be started fails the check
+    started.addErrback(done.errback)
     return done
 
 
@@ -118,10 +125,10 @@ def probe(reactor: Any, claude: str, env: Mapping[str, str], path: str, now: flo
     """
     Run C{claude auth status --json}; fires with what it says (never fails).
     """
-    d = run_check(reactor, claude, ["auth", "status", "--json"], env, path)
-    d.addCallback(lambda result: from_auth_status(result[0], now))
-    d.addErrback(lambda _: LoginState(source="auth status", checked_at=now))
-    return d
+    ran = run_check(reactor, claude, ["auth", "status", "--json"], env, path)
+    state: Deferred[LoginState] = ran.addCallback(lambda result: from_auth_status(result[0], now))
+    state.addErrback(lambda _: LoginState(source="auth status", checked_at=now))
+    return state
 
 
 def print_mode_refused(

@@ -1,5 +1,5 @@
 """
-The dashboard's routes (composed into L{claudeproxy.web.app.ProxyApp}):
+The dashboard's routes (composed into L{claudeproxy.app.ProxyApp}):
 C{GET /}, C{POST /login}, C{POST /logout} and C{GET /v1/usage}.
 
 With API keys configured, these accept the key (C{Authorization: Bearer},
@@ -83,9 +83,13 @@ class DashboardRoutes(Serving):
         """
         if self.__dict__.get("_print_mode_probe") or self.manager.claude is None:
             return
-        if not has_auth_status(self.cli_version()):
+        version = self.cli_version()
+        if version is None:
+            # asked once the version is known (L{cli_version_known})
+            self.__dict__["_print_mode_wanted"] = True
+            return
+        if not has_auth_status(version):
             # a CLI older than 2.x would take "auth status" for a prompt
-            # (and one whose version is not known yet is not asked)
             return
         self.__dict__["_print_mode_probe"] = True
 
@@ -104,6 +108,14 @@ class DashboardRoutes(Serving):
         )
         d.addCallback(got)
         self.in_background(d)
+
+    def cli_version_known(self) -> None:
+        """
+        The service has read the CLI's version: a login check a request
+        asked for before then runs now.
+        """
+        if self.__dict__.pop("_print_mode_wanted", False):
+            self._check_print_mode()
 
     def _probe_login(self) -> None:
         """
