@@ -15,7 +15,7 @@ from typing import Any
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from tests.harness import start
+from tests.harness import scaled, start
 
 
 def get_json(url: str) -> Any:
@@ -56,3 +56,66 @@ class LimitsTests(TestCase):
         # both at $2 input and $10 output per million
         self.assertAlmostEqual(total["cost"], (tokens_in * 2 + tokens_out * 10) / 1e6)
         self.assertGreater(total["cost"], 0)
+
+
+class BudgetTests(TestCase):
+    timeout = 180
+
+    async def test_budgeted_key_refused_in_each_sdk(self) -> None:
+        """
+        The official SDKs, with their default retries, get the 429 naming the
+        budget at once (x-should-retry: false), after the budget's requests
+        went through the real CLI; and the budget is in /v1/usage.
+        """
+        import anthropic
+        import openai
+
+        d = await start(
+            self,
+            state_dir=tempfile.mkdtemp(prefix="cp-state-"),
+            api_keys=(("agent", "k-agent"),),
+            budgets=(("agent", "daily", "requests", 1.0),),
+        )
+        oai = openai.OpenAI(base_url=d.url + "/v1", api_key="k-agent", timeout=scaled(60))
+        ant = anthropic.Anthropic(base_url=d.url, api_key="k-agent", timeout=scaled(60))
+
+        def first() -> str:
+            r = oai.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "hi"}])
+            return r.choices[0].message.content or ""
+
+        self.assertTrue(await deferToThread(first))
+        # the row is stored on the database's thread: wait for it
+        usage = d.proxy.usage
+        assert usage is not None
+        self.assertEqual(await usage.count(), 1)
+        upstream = len(d.fake.requests)
+
+        def refused() -> tuple[Any, Any]:
+            try:
+                oai.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "again"}])
+            except openai.RateLimitError as e:
+                chat = e
+            try:
+                ant.messages.create(model="sonnet", max_tokens=10, messages=[{"role": "user", "content": "again"}])
+            except anthropic.RateLimitError as e:
+                messages = e
+            return chat, messages
+
+        chat, messages = await deferToThread(refused)
+        self.assertEqual(chat.code, "budget_exceeded")
+        self.assertIn("over its daily budget of 1 requests", chat.message)
+        self.assertIn("over its daily budget of 1 requests", messages.message)
+        self.assertGreater(int(messages.response.headers["retry-after"]), 0)
+        # neither the refusals nor any SDK retry reached the upstream
+        self.assertEqual(len(d.fake.requests), upstream)
+        figures = await deferToThread(get_json_key, d.url + "/v1/usage", "k-agent")
+        [budget] = figures["budgets"]["agent"]
+        self.assertEqual(
+            (budget["period"], budget["kind"], budget["limit"], budget["used"]), ("daily", "requests", 1, 1)
+        )
+
+
+def get_json_key(url: str, key: str) -> Any:
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + key})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
