@@ -110,9 +110,34 @@ class BudgetTests(TestCase):
         self.assertEqual(len(d.fake.requests), upstream)
         figures = await deferToThread(get_json_key, d.url + "/v1/usage", "k-agent")
         [budget] = figures["budgets"]["agent"]
+        seen = await deferToThread(budget_in_browser, d.url, "k-agent")
+        self.assertEqual(seen["errors"], [])
+        self.assertIn("budget of agent, daily: 1 requests of 1 requests · resets ", seen["text"])
+        self.assertEqual(seen["fill"], seen["width"])
         self.assertEqual(
             (budget["period"], budget["kind"], budget["limit"], budget["used"]), ("daily", "requests", 1, 1)
         )
+
+
+def budget_in_browser(url: str, key: str) -> dict[str, Any]:
+    from selenium.webdriver.common.by import By
+
+    from tests.test_integration_dashboard import browser, severe, wait
+
+    driver = browser()
+    try:
+        driver.get(url + "/")
+        driver.find_element(By.NAME, "key").send_keys(key)
+        driver.find_element(By.CSS_SELECTOR, "form button").click()
+        row = wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#limits .budget"), driver=driver)[0]
+        return {
+            "text": row.text,
+            "fill": row.find_element(By.CSS_SELECTOR, ".fill").value_of_css_property("width"),
+            "width": row.find_element(By.CSS_SELECTOR, ".bar").value_of_css_property("width"),
+            "errors": severe(driver),
+        }
+    finally:
+        driver.quit()
 
 
 def get_json_key(url: str, key: str) -> Any:

@@ -122,6 +122,19 @@ function renderLimits() {
     else if (used !== null && used > 0) row.appendChild(el("div", {class: "muted pace"}, "at this rate the limit is not reached before it resets"));
     box.appendChild(row);
   }
+  const budgets = data.budgets || {};
+  for (const client of Object.keys(budgets).sort()) {
+    for (const b of budgets[client]) {
+      const amount = (v) => b.kind === "usd" ? "$" + v.toFixed(2) : fmt(Math.round(v)) + " " + b.kind;
+      const share = b.limit > 0 ? Math.min(1, b.used / b.limit) : 1;
+      const row = el("div", {class: "limit budget", "data-client": client, "data-period": b.period});
+      row.appendChild(el("div", {}, "budget of " + client + ", " + b.period + ": " + amount(b.used) + " of " + amount(b.limit) +
+        " · resets " + when(b.resets_at)));
+      const bar = el("div", {class: "bar"}); const fill = el("div", {class: "fill " + (share >= 1 ? "bad" : share >= 0.8 ? "warn" : "ok")});
+      fill.style.width = Math.round(share * 100) + "%"; bar.appendChild(fill); row.appendChild(bar);
+      box.appendChild(row);
+    }
+  }
   const o = limits.overage || {};
   if (o.overageStatus || o.isUsingOverage !== undefined)
     box.appendChild(el("p", {class: "muted", id: "overage"}, "extra usage: " + (o.isUsingOverage ? "in use" : "not in use") +
