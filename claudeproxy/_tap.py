@@ -16,6 +16,7 @@ from twisted.python import usage
 
 from .config import Config
 from .service import build
+from .store.pricing import PLANS
 
 DEFAULT_LISTEN = "tcp:3456:interface=127.0.0.1"
 
@@ -32,6 +33,12 @@ def _non_negative_int(value: str) -> int:
     if n < 0:
         raise ValueError("must be 0 or more")
     return n
+
+
+def _plan(value: str) -> str:
+    if value not in PLANS:
+        raise ValueError("not a plan: %r (one of %s)" % (value, ", ".join(PLANS)))
+    return value
 
 
 def _positive_float(value: str) -> float:
@@ -105,6 +112,14 @@ class Options(usage.Options):
             90.0,
             "Days the usage history (one row per request, in the state directory) is kept.",
             _positive_float,
+        ],
+        [
+            "plan",
+            None,
+            None,
+            "The subscription plan 'saved' is reckoned against when the CLI's login does not name it:"
+            " pro, max5 or max20.",
+            _plan,
         ],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
         [
@@ -205,14 +220,19 @@ class Options(usage.Options):
             raise usage.UsageError("--log-format must be text or json")
         if self["system-prompt-mode"] not in ("replace", "append"):
             raise usage.UsageError("--system-prompt-mode must be replace or append")
+        self["budgets"] = []
         if self["api-key-file"] is not None:
-            from .web.auth import parse_key_file
+            from .web.auth import parse_budgets, parse_key_file
 
             try:
                 with open(self["api-key-file"], encoding="utf-8") as f:
-                    found = parse_key_file(f.read())
+                    text = f.read()
+                found = parse_key_file(text)
+                self["budgets"] = [attrs.astuple(b) for b in parse_budgets(text)]
             except OSError as e:
                 raise usage.UsageError("cannot read --api-key-file: %s" % (e,))
+            except ValueError as e:
+                raise usage.UsageError("--api-key-file %s: %s" % (self["api-key-file"], e))
             if not found:
                 raise usage.UsageError("--api-key-file %s is empty" % (self["api-key-file"],))
             if len(found) == 1 and found[0][0] == "default" and self["api-key"] is None:
@@ -274,6 +294,8 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         system_prompt_mode=options["system-prompt-mode"],
         api_keys=tuple(options["api-keys"]),
         usage_retention=options["usage-retention"],
+        plan=options["plan"],
+        budgets=tuple(options.get("budgets") or ()),
         model_aliases=tuple(options["model-alias"]),
         max_body=options["max-body"],
         upstream_retries=options["upstream-retries"],

@@ -27,8 +27,13 @@ class Config:
     #: named API keys, (name, key): each client its own key, its usage
     #: recorded under its name (C{api_key}, if set, is one more, "default")
     api_keys: tuple[tuple[str, str], ...] = ()
+    #: the named keys' budgets, (client, period, kind, amount): see L{claudeproxy.store.budgets}
+    budgets: tuple[tuple[str, str, str, float], ...] = ()
     #: days the usage history is kept
     usage_retention: float = 90.0
+    #: the subscription plan (a key of L{claudeproxy.store.pricing.PLANS}) "saved" is
+    #: reckoned against, when the CLI's login does not say
+    plan: Optional[str] = None
     model_aliases: tuple[tuple[str, str], ...] = ()
     max_body: int = 32 * 1024 * 1024
     upstream_retries: int = 2

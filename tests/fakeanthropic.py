@@ -232,6 +232,10 @@ class FakeAnthropic:
         self.requests: List[Recorded] = []
         self.replies: Deque[Reply] = deque()
         self.default = Reply()
+        #: the 5-hour and 7-day windows' utilization the rate-limit headers report
+        self.utilization = (0.25, 0.5)
+        #: the windows ("5h", "7d") past a warning threshold, and the threshold
+        self.surpassed: dict[str, float] = {}
         self.port: Optional[IListeningPort] = None
         self._open: list[Request] = []
         #: numbers (1-based, as in L{requests}) of the requests whose
@@ -293,8 +297,39 @@ class FakeAnthropic:
 
     # -- answering --------------------------------------------------------
 
+    def _rate_limit_headers(self, request: Request) -> None:
+        """
+        The subscription's unified rate-limit headers the real API sends a
+        Claude Code login with every answer (the CLI's rate_limit_event is
+        made from them): the status, the representative window and its
+        reset, each window's utilization (0..1) and reset.
+        """
+        now = int(self.reactor.seconds())
+        five, seven = now + 3 * 3600, now + 4 * 86400
+        for k, v in {
+            "anthropic-ratelimit-unified-status": "allowed",
+            "anthropic-ratelimit-unified-reset": str(five),
+            "anthropic-ratelimit-unified-representative-claim": "five_hour",
+            "anthropic-ratelimit-unified-fallback": "unavailable",
+            "anthropic-ratelimit-unified-5h-status": "allowed",
+            "anthropic-ratelimit-unified-5h-utilization": str(self.utilization[0]),
+            "anthropic-ratelimit-unified-5h-reset": str(five),
+            "anthropic-ratelimit-unified-7d-status": "allowed",
+            "anthropic-ratelimit-unified-7d-utilization": str(self.utilization[1]),
+            "anthropic-ratelimit-unified-7d-reset": str(seven),
+            "anthropic-ratelimit-unified-overage-status": "rejected",
+            "anthropic-ratelimit-unified-overage-disabled-reason": "org_level_disabled",
+        }.items():
+            request.setHeader(k.encode(), v.encode())
+        # a window past a warning threshold: the CLI reports it as allowed_warning with its utilization
+        for claim, threshold in self.surpassed.items():
+            request.setHeader(
+                ("anthropic-ratelimit-unified-%s-surpassed-threshold" % (claim,)).encode(), str(threshold).encode()
+            )
+
     def _answer(self, request: Request, body: dict[str, Any], reply: Reply, n: int) -> Any:
         model = body.get("model", "claude-sonnet-5")
+        self._rate_limit_headers(request)
         if reply.hang:
             self._open.append(request)
             return NOT_DONE_YET

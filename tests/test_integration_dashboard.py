@@ -91,6 +91,9 @@ class DashboardBrowserTests(TestCase):
 
     async def test_dashboard_shows_requests_just_made(self) -> None:
         d = await start(self, state_dir=tempfile.mkdtemp(prefix="cp-state-"))
+        # the weekly window past its warning threshold: the CLI reports its utilization
+        d.fake.surpassed["7d"] = 0.75
+        d.fake.utilization = (0.3, 0.8)
         for i in range(2):
             code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi %d" % i}]})
             self.assertEqual(code, 200, body)
@@ -105,6 +108,15 @@ class DashboardBrowserTests(TestCase):
                 rows = driver.find_elements(By.CSS_SELECTOR, "#recent tr")
                 clients = text_of(driver, "clients")
                 bars = driver.find_elements(By.CSS_SELECTOR, "#chart-requests rect")
+                limits = {
+                    e.get_attribute("data-window"): (
+                        e.text,
+                        e.find_element(By.CSS_SELECTOR, ".fill").value_of_css_property("width"),
+                        e.find_element(By.CSS_SELECTOR, ".bar").value_of_css_property("width"),
+                    )
+                    for e in driver.find_elements(By.CSS_SELECTOR, "#limits .limit")
+                }
+                cost = text_of(driver, "cost")
                 # a request made now shows after the page refreshes itself
                 chat_blocking(d.url, "third")
                 driver.execute_script("window.claudeproxyRefresh()")
@@ -117,6 +129,8 @@ class DashboardBrowserTests(TestCase):
                     "after": after,
                     "clients": clients,
                     "bars": len(bars),
+                    "limits": limits,
+                    "cost": cost,
                     "errors": severe(driver),
                     "title": driver.title,
                 }
@@ -130,6 +144,13 @@ class DashboardBrowserTests(TestCase):
         self.assertEqual(seen["after"], 3)
         self.assertIn("-", seen["clients"])
         self.assertGreaterEqual(seen["bars"], 1)
+        # the weekly limit's bar, 80% full, its reset and its pace; the cost of the requests
+        week, fill, width = seen["limits"]["seven_day"]
+        self.assertIn("weekly: allowed_warning · 80% used · resets ", week)
+        self.assertIn("at this rate the weekly limit is reached on ", week)
+        self.assertAlmostEqual(float(fill[:-2]) / float(width[:-2]), 0.8, places=2)
+        self.assertRegex(seen["cost"], r"^API-equivalent cost this day: \$0\.0\d{3}$")
+        self.assertNotEqual(seen["cost"], "API-equivalent cost this day: $0.0000")
 
     async def test_login_cookie_and_cross_origin(self) -> None:
         d = await start(

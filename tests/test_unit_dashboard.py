@@ -157,6 +157,11 @@ class LoginStateTests(NoRedirects):
         state = from_auth_status(b'{\n "loggedIn": true, "authMethod": "oauth_token"\n}', 5.0)
         self.assertEqual(state, LoginState(True, "oauth_token", "auth status", 5.0))
         self.assertIsNone(from_auth_status(b"garbage", 5.0).logged_in)
+        # a claude.ai login names its plan (subscriptionType; planTier on 2.1.332)
+        state = from_auth_status(
+            b'{"loggedIn": true, "authMethod": "claude.ai", "subscriptionType": "max", "planTier": "max_20x"}', 5.0
+        )
+        self.assertEqual((state.subscription, state.plan_tier), ("max", "max_20x"))
 
     def test_requests_update_it(self) -> None:
         self.build(watchdog=False)

@@ -26,6 +26,8 @@ def figures() -> dict[str, Any]:
         "output_tokens": 40,
         "cache_read_tokens": 5000,
         "cache_write_tokens": 0,
+        "cost": 0.0123,
+        "unpriced": 1,
     }
     return {
         "object": "usage",
@@ -33,11 +35,29 @@ def figures() -> dict[str, Any]:
         "now": T,
         "cli": {"version": "2.1.197 (Claude Code)", "login": {"logged_in": True}},
         "quota": {"status": "allowed_warning", "resetsAt": T + 3600, "observed_at": T - 5},
+        "plan": {"name": "max20", "source": "option", "monthly_price": 200.0},
+        "limits": {
+            "windows": {
+                "seven_day": {
+                    "status": "allowed_warning",
+                    "utilization": 0.8,
+                    "resetsAt": T + 86400,
+                    "reached_at": T + 3600,
+                }
+            },
+            "overage": {"overageStatus": "rejected", "isUsingOverage": False},
+        },
         "live": {"in_flight": 1, "queued": 0, "warm": 2, "conversations": 1, "tool_waits": 0, "served": 9},
         "history": {
             "rows": 3,
             "windows": {
-                w: {"hours": [dict(client, hour=hour, client="agent")], "clients": {"agent": client}}
+                w: {
+                    "hours": [dict(client, hour=hour, client="agent")],
+                    "clients": {"agent": client},
+                    "models": {"claude-sonnet-5": client},
+                    "total": client,
+                    "saved": -6.65,
+                }
                 for w in ("day", "week", "month")
             },
             "errors": [
@@ -79,6 +99,15 @@ class StatusTests(SynchronousTestCase):
         self.assertIn("agent", text)
         self.assertIn("1,200", text)
         self.assertIn("504 timeout", text)
+        self.assertIn("$0.0123 (+1 unpriced)", text)
+        self.assertIn(
+            "API-equivalent cost $0.0123 (+1 unpriced); against the max20 plan's $200.00/month: the plan cost $6.65 more",
+            text,
+        )
+        self.assertIn("claude-sonnet-5: 3 requests, $0.0123 (+1 unpriced)", text)
+        self.assertIn("limit seven_day: allowed_warning, 80% used, resets ", text)
+        self.assertIn(", at this rate reached ", text)
+        self.assertIn("extra usage: not in use (rejected)", text)
 
     def test_key_from_env_and_file(self) -> None:
         body = json.dumps(figures()).encode()

@@ -11,10 +11,12 @@ import tempfile
 import threading
 from typing import Any
 
+import attrs
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.store.db import open_state
+from claudeproxy.store.pricing import api_cost, plan_for, saved
 from claudeproxy.store.schema import MIGRATIONS
 from claudeproxy.store.usage import DAY, HOUR, UsageLog, UsageRow
 from claudeproxy.web.auth import ClientKeys, Sessions, check_keys, parse_key, parse_key_file
@@ -64,7 +66,10 @@ class UsageLogTests(SynchronousTestCase):
         r = row(T0 - 5)
         self.log.record(r)
         [back] = self.successResultOf(self.log.rows())
-        self.assertEqual(back, r)
+        # stored with its API-equivalent cost (Sonnet 5: $2 input, $10 output per million)
+        self.assertIsNone(r.cost)
+        self.assertEqual(back, attrs.evolve(r, cost=back.cost))
+        self.assertAlmostEqual(back.cost or 0, r.priced().cost or 1)
 
     def test_survives_reopen(self) -> None:
         for i in range(5):
@@ -210,3 +215,66 @@ class RecordedRequestTests(RoutesTestCase):
         self.assertNotIn("k-wrong", json.dumps(r.to_json()))
         with open(os.path.join(self.state, "claudeproxy.sqlite3"), "rb") as f:
             self.assertNotIn(b"k-wrong", f.read())
+
+
+class CostTests(SynchronousTestCase):
+    """
+    The API-equivalent cost of each row, from genai-prices, at the row's time.
+    """
+
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="cp-cost-")
+        self.clock = Clock()
+        self.clock.advance(T0)
+        db = open_state(self.clock, self.dir, MIGRATIONS)
+        assert db is not None
+        self.addCleanup(db.stop)
+        self.log = UsageLog(self.clock, db, self.clock.seconds)
+
+    def test_priced_per_token_kind(self) -> None:
+        # Sonnet 4.5: $3 input, $15 output, $0.30 cache read, $3.75 cache write per million
+        cost = api_cost("claude-sonnet-4-5-20250929", 1_000_000 // 10, 1_000_000 // 10, 1_000_000 // 10, 0, T0)
+        self.assertAlmostEqual(cost or 0, 0.3 + 1.5 + 0.03)
+        cost = api_cost("claude-sonnet-4-5-20250929", 0, 0, 0, 100_000, T0)
+        self.assertAlmostEqual(cost or 0, 0.375)
+
+    def test_unknown_model_unpriced(self) -> None:
+        self.assertIsNone(api_cost("claude-nonesuch-9", 10, 5, 0, 0, T0))
+        self.assertIsNone(api_cost("", 10, 5, 0, 0, T0))
+        self.assertEqual(api_cost("claude-nonesuch-9", 0, 0, 0, 0, T0), 0.0)
+
+    def test_summary_cost_per_client_model_window(self) -> None:
+        known = dict(model_served="claude-haiku-4-5-20251001", cache_read_tokens=0, cache_write_tokens=0)
+        # Haiku 4.5: $1 input, $5 output per million
+        self.log.record(row(T0 - 10, client="agent", input_tokens=1000, output_tokens=1000, **known))
+        self.log.record(row(T0 - 20, client="editor", input_tokens=2000, output_tokens=0, **known))
+        self.log.record(row(T0 - 30, client="editor", model_served="claude-nonesuch-9"))
+        self.log.record(row(T0 - 3 * DAY, client="agent", input_tokens=1000, output_tokens=0, **known))
+        [r] = [r for r in self.successResultOf(self.log.rows()) if r.time == T0 - 10]
+        self.assertAlmostEqual(r.cost or 0, 0.006)
+        s = self.successResultOf(self.log.summary())
+        day, week = s["windows"]["day"], s["windows"]["week"]
+        self.assertAlmostEqual(day["clients"]["agent"]["cost"], 0.006)
+        self.assertAlmostEqual(day["clients"]["editor"]["cost"], 0.002)
+        self.assertEqual(day["clients"]["editor"]["unpriced"], 1)
+        self.assertEqual(day["clients"]["agent"]["unpriced"], 0)
+        self.assertEqual(
+            day["models"]["claude-nonesuch-9"], dict(day["models"]["claude-nonesuch-9"], cost=0.0, unpriced=1)
+        )
+        self.assertAlmostEqual(day["models"]["claude-haiku-4-5-20251001"]["cost"], 0.008)
+        self.assertAlmostEqual(day["total"]["cost"], 0.008)
+        self.assertEqual(day["total"]["unpriced"], 1)
+        self.assertAlmostEqual(week["total"]["cost"], 0.009)
+        self.assertAlmostEqual(sum(h["cost"] for h in day["hours"]), 0.008)
+
+    def test_saved_against_plan(self) -> None:
+        self.assertEqual(plan_for(None, "pro"), ("pro", "login"))
+        self.assertEqual(plan_for("max20", "max"), ("max20", "option"))
+        self.assertEqual(plan_for(None, "max"), (None, "unknown"))
+        # CLI 2.1.332's auth status names the tier
+        self.assertEqual(plan_for("pro", "max", "max_20x"), ("max20", "login"))
+        self.assertEqual(plan_for(None, "max", "max_5x"), ("max5", "login"))
+        self.assertEqual(plan_for(None, "max", "max_other"), (None, "unknown"))
+        self.assertAlmostEqual(saved(250.0, "max20", 30.0) or 0, 50.0)
+        self.assertAlmostEqual(saved(1.0, "pro", 1.0) or 0, 1.0 - 20.0 / 30.0)
+        self.assertIsNone(saved(1.0, None, 1.0))

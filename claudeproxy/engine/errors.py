@@ -24,7 +24,8 @@ LOGIN_HINT = (
 NOT_RETRYABLE_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413, 422})
 #: errors of other statuses a retry does not fix: the model did what it
 #: does with this request (it was already asked again once)
-NOT_RETRYABLE_CODES = frozenset({"tool_choice_not_followed", "structured_output_missing"})
+#: (a client over its budget waits for the reset, named in Retry-After)
+NOT_RETRYABLE_CODES = frozenset({"tool_choice_not_followed", "structured_output_missing", "budget_exceeded"})
 
 
 @attrs.frozen(auto_exc=True)

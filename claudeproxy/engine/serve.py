@@ -20,6 +20,7 @@ from .conversation import Conversation, turn_blocks, user_line
 from .errors import ProxyError
 from .history import check_tool_pairs, history_tools
 from .ids import ToolIds
+from .limits import merge_limits
 from .pool import Continuation, Lease, ProcessManager, calls_digest
 from .process import SpawnKey
 from .spec import TurnSpec
@@ -105,6 +106,8 @@ class TurnServer:
         self.runs: set[TurnRun] = set()
         #: the last rate_limit_info the CLI reported, with when
         self.quota: Optional[dict[str, Any]] = None
+        #: the subscription's limit windows, merged from every rate_limit_info seen
+        self.limits: dict[str, Any] = {}
         self.closing = False
         self.ids = ToolIds()
 
@@ -211,6 +214,7 @@ class TurnServer:
                 lease.proc.bridge.on_call = None
             if state.rate_limit is not None:
                 self.quota = dict(state.rate_limit, observed_at=int(self.wallclock()))
+                self.limits = merge_limits(self.limits, state.rate_limit, self.wallclock())
 
     def _resume_tools(self, lease: Lease, run: TurnRun, conversation: Conversation) -> None:
         """

@@ -35,6 +35,16 @@ def _when(t: Any) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "-"
 
 
+def _cost(c: dict[str, Any]) -> str:
+    """
+    A cost in dollars, with how many requests are unpriced.
+    """
+    text = "$%.4f" % (c.get("cost") or 0.0,)
+    if c.get("unpriced"):
+        text += " (+%s unpriced)" % (_n(c["unpriced"]),)
+    return text
+
+
 def summary(figures: dict[str, Any], window: str = "day") -> str:
     """
     The figures as lines of text.
@@ -56,6 +66,25 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
         )
     else:
         out.append("quota: not reported yet")
+    limits = figures.get("limits") or {}
+    for name, w in sorted((limits.get("windows") or {}).items()):
+        used = w.get("utilization")
+        out.append(
+            "limit %s: %s%s%s%s"
+            % (
+                name,
+                w.get("status", "?"),
+                "" if used is None else ", %d%% used" % (round(used * 100),),
+                ", resets " + _when(w["resetsAt"]) if w.get("resetsAt") else "",
+                ", at this rate reached " + _when(w["reached_at"]) if w.get("reached_at") else "",
+            )
+        )
+    overage = limits.get("overage") or {}
+    if overage:
+        out.append(
+            "extra usage: %s (%s)"
+            % ("in use" if overage.get("isUsingOverage") else "not in use", overage.get("overageStatus", "?"))
+        )
     live = figures.get("live") or {}
     out.append(
         "now: %s in flight, %s queued, %s warm, %s live conversations, %s tool waits; %s served since start"
@@ -68,9 +97,9 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
     win = history["windows"][window]
     out.append("")
     out.append("last %s, per client:" % (window,))
-    rows = [("client", "requests", "errors", "input", "output", "cache read", "cache write")]
+    rows = [("client", "requests", "errors", "input", "output", "cache read", "cache write", "API cost")]
     for name, c in sorted(win["clients"].items()):
-        rows.append((name, *(_n(c[k]) for k in COUNTS)))
+        rows.append((name, *(_n(c[k]) for k in COUNTS), _cost(c)))
     if len(rows) == 1:
         out.append("  no requests")
     else:
@@ -82,6 +111,26 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
                     c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
                 )
             )
+    total = win.get("total")
+    if total is not None:
+        plan = figures.get("plan") or {}
+        was = win.get("saved")
+        out.append(
+            "  API-equivalent cost %s%s"
+            % (
+                _cost(total),
+                ""
+                if was is None
+                else "; against the %s plan's $%.2f/month: %s"
+                % (
+                    plan.get("name"),
+                    plan["monthly_price"],
+                    "saved $%.2f" % (was,) if was >= 0 else "the plan cost $%.2f more" % (-was,),
+                ),
+            )
+        )
+        for model, m in sorted((win.get("models") or {}).items()):
+            out.append("    %s: %s requests, %s" % (model or "(none)", _n(m["requests"]), _cost(m)))
     if win["hours"]:
         per_hour: dict[int, int] = {}
         for h in win["hours"]:

@@ -8,6 +8,7 @@ import sqlite3
 
 from .db import Migration
 from .models import create_table as _models
+from .usage import add_cost as _usage_cost
 from .usage import create_table as _usage
 
 
@@ -23,4 +24,4 @@ def _responses(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX responses_created ON responses (created)")
 
 
-MIGRATIONS: list[Migration] = [_responses, _usage, _models]
+MIGRATIONS: list[Migration] = [_responses, _usage, _models, _usage_cost]

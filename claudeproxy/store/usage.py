@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from .db import StateDB
+from .pricing import api_cost
 
 HOUR = 3600
 DAY = 86400
@@ -51,6 +52,7 @@ COLUMNS = (
     "cache_write_tokens",
     "rate_limit_status",
     "rate_limit",
+    "cost",
 )
 
 
@@ -83,6 +85,14 @@ def create_table(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX usage_time ON usage (time)")
 
 
+def add_cost(conn: sqlite3.Connection) -> None:
+    """
+    The schema step that adds each row's API-equivalent cost in dollars
+    (C{NULL}: unpriced, the price database does not know the model).
+    """
+    conn.execute("ALTER TABLE usage ADD COLUMN cost REAL")
+
+
 @attrs.frozen
 class UsageRow:
     """
@@ -108,6 +118,22 @@ class UsageRow:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     rate_limit: Optional[Mapping[str, Any]] = None
+    #: the API-equivalent cost in dollars, C{None} if unpriced
+    cost: Optional[float] = None
+
+    def priced(self) -> UsageRow:
+        """
+        This row with its API-equivalent cost.
+        """
+        cost = api_cost(
+            self.model_served or self.model_asked,
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.time,
+        )
+        return attrs.evolve(self, cost=cost)
 
     def values(self) -> tuple[Any, ...]:
         limit = self.rate_limit
@@ -131,6 +157,7 @@ class UsageRow:
             self.cache_write_tokens,
             status if isinstance(status, str) else None,
             json.dumps(dict(limit), separators=(",", ":"), default=str) if limit else None,
+            self.cost,
         )
 
     @classmethod
@@ -165,33 +192,41 @@ class UsageLog:
         self.db = db
         self.clock = clock
         self.retention = retention
-        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._queue: collections.deque[UsageRow] = collections.deque()
         self._lock = threading.Lock()
         self._pruner: Optional[LoopingCall] = None
+        #: called on the reactor thread with the rows just stored, priced
+        self.on_stored: Optional[Callable[[list[UsageRow]], None]] = None
 
     # -- writing ---------------------------------------------------------------------
 
     def record(self, row: UsageRow) -> None:
         """
-        Queue C{row}; the writer thread stores it (with any others queued).
+        Queue C{row}; the writer thread prices and stores it (with any
+        others queued), so pricing is off the reactor thread.
         """
-        self._queue.append(row.values())
+        self._queue.append(row)
         try:
             d = self.db.write(self._drain)
         except sqlite3.ProgrammingError:
             # the database is closed: the daemon is stopping
             return
+        d.addCallback(self._stored)
         # a failure is logged by the database
         d.addErrback(lambda _: None)
 
-    def _drain(self, conn: sqlite3.Connection) -> int:
+    def _stored(self, rows: list[UsageRow]) -> None:
+        if rows and self.on_stored is not None:
+            self.on_stored(rows)
+
+    def _drain(self, conn: sqlite3.Connection) -> list[UsageRow]:
         with self._lock:
             rows = []
             while self._queue:
-                rows.append(self._queue.popleft())
+                rows.append(self._queue.popleft().priced())
         if rows:
-            conn.executemany(_INSERT, rows)
-        return len(rows)
+            conn.executemany(_INSERT, [r.values() for r in rows])
+        return rows
 
     def prune(self) -> Deferred[int]:
         """
@@ -237,29 +272,66 @@ class UsageLog:
 
 #: what is counted per client and per hour, in the order shown
 COUNTS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+#: besides the counts: the API-equivalent cost of the priced rows, and how many rows are unpriced
+MONEY = ("cost", "unpriced")
+_SUMS = (
+    "COUNT(*), SUM(status >= 400), SUM(input_tokens), SUM(output_tokens),"
+    " SUM(cache_read_tokens), SUM(cache_write_tokens), TOTAL(cost), SUM(cost IS NULL)"
+)
+
+
+def _figures(counts: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v or 0 for k, v in zip(COUNTS + MONEY, counts, strict=True)}
+    out["cost"] = float(out["cost"])
+    return out
+
+
+def _add(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+    for key in COUNTS + MONEY:
+        into[key] = into.get(key, 0) + more[key]
 
 
 def summarise(conn: sqlite3.Connection, now: float, errors: int, recent: int) -> dict[str, Any]:
     since = now - WINDOWS["month"]
-    hours: list[dict[str, Any]] = []
-    for hour, client, *counts in conn.execute(
-        "SELECT CAST(time / 3600 AS INTEGER) * 3600 AS hour, client, COUNT(*),"
-        " SUM(status >= 400), SUM(input_tokens), SUM(output_tokens),"
-        " SUM(cache_read_tokens), SUM(cache_write_tokens)"
-        " FROM usage WHERE time >= ? GROUP BY hour, client ORDER BY hour",
+    cells: list[dict[str, Any]] = []
+    for hour, client, model, *counts in conn.execute(
+        "SELECT CAST(time / 3600 AS INTEGER) * 3600 AS hour, client,"
+        " CASE WHEN model_served != '' THEN model_served ELSE model_asked END AS model, "
+        + _SUMS
+        + " FROM usage WHERE time >= ? GROUP BY hour, client, model ORDER BY hour",
         (since,),
     ):
-        hours.append({"hour": int(hour), "client": client, **{k: v or 0 for k, v in zip(COUNTS, counts, strict=True)}})
+        cells.append({"hour": int(hour), "client": client, "model": model, **_figures(counts)})
+    hours: list[dict[str, Any]] = []
+    by_hour: dict[tuple[int, str], dict[str, Any]] = {}
+    for cell in cells:
+        key = (cell["hour"], cell["client"])
+        if key not in by_hour:
+            by_hour[key] = {"hour": cell["hour"], "client": cell["client"]}
+            hours.append(by_hour[key])
+        _add(by_hour[key], cell)
     windows: dict[str, Any] = {}
     for name, span in WINDOWS.items():
         start = (int(now - span) // HOUR) * HOUR
         series = [h for h in hours if h["hour"] >= start]
-        clients: dict[str, dict[str, int]] = {}
+        clients: dict[str, dict[str, Any]] = {}
         for h in series:
-            c = clients.setdefault(h["client"], dict.fromkeys(COUNTS, 0))
-            for key in COUNTS:
-                c[key] += h[key]
-        windows[name] = {"start": start, "bucket": HOUR, "hours": series, "clients": clients}
+            _add(clients.setdefault(h["client"], {}), h)
+        models: dict[str, dict[str, Any]] = {}
+        total: dict[str, Any] = dict.fromkeys(COUNTS + MONEY, 0)
+        total["cost"] = 0.0
+        for cell in cells:
+            if cell["hour"] >= start:
+                _add(models.setdefault(cell["model"], {}), cell)
+                _add(total, cell)
+        windows[name] = {
+            "start": start,
+            "bucket": HOUR,
+            "hours": series,
+            "clients": clients,
+            "models": models,
+            "total": total,
+        }
     cols = ", ".join(COLUMNS)
     failed_rows = conn.execute(
         "SELECT %s FROM usage WHERE status >= 400 ORDER BY time DESC LIMIT ?" % (cols,), (errors,)

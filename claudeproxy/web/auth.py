@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Optional
 from twisted.web.server import Request
 
 from ..config import Config
+from ..store.budgets import TRAILING, Budget, parse_budget
 
 #: what a client name may be
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -42,15 +43,33 @@ def parse_key(value: str) -> tuple[str, str]:
 
 def parse_key_file(text: str) -> list[tuple[str, str]]:
     """
-    The keys of an API key file: one per line, C{NAME=KEY} or a plain key;
-    blank lines and lines starting with C{#} are skipped.
+    The keys of an API key file: one per line, C{NAME=KEY} or a plain key,
+    then optionally its budgets (L{parse_budgets}); blank lines and lines
+    starting with C{#} are skipped.
     """
-    keys = []
+    return [key for key, _ in _key_lines(text)]
+
+
+def parse_budgets(text: str) -> list[Budget]:
+    """
+    The budgets of an API key file: after a key, space-separated
+    C{PERIOD:AMOUNT} items (C{agent=sk-1 daily:200req weekly:$25
+    monthly:5000000tok}).  Raises ValueError for an item it cannot read.
+    """
+    return [b for _, budgets in _key_lines(text) for b in budgets]
+
+
+def _key_lines(text: str) -> list[tuple[tuple[str, str], list[Budget]]]:
+    out = []
     for line in text.splitlines():
         line = line.strip()
-        if line and not line.startswith("#"):
-            keys.append(parse_key(line))
-    return keys
+        if not line or line.startswith("#"):
+            continue
+        m = TRAILING.search(line)
+        items = m.group(0).split() if m else []
+        key = parse_key(line[: m.start()] if m else line)
+        out.append((key, [parse_budget(key[0], item) for item in items]))
+    return out
 
 
 def check_keys(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -28,6 +28,7 @@ from ..engine.streaming import Outcome, TurnOutput, TurnRun
 from ..engine.turn import Finished, TurnState, WebSearch
 from ..engine.usersetup import UserSetup
 from ..store import models as stored_models
+from ..store.budgets import Budget, Budgets
 from ..store.db import StateDB
 from ..store.usage import UsageLog, UsageRow
 from .auth import ANONYMOUS, ClientKeys, presented_key
@@ -178,6 +179,23 @@ class Serving:
         self.usage: Optional[UsageLog] = (
             UsageLog(reactor, state, wallclock, config.usage_retention * 86400.0) if state is not None else None
         )
+        #: the named keys' budgets, their tallies kept from the usage history
+        self.budgets = Budgets((Budget(*b) for b in config.budgets), wallclock)
+        if self.budgets and self.usage is None:
+            raise ValueError("budgets are kept in the state database, and there is none (--state-dir)")
+        if self.budgets and state is not None and self.usage is not None:
+            state.read_now(self.budgets.load)
+            self.usage.on_stored = self._stored
+
+    def _stored(self, rows: list[UsageRow]) -> None:
+        for r in rows:
+            self.budgets.stored(
+                r.client,
+                r.time,
+                r.input_tokens + r.output_tokens + r.cache_read_tokens + r.cache_write_tokens,
+                r.cost,
+                r.error_code,
+            )
 
     def in_background(self, d: Deferred[Any]) -> None:
         """
@@ -276,6 +294,8 @@ class Serving:
             if self.closing:
                 raise SHUTTING_DOWN
             client = self._authorize(request)
+            self.budgets.check(client)
+            self.budgets.begin(client)
             spec = parse_checked(parse, self._body(request))
             model, stream, cli_model = spec.model, spec.stream, spec.cli_model
             if spec.skipped_tools:

@@ -27,6 +27,10 @@ class LoginState:
     #: C{auth status} or C{request}
     source: str = ""
     checked_at: Optional[float] = None
+    #: the login's C{subscriptionType} (C{pro}, C{max}, ...) where C{auth status} says
+    subscription: Optional[str] = None
+    #: its C{planTier} (C{pro}, C{max_5x}, C{max_20x}, ...), which CLI 2.1.332 adds
+    plan_tier: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -51,7 +55,16 @@ def from_auth_status(output: bytes, now: float) -> LoginState:
     if not isinstance(status, Mapping) or "loggedIn" not in status:
         return LoginState(source="auth status", checked_at=now)
     method = status.get("authMethod")
-    return LoginState(bool(status["loggedIn"]), str(method) if method else None, "auth status", now)
+    plan = status.get("subscriptionType")
+    tier = status.get("planTier")
+    return LoginState(
+        bool(status["loggedIn"]),
+        str(method) if method else None,
+        "auth status",
+        now,
+        plan if isinstance(plan, str) and plan else None,
+        tier if isinstance(tier, str) and tier else None,
+    )
 
 
 #: a check that has not ended by then is killed

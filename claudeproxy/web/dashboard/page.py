@@ -42,6 +42,10 @@ svg.chart { width:100%; height:180px; display:block; }
 svg.chart text { fill:var(--muted); font-size:10px; }
 .legend span { display:inline-block; margin-right:12px; }
 .legend i { display:inline-block; width:10px; height:10px; margin-right:4px; border-radius:2px; }
+.limit { margin:6px 0 10px; }
+.limit .bar { height:12px; background:var(--line); border-radius:6px; overflow:hidden; margin:3px 0; }
+.limit .fill { height:100%; background:var(--ok); }
+.limit .fill.warn { background:var(--warn); } .limit .fill.bad { background:var(--bad); }
 .login { max-width:360px; margin:12vh auto; background:var(--card); border:1px solid var(--line); border-radius:8px; padding:20px; }
 .login input { width:100%; padding:6px; font:inherit; margin:8px 0; }
 """
@@ -91,9 +95,51 @@ function renderStatus() {
     text("quota-status", "not reported yet", "muted");
     text("quota-resets", ""); text("quota-seen", "");
   }
+  renderLimits();
   const live = data.live;
   for (const k of ["in_flight", "queued", "warm", "conversations", "tool_waits", "served"]) text("live-" + k, fmt(live[k]));
   text("updated", "updated " + new Date(data.now * 1000).toLocaleTimeString());
+}
+
+const WINDOW_NAMES = {five_hour: "5-hour session", seven_day: "weekly", seven_day_opus: "weekly (Opus)",
+  seven_day_sonnet: "weekly (Sonnet)", seven_day_overage_included: "weekly (extra usage included)"};
+function renderLimits() {
+  const box = $("limits");
+  while (box.firstChild) box.removeChild(box.firstChild);
+  const limits = data.limits || {windows: {}, overage: {}};
+  const names = Object.keys(limits.windows).sort();
+  if (!names.length) box.appendChild(el("p", {class: "muted"}, "the CLI has not reported the subscription's limits yet"));
+  for (const name of names) {
+    const w = limits.windows[name];
+    const row = el("div", {class: "limit", "data-window": name});
+    const used = typeof w.utilization === "number" ? Math.round(w.utilization * 100) : null;
+    const cls = w.status === "allowed" ? "ok" : (w.status || "").startsWith("allowed") ? "warn" : "bad";
+    row.appendChild(el("div", {}, (WINDOW_NAMES[name] || name) + ": " + (w.status || "unknown") +
+      (used === null ? " · use not reported" : " · " + used + "% used") + (w.resetsAt ? " · resets " + when(w.resetsAt) : "")));
+    const bar = el("div", {class: "bar"}); const fill = el("div", {class: "fill " + cls});
+    fill.style.width = (used === null ? 0 : Math.min(100, used)) + "%"; bar.appendChild(fill); row.appendChild(bar);
+    if (w.reached_at) row.appendChild(el("div", {class: "warn pace"}, "at this rate the " + (WINDOW_NAMES[name] || name) + " limit is reached on " + when(w.reached_at)));
+    else if (used !== null && used > 0) row.appendChild(el("div", {class: "muted pace"}, "at this rate the limit is not reached before it resets"));
+    box.appendChild(row);
+  }
+  const budgets = data.budgets || {};
+  for (const client of Object.keys(budgets).sort()) {
+    for (const b of budgets[client]) {
+      const amount = (v) => b.kind === "usd" ? "$" + v.toFixed(2) : fmt(Math.round(v)) + " " + b.kind;
+      const share = b.limit > 0 ? Math.min(1, b.used / b.limit) : 1;
+      const row = el("div", {class: "limit budget", "data-client": client, "data-period": b.period});
+      row.appendChild(el("div", {}, "budget of " + client + ", " + b.period + ": " + amount(b.used) + " of " + amount(b.limit) +
+        " · resets " + when(b.resets_at)));
+      const bar = el("div", {class: "bar"}); const fill = el("div", {class: "fill " + (share >= 1 ? "bad" : share >= 0.8 ? "warn" : "ok")});
+      fill.style.width = Math.round(share * 100) + "%"; bar.appendChild(fill); row.appendChild(bar);
+      box.appendChild(row);
+    }
+  }
+  const o = limits.overage || {};
+  if (o.overageStatus || o.isUsingOverage !== undefined)
+    box.appendChild(el("p", {class: "muted", id: "overage"}, "extra usage: " + (o.isUsingOverage ? "in use" : "not in use") +
+      (o.overageStatus ? " (" + o.overageStatus + (o.overageDisabledReason ? ", " + o.overageDisabledReason : "") + ")" : "") +
+      (o.overageResetsAt ? ", resets " + when(o.overageResetsAt) : "")));
 }
 
 function chart(svgId, win, field) {
@@ -152,6 +198,15 @@ function fill(id, rows, empty, cols) {
   for (const r of rows) body.appendChild(r);
 }
 
+function money(c) {
+  return "$" + (c.cost || 0).toFixed(4) + (c.unpriced ? " (+" + fmt(c.unpriced) + " unpriced)" : "");
+}
+function costLine(win, plan) {
+  let text = "API-equivalent cost this " + windowName + ": " + money(win.total);
+  if (win.saved !== null && win.saved !== undefined && plan && plan.name)
+    text += " · against the " + plan.name + " plan ($" + plan.monthly_price.toFixed(2) + "/month): " + (win.saved >= 0 ? "saved $" + win.saved.toFixed(2) : "the plan cost $" + (-win.saved).toFixed(2) + " more");
+  return text;
+}
 function renderHistory() {
   const h = data.history;
   const win = h ? h.windows[windowName] : null;
@@ -164,10 +219,11 @@ function renderHistory() {
   for (const name of names) {
     const s = el("span"); const i = el("i"); i.style.background = colorOf(name); s.appendChild(i); s.appendChild(document.createTextNode(name)); legend.appendChild(s);
   }
-  const num = [null, "num", "num", "num", "num", "num", "num"];
+  const num = [null, "num", "num", "num", "num", "num", "num", "num"];
   fill("clients", names.map((n) => { const c = win.clients[n];
-    return row([n, fmt(c.requests), fmt(c.errors), fmt(c.input_tokens), fmt(c.output_tokens), fmt(c.cache_read_tokens), fmt(c.cache_write_tokens)], num); }),
-    "no requests in this window", 7);
+    return row([n, fmt(c.requests), fmt(c.errors), fmt(c.input_tokens), fmt(c.output_tokens), fmt(c.cache_read_tokens), fmt(c.cache_write_tokens), money(c)], num); }),
+    "no requests in this window", 8);
+  $("cost").textContent = win ? costLine(win, data.plan) : "";
   const errs = h ? h.errors : [];
   fill("errors", errs.map((e) => row([when(e.time), e.client, e.endpoint, e.model_asked, String(e.status), e.error_code || "", fmt(Math.round(e.total_ms))],
     [null, null, null, null, "num bad", "bad", "num"])), "no errors", 7);
@@ -242,6 +298,13 @@ def _table(ident: str, heads: list[str], rows: list[list[str]], empty: str) -> s
     return '<table><thead><tr>%s</tr></thead><tbody id="%s">%s</tbody></table>' % (th, ident, body)
 
 
+def _money(c: dict[str, Any]) -> str:
+    text = "$%.4f" % (c.get("cost") or 0.0,)
+    if c.get("unpriced"):
+        text += " (+%s unpriced)" % (_n(c["unpriced"]),)
+    return text
+
+
 def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
     """
     The dashboard with C{figures} (what C{/v1/usage} returns) filled in.
@@ -251,7 +314,9 @@ def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
     quota = figures.get("quota") or {}
     history = figures.get("history")
     day = history["windows"]["day"] if history else None
-    clients = [[name, *(_n(c[k]) for k in COUNTS)] for name, c in sorted(day["clients"].items())] if day else []
+    clients = (
+        [[name, *(_n(c[k]) for k in COUNTS), _money(c)] for name, c in sorted(day["clients"].items())] if day else []
+    )
     errors = [
         [
             _when(e["time"]),
@@ -305,6 +370,7 @@ def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
         + _card("Tool waits", "live-tool_waits", _n(live["tool_waits"]))
         + _card("Served since start", "live-served", _n(live["served"]))
         + "</div>"
+        + '<section><h2>Subscription limits</h2><div id="limits"></div></section>'
         + '<section><h2>Requests and tokens per hour <span class="tabs">'
         '<button type="button" data-window="day" aria-pressed="true">day</button> '
         '<button type="button" data-window="week">week</button> '
@@ -312,10 +378,11 @@ def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
         '<div class="legend" id="legend"></div>'
         '<h3 class="muted">Requests</h3><svg class="chart" id="chart-requests" role="img" aria-label="requests per hour"></svg>'
         '<h3 class="muted">Tokens (input, output and cache)</h3><svg class="chart" id="chart-tokens" role="img" aria-label="tokens per hour"></svg></section>'
-        + "<section><h2>Clients</h2>"
+        + '<section><h2>Clients</h2><p id="cost">%s</p>'
+        % (escape("API-equivalent cost this day: " + _money(day["total"])) if day else "",)
         + _table(
             "clients",
-            ["client", "Requests", "Errors", "Input", "Output", "Cache read", "Cache write"],
+            ["client", "Requests", "Errors", "Input", "Output", "Cache read", "Cache write", "API cost"],
             clients,
             "no requests in this window",
         )

@@ -13,11 +13,14 @@ import secrets
 from typing import Any, Optional, cast
 from urllib.parse import parse_qs
 
+import attrs
 from twisted.web.server import Request
 
 from ... import __version__
 from ...engine.errors import ProxyError
+from ...engine.limits import describe as describe_limits
 from ...engine.loginprobe import REFUSED_WARNING
+from ...store.pricing import PLANS, plan_for, saved
 from ...store.usage import WINDOWS
 from ..auth import ANONYMOUS, Sessions, presented_key
 from ..httpio import write_error, write_json
@@ -65,10 +68,12 @@ class DashboardRoutes(Serving):
         What a request's outcome says about the CLI's login.
         """
         if error_code == "cli_not_logged_in":
-            self.cli_login = LoginState(False, self.cli_login.method, "request", self.wallclock())
+            self.cli_login = attrs.evolve(
+                self.cli_login, logged_in=False, source="request", checked_at=self.wallclock()
+            )
             self._check_print_mode()
         elif status == 200 and self.cli_login.logged_in is not True:
-            self.cli_login = LoginState(True, self.cli_login.method, "request", self.wallclock())
+            self.cli_login = attrs.evolve(self.cli_login, logged_in=True, source="request", checked_at=self.wallclock())
 
     def _check_print_mode(self) -> None:
         """
@@ -231,8 +236,11 @@ class DashboardRoutes(Serving):
         self._probe_login()
         pool = self.manager.describe()
         history: Optional[dict[str, Any]] = None
+        plan, plan_source = plan_for(self.config.plan, self.cli_login.subscription, self.cli_login.plan_tier)
         if self.usage is not None:
             history = await self.usage.summary(ERRORS, RECENT)
+            for name, window in history["windows"].items():
+                window["saved"] = saved(window["total"]["cost"], plan, WINDOWS[name] / 86400.0)
         return {
             "object": "usage",
             "version": __version__,
@@ -245,6 +253,7 @@ class DashboardRoutes(Serving):
                 "login": self.cli_login.to_json(),
             },
             "quota": self.quota,
+            "limits": describe_limits(self.turns.limits, self.wallclock()),
             "live": {
                 "in_flight": self.limiter.running,
                 "queued": self.limiter.queued,
@@ -259,6 +268,13 @@ class DashboardRoutes(Serving):
                 "session_hits": pool["sessions"]["hits"],
             },
             "retention_days": self.config.usage_retention,
+            "budgets": self.budgets.describe(),
+            "plan": {
+                "name": plan,
+                "source": plan_source,
+                "monthly_price": PLANS[plan] if plan is not None else None,
+                "subscription": self.cli_login.subscription,
+            },
             "windows": list(WINDOWS),
             "history": history,
         }
