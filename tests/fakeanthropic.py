@@ -236,6 +236,9 @@ class FakeAnthropic:
         self.utilization = (0.25, 0.5)
         #: the windows ("5h", "7d") past a warning threshold, and the threshold
         self.surpassed: dict[str, float] = {}
+        #: whether answers carry the unified rate-limit headers (as the
+        #: real API's do for a subscription login)
+        self.rate_limit_headers = True
         self.port: Optional[IListeningPort] = None
         self._open: list[Request] = []
         #: numbers (1-based, as in L{requests}) of the requests whose
@@ -304,6 +307,8 @@ class FakeAnthropic:
         made from them): the status, the representative window and its
         reset, each window's utilization (0..1) and reset.
         """
+        if not self.rate_limit_headers:
+            return
         now = int(self.reactor.seconds())
         five, seven = now + 3 * 3600, now + 4 * 86400
         for k, v in {

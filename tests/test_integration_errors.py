@@ -95,9 +95,12 @@ class UpstreamErrorTests(ErrorAssertions):
     mode the same status when nothing was streamed yet.
     """
 
-    async def _upstream_error(self, reply: Reply, stream: bool = False) -> tuple[Running, int, Any, Any]:
+    async def _upstream_error(
+        self, reply: Reply, stream: bool = False, rate_limit_headers: bool = True
+    ) -> tuple[Running, int, Any, Any]:
         d = await start(self)
         d.fake.default = reply
+        d.fake.rate_limit_headers = rate_limit_headers
         code, body, resp = await self.error_response(d, dict(HI, stream=stream))
         # the request did reach the upstream, as the subscription (OAuth) user
         self.assertTrue(d.fake.message_requests)
@@ -152,7 +155,9 @@ class UpstreamErrorTests(ErrorAssertions):
 
     async def test_429_reset_unknown_has_no_retry_after(self) -> None:
         reply = Reply(status=429, error_type="rate_limit_error", error_message="slow down")
-        _, code, body, resp = await self._upstream_error(reply)
+        # no unified rate-limit headers: nothing says when the limit resets
+        # (with them, the CLI calls any 429 the session limit, with its reset)
+        _, code, body, resp = await self._upstream_error(reply, rate_limit_headers=False)
         self.assertEqual(code, 429)
         self.assertOpenAIError(body, "rate_limit_error", "rate_limit_exceeded")
         self.assertIsNone(resp.headers.getRawHeaders("retry-after"))

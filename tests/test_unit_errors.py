@@ -132,10 +132,20 @@ class ErrorFromResultTests(SynchronousTestCase):
         self.assertEqual(e.headers(), {"Retry-After": "300"})
 
     def test_429_retry_after_rounds_up(self) -> None:
-        e = error_from_result(result("x", 429), {"resetsAt": 100.2}, now=50.0)
+        e = error_from_result(result("x", 429), {"status": "rejected", "resetsAt": 100.2}, now=50.0)
         self.assertEqual(e.retry_after, 51)
-        e = error_from_result(result("x", 429), {"resetsAt": 100.0}, now=99.9)
+        e = error_from_result(result("x", 429), {"status": "rejected", "resetsAt": 100.0}, now=99.9)
         self.assertEqual(e.retry_after, 1)
+
+    def test_429_while_the_window_allows_has_no_retry_after(self) -> None:
+        """
+        A 429 that is not the subscription's window (it still allows: a
+        burst limit) says nothing of when to come back: the window's reset,
+        hours away, is not a Retry-After.
+        """
+        for status in ("allowed", "allowed_warning", None):
+            e = error_from_result(result("x", 429), {"status": status, "resetsAt": 10_900}, now=100.0)
+            self.assertIsNone(e.retry_after, status)
 
     def test_429_reset_in_the_past(self) -> None:
         e = error_from_result(result("x", 429), {"resetsAt": 100}, now=200.0)

@@ -175,7 +175,10 @@ def error_from_result(
         )
     if status == 429:
         retry_after = None
-        if rate_limit is not None:
+        # the subscription's window refused the request: the client may
+        # come back when it resets; a 429 while the window allows
+        # (a burst limit, "slow down") says nothing of when
+        if rate_limit is not None and rate_limit.get("status") == "rejected":
             resets = rate_limit.get("resetsAt")
             if isinstance(resets, (int, float)) and resets > now:
                 retry_after = max(1, int(resets - now + 0.999))
