@@ -118,6 +118,11 @@ class OrphanTests(TestCase):
         client = await raw_post(first.port, "/v1/chat/completions", dict(HI, stream=True))
         self.addCleanup(lambda: client.transport.abortConnection() if client.connected else None)
         await first_token(client)
+        # the daemon and its watchdog both die (the daemon frozen first, so
+        # that it cannot start another watchdog, nor another CLI: a warm
+        # replacement starts at the first token): the CLIs are orphans
+        first.transport.signalProcess("STOP")
+        await sleep(0.2)
         children = children_of(first.pid)
         self._kill_at_end(children)
         clis = [p for p in children if is_cli(p)]
@@ -125,9 +130,6 @@ class OrphanTests(TestCase):
         self.assertTrue(clis, [cmdline(p) for p in children])
         records = [n for n in os.listdir(state) if n.startswith(RECORD_PREFIX)]
         self.assertEqual(records, ["%s%d.log" % (RECORD_PREFIX, first.pid)])
-        # the daemon and its watchdog both die (the daemon frozen first, so
-        # that it cannot start another watchdog): the CLIs are orphans
-        first.transport.signalProcess("STOP")
         os.kill(watchdog, signal.SIGKILL)
         await wait_for(lambda: not live_pids([watchdog]), timeout=5)
         first.transport.signalProcess("KILL")
