@@ -15,15 +15,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply, ToolUse
 from tests.harness import Running, parse_sse, start, streamed_text, wait_for
+from tests.test_integration_tools import WEATHER, calls
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 RESPONSES_WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -66,10 +59,6 @@ def agno_ids(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             m["tool_call_id"] = fix(m["tool_call_id"])
         out.append(m)
     return out
-
-
-def calls(*uses: tuple[str, dict[str, Any]], text: str = "") -> Reply:
-    return Reply(text=text, stop_reason="tool_use", tool_uses=tuple(ToolUse("mcp__cp__" + n, i) for n, i in uses))
 
 
 def served(resp: Any) -> Any:

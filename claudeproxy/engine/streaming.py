@@ -12,7 +12,7 @@ renders one protocol.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional, Protocol
+from typing import Any, Callable, Mapping, Optional, Protocol
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred
@@ -101,6 +101,17 @@ ENFORCE_TOOL = (
 )
 
 
+#: a streamed structured output the model began again (the CLI refused
+#: the first for its schema) after part of the first went out
+STRUCTURED_RETRIED = ProxyError(
+    502,
+    "The model's structured output did not match the requested schema and it wrote another; "
+    "part of the first was already streamed",
+    "server_error",
+    "structured_output_retried",
+)
+
+
 @attrs.frozen
 class Outcome:
     """
@@ -146,7 +157,7 @@ class TurnRun:
         json_mode: bool = False,
         retry_compaction: bool = True,
         stream: bool = False,
-        on_first_token: Any = None,
+        on_first_token: Optional[Callable[[], None]] = None,
     ) -> None:
         #: told once, when the first token goes to the client
         self.on_first_token = on_first_token
@@ -387,15 +398,7 @@ class TurnRun:
         if self._json_pieces and out.attempt != self._json_attempt:
             # the CLI refused the first JSON (its schema) and the model
             # writes another: the client has part of the first already
-            self._fail(
-                ProxyError(
-                    502,
-                    "The model's structured output did not match the requested schema and it began another; "
-                    "the first was already partly streamed",
-                    "server_error",
-                    "structured_output_retried",
-                )
-            )
+            self._fail(STRUCTURED_RETRIED)
             return
         self._json_attempt = out.attempt
         self._json_pieces.append(out.json)
@@ -418,14 +421,7 @@ class TurnRun:
         except ValueError:
             same = False
         if not same:
-            self._fail(
-                ProxyError(
-                    502,
-                    "The structured output the CLI accepted is not the JSON that was streamed",
-                    "server_error",
-                    "structured_output_retried",
-                )
-            )
+            self._fail(STRUCTURED_RETRIED)
             return None
         return attrs.evolve(out, text=streamed, text_digest=digest_text(streamed), text_length=len(streamed))
 
