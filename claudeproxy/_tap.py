@@ -35,6 +35,12 @@ def _non_negative_int(value: str) -> int:
     return n
 
 
+def _late_binding(value: str) -> str:
+    if value not in ("auto", "off"):
+        raise ValueError("must be auto or off")
+    return value
+
+
 def _plan(value: str) -> str:
     if value not in PLANS:
         raise ValueError("not a plan: %r (one of %s)" % (value, ", ".join(PLANS)))
@@ -125,9 +131,20 @@ class Options(usage.Options):
         [
             "warm",
             None,
-            2,
-            "Idle CLI processes kept started and waiting, for the model/system prompt combinations used most recently (0 disables).",
+            8,
+            "Most idle CLI processes kept started and waiting (0 disables). How many are kept follows demand: "
+            "the recent peak of new conversations at once, plus one, at least two, within this bound and a "
+            "quarter of the machine's memory at ~300 MB each.",
             _non_negative_int,
+        ],
+        [
+            "late-binding",
+            None,
+            "auto",
+            "auto: warm processes are generic and take each request's system prompt, model, effort, output "
+            "limit, schema, tools and history when it arrives (CLIs that lack the control requests fall back); "
+            "off: each warm process is started for one combination of settings.",
+            _late_binding,
         ],
         ["warm-ttl", None, 600.0, "Seconds an idle warm process lives before it ends.", _positive_float],
         [
@@ -140,8 +157,9 @@ class Options(usage.Options):
         [
             "max-sessions",
             None,
-            4,
-            "Live conversations kept at most (least recently used evicted; 0 disables).",
+            8,
+            "Live conversations kept at most (one-shot requests such as title tasks go first, then the least "
+            "recently used; 0 disables).",
             _non_negative_int,
         ],
         [
@@ -302,6 +320,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         keep_api_key=bool(options["keep-api-key"]),
         use_claude_settings=bool(options["use-claude-settings"]),
         warm=options["warm"],
+        late_binding=options["late-binding"] == "auto",
         warm_ttl=options["warm-ttl"],
         session_ttl=options["session-ttl"],
         max_sessions=options["max-sessions"],

@@ -41,10 +41,12 @@ class Config:
     #: let the CLI read the user's own settings (their env, apiKeyHelper);
     #: CLAUDE.md, hooks and the output style stay out even then
     use_claude_settings: bool = False
-    warm: int = 2
+    warm: int = 8
+    #: warm processes are generic, bound to each request when it arrives
+    late_binding: bool = True
     warm_ttl: float = 600.0
     session_ttl: float = 300.0
-    max_sessions: int = 4
+    max_sessions: int = 8
     #: CLI processes at most, whatever they do (0: no limit)
     max_cli_processes: int = 24
     tool_wait: float = 300.0

@@ -134,6 +134,7 @@ class _Core(Service):
 
             def got(out: bytes) -> None:
                 self.cli_version = out.decode("utf-8", "replace").strip() or None
+                self.manager.cli_known(self.cli_version)
                 untested = version_warning(self.cli_version)
                 if untested is not None:
                     # (not "warning": the legacy log observers read that
@@ -278,6 +279,7 @@ def build(
         bridges=mcp,
         tool_wait=config.tool_wait,
         settings=tuple(isolation_args(config.use_claude_settings)),
+        binding=config.late_binding,
     )
     limiter = Limiter(config.max_concurrent, config.max_queued)
     core: Optional[_Core] = None

@@ -288,7 +288,9 @@ async def start(
         listen="tcp:0:interface=127.0.0.1",
         claude=claude if claude is not None else cli_path(),
         upstream_retries=0,
-        warm=0,
+        # CLAUDEPROXY_TEST_WARM=N runs every test with a warm pool (a check
+        # that binding late changes nothing a test sees)
+        warm=int(os.environ.get("CLAUDEPROXY_TEST_WARM", "0")),
         max_sessions=0,
         workdir=workdir,
         shutdown_grace=3.0,

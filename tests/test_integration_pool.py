@@ -19,7 +19,7 @@ SONNET = SpawnKey("sonnet", None, "replace")
 
 
 def idle_pids(d: Running) -> list[int]:
-    return [e.proc.pid for entries in d.manager._idle.values() for e in entries]
+    return [e.proc.pid for e in d.manager.pool.all()]
 
 
 def user(text: str) -> dict[str, Any]:
@@ -49,6 +49,22 @@ class WarmPoolTests(TestCase):
         self.assertNotIn(warm_pid, idle_pids(d))
         code, health = await self._health(d)
         self.assertEqual(health["pool"]["warm"]["hits"], 1)
+        self.assertEqual(health["pool"]["mode"], "generic")
+        self.assertEqual(health["pool"]["warm"]["generic"]["idle"], 1)
+        self.assertEqual(health["pool"]["warm"]["generic"]["bound"], 1)
+
+    async def test_keyed_mode_reports_its_keys(self) -> None:
+        """
+        With late binding off, each warm process is started for one key,
+        and /health shows the keys.
+        """
+        d = await start(self, warm=1, late_binding=False)
+        await wait_for(lambda: d.manager.idle_count == 1)
+        code, body = await d.chat({"model": "sonnet", "messages": [user("hi")]})
+        self.assertEqual(code, 200, body)
+        await wait_for(lambda: d.manager.idle_count == 1)
+        code, health = await self._health(d)
+        self.assertEqual(health["pool"]["mode"], "keyed")
         (idle,) = health["pool"]["warm"]["idle"]
         self.assertRegex(idle.pop("key"), "^[0-9a-f]{12}$")
         self.assertEqual(
@@ -78,7 +94,7 @@ class WarmPoolTests(TestCase):
         resp = await d.post("/v1/chat/completions", {"model": "sonnet", "messages": [user("early")]})
         self.assertEqual(resp.code, 200, await resp.text())
         self.assertEqual(resp.headers.getRawHeaders("x-claudeproxy-served"), ["starting"])
-        await wait_for(lambda: d.manager.idle_count == 1 and all(e.proc.ready for e in d.manager._idle[SONNET]))
+        await wait_for(lambda: d.manager.idle_count == 1 and all(e.proc.ready for e in d.manager.pool.generic))
         code, health = await self._health(d)
         self.assertEqual((health["pool"]["warm"]["ready"], health["pool"]["warm"]["starting"]), (1, 1))
         resp = await d.post("/v1/chat/completions", {"model": "sonnet", "messages": [user("later")]})
@@ -95,7 +111,7 @@ class WarmPoolTests(TestCase):
         return resp.code, await resp.json()
 
     async def test_miss_then_learned_key(self) -> None:
-        d = await start(self, warm=1)
+        d = await start(self, warm=1, late_binding=False)
         await wait_for(lambda: d.manager.idle_count == 1)
         body = {"model": "haiku", "messages": [{"role": "system", "content": "Be brief."}, user("hi")]}
         code, _ = await d.chat(body)
@@ -103,7 +119,7 @@ class WarmPoolTests(TestCase):
         self.assertEqual(d.manager.stats.warm_misses, 1)
         # the pool now keeps the key just used warm, in place of the default
         key = SpawnKey("haiku", "Be brief.", "replace")
-        await wait_for(lambda: len(d.manager._idle.get(key, [])) == 1 and d.manager.idle_count == 1)
+        await wait_for(lambda: len(d.manager.pool.keyed.get(key, [])) == 1 and d.manager.idle_count == 1)
         code, _ = await d.chat(body)
         self.assertEqual(code, 200)
         self.assertEqual(d.manager.stats.warm_hits, 1)

@@ -200,7 +200,7 @@ class WarmSizingTests(ManagerCase):
         for proc in (first, second):
             probe = json.loads(self.spawner.transports[self.spawner.procs.index(proc)].written[0])
             self.assertEqual(probe["type"], "control_request")
-            self.assertEqual(probe["request"], {"subtype": "initialize"})
+            self.assertEqual(probe["request"], {"subtype": "get_binary_version"})
         ready(second)
         lease = m.acquire(key)
         self.assertEqual((lease.proc, lease.source), (second, "warm"))

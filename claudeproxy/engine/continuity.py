@@ -12,11 +12,15 @@ as the client will send it.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Optional
 
+import attrs
+
 from .conversation import Block, Conversation, Message, text_block
 from .tools import ToolCall
+from .turn import digest_text
 
 #: text that marks a block as context the client sends once
 TRANSIENT_MARKERS = ("<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>",)
@@ -92,3 +96,89 @@ def resume_split(conversation: Conversation) -> tuple[tuple[Message, ...], Optio
         return conversation.history, None
     rest = blocks[n:] or [text_block(CONTINUE_AFTER_RESULTS)]
     return conversation.history + (Message("user", blocks[:n]),), (Message("user", rest),)
+
+
+@attrs.frozen
+class Continuation:
+    """
+    The conversation a process holds after a clean reply: the request's
+    C{messages}, then the reply, known by its digest (L{assistant_digest};
+    the text itself need not be kept).  C{trimmed_digest} is the digest of
+    a text reply without its trailing whitespace, when that differs.
+    """
+
+    messages: tuple[Message, ...]
+    reply_digest: str
+    trimmed_digest: Optional[str] = None
+
+    def answered_by(self, digest: Optional[str]) -> bool:
+        """
+        Whether an assistant message with C{digest} is the reply.
+        """
+        return digest is not None and (digest == self.reply_digest or digest == self.trimmed_digest)
+
+
+def assistant_digest(message: Message) -> Optional[str]:
+    """
+    What an assistant message is remembered by: the L{digest_text} of its
+    text when it is only text; with tool calls, a digest of that and of
+    each call's id, name and input.  Thinking blocks do not count.  None
+    for a message that is neither.
+    """
+    if message.role != "assistant" or not message.blocks:
+        return None
+    parts: list[str] = []
+    calls: list[list[Any]] = []
+    for block in message.blocks:
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            parts.append(block["text"])
+        elif kind == "tool_use":
+            calls.append([str(block.get("id")), str(block.get("name")), block.get("input")])
+        elif kind not in ("thinking", "redacted_thinking"):
+            return None
+    if not calls:
+        return digest_text("".join(parts)) if parts else None
+    return calls_digest(digest_text("".join(parts)), calls)
+
+
+def calls_digest(text_digest: str, calls: list[list[Any]]) -> str:
+    """
+    The digest of an assistant message with tool calls: its text's digest
+    and each call as C{[id, name, input]}.
+    """
+    return digest_text(json.dumps([text_digest, calls], sort_keys=True, separators=(",", ":"), ensure_ascii=True))
+
+
+class HistoryDigest:
+    """
+    A conversation's history, with the digest of its last message worked
+    out at most once.
+    """
+
+    def __init__(self, history: tuple[Message, ...]) -> None:
+        self.history = history
+
+    @functools.cached_property
+    def last_digest(self) -> Optional[str]:
+        return assistant_digest(self.history[-1]) if self.history else None
+
+    def continues(self, held: Continuation) -> bool:
+        """
+        Whether the history is exactly what C{held} holds: its messages,
+        then its reply.
+        """
+        history = self.history
+        return (
+            len(history) == len(held.messages) + 1
+            and history[:-1] == held.messages
+            and held.answered_by(self.last_digest)
+        )
+
+
+def continues(history: tuple[Message, ...], held: Continuation) -> bool:
+    """
+    Whether C{history} (the turns before a request's final user turn) is
+    the conversation C{held} describes.
+    """
+    return HistoryDigest(history).continues(held)

@@ -1,17 +1,22 @@
 """
-The process layer: admission (how many requests run, how many wait) and the
-manager that hands out CLI processes and takes them back.
+The process manager: hands out CLI processes and takes them back.
 
 Every CLI process the daemon starts goes through L{ProcessManager}, so one
-place knows them all: for shutdown, for /health, and for the warm pool and
-live conversations that reuse them.
+place knows them all: for shutdown, for /health, and for the warm pool,
+live sessions and parked tool waits that reuse them.  Each of those is a
+class of its own:
+
+- admission (how many requests run): L{claudeproxy.engine.admission.Limiter};
+- the warm pool, generic and keyed: L{claudeproxy.engine.warm.WarmPool};
+- live sessions: L{claudeproxy.engine.sessions.LiveSessions};
+- parked tool waits: L{claudeproxy.engine.toolwaits.ToolWaits};
+- continuation digests: L{claudeproxy.engine.continuity}.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import time
 import uuid
@@ -19,11 +24,20 @@ from collections import OrderedDict, deque
 from typing import Any, Deque, Mapping, Optional, Protocol, Sequence
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from .continuity import is_transient, resume_split
+from .admission import Limiter
+from .binding import BINDING_SINCE, HISTORY_WRITE_MAX, can_bind, generic_argv, history_write_max, user_turns
+from .continuity import (
+    Continuation,
+    HistoryDigest,
+    assistant_digest,
+    calls_digest,
+    continues,
+    resume_split,
+)
 from .conversation import Conversation, Message
 from .errors import ProxyError, cli_missing
 from .history import session_file_text, session_rows
@@ -38,66 +52,37 @@ from .process import (
     kill_group,
     system_file,
 )
+from .sessions import LiveSessions, Session
 from .tools import ToolCall, ToolSpec
-from .turn import digest_text
+from .toolwaits import ToolWait, ToolWaits
+from .versions import parse_version
+from .warm import Demand, Idle, WarmPool, generic_target, keyed_targets, memory_cap
+
+__all__ = [
+    "Continuation",
+    "Lease",
+    "Limiter",
+    "ProcessManager",
+    "ToolWait",
+    "assistant_digest",
+    "calls_digest",
+    "continues",
+]
 
 #: how long after a request took a warm process its replacement starts, at
 #: the latest (it starts at once when the request ends)
 REFILL_DELAY = 1.0
 
 
-class Limiter:
+@attrs.frozen
+class Bind:
     """
-    At most C{max_concurrent} requests run; at most C{max_queued} more wait
-    in order; beyond that, 429.
+    What a generic process is told before the turn: it was started with
+    C{model}, and gets the request's settings and C{history}.
     """
 
-    def __init__(self, max_concurrent: int, max_queued: int) -> None:
-        self.max_concurrent = max_concurrent
-        self.max_queued = max_queued
-        self.running = 0
-        self._waiting: Deque[Deferred[None]] = deque()
-
-    @property
-    def queued(self) -> int:
-        return len(self._waiting)
-
-    def acquire(self) -> Deferred[None]:
-        if self.running < self.max_concurrent and not self._waiting:
-            self.running += 1
-            return succeed(None)
-        if len(self._waiting) >= self.max_queued:
-            raise ProxyError(
-                429,
-                "Too many requests: %d running and %d waiting, the most this daemon accepts (--max-concurrent, --max-queued)"
-                % (self.running, len(self._waiting)),
-                "rate_limit_error",
-                "queue_full",
-                None,
-                1,
-            )
-
-        def cancel(d: Deferred[None]) -> None:
-            if d in self._waiting:
-                self._waiting.remove(d)
-
-        d: Deferred[None] = Deferred(cancel)
-        self._waiting.append(d)
-        return d
-
-    def close(self, error: Exception) -> None:
-        """
-        Fail everything still waiting with C{error}.
-        """
-        waiting, self._waiting = self._waiting, deque()
-        for d in waiting:
-            d.errback(error)
-
-    def release(self) -> None:
-        if self._waiting:
-            self._waiting.popleft().callback(None)
-        else:
-            self.running -= 1
+    model: str
+    history: tuple[Message, ...] = ()
 
 
 @attrs.frozen
@@ -107,10 +92,12 @@ class Lease:
     C{"session"} (a live conversation), C{"resumed"} (started ahead on the
     conversation the client was expected to send next), C{"tools"} (waiting
     for these tool results), C{"warm"} (started ahead, waiting on stdin),
-    C{"starting"} (started ahead, but not done starting when taken) or
-    C{"cold"} (spawned now, with the request's history loaded when it has
-    one).  Whatever the source, the process holds the request's history and
-    only its last turn is written.
+    C{"written"} (started ahead, the request's history written into it as
+    real turns), C{"starting"} (started ahead, but not done starting when
+    taken) or C{"cold"} (spawned now, with the request's history loaded
+    from a session file when it has one).  Whatever the source, the process
+    holds the request's history once bound (C{bind}: a generic process,
+    bound when the request arrives) and only its last turn is written.
     """
 
     proc: CLIProcess
@@ -119,58 +106,17 @@ class Lease:
     tool_wait: Optional[ToolWait] = None
     #: the turn to write, when not the conversation's last turn
     turn: Optional[tuple[Message, ...]] = None
+    bind: Optional[Bind] = None
+    #: counted in the demand for fresh processes until released
+    fresh: bool = False
 
 
-@attrs.define(eq=False)
-class _Idle:
-    proc: CLIProcess
-    key: SpawnKey
-    born: float
-    timer: Optional[IDelayedCall] = None
+class BridgeMaker(Protocol):
+    def register(self, tools: tuple[ToolSpec, ...]) -> Any: ...
 
+    def unregister(self, bridge: Any) -> None: ...
 
-@attrs.frozen
-class Continuation:
-    """
-    The conversation a process holds after a clean text reply: the
-    request's C{messages}, then the reply, known by the L{digest_text} of
-    its text (the text itself need not be kept).
-    """
-
-    messages: tuple[Message, ...]
-    reply_digest: str
-
-
-def assistant_digest(message: Message) -> Optional[str]:
-    """
-    What an assistant message is remembered by: the L{digest_text} of its
-    text when it is only text; with tool calls, a digest of that and of
-    each call's id, name and input.  Thinking blocks do not count.  None
-    for a message that is neither.
-    """
-    if message.role != "assistant" or not message.blocks:
-        return None
-    parts: list[str] = []
-    calls: list[list[Any]] = []
-    for block in message.blocks:
-        kind = block.get("type")
-        if kind == "text" and isinstance(block.get("text"), str):
-            parts.append(block["text"])
-        elif kind == "tool_use":
-            calls.append([str(block.get("id")), str(block.get("name")), block.get("input")])
-        elif kind not in ("thinking", "redacted_thinking"):
-            return None
-    if not calls:
-        return digest_text("".join(parts)) if parts else None
-    return calls_digest(digest_text("".join(parts)), calls)
-
-
-def calls_digest(text_digest: str, calls: list[list[Any]]) -> str:
-    """
-    The digest of an assistant message with tool calls: its text's digest
-    and each call as C{[id, name, input]}.
-    """
-    return digest_text(json.dumps([text_digest, calls], sort_keys=True, separators=(",", ":"), ensure_ascii=True))
+    def config_for(self, bridge: Any) -> str: ...
 
 
 @functools.lru_cache(maxsize=256)
@@ -200,97 +146,6 @@ def key_view(key: SpawnKey) -> dict[str, Any]:
     }
 
 
-class _HistoryDigest:
-    """
-    A conversation's history, with the digest of its last message's text
-    worked out at most once.
-    """
-
-    def __init__(self, history: tuple[Message, ...]) -> None:
-        self.history = history
-
-    @functools.cached_property
-    def last_digest(self) -> Optional[str]:
-        return assistant_digest(self.history[-1]) if self.history else None
-
-    def continues(self, held: Continuation) -> bool:
-        """
-        Whether the history is exactly what C{held} holds: its messages,
-        then an assistant message of text blocks whose text has its digest.
-        """
-        history = self.history
-        return (
-            len(history) == len(held.messages) + 1
-            and history[:-1] == held.messages
-            and self.last_digest == held.reply_digest
-        )
-
-
-def continues(history: tuple[Message, ...], held: Continuation) -> bool:
-    """
-    Whether C{history} (the turns before a request's final user turn) is
-    the conversation C{held} describes.
-    """
-    return _HistoryDigest(history).continues(held)
-
-
-def _passes_over(messages: tuple[Message, ...], wait: ToolWait) -> bool:
-    """
-    Whether C{messages} are the conversation C{wait}'s process holds up to
-    its calls, then go on with a message other than the calls.
-    """
-    for held in (wait.holds, wait.also):
-        if held is None:
-            continue
-        n = len(held.messages)
-        if len(messages) > n and messages[:n] == held.messages and assistant_digest(messages[n]) != held.reply_digest:
-            return True
-    return False
-
-
-@attrs.define(eq=False)
-class _Session:
-    proc: CLIProcess
-    key: SpawnKey
-    held: Continuation
-    #: started ahead on the conversation the client was expected to send
-    prepared: bool = False
-    timer: Optional[IDelayedCall] = None
-    #: when it became idle
-    since: float = 0.0
-
-
-@attrs.define(eq=False)
-class ToolWait:
-    """
-    A process waiting inside its MCP call(s) for the client's results.
-    C{given} are the calls the client was handed; C{held} those of the same
-    assistant message not handed yet (C{parallel_tool_calls: false}).
-    """
-
-    proc: CLIProcess
-    key: SpawnKey
-    given: frozenset[str]
-    held: tuple[ToolCall, ...] = ()
-    timer: Optional[IDelayedCall] = None
-    #: the conversation the process holds: the request's messages, then
-    #: the assistant message with the calls (by digest); None when unknown
-    holds: Optional[Continuation] = None
-    #: the same without the request's transient context, which the client
-    #: drops from its next request (the process cannot drop it)
-    also: Optional[Continuation] = None
-    #: when it was parked
-    since: float = 0.0
-
-
-class BridgeMaker(Protocol):
-    def register(self, tools: tuple[ToolSpec, ...]) -> Any: ...
-
-    def unregister(self, bridge: Any) -> None: ...
-
-    def config_for(self, bridge: Any) -> str: ...
-
-
 @attrs.define
 class PoolStats:
     spawned: int = 0
@@ -300,6 +155,11 @@ class PoolStats:
     warm_misses: int = 0
     warm_died: int = 0
     warm_expired: int = 0
+    #: requests served by a generic process bound when they arrived, and
+    #: those of them whose history was written into it
+    bound: int = 0
+    written: int = 0
+    bind_failed: int = 0
     session_hits: int = 0
     session_misses: int = 0
     session_expired: int = 0
@@ -318,13 +178,15 @@ class ProcessManager:
     Hands out CLI processes and takes them back.  One process serves one
     request at a time.
 
-    Warm pool: up to C{warm} idle processes, already started and waiting on
-    stdin, for the keys used most recently (at start: C{default_key}).  A
-    request whose key matches takes one with no spawn on its path; a
-    replacement starts in the background.
+    Warm pool: processes already started and waiting on stdin.  With
+    C{binding} on, generic ones (bound to a request's settings and history
+    when it arrives), as many as demand calls for within C{warm}; keyed
+    ones (started with one key's settings) for what cannot be bound late,
+    or for every key when C{binding} is off.  A replacement starts in the
+    background.
 
     Live conversations: after a clean reply the process is kept with its
-    conversation (at most C{max_sessions}, least recently used evicted, each
+    conversation (at most C{max_sessions}, one-shots pushed out first, each
     for C{session_ttl} seconds).  A request whose messages are exactly that
     conversation plus new user turn(s), with the same key, gets it back and
     only the new turn is written.
@@ -353,6 +215,9 @@ class ProcessManager:
         clock: Any = time.time,
         max_processes: int = 0,
         settings: Sequence[str] = ISOLATED,
+        binding: bool = False,
+        warm_cap: Optional[int] = None,
+        history_write_max: int = HISTORY_WRITE_MAX,
     ) -> None:
         self.reactor = reactor
         #: the CLI flags that keep the user's own set-up out (or let their
@@ -370,6 +235,8 @@ class ProcessManager:
         self.spawner = spawner
         self.killer = killer
         self.warm = warm
+        #: the most warm processes memory allows (default: L{memory_cap})
+        self.warm_cap = memory_cap() if warm_cap is None else warm_cap
         self.warm_ttl = warm_ttl
         self.session_ttl = session_ttl
         self.max_sessions = max_sessions
@@ -377,14 +244,21 @@ class ProcessManager:
         self.bridges = bridges
         self.tool_wait = tool_wait
         self.max_tool_waits = max_tool_waits
-        self._tool_waits: OrderedDict[CLIProcess, ToolWait] = OrderedDict()
+        #: generic processes bound when a request arrives (else every warm
+        #: process is started with one request's settings)
+        self.binding = binding
+        #: why binding is off, when the CLI turned out to lack it
+        self.binding_off: Optional[str] = None
+        self.history_write_max = history_write_max
         self.live: set[CLIProcess] = set()
         #: CLI processes ended, by cause
         self.exits: dict[str, int] = {}
         self.stats = PoolStats()
         self.closing = False
-        self._idle: dict[SpawnKey, list[_Idle]] = {}
-        self._sessions: OrderedDict[CLIProcess, _Session] = OrderedDict()
+        self.pool = WarmPool(reactor, warm_ttl, self._idle_expired)
+        self.sessions = LiveSessions(reactor, max_sessions, session_ttl, self._session_ended)
+        self.tool_waits = ToolWaits(reactor, max_tool_waits, tool_wait, self._tool_wait_ended)
+        self.demand = Demand(max(warm_ttl, 60.0))
         self._recent: OrderedDict[SpawnKey, float] = OrderedDict()
         #: when each recent key's requests came (the last 64), for sizing
         self._arrivals: dict[SpawnKey, Deque[float]] = {}
@@ -395,10 +269,30 @@ class ProcessManager:
         #: turn's first token
         self._refill_soon = False
         self._backoff = 0.0
+        #: when the daemon started, or a request last asked for a process
+        self._active_at: Optional[float] = None
 
     @property
     def spawned(self) -> int:
         return self.stats.spawned
+
+    @property
+    def mode(self) -> str:
+        """
+        C{"generic"} (warm processes bound when a request arrives) or
+        C{"keyed"} (each started with one request's settings).
+        """
+        return "generic" if self.binding else "keyed"
+
+    @property
+    def generic_model(self) -> str:
+        """
+        The model generic processes are started with.
+        """
+        return self.default_key.model if self.default_key is not None else "sonnet"
+
+    def _bindable(self, key: SpawnKey) -> bool:
+        return self.binding and can_bind(key)
 
     # -- the CLI itself --------------------------------------------------------
 
@@ -463,6 +357,20 @@ class ProcessManager:
             if proc.bridge is not None and self.bridges is not None:
                 self.bridges.unregister(proc.bridge)
             raise cli_missing("starting %s failed: %s" % (self.claude, e))
+        return self._started(proc)
+
+    def _spawn_generic(self) -> CLIProcess:
+        self.check_cli()
+        assert self.claude is not None
+        proc = CLIProcess(self.killer)
+        try:
+            argv = generic_argv(self.claude, self.generic_model, self.settings)
+            self.spawner(proc, self.claude, argv, self.env, self.workdir)
+        except OSError as e:
+            raise cli_missing("starting %s failed: %s" % (self.claude, e))
+        return self._started(proc)
+
+    def _started(self, proc: CLIProcess) -> CLIProcess:
         self.stats.spawned += 1
         self.live.add(proc)
         proc.ended.addBoth(self._gone, proc)
@@ -475,53 +383,51 @@ class ProcessManager:
         else:
             cause = "exited" if proc.exit_status == 0 else "crashed"
         self.exits[cause] = self.exits.get(cause, 0) + 1
-        if proc.bridge is not None and self.bridges is not None:
-            self.bridges.unregister(proc.bridge)
-        wait = self._tool_waits.pop(proc, None)
-        if wait is not None:
-            self._cancel(wait.timer)
-        for entries in list(self._idle.values()):
-            for entry in [e for e in entries if e.proc is proc]:
-                entries.remove(entry)
-                self._cancel(entry.timer)
-                if not proc.killed:
-                    # it died while waiting: note it, back off, replace it
-                    self.stats.warm_died += 1
-                    young = self.reactor.seconds() - entry.born < 10.0
-                    self._backoff = min(60.0, max(1.0, self._backoff * 2)) if young else 0.0
-                    self.log.warn("a warm CLI process ({pid}) died while idle; replacing it", pid=proc.pid)
-                    self._schedule_refill()
-        session = self._sessions.pop(proc, None)
-        if session is not None:
-            self._cancel(session.timer)
+        if proc.bridge is not None:
+            if self.bridges is not None and proc.control_handler is None:
+                self.bridges.unregister(proc.bridge)
+            else:
+                proc.bridge.close()
+        self.tool_waits.discard(proc)
+        entry = self.pool.find(proc)
+        if entry is not None:
+            self.pool.remove(entry)
+            if not proc.killed:
+                # it died while waiting: note it, back off, replace it
+                self.stats.warm_died += 1
+                young = self.reactor.seconds() - entry.born < 10.0
+                self._backoff = min(60.0, max(1.0, self._backoff * 2)) if young else 0.0
+                self.log.warn("a warm CLI process ({pid}) died while idle; replacing it", pid=proc.pid)
+                self._schedule_refill()
+        self.sessions.discard(proc)
         return result
-
-    @staticmethod
-    def _cancel(call: Optional[IDelayedCall]) -> None:
-        if call is not None and call.active():
-            call.cancel()
 
     # -- lending ---------------------------------------------------------------
 
-    def acquire(self, key: SpawnKey, conversation: Optional[Conversation] = None) -> Lease:
+    def acquire(self, key: SpawnKey, conversation: Optional[Conversation] = None, generic: bool = True) -> Lease:
         """
-        A process for C{key} that holds C{conversation}'s history: the one
-        waiting for exactly these tool results, a live or prepared
-        conversation that it continues, else (with no history) a warm one,
-        else a new one, with the history loaded from a session file.
+        A process for C{key} that holds (or, once bound, will hold)
+        C{conversation}'s history: the one waiting for exactly these tool
+        results, a live or prepared conversation that it continues, else a
+        warm one (its history written into it, within
+        C{history_write_max} user turns), else a new one, with the history
+        loaded from a session file.
         """
         if self.closing:
             raise ProxyError(503, "claudeproxy is shutting down", "server_error", "shutting_down")
         self.check_cli()
-        self._note(key)
-        if conversation is not None and self._tool_waits:
-            wait = self._find_tool_wait(key, conversation)
+        self._active_at = self.reactor.seconds()
+        bindable = generic and self._bindable(key)
+        if not bindable:
+            self._note(key)
+        if conversation is not None and len(self.tool_waits):
+            wait = self.tool_waits.take(key, conversation)
             if wait is not None:
                 self.stats.tool_hits += 1
                 return Lease(wait.proc, key, "tools", wait)
-            self._end_abandoned_waits(key, conversation)
+            self.tool_waits.end_abandoned(key, conversation)
         if conversation is not None and self.max_sessions > 0 and conversation.history:
-            session = self._find_session(key, conversation)
+            session = self.sessions.take(key, HistoryDigest(conversation.history))
             if session is not None:
                 if session.prepared:
                     self.stats.prepared_hits += 1
@@ -529,38 +435,112 @@ class ProcessManager:
                     self.stats.session_hits += 1
                 return Lease(session.proc, key, "resumed" if session.prepared else "session")
             self.stats.session_misses += 1
-        if conversation is not None and conversation.history:
-            # a conversation no process holds: a new process loads it
-            history, turn = resume_split(conversation)
-            self._make_room()
-            proc = self._spawn(key, history)
-            return Lease(proc, key, "cold", turn=turn)
-        entries = self._idle.get(key, [])
-        while entries:
-            # one that has finished starting first, else the oldest
-            entry = next((e for e in entries if e.proc.ready), entries[0])
-            entries.remove(entry)
-            self._cancel(entry.timer)
-            if entry.proc.is_ended or entry.proc.killed:
-                continue
-            self.stats.warm_hits += 1
-            self.key_stats.setdefault(key, [0, 0])[0] += 1
-            # the replacement starts when this turn ends (or after a
-            # moment), so its spawn (~0.7 s of a core) does not compete with
-            # this turn's start; when none ready is left for the next
-            # request, as soon as this turn's first token is out
-            self._refill_soon = not any(e.proc.ready for e in entries)
-            self._schedule_refill(REFILL_DELAY)
-            if not entry.proc.ready:
-                self.stats.starting_hits += 1
-                return Lease(entry.proc, key, "starting")
-            return Lease(entry.proc, key, "warm")
+        history = conversation.history if conversation is not None else ()
+        self.demand.begin(self.reactor.seconds())
+        if bindable and user_turns(history) <= self.history_write_max:
+            lease = self._take_generic(key, history)
+            if lease is not None:
+                return lease
+        elif not history:
+            lease = self._take_keyed(key)
+            if lease is not None:
+                return lease
         self.stats.warm_misses += 1
         self.key_stats.setdefault(key, [0, 0])[1] += 1
         self._make_room()
-        proc = self._spawn(key)
+        try:
+            if history:
+                # a conversation no process holds: a new process loads it
+                assert conversation is not None
+                loaded, turn = resume_split(conversation)
+                proc = self._spawn(key, loaded)
+                return Lease(proc, key, "cold", turn=turn, fresh=True)
+            proc = self._spawn(key)
+        except BaseException:
+            self.demand.end()
+            raise
         self._schedule_refill(REFILL_DELAY)
-        return Lease(proc, key, "cold")
+        return Lease(proc, key, "cold", fresh=True)
+
+    def _lent(self, entries_left: int) -> None:
+        # the replacement starts when this turn ends (or after a moment),
+        # so its spawn (~0.7 s of a core) does not compete with this turn's
+        # start; when none ready is left for the next request, as soon as
+        # this turn's first token is out
+        self._refill_soon = entries_left == 0
+        self._schedule_refill(REFILL_DELAY)
+
+    def _take_generic(self, key: SpawnKey, history: tuple[Message, ...]) -> Optional[Lease]:
+        entry = self.pool.take_generic(key.model)
+        if entry is None:
+            return None
+        if entry.proc.control_error is not None:
+            entry.proc.kill("pool_trim")
+            self.turn_binding_off("the CLI refused get_binary_version: %s" % (entry.proc.control_error,))
+            return None
+        self.stats.warm_hits += 1
+        self.stats.bound += 1
+        self.key_stats.setdefault(key, [0, 0])[0] += 1
+        self._lent(self.pool.ready_generic())
+        bind = Bind(entry.model, history)
+        if not entry.proc.ready:
+            self.stats.starting_hits += 1
+            return Lease(entry.proc, key, "starting", bind=bind, fresh=True)
+        if history:
+            self.stats.written += 1
+        return Lease(entry.proc, key, "written" if history else "warm", bind=bind, fresh=True)
+
+    def _take_keyed(self, key: SpawnKey) -> Optional[Lease]:
+        entry = self.pool.take_keyed(key)
+        if entry is None:
+            return None
+        self.stats.warm_hits += 1
+        self.key_stats.setdefault(key, [0, 0])[0] += 1
+        self._lent(sum(1 for e in self.pool.keyed.get(key, []) if e.proc.ready))
+        if not entry.proc.ready:
+            self.stats.starting_hits += 1
+            return Lease(entry.proc, key, "starting", fresh=True)
+        return Lease(entry.proc, key, "warm", fresh=True)
+
+    def bind_failed(self, lease: Lease, why: str) -> None:
+        """
+        A generic process could not be bound: it is ended, and when the
+        CLI lacks the control requests binding is turned off.
+        """
+        self.stats.bind_failed += 1
+        self.log.warn("could not bind a warm CLI process to a request: {why}", why=why)
+        if lease.proc.control_error is not None or "refused" in why:
+            self.turn_binding_off(why)
+
+    def cli_known(self, reported: Optional[str]) -> None:
+        """
+        The installed CLI said its version (C{claude --version}): session
+        files carry it, and binding is kept only for versions known to
+        have the control requests it uses, with the history size up to
+        which writing beats a session file on that version.
+        """
+        found = parse_version(reported or "")
+        if found is None:
+            return
+        self.cli_version = "%d.%d.%d" % found
+        if found < BINDING_SINCE:
+            self.turn_binding_off("CLI %s is older than %d.%d.%d" % ((self.cli_version,) + BINDING_SINCE))
+        self.history_write_max = history_write_max(found)
+
+    def turn_binding_off(self, why: str) -> None:
+        if not self.binding:
+            return
+        self.binding = False
+        self.binding_off = why
+        self.log.warn(
+            "this CLI cannot be bound to a request after it starts ({why}); "
+            "warm processes are started with each request's settings instead",
+            why=why,
+        )
+        for entry in list(self.pool.generic):
+            self.pool.remove(entry)
+            entry.proc.kill("pool_trim")
+        self._schedule_refill()
 
     def prepare(self, key: SpawnKey, history: tuple[Message, ...]) -> None:
         """
@@ -574,9 +554,8 @@ class ProcessManager:
         if digest is None:
             return
         held = Continuation(history[:-1], digest)
-        for session in self._sessions.values():
-            if session.key == key and session.held == held:
-                return
+        if self.sessions.holds(key, held):
+            return
         if not self._make_room():
             return
         try:
@@ -585,7 +564,7 @@ class ProcessManager:
             self.log.warn("cannot prepare a CLI process for a conversation: {why}", why=e.message)
             return
         self.stats.prepared += 1
-        self._keep_session(_Session(proc, key, held, prepared=True))
+        self._keep(Session(proc, key, held, prepared=True))
 
     def _make_room(self) -> bool:
         """
@@ -597,20 +576,18 @@ class ProcessManager:
             return True
         while self._alive() >= self.max_processes:
             candidates: list[tuple[float, str, Any]] = []
-            for entries in self._idle.values():
-                candidates += [(e.born, "idle", e) for e in entries]
-            candidates += [(s.since, "session", s) for s in self._sessions.values()]
-            candidates += [(w.since, "tools", w) for w in self._tool_waits.values()]
+            candidates += [(e.born, "idle", e) for e in self.pool.all()]
+            candidates += [(s.since, "session", s) for s in self.sessions]
+            candidates += [(w.since, "tools", w) for w in self.tool_waits]
             if not candidates:
                 return False
             _, kind, oldest = min(candidates, key=lambda c: c[0])
             if kind == "idle":
-                self._idle[oldest.key].remove(oldest)
+                self.pool.remove(oldest)
             elif kind == "session":
-                del self._sessions[oldest.proc]
+                self.sessions.remove(oldest)
             else:
-                del self._tool_waits[oldest.proc]
-            self._cancel(oldest.timer)
+                self.tool_waits.remove(oldest)
             self.stats.budget_evicted += 1
             oldest.proc.kill("budget")
         return True
@@ -621,71 +598,6 @@ class ProcessManager:
         later).
         """
         return sum(1 for p in self.live if not p.killed)
-
-    def _find_session(self, key: SpawnKey, conversation: Conversation) -> Optional[_Session]:
-        if not conversation.last_turn:
-            return None
-        history = _HistoryDigest(conversation.history)
-        for proc, session in reversed(self._sessions.items()):
-            if session.key == key and history.continues(session.held):
-                del self._sessions[proc]
-                self._cancel(session.timer)
-                if proc.is_ended or proc.killed:
-                    return None
-                return session
-        return None
-
-    def _find_tool_wait(self, key: SpawnKey, conversation: Conversation) -> Optional[ToolWait]:
-        """
-        The process waiting for exactly the tool results that end
-        C{conversation}, when it holds exactly the conversation before them.
-        """
-        last = [b for m in conversation.last_turn for b in m.blocks]
-        # the results, then at most the client's transient context
-        n = 0
-        while n < len(last) and last[n].get("type") == "tool_result":
-            n += 1
-        if not n or not all(is_transient(b) for b in last[n:]):
-            return None
-        ids = frozenset(str(b.get("tool_use_id")) for b in last[:n])
-        history = _HistoryDigest(conversation.history)
-
-        def holds(wait: ToolWait) -> bool:
-            if wait.holds is None:
-                return True
-            return history.continues(wait.holds) or (wait.also is not None and history.continues(wait.also))
-
-        for proc, wait in self._tool_waits.items():
-            if wait.key == key and wait.given == ids and holds(wait):
-                del self._tool_waits[proc]
-                self._cancel(wait.timer)
-                if proc.is_ended or proc.killed:
-                    return None
-                return wait
-        return None
-
-    def _end_abandoned_waits(self, key: SpawnKey, conversation: Conversation) -> None:
-        """
-        A request that went another way than the calls a process waits on
-        ends that wait at once: its history answers (or passes over) those
-        calls, or it is the same conversation up to the calls and then has
-        something else where the calls were (a framework that sends tool
-        results back as text, or a client that gave up on them).
-        """
-        called = {
-            str(b.get("id"))
-            for m in conversation.messages
-            if m.role == "assistant"
-            for b in m.blocks
-            if b.get("type") == "tool_use"
-        }
-        messages = conversation.messages
-        for proc, wait in list(self._tool_waits.items()):
-            if wait.given & called or (wait.key == key and _passes_over(messages, wait)):
-                del self._tool_waits[proc]
-                self._cancel(wait.timer)
-                self.stats.tool_waits_abandoned += 1
-                proc.kill("tool_wait_abandoned")
 
     def hold_for_tools(
         self,
@@ -699,26 +611,25 @@ class ProcessManager:
         Keep C{lease}'s process waiting inside its MCP calls for the
         client's results, at most C{tool_wait} seconds.
         """
+        self._returned(lease)
         proc = lease.proc
         proc.attach(None)
         if self.closing or proc.is_ended or proc.killed:
             proc.kill()
             return
-        wait = ToolWait(proc, lease.key, given, held, holds=holds, also=also, since=self.reactor.seconds())
-        wait.timer = self.reactor.callLater(self.tool_wait, self._tool_wait_expired, proc)
-        self._tool_waits[proc] = wait
-        while len(self._tool_waits) > self.max_tool_waits:
-            _, oldest = self._tool_waits.popitem(last=False)
-            self._cancel(oldest.timer)
-            self.stats.tool_waits_expired += 1
-            oldest.proc.kill("evicted")
+        self.tool_waits.park(ToolWait(proc, lease.key, given, held, holds=holds, also=also))
 
-    def _tool_wait_expired(self, proc: CLIProcess) -> None:
-        wait = self._tool_waits.pop(proc, None)
-        if wait is not None:
+    def _tool_wait_ended(self, wait: ToolWait, cause: str) -> None:
+        if cause == "tool_wait_abandoned":
+            self.stats.tool_waits_abandoned += 1
+        else:
             self.stats.tool_waits_expired += 1
-            self.log.info("a client never came back with tool results; ending its CLI process")
-            proc.kill("tool_wait_expired")
+            if cause == "tool_wait_expired":
+                self.log.info("a client never came back with tool results; ending its CLI process")
+
+    def _returned(self, lease: Lease) -> None:
+        if lease.fresh:
+            self.demand.end()
 
     def release(self, lease: Lease, keep: Optional[Continuation] = None, cause: str = "done") -> None:
         """
@@ -726,6 +637,7 @@ class ProcessManager:
         the process now holds) the process stays alive as a live
         conversation; otherwise its process group is killed.
         """
+        self._returned(lease)
         proc = lease.proc
         proc.attach(None)
         self._schedule_refill()
@@ -733,33 +645,26 @@ class ProcessManager:
             proc.kill(cause)
             return
         self._backoff = 0.0
-        self._keep_session(_Session(proc, lease.key, keep))
+        self._keep(Session(proc, lease.key, keep))
 
-    def _keep_session(self, session: _Session) -> None:
-        proc = session.proc
-        session.since = self.reactor.seconds()
-        session.timer = self.reactor.callLater(self.session_ttl, self._session_expired, proc)
-        self._sessions[proc] = session
-        while len(self._sessions) > self.max_sessions:
-            _, oldest = self._sessions.popitem(last=False)
-            self._cancel(oldest.timer)
-            self.stats.session_evicted += 1
-            oldest.proc.kill("evicted")
+    def _keep(self, session: Session) -> None:
+        self.sessions.keep(session)
 
-    def _session_expired(self, proc: CLIProcess) -> None:
-        session = self._sessions.pop(proc, None)
-        if session is not None:
+    def _session_ended(self, session: Session, cause: str) -> None:
+        if cause == "expired":
             self.stats.session_expired += 1
-            proc.kill("expired")
+        else:
+            self.stats.session_evicted += 1
 
     # -- the warm pool ---------------------------------------------------------
 
     def start(self) -> None:
         """
-        Begin keeping processes warm (for C{default_key} until traffic
-        says otherwise).
+        Begin keeping processes warm (generic ones, or for C{default_key}
+        until traffic says otherwise).
         """
-        if self.default_key is not None and self.warm > 0:
+        self._active_at = self.reactor.seconds()
+        if self.default_key is not None and self.warm > 0 and not self.binding:
             self._recent[self.default_key] = self.reactor.seconds()
         self._schedule_refill()
 
@@ -773,31 +678,35 @@ class ProcessManager:
             self._arrivals.pop(old, None)
             self.key_stats.pop(old, None)
 
+    @property
+    def bound(self) -> int:
+        """
+        The most warm processes: C{--warm}, within what memory allows.
+        """
+        return min(self.warm, self.warm_cap)
+
+    def generic_wanted(self) -> int:
+        """
+        How many generic processes to keep ready now.
+        """
+        if not self.binding or self._active_at is None:
+            return 0
+        now = self.reactor.seconds()
+        if now - self._active_at >= self.warm_ttl:
+            # nothing asked for a process for a whole warm-ttl: none kept
+            return 0
+        return generic_target(self.demand.peak(now), self.bound)
+
     def targets(self) -> dict[SpawnKey, int]:
         """
-        How many idle processes each key should have: each key used within
-        C{warm_ttl} (most recent first, as many as the budget allows) gets
-        one, and the rest of the C{warm} budget goes to the keys in
-        proportion to how many requests each had in that time, so a key
-        with back-to-back requests keeps several ready.
+        How many idle keyed processes each key should have (see
+        L{keyed_targets}), from what the generic processes leave of the
+        budget.
         """
-        now = self.reactor.seconds()
-        keys = [k for k, t in reversed(self._recent.items()) if now - t < self.warm_ttl][: self.warm]
-        if not keys:
+        budget = self.bound - self.generic_wanted() if self.binding else self.bound
+        if budget <= 0:
             return {}
-        out = {k: 1 for k in keys}
-        spare = self.warm - len(keys)
-        if spare > 0:
-            rates = {k: sum(1 for t in self._arrivals.get(k, ()) if now - t < self.warm_ttl) for k in keys}
-            total = sum(rates.values()) or 1
-            shares = {k: spare * rates[k] / total for k in keys}
-            for k in keys:
-                out[k] += int(shares[k])
-            left = self.warm - sum(out.values())
-            # the largest remainders, most recent first among equals
-            for k in sorted(keys, key=lambda k: shares[k] - int(shares[k]), reverse=True)[:left]:
-                out[k] += 1
-        return out
+        return keyed_targets(self._recent, self._arrivals, self.reactor.seconds(), self.warm_ttl, budget)
 
     def first_token(self) -> None:
         """
@@ -825,36 +734,44 @@ class ProcessManager:
             return
         targets = self.targets()
         # end idle processes of keys no longer wanted, or beyond their share
-        for key, entries in list(self._idle.items()):
+        for key, entries in list(self.pool.keyed.items()):
             while len(entries) > targets.get(key, 0):
-                entry = entries.pop()
-                self._cancel(entry.timer)
+                entry = entries[-1]
+                self.pool.remove(entry)
                 entry.proc.kill("pool_trim")
-            if not entries:
-                del self._idle[key]
-        for key, want in targets.items():
-            entries = self._idle.setdefault(key, [])
-            while len(entries) < want:
-                if self.max_processes and self._alive() >= self.max_processes:
-                    # warm processes never push out a conversation
+        want = self.generic_wanted()
+        while len(self.pool.generic) > want:
+            entry = self.pool.generic[-1]
+            self.pool.remove(entry)
+            entry.proc.kill("pool_trim")
+        while len(self.pool.generic) < want:
+            if not self._add_idle(None):
+                return
+        for key, count in targets.items():
+            while len(self.pool.keyed.get(key, [])) < count:
+                if not self._add_idle(key):
                     return
-                try:
-                    proc = self._spawn(key)
-                except ProxyError as e:
-                    self.log.warn("cannot keep a CLI process warm: {why}", why=e.message)
-                    return
-                proc.ask_ready()
-                entry = _Idle(proc, key, self.reactor.seconds())
-                entry.timer = self.reactor.callLater(self.warm_ttl, self._idle_expired, entry)
-                entries.append(entry)
+        if self.binding and want:
+            # the pool shrinks again once the peak has aged out
+            self._schedule_refill(min(60.0, self.demand.window))
 
-    def _idle_expired(self, entry: _Idle) -> None:
-        entries = self._idle.get(entry.key, [])
-        if entry in entries:
-            entries.remove(entry)
-            self.stats.warm_expired += 1
-            entry.proc.kill("expired")
-            self._schedule_refill()
+    def _add_idle(self, key: Optional[SpawnKey]) -> bool:
+        if self.max_processes and self._alive() >= self.max_processes:
+            # warm processes never push out a conversation
+            return False
+        try:
+            proc = self._spawn(key) if key is not None else self._spawn_generic()
+        except ProxyError as e:
+            self.log.warn("cannot keep a CLI process warm: {why}", why=e.message)
+            return False
+        proc.ask_ready()
+        self.pool.add(Idle(proc, key, self.reactor.seconds(), model=self.generic_model if key is None else ""))
+        return True
+
+    def _idle_expired(self, entry: Idle) -> None:
+        self.stats.warm_expired += 1
+        entry.proc.kill("expired")
+        self._schedule_refill()
 
     # -- reporting and shutdown --------------------------------------------------
 
@@ -862,21 +779,36 @@ class ProcessManager:
         targets = self.targets()
         return {
             "live_processes": len(self.live),
+            "mode": self.mode,
+            "binding_off": self.binding_off,
             "warm": {
                 "max_idle": self.warm,
+                "cap": self.warm_cap,
                 "ttl": self.warm_ttl,
-                "idle": [dict(key_view(key), count=len(entries)) for key, entries in self._idle.items() if entries],
+                "generic": {
+                    "idle": len(self.pool.generic),
+                    "ready": self.pool.ready_generic(),
+                    "target": self.generic_wanted(),
+                    "peak": self.demand.peak(self.reactor.seconds()),
+                    "bound": self.stats.bound,
+                    "written": self.stats.written,
+                    "bind_failed": self.stats.bind_failed,
+                    "history_write_max": self.history_write_max,
+                },
+                "idle": [
+                    dict(key_view(key), count=len(entries)) for key, entries in self.pool.keyed.items() if entries
+                ],
                 "hits": self.stats.warm_hits,
                 "starting": self.stats.starting_hits,
-                "ready": sum(1 for entries in self._idle.values() for e in entries if e.proc.ready),
+                "ready": sum(1 for e in self.pool.all() if e.proc.ready),
                 "misses": self.stats.warm_misses,
                 "keys": [
                     dict(
                         key_view(key),
                         hits=hits,
                         misses=misses,
-                        idle=len(self._idle.get(key, [])),
-                        ready=sum(1 for e in self._idle.get(key, []) if e.proc.ready),
+                        idle=len(self.pool.keyed.get(key, [])),
+                        ready=sum(1 for e in self.pool.keyed.get(key, []) if e.proc.ready),
                         target=targets.get(key, 0),
                     )
                     for key, (hits, misses) in self.key_stats.items()
@@ -885,7 +817,8 @@ class ProcessManager:
                 "expired": self.stats.warm_expired,
             },
             "sessions": {
-                "live": len(self._sessions),
+                "live": len(self.sessions),
+                "one_shot": sum(1 for s in self.sessions if s.one_shot),
                 "max": self.max_sessions,
                 "ttl": self.session_ttl,
                 "hits": self.stats.session_hits,
@@ -897,7 +830,7 @@ class ProcessManager:
                 "resumed_spawns": self.stats.resumed_spawns,
             },
             "tools": {
-                "waiting": len(self._tool_waits),
+                "waiting": len(self.tool_waits),
                 "resumed": self.stats.tool_hits,
                 "expired": self.stats.tool_waits_expired,
                 "abandoned": self.stats.tool_waits_abandoned,
@@ -910,11 +843,11 @@ class ProcessManager:
 
     @property
     def idle_count(self) -> int:
-        return sum(len(e) for e in self._idle.values())
+        return len(self.pool)
 
     @property
     def session_count(self) -> int:
-        return len(self._sessions)
+        return len(self.sessions)
 
     def shutdown(self) -> Deferred[Any]:
         """
@@ -922,17 +855,12 @@ class ProcessManager:
         reaped.
         """
         self.closing = True
-        self._cancel(self._refill_call)
-        for entries in self._idle.values():
-            for entry in entries:
-                self._cancel(entry.timer)
-        for session in self._sessions.values():
-            self._cancel(session.timer)
-        for wait in self._tool_waits.values():
-            self._cancel(wait.timer)
-        self._idle.clear()
-        self._sessions.clear()
-        self._tool_waits.clear()
+        call = self._refill_call
+        if call is not None and call.active():
+            call.cancel()
+        self.pool.clear()
+        self.sessions.clear()
+        self.tool_waits.clear()
         waits = []
         for proc in list(self.live):
             proc.kill("shutdown")

@@ -294,6 +294,32 @@ def kill_group(pid: int) -> None:
 READY_REQUEST = "claudeproxy-ready"
 
 
+class ControlError(Exception):
+    """
+    The CLI answered a control request with an error.
+    """
+
+
+class ProcessGone(Exception):
+    """
+    The CLI ended before it answered.
+    """
+
+
+#: answers one of the CLI's control requests, or None to refuse it
+ControlHandler = Callable[[Mapping[str, Any]], Optional[Deferred[Mapping[str, Any]]]]
+
+
+def _local_echo(obj: Mapping[str, Any]) -> bool:
+    """
+    Whether a C{user} line is the CLI echoing a local command's output
+    (C{<local-command-stdout>}), not a turn.
+    """
+    message = obj.get("message")
+    content = message.get("content") if isinstance(message, Mapping) else None
+    return isinstance(content, str) and content.startswith("<local-command-stdout>")
+
+
 class CLIProcess(ProcessProtocol):
     """
     A running CLI.  Lines go to the current L{ProcessSink}; C{ended} fires
@@ -324,6 +350,18 @@ class CLIProcess(ProcessProtocol):
         #: and a turn written now is answered at once
         self.ready = False
         self.asked_ready = False
+        #: the readiness probe was answered with an error: this CLI lacks
+        #: the control request
+        self.control_error: Optional[str] = None
+        #: the control requests sent and not answered yet, by request id
+        self._controls: dict[str, Deferred[Mapping[str, Any]]] = {}
+        self._control_seq = 0
+        #: answers the CLI's own control requests (C{mcp_message}: the
+        #: client's tools over the control channel); set while bound
+        self.control_handler: Optional[ControlHandler] = None
+        #: how many times the CLI echoed a local command (C{set_model}'s
+        #: "Set model to" on 2.1.197) as a user line
+        self.local_echoes = 0
 
     # -- who listens ---------------------------------------------------------
 
@@ -356,13 +394,33 @@ class CLIProcess(ProcessProtocol):
     def ask_ready(self) -> None:
         """
         Ask the CLI to say when it has finished starting: the stream-json
-        control protocol's C{initialize} request (the Agent SDK's first
-        message), answered by a C{control_response} only once the CLI is
-        up (~0.7 s after the spawn on 2.1.197 and 2.1.332; it prints
-        nothing else before its first turn).  The answer sets C{ready}.
+        control protocol's C{get_binary_version} request, answered only once
+        the CLI is up (0.4-1.6 s after the spawn on 2.1.197 and 2.1.332) and
+        binding nothing: a later C{initialize} still sets the system prompt,
+        schema and tools (a bare C{initialize} would lock them).  The answer
+        sets C{ready}; an error answer (a CLI without the request) sets
+        C{control_error} instead.
         """
         self.asked_ready = True
-        self.send({"type": "control_request", "request_id": READY_REQUEST, "request": {"subtype": "initialize"}})
+        self.send(
+            {"type": "control_request", "request_id": READY_REQUEST, "request": {"subtype": "get_binary_version"}}
+        )
+
+    def control(self, request: Mapping[str, Any]) -> Deferred[Mapping[str, Any]]:
+        """
+        Send a control request; fires with the CLI's answer (its
+        C{response} object), or fails with L{ControlError} when the CLI
+        answers with an error, or with L{ProcessGone} when it ends first.
+        """
+        self._control_seq += 1
+        rid = "claudeproxy-%d" % (self._control_seq,)
+        d: Deferred[Mapping[str, Any]] = Deferred()
+        if self.is_ended:
+            d.errback(ProcessGone("the CLI process ended"))
+            return d
+        self._controls[rid] = d
+        self.send({"type": "control_request", "request_id": rid, "request": dict(request)})
+        return d
 
     def send(self, obj: Mapping[str, Any]) -> None:
         self.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
@@ -433,16 +491,86 @@ class CLIProcess(ProcessProtocol):
                     dropped=raw.dropped,
                     kind=obj.get("type"),
                 )
-            if obj.get("type") == "control_response":
-                response = obj.get("response")
-                if isinstance(response, Mapping) and response.get("request_id") == READY_REQUEST:
-                    # the daemon's own probe: not part of any turn
-                    self.ready = True
-                    continue
+            kind = obj.get("type")
+            if kind == "control_response":
+                self._control_answered(obj.get("response"))
+                continue
+            if kind == "control_request":
+                self._control_asked(obj)
+                continue
+            if kind == "control_cancel_request" or kind == "command_lifecycle":
+                continue
+            if kind == "user" and _local_echo(obj):
+                # a local command's output (set_model on 2.1.197): not part
+                # of any turn
+                self.local_echoes += 1
+                continue
             if obj.get("type") == "system" and obj.get("subtype") == "init":
                 self.init = obj
             if self._sink is not None:
                 self._sink.cli_line(obj)
+
+    def _control_answered(self, response: Any) -> None:
+        if not isinstance(response, Mapping):
+            return
+        rid = response.get("request_id")
+        error = response.get("error") if response.get("subtype") == "error" else None
+        if rid == READY_REQUEST:
+            # the daemon's own probe: not part of any turn
+            if error is not None:
+                self.control_error = str(error)
+            else:
+                self.ready = True
+            return
+        d = self._controls.pop(rid, None) if isinstance(rid, str) else None
+        if d is None:
+            return
+        if response.get("subtype") == "error":
+            d.errback(ControlError(str(error or "the CLI refused the control request")))
+        else:
+            answer = response.get("response")
+            d.callback(answer if isinstance(answer, Mapping) else {})
+
+    def _control_asked(self, obj: Mapping[str, Any]) -> None:
+        """
+        The CLI asks the daemon something (the client's tools over the
+        control channel).  Answered by the handler, else refused.
+        """
+        rid = obj.get("request_id")
+        request = obj.get("request")
+        if not isinstance(rid, str) or not isinstance(request, Mapping):
+            return
+        handler = self.control_handler
+        answer: Deferred[Mapping[str, Any]] | None = None
+        if handler is not None:
+            answer = handler(request)
+        if answer is None:
+            self.send(
+                {
+                    "type": "control_response",
+                    "response": {
+                        "subtype": "error",
+                        "request_id": rid,
+                        "error": "claudeproxy does not handle %s" % (request.get("subtype"),),
+                    },
+                }
+            )
+            return
+
+        def reply(result: Mapping[str, Any]) -> None:
+            self.send(
+                {"type": "control_response", "response": {"subtype": "success", "request_id": rid, "response": result}}
+            )
+
+        def failed(f: Failure) -> None:
+            self.send(
+                {
+                    "type": "control_response",
+                    "response": {"subtype": "error", "request_id": rid, "error": f.getErrorMessage()},
+                }
+            )
+
+        answer.addCallbacks(reply, failed)
 
     def _may_elide(self, head: bytes) -> bool:
         """
@@ -481,6 +609,9 @@ class CLIProcess(ProcessProtocol):
         self.exit_status = status
         # anything the CLI left in its group goes with it
         self._kill_group()
+        controls, self._controls = self._controls, {}
+        for d in controls.values():
+            d.errback(ProcessGone("the CLI process ended (status %s)" % (status,)))
         sink, self._sink = self._sink, None
         if sink is not None:
             try:

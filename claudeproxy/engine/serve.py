@@ -9,19 +9,21 @@ and the consumer (if any) that back-pressure pauses.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Optional
 
 import attrs
 from twisted.internet.interfaces import IConsumer, IReactorTime
 
 from ..config import Config
-from .continuity import assistant_message, call_list, without_transient
+from .binder import BindFailed, bind
+from .continuity import Continuation, assistant_message, call_list, calls_digest, without_transient
 from .conversation import Conversation, turn_blocks, user_line
 from .errors import ProxyError
 from .history import check_tool_pairs, history_tools
 from .ids import ToolIds
 from .limits import merge_limits
-from .pool import Continuation, Lease, ProcessManager, calls_digest
+from .pool import Lease, ProcessManager
 from .process import SpawnKey
 from .spec import TurnSpec
 from .streaming import Outcome, TurnOutput, TurnRun
@@ -53,7 +55,9 @@ def continuation(conversation: Conversation, outcome: Outcome) -> Optional[Conti
         or not finished.reply_length
     ):
         return None
-    return Continuation(conversation.messages, finished.reply_digest())
+    digest = finished.reply_digest()
+    trimmed = finished.trimmed_reply_digest()
+    return Continuation(conversation.messages, digest, trimmed if trimmed != digest else None)
 
 
 def end_cause(outcome: Outcome) -> str:
@@ -144,10 +148,23 @@ class TurnServer:
         spec = self.prepared(spec)
         key = spawn_key(spec, self.config)
         compactions = 0
+        generic = True
         while True:
             if self.closing:
                 raise SHUTTING_DOWN
-            lease = self.manager.acquire(key, spec.conversation)
+            lease = self.manager.acquire(key, spec.conversation, generic)
+            if lease.bind is not None:
+                try:
+                    await self._bind(lease, spec)
+                except BindFailed as e:
+                    # served by a process started for it instead
+                    self.manager.bind_failed(lease, str(e))
+                    self.manager.release(lease, None, "bind_failed")
+                    generic = False
+                    continue
+                except BaseException:
+                    self.manager.release(lease, None, "client_gone")
+                    raise
             served(lease.source)
             outcome: Optional[Outcome] = None
             state = TurnState(model=spec.cli_model)
@@ -160,6 +177,23 @@ class TurnServer:
             if outcome.retry:
                 continue
             return attrs.evolve(outcome, served=lease.source, model=state.model, rate_limit=state.rate_limit)
+
+    async def _bind(self, lease: Lease, spec: TurnSpec) -> None:
+        """
+        Give a generic process the request's settings and history.
+        """
+        assert lease.bind is not None
+        manager = self.manager
+        await bind(
+            self.reactor,
+            lease.proc,
+            lease.key,
+            lease.bind.model,
+            lease.bind.history,
+            os.path.realpath(manager.workdir),
+            manager.cli_version,
+            manager.clock,
+        )
 
     async def _attempt(
         self,

@@ -172,6 +172,8 @@ class Finished:
     #: when not known (then C{text} is the reply)
     text_digest: str = ""
     text_length: int = 0
+    #: L{digest_text} of the text without its trailing whitespace
+    trimmed_digest: str = ""
     #: the web searches the model ran in this turn
     searches: tuple[WebSearch, ...] = ()
 
@@ -180,6 +182,14 @@ class Finished:
         L{digest_text} of the reply's text.
         """
         return self.text_digest or digest_text(self.text)
+
+    def trimmed_reply_digest(self) -> str:
+        """
+        L{digest_text} of the reply's text without trailing whitespace.
+        """
+        if self.text_digest:
+            return self.trimmed_digest or self.text_digest
+        return digest_text(self.text.rstrip())
 
     @property
     def reply_length(self) -> int:
@@ -239,6 +249,7 @@ class TurnState:
     _message_stopped: bool = False
     #: the digest and length of all the text delivered
     _digest: Any = attrs.Factory(hashlib.sha256)
+    _trimmed: Any = attrs.Factory(hashlib.sha256)
     _text_length: int = 0
     #: the text streamed for a message that has not completed (a retry of
     #: it may repeat it) is what was delivered after this point: the
@@ -295,6 +306,12 @@ class TurnState:
         return message_id in self._streamed_text
 
     def _add_text(self, text: str) -> None:
+        head = text.rstrip()
+        if head:
+            # the digest of the text without its trailing whitespace, which
+            # clients (Open WebUI) trim from the reply they send back
+            self._trimmed = self._digest.copy()
+            self._trimmed.update(_utf8(head))
         self._digest.update(_utf8(text))
         self._text_length += len(text)
         if self.keep_text:
@@ -336,6 +353,7 @@ class TurnState:
         self.text = []
         self.reasoning = []
         self._digest = hashlib.sha256()
+        self._trimmed = hashlib.sha256()
         self._text_length = 0
         self._kept = []
         self._reset_partial()
@@ -348,6 +366,7 @@ class TurnState:
         kwargs.setdefault("text", "".join(self.text))
         kwargs.setdefault("reasoning", "".join(self.reasoning))
         kwargs.setdefault("text_digest", self._digest.hexdigest())
+        kwargs.setdefault("trimmed_digest", self._trimmed.hexdigest())
         kwargs.setdefault("text_length", self._text_length)
         kwargs.setdefault("searches", tuple(self.searches))
         return Finished(model=self.model, **kwargs)
