@@ -654,6 +654,19 @@ class DoctorTests(Workspace):
         )
         self.assertTrue(self.line(out, "daemon's CLI").startswith("ok"), out)
 
+    def test_daemon_says_how_warm_processes_serve(self) -> None:
+        fake_claude(self.bin, auth_status=(LOGGED_IN, 0))
+        cli = {"path": self.claude, "version": TESTED_VERSION}
+        self.serve_health({"status": "ok", "version": "0.1.0", "cli": cli, "pool": {"mode": "generic"}})
+        status, out, _ = self.doctor()
+        self.assertIn("generic: each is bound to a request", self.line(out, "warm processes"))
+        why = "the CLI refused get_binary_version: unknown"
+        self.serve_health(
+            {"status": "ok", "version": "0.1.0", "cli": cli, "pool": {"mode": "keyed", "binding_off": why}}
+        )
+        status, out, _ = self.doctor()
+        self.assertIn("keyed (each started for one combination of settings): " + why, self.line(out, "warm processes"))
+
     def test_daemon_degraded(self) -> None:
         fake_claude(self.bin, auth_status=(LOGGED_IN, 0))
         self.serve_health(

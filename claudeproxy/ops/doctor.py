@@ -368,7 +368,31 @@ def check_port(config: DoctorConfig, service_running: bool) -> list[Check]:
         )
     else:
         checks.append(Check("daemon's CLI", OK, "%s %s" % (cli.get("path"), cli.get("version") or "")))
+    mode = warm_mode(health.get("pool") or {})
+    if mode is not None:
+        checks.append(mode)
     return checks
+
+
+def warm_mode(pool: Mapping[str, Any]) -> Optional[Check]:
+    """
+    How the running daemon's warm processes serve requests: generic ones
+    bound to each request when it arrives, or keyed ones (and why).
+    """
+    mode = pool.get("mode")
+    if mode == "generic":
+        return Check("warm processes", OK, "generic: each is bound to a request's settings and history when it arrives")
+    if mode == "keyed":
+        why = pool.get("binding_off")
+        if why:
+            return Check(
+                "warm processes",
+                WARN,
+                "keyed (each started for one combination of settings): %s" % (why,),
+                "npm install -g @anthropic-ai/claude-code@latest; then restart the daemon",
+            )
+        return Check("warm processes", INFO, "keyed (--late-binding off)")
+    return None
 
 
 # -- the service ---------------------------------------------------------------

@@ -1,0 +1,438 @@
+"""
+Unit tests for binding generic processes late: the control requests and
+history lines (pure), the process's control channel, the binder against a
+scripted CLI, the demand-following pool, sessions kept by worth, and
+continuation that tolerates trimmed whitespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from claudeproxy.engine.binder import BindFailed, bind
+from claudeproxy.engine.binding import (
+    can_bind,
+    generic_argv,
+    history_lines,
+    history_write_max,
+    initialize_request,
+    model_request,
+    settings_request,
+    user_turns,
+)
+from claudeproxy.engine.continuity import Continuation, continues
+from claudeproxy.engine.conversation import Conversation, Message, text_block
+from claudeproxy.engine.pool import ProcessManager
+from claudeproxy.engine.process import READY_REQUEST, CLIProcess, SpawnKey
+from claudeproxy.engine.sessions import LiveSessions, Session
+from claudeproxy.engine.tools import spec
+from claudeproxy.engine.turn import TurnState, digest_text
+from claudeproxy.engine.warm import Demand, generic_target, memory_cap
+from tests.fakes import FakeSpawner, FakeTransport, RecordingKiller
+
+TOOL = spec("get_weather", "The weather.", {"type": "object", "properties": {"city": {"type": "string"}}})
+
+
+def user(text: str) -> Message:
+    return Message("user", [text_block(text)])
+
+
+def assistant(text: str) -> Message:
+    return Message("assistant", [text_block(text)])
+
+
+def sent(transport: FakeTransport) -> list[dict[str, Any]]:
+    return [json.loads(line) for chunk in transport.written for line in chunk.splitlines() if line.strip()]
+
+
+def answer(proc: CLIProcess, request_id: str, response: Optional[dict[str, Any]] = None, error: str = "") -> None:
+    body: dict[str, Any] = {"subtype": "error", "request_id": request_id, "error": error}
+    if not error:
+        body = {"subtype": "success", "request_id": request_id, "response": response or {}}
+    proc.outReceived(json.dumps({"type": "control_response", "response": body}).encode() + b"\n")
+
+
+def line(proc: CLIProcess, obj: dict[str, Any]) -> None:
+    proc.outReceived(json.dumps(obj).encode() + b"\n")
+
+
+class BindingRequestTests(SynchronousTestCase):
+    def test_initialize_replace_mode(self) -> None:
+        self.assertEqual(initialize_request(SpawnKey("sonnet")), {"subtype": "initialize", "systemPrompt": ""})
+        key = SpawnKey("sonnet", "Be brief.", tools=(TOOL,), json_schema='{"type":"object"}')
+        self.assertEqual(
+            initialize_request(key),
+            {
+                "subtype": "initialize",
+                "systemPrompt": "Be brief.",
+                "jsonSchema": {"type": "object"},
+                "sdkMcpServers": ["cp"],
+            },
+        )
+
+    def test_initialize_append_mode(self) -> None:
+        key = SpawnKey("sonnet", "Also this.", "append")
+        self.assertEqual(initialize_request(key), {"subtype": "initialize", "appendSystemPrompt": "Also this."})
+
+    def test_settings_and_model(self) -> None:
+        self.assertIsNone(settings_request(SpawnKey("sonnet")))
+        self.assertEqual(
+            settings_request(SpawnKey("sonnet", effort="low", max_tokens=1000)),
+            {
+                "subtype": "apply_flag_settings",
+                "settings": {"effortLevel": "low", "env": {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "1000"}},
+            },
+        )
+        self.assertIsNone(model_request(SpawnKey("sonnet"), "sonnet"))
+        self.assertEqual(model_request(SpawnKey("haiku"), "sonnet"), {"subtype": "set_model", "model": "haiku"})
+
+    def test_what_stays_fixed_at_spawn(self) -> None:
+        self.assertTrue(can_bind(SpawnKey("sonnet", "S", tools=(TOOL,), effort="high")))
+        self.assertFalse(can_bind(SpawnKey("sonnet", web_search=True)))
+        argv = generic_argv("claude", "sonnet", ("--setting-sources", ""))
+        self.assertNotIn("--system-prompt", argv)
+        self.assertEqual(argv[argv.index("--tools") + 1], "")
+        self.assertEqual(argv[argv.index("--allowedTools") + 1], "mcp__cp")
+
+    def test_history_lines(self) -> None:
+        history = (
+            user("a"),
+            Message("assistant", [text_block("b"), {"type": "tool_use", "id": "t1", "name": "f", "input": {}}]),
+            Message("user", [{"type": "tool_result", "tool_use_id": "t1", "content": "r"}]),
+            assistant("c"),
+        )
+        lines = history_lines(history, "sonnet", "/w", "2.1.197", "now")
+        self.assertEqual([(x["type"], x.get("shouldQuery")) for x in lines], [("user", False), ("assistant", None)] * 2)
+        self.assertEqual(lines[1]["message"]["content"][1]["name"], "mcp__cp__f")
+        self.assertEqual(lines[1]["message"]["stop_reason"], "tool_use")
+        self.assertEqual(user_turns(history), 2)
+
+    def test_history_write_max_by_version(self) -> None:
+        self.assertGreater(history_write_max((2, 1, 197)), history_write_max((2, 1, 332)))
+
+
+class ControlChannelTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.proc = CLIProcess(RecordingKiller())
+        self.transport = FakeTransport(7)
+        self.proc.makeConnection(self.transport)  # type: ignore[arg-type]
+
+    def test_readiness_probe_binds_nothing(self) -> None:
+        self.proc.ask_ready()
+        self.assertEqual(sent(self.transport)[0]["request"], {"subtype": "get_binary_version"})
+        answer(self.proc, READY_REQUEST, {"version": "2.1.197"})
+        self.assertTrue(self.proc.ready)
+
+    def test_probe_refused(self) -> None:
+        self.proc.ask_ready()
+        answer(self.proc, READY_REQUEST, error="unknown subtype")
+        self.assertFalse(self.proc.ready)
+        self.assertEqual(self.proc.control_error, "unknown subtype")
+
+    def test_control_answer_and_error(self) -> None:
+        got: list[Any] = []
+        self.proc.control({"subtype": "set_model", "model": "haiku"}).addBoth(got.append)
+        rid = sent(self.transport)[-1]["request_id"]
+        answer(self.proc, rid, {"model": "claude-haiku"})
+        self.assertEqual(got, [{"model": "claude-haiku"}])
+        self.proc.control({"subtype": "nope"}).addErrback(lambda f: got.append(f.getErrorMessage()))
+        answer(self.proc, sent(self.transport)[-1]["request_id"], error="no such thing")
+        self.assertEqual(got[-1], "no such thing")
+
+    def test_cli_requests_refused_without_handler(self) -> None:
+        line(self.proc, {"type": "control_request", "request_id": "r1", "request": {"subtype": "can_use_tool"}})
+        (reply,) = sent(self.transport)
+        self.assertEqual(reply["response"]["subtype"], "error")
+        self.assertEqual(reply["response"]["request_id"], "r1")
+
+    def test_local_echo_is_not_a_turn(self) -> None:
+        lines: list[Any] = []
+
+        class Sink:
+            def cli_line(self, obj: Any) -> None:
+                lines.append(obj)
+
+            def cli_garbage(self, raw: bytes) -> None:
+                pass
+
+            def cli_exited(self, status: Any, tail: str) -> None:
+                pass
+
+            def may_elide(self, kind: str, message_id: Optional[str]) -> bool:
+                return False
+
+        self.proc.attach(Sink())
+        echo = {
+            "type": "user",
+            "message": {"role": "user", "content": "<local-command-stdout>Set model</local-command-stdout>"},
+        }
+        line(self.proc, echo)
+        self.assertEqual((lines, self.proc.local_echoes), ([], 1))
+
+
+class ScriptedCLI:
+    """
+    Answers a bound process's control requests as the CLI does:
+    C{initialize} (with the tool server's handshake first, as 2.1.332),
+    C{set_model} with the 2.1.197 echo, history lines with their
+    C{result}.
+    """
+
+    def __init__(self, proc: CLIProcess, transport: FakeTransport, handshake: bool = False, echo: bool = False) -> None:
+        self.proc = proc
+        self.transport = transport
+        self.handshake = handshake
+        self.echo = echo
+        self.seen = 0
+
+    def step(self) -> None:
+        """
+        Answer everything written since the last step.
+        """
+        lines = sent(self.transport)
+        new, self.seen = lines[self.seen :], len(lines)
+        for obj in new:
+            if obj["type"] == "control_request":
+                request = obj["request"]
+                if request["subtype"] == "initialize" and self.handshake and "sdkMcpServers" in request:
+                    for n, method in enumerate(["initialize", "notifications/initialized", "tools/list"]):
+                        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+                        if method != "notifications/initialized":
+                            message["id"] = n
+                        line(
+                            self.proc,
+                            {
+                                "type": "control_request",
+                                "request_id": "m%d" % (n,),
+                                "request": {"subtype": "mcp_message", "server_name": "cp", "message": message},
+                            },
+                        )
+                if request["subtype"] == "set_model" and self.echo:
+                    line(
+                        self.proc,
+                        {
+                            "type": "user",
+                            "message": {"role": "user", "content": "<local-command-stdout>x</local-command-stdout>"},
+                        },
+                    )
+                answer(self.proc, obj["request_id"])
+            elif obj["type"] == "user" and obj.get("shouldQuery") is False:
+                line(self.proc, {"type": "result", "subtype": "success", "num_turns": 0, "is_error": False})
+
+
+class BinderTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.proc = CLIProcess(RecordingKiller())
+        self.transport = FakeTransport(7)
+        self.proc.makeConnection(self.transport)  # type: ignore[arg-type]
+
+    def bind(self, cli: ScriptedCLI, key: SpawnKey, history: tuple[Message, ...] = ()) -> list[Any]:
+        out: list[Any] = []
+        d = Deferred.fromCoroutine(bind(self.clock, self.proc, key, "sonnet", history, "/w", "2.1.197"))
+        d.addBoth(out.append)
+        for _ in range(20):
+            cli.step()
+        return out
+
+    def test_everything_in_order(self) -> None:
+        cli = ScriptedCLI(self.proc, self.transport, handshake=True, echo=True)
+        key = SpawnKey("haiku", "S", effort="low", tools=(TOOL,))
+        out = self.bind(cli, key, (user("q"), assistant("a")))
+        self.assertEqual(out, [None])
+        kinds = [
+            (o["type"], o.get("request", {}).get("subtype") or o.get("subtype") or o.get("response", {}).get("subtype"))
+            for o in sent(self.transport)
+        ]
+        self.assertEqual(
+            kinds,
+            [
+                ("control_request", "initialize"),
+                ("control_response", "success"),
+                ("control_response", "success"),
+                ("control_response", "success"),
+                ("control_request", "set_model"),
+                # the echo of set_model is hidden from upstream
+                ("system", "compact_boundary"),
+                ("control_request", "apply_flag_settings"),
+                ("user", None),
+                ("assistant", None),
+            ],
+        )
+        tools_list = sent(self.transport)[3]["response"]["response"]["mcp_response"]["result"]["tools"]
+        self.assertEqual([t["name"] for t in tools_list], ["get_weather"])
+
+    def test_no_boundary_without_echo(self) -> None:
+        cli = ScriptedCLI(self.proc, self.transport)
+        self.assertEqual(self.bind(cli, SpawnKey("haiku")), [None])
+        self.assertNotIn("system", [o["type"] for o in sent(self.transport)])
+
+    def test_refused_initialize_fails_the_binding(self) -> None:
+        out: list[Any] = []
+        d = Deferred.fromCoroutine(bind(self.clock, self.proc, SpawnKey("sonnet"), "sonnet", (), "/w", "2.1.197"))
+        d.addErrback(lambda f: out.append(f.trap(BindFailed)))
+        answer(self.proc, sent(self.transport)[0]["request_id"], error="unknown")
+        self.assertEqual(out, [BindFailed])
+
+    def test_silent_cli_times_out(self) -> None:
+        out: list[Any] = []
+        d = Deferred.fromCoroutine(bind(self.clock, self.proc, SpawnKey("sonnet"), "sonnet", (), "/w", "2.1.197"))
+        d.addErrback(lambda f: out.append(f.trap(BindFailed)))
+        self.clock.advance(30)
+        self.assertEqual(out, [BindFailed])
+
+
+class DemandTests(SynchronousTestCase):
+    def test_peak_ages_out(self) -> None:
+        demand = Demand(window=100)
+        for _ in range(5):
+            demand.begin(0)
+        for _ in range(5):
+            demand.end()
+        demand.begin(50)
+        self.assertEqual(demand.peak(60), 5)
+        self.assertEqual(demand.peak(120), 1)
+        demand.end()
+        self.assertEqual(demand.peak(200), 0)
+
+    def test_target(self) -> None:
+        self.assertEqual(generic_target(0, 8), 2)
+        self.assertEqual(generic_target(1, 8), 2)
+        self.assertEqual(generic_target(8, 8), 8)
+        self.assertEqual(generic_target(3, 8), 4)
+        self.assertEqual(generic_target(5, 1), 1)
+        self.assertEqual(generic_target(5, 0), 0)
+
+    def test_memory_cap(self) -> None:
+        self.assertEqual(memory_cap(24 * 1024**3), 20)
+        self.assertEqual(memory_cap(8 * 1024**3), 6)
+        self.assertEqual(memory_cap(512 * 1024**2), 1)
+
+
+class GenericPoolTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.spawner = FakeSpawner()
+        self.claude = self.mktemp()
+        with open(self.claude, "w") as f:
+            f.write("#!/bin/sh\nexit 1\n")
+        os.chmod(self.claude, 0o755)
+        self.m = ProcessManager(
+            self.clock,
+            self.claude,
+            "",
+            {},
+            os.path.dirname(os.path.abspath(self.claude)),
+            self.spawner,
+            RecordingKiller(),
+            warm=8,
+            warm_cap=20,
+            binding=True,
+            default_key=SpawnKey("sonnet"),
+        )
+        self.m.start()
+        self.clock.advance(0)
+
+    def ready_all(self) -> None:
+        for proc in self.spawner.procs:
+            if not proc.ready and not proc.is_ended:
+                answer(proc, READY_REQUEST)
+
+    def test_any_key_takes_a_generic_process(self) -> None:
+        self.assertEqual(len(self.m.pool.generic), 2)
+        self.ready_all()
+        for key in (SpawnKey("haiku", "S"), SpawnKey("sonnet", None, tools=(TOOL,), json_schema="{}")):
+            lease = self.m.acquire(key, Conversation(None, [user("hi")]))
+            self.assertEqual(lease.source, "warm")
+            assert lease.bind is not None
+            self.assertEqual(lease.bind.model, "sonnet")
+        self.assertEqual(self.m.stats.bound, 2)
+
+    def test_history_within_the_limit_is_written(self) -> None:
+        self.ready_all()
+        messages = [user("a"), assistant("b"), user("c")]
+        lease = self.m.acquire(SpawnKey("sonnet"), Conversation(None, messages))
+        self.assertEqual(lease.source, "written")
+        assert lease.bind is not None
+        self.assertEqual(len(lease.bind.history), 2)
+        self.m.history_write_max = 0
+        lease = self.m.acquire(SpawnKey("sonnet"), Conversation(None, messages))
+        self.assertEqual(lease.source, "cold")
+        self.assertIn("--resume", self.spawner.calls[-1][2])
+
+    def test_pool_follows_the_peak_and_shrinks(self) -> None:
+        self.ready_all()
+        leases = [self.m.acquire(SpawnKey("sonnet"), Conversation(None, [user("%d" % i)])) for i in range(5)]
+        for lease in leases:
+            self.m.release(lease)
+        self.clock.advance(1)
+        self.assertEqual(len(self.m.pool.generic), 6)
+        # quiet: the peak ages out, then the whole pool goes
+        for _ in range(11):
+            self.clock.advance(60)
+        self.assertLessEqual(len(self.m.pool.generic), 2)
+        self.clock.advance(600)
+        self.assertEqual(len(self.m.pool.generic), 0)
+
+    def test_web_search_is_keyed(self) -> None:
+        self.ready_all()
+        lease = self.m.acquire(SpawnKey("sonnet", web_search=True), Conversation(None, [user("x")]))
+        self.assertEqual(lease.source, "cold")
+        self.assertIsNone(lease.bind)
+
+    def test_a_cli_without_the_control_requests_falls_back(self) -> None:
+        for proc in self.spawner.procs:
+            answer(proc, READY_REQUEST, error="unknown subtype get_binary_version")
+        lease = self.m.acquire(SpawnKey("sonnet"), Conversation(None, [user("x")]))
+        self.assertEqual(lease.source, "cold")
+        self.assertEqual(self.m.mode, "keyed")
+        self.assertIn("get_binary_version", self.m.binding_off or "")
+
+    def test_old_cli_falls_back(self) -> None:
+        self.m.cli_known("2.1.100 (Claude Code)")
+        self.assertEqual((self.m.mode, self.m.cli_version), ("keyed", "2.1.100"))
+
+    def test_version_recorded(self) -> None:
+        self.m.cli_known("2.1.332 (Claude Code)")
+        self.assertEqual((self.m.mode, self.m.cli_version, self.m.history_write_max), ("generic", "2.1.332", 20))
+
+
+class SessionWorthTests(SynchronousTestCase):
+    def test_one_shot_goes_first(self) -> None:
+        clock = Clock()
+        ended: list[str] = []
+        sessions = LiveSessions(clock, 2, 300, lambda s, why: ended.append(s.held.messages[0].blocks[0]["text"]))
+
+        def keep(*texts: str) -> None:
+            messages = tuple(user(t) if i % 2 == 0 else assistant(t) for i, t in enumerate(texts))
+            sessions.keep(Session(CLIProcess(RecordingKiller()), SpawnKey("sonnet"), Continuation(messages, "d")))
+            clock.advance(1)
+
+        keep("conversation", "reply", "more")
+        keep("title task")
+        keep("tags task")
+        self.assertEqual(ended, ["title task"])
+        keep("another", "reply", "more")
+        self.assertEqual(ended, ["title task", "tags task"])
+        keep("third", "reply", "more")
+        self.assertEqual(ended[-1], "conversation")
+
+
+class TrimmedContinuationTests(SynchronousTestCase):
+    def test_trailing_whitespace_trimmed_by_the_client(self) -> None:
+        state = TurnState(model="sonnet")
+        for piece in ("Hello", " there.", "\n", "  "):
+            state._add_text(piece)
+        finished = state.finished_so_far(stop_reason="end_turn", usage={})
+        self.assertEqual(finished.reply_digest(), digest_text("Hello there.\n  "))
+        self.assertEqual(finished.trimmed_reply_digest(), digest_text("Hello there."))
+        held = Continuation((user("hi"),), finished.reply_digest(), finished.trimmed_reply_digest())
+        self.assertTrue(continues((user("hi"), assistant("Hello there.")), held))
+        self.assertTrue(continues((user("hi"), assistant("Hello there.\n  ")), held))
+        self.assertFalse(continues((user("hi"), assistant("Hello there")), held))
