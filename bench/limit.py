@@ -111,8 +111,13 @@ def ready_pool(d: Daemon, limit: float = 60.0) -> None:
     """
     deadline = time.monotonic() + limit
     while True:
-        keys = d.health()["pool"]["warm"].get("keys", [])
-        if keys and all(k["ready"] >= k["target"] for k in keys):
+        warm = d.health()["pool"]["warm"]
+        keys = [k for k in warm.get("keys", []) if k["target"]]
+        generic = warm.get("generic", {})
+        if generic.get("target"):
+            if generic["ready"] >= generic["target"] and all(k["ready"] >= k["target"] for k in keys):
+                return
+        elif keys and all(k["ready"] >= k["target"] for k in keys):
             return
         if time.monotonic() > deadline:
             raise SystemExit("the warm pool never came to rest: %r" % (keys,))

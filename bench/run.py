@@ -175,9 +175,16 @@ def serve_upstream() -> None:
     """
     from twisted.internet import reactor
 
-    from tests.fakeanthropic import FakeAnthropic, Reply
+    from tests.fakeanthropic import FakeAnthropic, Reply, ToolUse
 
-    fake = FakeAnthropic(reactor)
+    class Upstream(FakeAnthropic):
+        def next_reply(self, body: dict[str, Any]) -> Any:
+            # a request with a JSON schema gets its structured output
+            if any(t.get("name") == "StructuredOutput" for t in body.get("tools") or []):
+                return Reply(text="", stop_reason="tool_use", tool_uses=(ToolUse("StructuredOutput", {}),))
+            return super().next_reply(body)
+
+    fake = Upstream(reactor)
     fake.default = Reply(text=UPSTREAM_TEXT, chunk=16)
     print(fake.listen(), flush=True)
     reactor.run()
@@ -232,7 +239,8 @@ class Daemon:
             return json.loads(r.read())
 
     def idle(self) -> int:
-        return sum(e["count"] for e in self.health()["pool"]["warm"]["idle"])
+        warm = self.health()["pool"]["warm"]
+        return sum(e["count"] for e in warm["idle"]) + warm.get("generic", {}).get("idle", 0)
 
     def wait_idle(self, want: int, limit: float = 60.0) -> None:
         deadline = time.monotonic() + limit
@@ -912,7 +920,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=15, help="rounds of the latency comparison (default 15)")
     parser.add_argument(
         "--only",
-        choices=["real", "fake", "usage", "interleaved", "limit"],
+        choices=["real", "fake", "usage", "interleaved", "limit", "binding"],
         help="run only one part (usage writes bench/results-usage.json)",
     )
     parser.add_argument("--root", default=ROOT, help="the claudeproxy checkout to run (default: this one)")
@@ -969,6 +977,11 @@ def main() -> None:
 
             print("\nPart 1c: against the physical limit (the CLI waiting on stdin), pairs and bursts", flush=True)
             part_limit(args, cli, env, results)
+        if args.only in (None, "binding"):
+            from bench.binding import part_binding
+
+            print("\nPart 1d: requests of settings or histories no process was started with", flush=True)
+            part_binding(args, cli, env, results)
         if args.only in (None, "fake"):
             print("\nPart 2: fake CLI (%s)" % (FAKECLI,), flush=True)
             part_fake(args, env, results)

@@ -301,6 +301,19 @@ class DemandTests(SynchronousTestCase):
         demand.end()
         self.assertEqual(demand.peak(200), 0)
 
+    def test_one_after_another_faster_than_a_start(self) -> None:
+        """
+        Requests one at a time, but closer together than a process takes
+        to start, need as many processes as came within a start.
+        """
+        demand = Demand(window=100)
+        for t in (0.0, 0.3, 0.6, 0.9):
+            demand.begin(t, span=1.0)
+            demand.end()
+        self.assertEqual(demand.peak(1.0), 4)
+        demand.begin(5.0, span=1.0)
+        self.assertEqual(demand.in_flight, 1)
+
     def test_target(self) -> None:
         self.assertEqual(generic_target(0, 8), 2)
         self.assertEqual(generic_target(1, 8), 2)

@@ -271,6 +271,9 @@ class ProcessManager:
         self._backoff = 0.0
         #: when the daemon started, or a request last asked for a process
         self._active_at: Optional[float] = None
+        #: how long a warm process takes to become ready (seconds, a
+        #: moving average of the recent ones)
+        self.start_time = 1.0
 
     @property
     def spawned(self) -> int:
@@ -436,7 +439,7 @@ class ProcessManager:
                 return Lease(session.proc, key, "resumed" if session.prepared else "session")
             self.stats.session_misses += 1
         history = conversation.history if conversation is not None else ()
-        self.demand.begin(self.reactor.seconds())
+        self.demand.begin(self.reactor.seconds(), self.start_time)
         if bindable and user_turns(history) <= self.history_write_max:
             lease = self._take_generic(key, history)
             if lease is not None:
@@ -764,9 +767,15 @@ class ProcessManager:
         except ProxyError as e:
             self.log.warn("cannot keep a CLI process warm: {why}", why=e.message)
             return False
+        born = self.reactor.seconds()
         proc.ask_ready()
-        self.pool.add(Idle(proc, key, self.reactor.seconds(), model=self.generic_model if key is None else ""))
+        proc.on_ready = lambda: self._became_ready(born)
+        self.pool.add(Idle(proc, key, born, model=self.generic_model if key is None else ""))
         return True
+
+    def _became_ready(self, born: float) -> None:
+        took = max(0.0, self.reactor.seconds() - born)
+        self.start_time = 0.7 * self.start_time + 0.3 * took
 
     def _idle_expired(self, entry: Idle) -> None:
         self.stats.warm_expired += 1
@@ -790,6 +799,7 @@ class ProcessManager:
                     "ready": self.pool.ready_generic(),
                     "target": self.generic_wanted(),
                     "peak": self.demand.peak(self.reactor.seconds()),
+                    "start_s": round(self.start_time, 3),
                     "bound": self.stats.bound,
                     "written": self.stats.written,
                     "bind_failed": self.stats.bind_failed,

@@ -350,6 +350,8 @@ class CLIProcess(ProcessProtocol):
         #: and a turn written now is answered at once
         self.ready = False
         self.asked_ready = False
+        #: told when the readiness probe is answered
+        self.on_ready: Optional[Callable[[], None]] = None
         #: the readiness probe was answered with an error: this CLI lacks
         #: the control request
         self.control_error: Optional[str] = None
@@ -521,6 +523,8 @@ class CLIProcess(ProcessProtocol):
                 self.control_error = str(error)
             else:
                 self.ready = True
+                if self.on_ready is not None:
+                    self.on_ready()
             return
         d = self._controls.pop(rid, None) if isinstance(rid, str) else None
         if d is None:

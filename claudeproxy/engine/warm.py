@@ -43,18 +43,24 @@ def memory_cap(total_bytes: Optional[int] = None) -> int:
 
 class Demand:
     """
-    How many requests at once needed a fresh process (a new conversation,
-    or one no live process holds), at its peak within C{window} seconds.
+    How many fresh processes (for a new conversation, or one no live
+    process holds) were needed at once, at the peak within C{window}
+    seconds: requests needing one at the same time, or one after another
+    faster than a process starts (C{begin}'s C{span}: as many as came
+    within the time a start takes).
     """
 
     def __init__(self, window: float = DEMAND_WINDOW) -> None:
         self.window = window
         self.in_flight = 0
         self._samples: Deque[tuple[float, int]] = deque()
+        self._takes: Deque[float] = deque(maxlen=256)
 
-    def begin(self, now: float) -> None:
+    def begin(self, now: float, span: float = 0.0) -> None:
         self.in_flight += 1
-        self._samples.append((now, self.in_flight))
+        self._takes.append(now)
+        recent = sum(1 for t in self._takes if now - t <= span)
+        self._samples.append((now, max(self.in_flight, recent)))
 
     def end(self) -> None:
         self.in_flight = max(0, self.in_flight - 1)
