@@ -41,6 +41,14 @@ def _plan(value: str) -> str:
     return value
 
 
+def _extra_usage(value: str) -> str:
+    from .engine.planguard import EXTRA_USAGE_MODES
+
+    if value not in EXTRA_USAGE_MODES:
+        raise ValueError("must be deny or allow")
+    return value
+
+
 def _positive_float(value: str) -> float:
     n = float(value)
     if not n > 0:
@@ -120,6 +128,15 @@ class Options(usage.Options):
             "The subscription plan 'saved' is reckoned against when the CLI's login does not name it:"
             " pro, max5 or max20.",
             _plan,
+        ],
+        [
+            "extra-usage",
+            None,
+            "deny",
+            "deny: once the CLI reports the plan's own limit reached (a window used up, or extra usage in use), "
+            "API requests get 429 plan_limit_reached until the window resets, instead of spending extra usage "
+            "(paid beyond the plan); allow: they go on and may spend it.",
+            _extra_usage,
         ],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
         [
@@ -295,6 +312,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         api_keys=tuple(options["api-keys"]),
         usage_retention=options["usage-retention"],
         plan=options["plan"],
+        extra_usage=options["extra-usage"],
         budgets=tuple(options.get("budgets") or ()),
         model_aliases=tuple(options["model-alias"]),
         max_body=options["max-body"],

@@ -356,7 +356,7 @@ def check_port(config: DoctorConfig, service_running: bool) -> list[Check]:
     checks = [Check(name, OK, "daemon answering: " + probe.detail)]
     health = probe.health or {}
     cli = health.get("cli") or {}
-    if health.get("status") != "ok":
+    if health.get("status") not in ("ok", "paused"):
         error = cli.get("error") or "status %s" % (health.get("status"),)
         checks.append(
             Check(
@@ -368,6 +368,16 @@ def check_port(config: DoctorConfig, service_running: bool) -> list[Check]:
         )
     else:
         checks.append(Check("daemon's CLI", OK, "%s %s" % (cli.get("path"), cli.get("version") or "")))
+    guard = health.get("plan_guard") or {}
+    if guard.get("paused"):
+        checks.append(
+            Check(
+                "plan guard",
+                WARN,
+                "%s: API requests get 429 until then" % (guard.get("summary"),),
+                "wait for the reset, or restart the daemon with --extra-usage allow (spends extra usage)",
+            )
+        )
     return checks
 
 

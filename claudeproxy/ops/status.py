@@ -45,6 +45,23 @@ def _cost(c: dict[str, Any]) -> str:
     return text
 
 
+def extra_usage_words(extra: dict[str, Any]) -> str:
+    """
+    The CLI's C{extra_usage} (from get_usage) in words: off, or the credits
+    used of the monthly limit (both in cents of C{currency}, as the CLI's
+    own /usage reads them).
+    """
+    if not extra.get("is_enabled"):
+        return "off"
+    currency = str(extra.get("currency") or "USD")
+
+    def money(cents: Any) -> str:
+        return "?" if not isinstance(cents, (int, float)) else "%.2f %s" % (cents / 100.0, currency)
+
+    limit = extra.get("monthly_limit")
+    return "on, %s used of %s" % (money(extra.get("used_credits")), "no limit" if limit is None else money(limit))
+
+
 def summary(figures: dict[str, Any], window: str = "day") -> str:
     """
     The figures as lines of text.
@@ -80,10 +97,19 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
             )
         )
     overage = limits.get("overage") or {}
-    if overage:
+    if overage.get("overageStatus") or "isUsingOverage" in overage:
         out.append(
             "extra usage: %s (%s)"
             % ("in use" if overage.get("isUsingOverage") else "not in use", overage.get("overageStatus", "?"))
+        )
+    extra = overage.get("extra_usage")
+    if isinstance(extra, dict):
+        out.append("extra usage this month: %s" % (extra_usage_words(extra),))
+    guard = figures.get("plan_guard")
+    if isinstance(guard, dict):
+        out.append(
+            "API requests: %s (extra usage %s)"
+            % (guard.get("summary", "?"), "allowed" if guard.get("extra_usage") == "allow" else "refused")
         )
     live = figures.get("live") or {}
     out.append(

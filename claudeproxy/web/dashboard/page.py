@@ -101,6 +101,8 @@ function renderStatus() {
   text("updated", "updated " + new Date(data.now * 1000).toLocaleTimeString());
 }
 
+// the CLI's extra usage figures are in cents of the currency
+function money(cents, currency) { return typeof cents === "number" ? (cents / 100).toFixed(2) + " " + (currency || "USD") : "?"; }
 const WINDOW_NAMES = {five_hour: "5-hour session", seven_day: "weekly", seven_day_opus: "weekly (Opus)",
   seven_day_sonnet: "weekly (Sonnet)", seven_day_overage_included: "weekly (extra usage included)"};
 function renderLimits() {
@@ -113,8 +115,10 @@ function renderLimits() {
     const w = limits.windows[name];
     const row = el("div", {class: "limit", "data-window": name});
     const used = typeof w.utilization === "number" ? Math.round(w.utilization * 100) : null;
-    const cls = w.status === "allowed" ? "ok" : (w.status || "").startsWith("allowed") ? "warn" : "bad";
-    row.appendChild(el("div", {}, (WINDOW_NAMES[name] || name) + ": " + (w.status || "unknown") +
+    // a window known only from the usage asked for (get_usage) has no status: its use tells
+    const cls = !w.status ? (used === null || used < 80 ? "ok" : used < 100 ? "warn" : "bad") :
+      w.status === "allowed" ? "ok" : w.status.startsWith("allowed") ? "warn" : "bad";
+    row.appendChild(el("div", {}, (WINDOW_NAMES[name] || name) + ": " + (w.status || "asked") +
       (used === null ? " · use not reported" : " · " + used + "% used") + (w.resetsAt ? " · resets " + when(w.resetsAt) : "")));
     const bar = el("div", {class: "bar"}); const fill = el("div", {class: "fill " + cls});
     fill.style.width = (used === null ? 0 : Math.min(100, used)) + "%"; bar.appendChild(fill); row.appendChild(bar);
@@ -135,7 +139,13 @@ function renderLimits() {
       box.appendChild(row);
     }
   }
+  const g = data.plan_guard;
+  if (g) box.insertBefore(el("p", {class: g.paused ? "bad" : "muted", id: "plan-guard"}, "API requests: " + g.summary +
+    (g.paused ? "" : g.extra_usage === "allow" ? " · may spend extra usage" : " · extra usage refused")), box.firstChild);
   const o = limits.overage || {};
+  const x = o.extra_usage;
+  if (x) box.appendChild(el("p", {class: "muted", id: "extra-usage"}, "extra usage this month: " + (!x.is_enabled ? "off" :
+    "on, " + money(x.used_credits, x.currency) + " used of " + (x.monthly_limit === null || x.monthly_limit === undefined ? "no limit" : money(x.monthly_limit, x.currency)))));
   if (o.overageStatus || o.isUsingOverage !== undefined)
     box.appendChild(el("p", {class: "muted", id: "overage"}, "extra usage: " + (o.isUsingOverage ? "in use" : "not in use") +
       (o.overageStatus ? " (" + o.overageStatus + (o.overageDisabledReason ? ", " + o.overageDisabledReason : "") + ")" : "") +

@@ -253,7 +253,8 @@ class DashboardRoutes(Serving):
                 "login": self.cli_login.to_json(),
             },
             "quota": self.quota,
-            "limits": describe_limits(self.turns.limits, self.wallclock()),
+            "limits": describe_limits(self.known_limits(), self.wallclock()),
+            "plan_guard": self.plan_state(),
             "live": {
                 "in_flight": self.limiter.running,
                 "queued": self.limiter.queued,
