@@ -49,6 +49,13 @@ def _extra_usage(value: str) -> str:
     return value
 
 
+def _reserve(value: str) -> float:
+    n = float(value)
+    if not 0 <= n < 100:
+        raise ValueError("must be a percentage from 0 to less than 100")
+    return n
+
+
 def _positive_float(value: str) -> float:
     n = float(value)
     if not n > 0:
@@ -137,6 +144,14 @@ class Options(usage.Options):
             "API requests get 429 plan_limit_reached until the window resets, instead of spending extra usage "
             "(paid beyond the plan); allow: they go on and may spend it.",
             _extra_usage,
+        ],
+        [
+            "reserve",
+            None,
+            0.0,
+            "Percent of every limit window kept for your own Claude Code: API requests get 429 reserve_reached once "
+            "a window's utilization reaches 100 - P percent (0: none).",
+            _reserve,
         ],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
         [
@@ -313,6 +328,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         usage_retention=options["usage-retention"],
         plan=options["plan"],
         extra_usage=options["extra-usage"],
+        reserve=options["reserve"],
         budgets=tuple(options.get("budgets") or ()),
         model_aliases=tuple(options["model-alias"]),
         max_body=options["max-body"],

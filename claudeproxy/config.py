@@ -38,6 +38,9 @@ class Config:
     #: rejected, or extra usage in use), API requests get 429
     #: plan_limit_reached instead of spending extra usage; "allow": they go on
     extra_usage: str = "deny"
+    #: percent of every limit window kept for the user's own use: API
+    #: requests get 429 reserve_reached once a window reaches 100 - reserve %
+    reserve: float = 0.0
     model_aliases: tuple[tuple[str, str], ...] = ()
     max_body: int = 32 * 1024 * 1024
     upstream_retries: int = 2

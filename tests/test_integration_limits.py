@@ -148,9 +148,9 @@ def get_json_key(url: str, key: str) -> Any:
 
 class PlanGuardTests(TestCase):
     """
-    The plan's own limit, through the real CLI: the fake upstream's unified
-    rate-limit headers say the weekly window is used up (extra usage
-    paying); the official SDKs get the 429s.
+    The plan's own limit and the reserve, through the real CLI: the fake
+    upstream's unified rate-limit headers say the weekly window is used up
+    (extra usage paying) or at 85 %; the official SDKs get the 429s.
     """
 
     timeout = 240
@@ -252,3 +252,15 @@ class PlanGuardTests(TestCase):
         self.assertEqual(len(d.fake.message_requests), 2)
         health = await deferToThread(get_json, d.url + "/health")
         self.assertEqual(health["plan_guard"]["in_extra_usage"], True)
+
+    async def test_reserve_reached(self) -> None:
+        d = await start(self, reserve=20.0)
+        # past the warning threshold the CLI reports the weekly utilization (2.1.197 only then)
+        d.fake.surpassed["7d"] = 0.75
+        d.fake.utilization = (0.3, 0.85)
+        code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]})
+        self.assertEqual(code, 200, body)
+        upstream = len(d.fake.requests)
+        chat, _, _ = await deferToThread(self.refusals, d, "reserve_reached")
+        self.assertIn("weekly limit is at 85%", chat.message)
+        self.assertEqual(len(d.fake.requests), upstream)

@@ -1,5 +1,6 @@
 """
-Unit tests for the plan guard (engine/planguard.py): the plan's own limit, from the rate_limit_info the CLI reports (shapes as seen
+Unit tests for the plan guard (engine/planguard.py): the plan's own limit
+and the reserve, from the rate_limit_info the CLI reports (shapes as seen
 on 2.1.197 and 2.1.332 with the fake upstream's unified headers) and from
 the usage asked for with get_usage.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.engine.limits import merge_limits
-from claudeproxy.engine.planguard import PLAN_LIMIT_REACHED, pause
+from claudeproxy.engine.planguard import PLAN_LIMIT_REACHED, RESERVE_REACHED, pause
 
 NOW = 1_800_000_000.0
 WEEK_RESET = NOW + 4 * 86400
@@ -38,7 +39,7 @@ def seen(info: dict, at: float = NOW) -> dict:
 class PlanLimitTests(SynchronousTestCase):
     def test_extra_usage_in_use_pauses(self) -> None:
         for info in (OLD_EXTRA, NEW_EXTRA, REJECTED):
-            p = pause(seen(info), merge_limits({}, info, NOW), None, "deny", NOW + 10)
+            p = pause(seen(info), merge_limits({}, info, NOW), None, "deny", 0, NOW + 10)
             assert p is not None
             self.assertEqual((p.code, p.window, p.resets_at), (PLAN_LIMIT_REACHED, "seven_day", WEEK_RESET))
             self.assertEqual(p.summary(), "paused: weekly limit reached, resets 2027-01-19T08:00:00Z")
@@ -49,13 +50,13 @@ class PlanLimitTests(SynchronousTestCase):
             self.assertIn("--extra-usage allow", e.message)
 
     def test_allow_lets_through(self) -> None:
-        self.assertIsNone(pause(seen(OLD_EXTRA), None, None, "allow", NOW))
+        self.assertIsNone(pause(seen(OLD_EXTRA), None, None, "allow", 0, NOW))
 
     def test_until_reset_or_allowed(self) -> None:
-        self.assertIsNone(pause(seen(OLD_EXTRA), None, None, "deny", WEEK_RESET))
+        self.assertIsNone(pause(seen(OLD_EXTRA), None, None, "deny", 0, WEEK_RESET))
         # a later report says the plan allows again
-        self.assertIsNone(pause(seen(ALLOWED, NOW + 5), None, None, "deny", NOW + 6))
-        self.assertIsNone(pause(None, None, None, "deny", NOW))
+        self.assertIsNone(pause(seen(ALLOWED, NOW + 5), None, None, "deny", 0, NOW + 6))
+        self.assertIsNone(pause(None, None, None, "deny", 0, NOW))
 
     def test_probe_newer_than_report(self) -> None:
         """
@@ -66,10 +67,49 @@ class PlanLimitTests(SynchronousTestCase):
             "observed_at": NOW + 60,
             "windows": {"seven_day": {"utilization": 0.4, "resetsAt": WEEK_RESET + 7 * 86400}},
         }
-        self.assertIsNone(pause(seen(OLD_EXTRA), None, probed, "deny", NOW + 61))
+        self.assertIsNone(pause(seen(OLD_EXTRA), None, probed, "deny", 0, NOW + 61))
         full = {"observed_at": NOW + 60, "windows": {"five_hour": {"utilization": 1.0, "resetsAt": NOW + 3600}}}
-        p = pause(seen(ALLOWED), None, full, "deny", NOW + 61)
+        p = pause(seen(ALLOWED), None, full, "deny", 0, NOW + 61)
         assert p is not None
         self.assertEqual((p.code, p.window), (PLAN_LIMIT_REACHED, "five_hour"))
         # but a report after the probe wins
-        self.assertIsNone(pause(seen(ALLOWED, NOW + 70), None, full, "deny", NOW + 71))
+        self.assertIsNone(pause(seen(ALLOWED, NOW + 70), None, full, "deny", 0, NOW + 71))
+
+
+class ReserveTests(SynchronousTestCase):
+    def test_reserve(self) -> None:
+        info = dict(
+            ALLOWED, unifiedWindows={"seven_day": {"utilization": 0.85, "resetsAt": WEEK_RESET, "status": "allowed"}}
+        )
+        limits = merge_limits({}, info, NOW)
+        p = pause(seen(info), limits, None, "deny", 20, NOW)
+        assert p is not None
+        self.assertEqual((p.code, p.window, p.utilization), (RESERVE_REACHED, "seven_day", 0.85))
+        self.assertEqual(
+            p.summary(), "paused: reserve reached (weekly limit at 85%, 20% kept for you), resets 2027-01-19T08:00:00Z"
+        )
+        e = p.error(NOW)
+        self.assertEqual((e.status, e.code), (429, RESERVE_REACHED))
+        self.assertEqual(e.headers()["x-should-retry"], "false")
+        self.assertIsNone(pause(seen(info), limits, None, "deny", 10, NOW))
+        self.assertIsNone(pause(seen(info), limits, None, "deny", 0, NOW))
+        # past its reset the window no longer counts
+        self.assertIsNone(pause(seen(info), limits, None, "deny", 20, WEEK_RESET + 1))
+
+    def test_reserve_from_probe_and_fullest(self) -> None:
+        probed = {
+            "observed_at": NOW,
+            "windows": {
+                "five_hour": {"utilization": 0.9, "resetsAt": NOW + 3600, "observed_at": NOW},
+                "seven_day": {"utilization": 0.95, "resetsAt": WEEK_RESET, "observed_at": NOW},
+            },
+        }
+        p = pause(None, {}, probed, "deny", 20, NOW)
+        assert p is not None
+        self.assertEqual((p.code, p.window), (RESERVE_REACHED, "seven_day"))
+
+    def test_rejected_window_counts_full_with_allow(self) -> None:
+        limits = merge_limits({}, OLD_EXTRA, NOW)
+        p = pause(seen(OLD_EXTRA), limits, None, "allow", 5, NOW)
+        assert p is not None
+        self.assertEqual((p.code, p.window), (RESERVE_REACHED, "seven_day"))

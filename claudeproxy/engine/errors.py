@@ -32,6 +32,7 @@ NOT_RETRYABLE_CODES = frozenset(
         "structured_output_missing",
         "budget_exceeded",
         "plan_limit_reached",
+        "reserve_reached",
     }
 )
 

@@ -1,6 +1,6 @@
 """
-Keeping API requests inside the plan: no surprise extra usage, (the
-plan's own limit, reached, stops API requests).
+Keeping API requests inside the plan: no surprise extra usage, and a
+reserve left for the user's own Claude Code.
 
 The evidence is what the CLI reported last: its C{rate_limit_info}
 (C{status} C{rejected}, or extra usage in use: C{isUsingOverage},
@@ -24,6 +24,8 @@ from .errors import ProxyError
 
 #: the error codes of a request refused to keep inside the plan
 PLAN_LIMIT_REACHED = "plan_limit_reached"
+RESERVE_REACHED = "reserve_reached"
+CODES = frozenset({PLAN_LIMIT_REACHED, RESERVE_REACHED})
 
 EXTRA_USAGE_MODES = ("deny", "allow")
 
@@ -63,12 +65,20 @@ class Pause:
     window: Optional[str]
     resets_at: Optional[float]
     utilization: Optional[float] = None
+    reserve: Optional[float] = None
 
     def summary(self) -> str:
         """
         In words, e.g. "paused: weekly limit reached, resets 2026-12-10T14:00:00Z".
         """
-        what = "%s reached" % (window_words(self.window),)
+        if self.code == RESERVE_REACHED:
+            what = "reserve reached (%s at %s, %g%% kept for you)" % (
+                window_words(self.window),
+                _percent(self.utilization),
+                self.reserve or 0,
+            )
+        else:
+            what = "%s reached" % (window_words(self.window),)
         return "paused: %s, resets %s" % (what, iso(self.resets_at))
 
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +87,7 @@ class Pause:
             "window": self.window,
             "resets_at": self.resets_at,
             "utilization": self.utilization,
+            "reserve": self.reserve,
             "summary": self.summary(),
         }
 
@@ -85,13 +96,32 @@ class Pause:
         The 429 a request gets (C{Retry-After} until the reset;
         C{x-should-retry: false}: a retry in a moment cannot succeed).
         """
-        message = (
-            "%s: the subscription's %s is reached; it resets %s. claudeproxy does not spend extra usage "
-            "(paid beyond the plan) unless started with --extra-usage allow."
-            % (PLAN_LIMIT_REACHED, window_words(self.window), iso(self.resets_at))
-        )
+        if self.code == RESERVE_REACHED:
+            message = (
+                "%s: the subscription's %s is at %s, and claudeproxy keeps the last %g%% for your own use "
+                "(--reserve); it resets %s."
+                % (
+                    RESERVE_REACHED,
+                    window_words(self.window),
+                    _percent(self.utilization),
+                    self.reserve or 0,
+                    iso(self.resets_at),
+                )
+            )
+        else:
+            message = (
+                "%s: the subscription's %s is reached; it resets %s. claudeproxy does not spend extra usage "
+                "(paid beyond the plan) unless started with --extra-usage allow."
+                % (PLAN_LIMIT_REACHED, window_words(self.window), iso(self.resets_at))
+            )
         retry_after = max(1, math.ceil(self.resets_at - now)) if self.resets_at is not None else None
         return ProxyError(429, message, "rate_limit_error", self.code, None, retry_after)
+
+
+def _percent(utilization: Optional[float]) -> str:
+    if utilization is None:
+        return "an unknown share"
+    return "%.0f%%" % (utilization * 100,)
 
 
 def _number(v: Any) -> Optional[float]:
@@ -133,6 +163,26 @@ def plan_reached(
     return None
 
 
+def reserve_reached(windows: Mapping[str, Mapping[str, Any]], reserve: float, now: float) -> Optional[Pause]:
+    """
+    The first window (the fullest) whose utilization reached 100 - C{reserve}
+    percent and has not reset since; a window reported rejected counts as
+    full.
+    """
+    threshold = (100.0 - reserve) / 100.0
+    found: Optional[Pause] = None
+    for name, w in sorted(windows.items()):
+        utilization = _number(w.get("utilization"))
+        if w.get("status") == "rejected":
+            utilization = max(utilization or 0.0, 1.0)
+        resets = _number(w.get("resetsAt"))
+        if utilization is None or utilization < threshold or (resets is not None and resets <= now):
+            continue
+        if found is None or (found.utilization or 0) < utilization:
+            found = Pause(RESERVE_REACHED, name, resets, utilization, reserve)
+    return found
+
+
 def freshest_windows(*sources: Optional[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """
     The windows of several C{{"windows": {...}}} sources, each window from
@@ -152,13 +202,19 @@ def pause(
     limits: Optional[Mapping[str, Any]],
     probed: Optional[Mapping[str, Any]],
     extra_usage: str,
+    reserve: float,
     now: float,
 ) -> Optional[Pause]:
     """
     Why requests are refused now, if they are: the plan's limit (unless
-    C{extra_usage} is C{allow}).  C{limits} are the windows merged from the
-    CLI's reports (L{claudeproxy.engine.limits.merge_limits}).
+    C{extra_usage} is C{allow}), then the reserve (when C{reserve} > 0).
+    C{limits} are the windows merged from the CLI's reports
+    (L{claudeproxy.engine.limits.merge_limits}).
     """
     if extra_usage != "allow":
-        return plan_reached(report, probed, now)
+        reached = plan_reached(report, probed, now)
+        if reached is not None:
+            return reached
+    if reserve > 0:
+        return reserve_reached(freshest_windows(limits, probed), reserve, now)
     return None

@@ -375,7 +375,9 @@ def check_port(config: DoctorConfig, service_running: bool) -> list[Check]:
                 "plan guard",
                 WARN,
                 "%s: API requests get 429 until then" % (guard.get("summary"),),
-                "wait for the reset, or restart the daemon with --extra-usage allow (spends extra usage)",
+                "wait for the reset, or restart the daemon with --extra-usage allow (spends extra usage)"
+                if guard["paused"].get("code") == "plan_limit_reached"
+                else "wait for the reset, or restart the daemon with a smaller --reserve",
             )
         )
     return checks

@@ -108,8 +108,12 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
     guard = figures.get("plan_guard")
     if isinstance(guard, dict):
         out.append(
-            "API requests: %s (extra usage %s)"
-            % (guard.get("summary", "?"), "allowed" if guard.get("extra_usage") == "allow" else "refused")
+            "API requests: %s (extra usage %s%s)"
+            % (
+                guard.get("summary", "?"),
+                "allowed" if guard.get("extra_usage") == "allow" else "refused",
+                ", %g%% reserved for you" % (guard["reserve"],) if guard.get("reserve") else "",
+            )
         )
     live = figures.get("live") or {}
     out.append(

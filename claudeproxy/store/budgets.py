@@ -29,7 +29,7 @@ PERIODS = ("daily", "weekly", "monthly")
 REFUSED = "budget_exceeded"
 #: the error codes of requests refused before they were served: they use
 #: no budget (nor did they begin, see L{Budgets.begin})
-NOT_COUNTED = (REFUSED, "plan_limit_reached")
+NOT_COUNTED = (REFUSED, "plan_limit_reached", "reserve_reached")
 KINDS = ("requests", "tokens", "usd")
 _ITEM = re.compile(r"(daily|weekly|monthly):(?:\$(\d+(?:\.\d+)?)|(\d+)(req|requests|tok|tokens))\Z")
 #: budget items at the end of an API key file's line
@@ -136,7 +136,7 @@ class Budgets:
                 requests, tokens, usd = conn.execute(
                     "SELECT COUNT(*), TOTAL(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens),"
                     " TOTAL(cost) FROM usage WHERE client = ? AND time >= ? AND error_code IS NOT ?"
-                    " AND error_code IS NOT ?",
+                    " AND error_code IS NOT ? AND error_code IS NOT ?",
                     (client, tally.start, *NOT_COUNTED),
                 ).fetchone()
                 tally.requests, tally.tokens, tally.usd = int(requests), int(tokens), float(usd)
@@ -145,7 +145,7 @@ class Budgets:
         """
         A usage row of C{client} was stored (C{time}: when its request
         began); a request refused before it was served (its budget, the
-        plan's limit) does not count.
+        plan's limit, the reserve) does not count.
         """
         if client not in self.budgets or error_code in NOT_COUNTED:
             return

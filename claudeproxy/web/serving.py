@@ -239,6 +239,7 @@ class Serving:
             self.turns.limits,
             self.probed_limits,
             self.config.extra_usage,
+            self.config.reserve,
             self.wallclock(),
         )
 
@@ -262,6 +263,7 @@ class Serving:
         paused = self.plan_pause()
         return {
             "extra_usage": self.config.extra_usage,
+            "reserve": self.config.reserve,
             "in_extra_usage": self.in_extra_usage,
             "paused": paused.to_json() if paused is not None else None,
             "summary": paused.summary() if paused is not None else "serving",

@@ -141,7 +141,8 @@ function renderLimits() {
   }
   const g = data.plan_guard;
   if (g) box.insertBefore(el("p", {class: g.paused ? "bad" : "muted", id: "plan-guard"}, "API requests: " + g.summary +
-    (g.paused ? "" : g.extra_usage === "allow" ? " · may spend extra usage" : " · extra usage refused")), box.firstChild);
+    (g.paused ? "" : g.extra_usage === "allow" ? " · may spend extra usage" : " · extra usage refused") +
+    (g.reserve ? " · " + g.reserve + "% kept for you" : "")), box.firstChild);
   const o = limits.overage || {};
   const x = o.extra_usage;
   if (x) box.appendChild(el("p", {class: "muted", id: "extra-usage"}, "extra usage this month: " + (!x.is_enabled ? "off" :
