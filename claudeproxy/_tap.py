@@ -56,6 +56,13 @@ def _reserve(value: str) -> float:
     return n
 
 
+def _non_negative_float(value: str) -> float:
+    n = float(value)
+    if not n >= 0:
+        raise ValueError("must be 0 or more")
+    return n
+
+
 def _positive_float(value: str) -> float:
     n = float(value)
     if not n > 0:
@@ -152,6 +159,14 @@ class Options(usage.Options):
             "Percent of every limit window kept for your own Claude Code: API requests get 429 reserve_reached once "
             "a window's utilization reaches 100 - P percent (0: none).",
             _reserve,
+        ],
+        [
+            "usage-check",
+            None,
+            300.0,
+            "Seconds between checks of the subscription's limits while no request runs (the CLI's get_usage, "
+            "which spends no quota; the first at start). 0: never.",
+            _non_negative_float,
         ],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
         [
@@ -329,6 +344,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         plan=options["plan"],
         extra_usage=options["extra-usage"],
         reserve=options["reserve"],
+        usage_check=options["usage-check"],
         budgets=tuple(options.get("budgets") or ()),
         model_aliases=tuple(options["model-alias"]),
         max_body=options["max-body"],

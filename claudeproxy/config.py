@@ -41,6 +41,10 @@ class Config:
     #: percent of every limit window kept for the user's own use: API
     #: requests get 429 reserve_reached once a window reaches 100 - reserve %
     reserve: float = 0.0
+    #: seconds between the checks of the subscription's usage (the CLI's
+    #: get_usage, no quota spent) while no request runs; the first is at
+    #: start (0: never)
+    usage_check: float = 300.0
     model_aliases: tuple[tuple[str, str], ...] = ()
     max_body: int = 32 * 1024 * 1024
     upstream_retries: int = 2

@@ -144,6 +144,9 @@ def plan_reached(
     asked for (C{probed}: L{claudeproxy.engine.usageprobe} limits, with
     C{observed_at}).  A window past its reset no longer counts.
     """
+    if probed is not None and not probed.get("windows"):
+        # the check could not read the plan's usage: it says nothing
+        probed = None
     report_at = _number(report.get("observed_at")) if report else None
     probed_at = _number(probed.get("observed_at")) if probed else None
     if report is not None and (probed_at is None or (report_at is not None and report_at >= probed_at)):

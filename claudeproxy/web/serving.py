@@ -27,6 +27,7 @@ from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
 from ..engine.spec import TurnSpec, check_system
 from ..engine.streaming import Outcome, TurnOutput, TurnRun
 from ..engine.turn import Finished, TurnState, WebSearch
+from ..engine.usageprobe import UsageReport
 from ..engine.usersetup import UserSetup
 from ..store import models as stored_models
 from ..store.budgets import Budget, Budgets
@@ -183,6 +184,8 @@ class Serving:
         #: the subscription's usage the daemon asked the CLI for (get_usage,
         #: see L{claudeproxy.engine.usageprobe}), None before the first answer
         self.probed_limits: Optional[dict[str, Any]] = None
+        #: the last answer to the usage check, whatever it said
+        self.usage_report: Optional[UsageReport] = None
         #: whether the last report said extra usage paid the request
         self.in_extra_usage = False
         #: the named keys' budgets, their tallies kept from the usage history
@@ -242,6 +245,21 @@ class Serving:
             self.config.reserve,
             self.wallclock(),
         )
+
+    def usage_reported(self, report: UsageReport) -> None:
+        """
+        The usage check's answer: its windows, where the CLI could read
+        them, join what the rate-limit reports said (the newer wins).
+        """
+        self.usage_report = report
+        if report.available:
+            was = self.plan_pause()
+            self.probed_limits = report.to_json()
+            now = self.plan_pause()
+            if was is not None and now is None:
+                self.log.info("the plan allows requests again: {was} no longer holds", was=was.summary())
+            elif now is not None and was is None:
+                self.log.warn("API requests {summary}", summary=now.summary())
 
     def known_limits(self) -> dict[str, Any]:
         """

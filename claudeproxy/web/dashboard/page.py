@@ -102,7 +102,7 @@ function renderStatus() {
 }
 
 // the CLI's extra usage figures are in cents of the currency
-function money(cents, currency) { return typeof cents === "number" ? (cents / 100).toFixed(2) + " " + (currency || "USD") : "?"; }
+function credits(cents, currency) { return typeof cents === "number" ? (cents / 100).toFixed(2) + " " + (currency || "USD") : "?"; }
 const WINDOW_NAMES = {five_hour: "5-hour session", seven_day: "weekly", seven_day_opus: "weekly (Opus)",
   seven_day_sonnet: "weekly (Sonnet)", seven_day_overage_included: "weekly (extra usage included)"};
 function renderLimits() {
@@ -146,7 +146,7 @@ function renderLimits() {
   const o = limits.overage || {};
   const x = o.extra_usage;
   if (x) box.appendChild(el("p", {class: "muted", id: "extra-usage"}, "extra usage this month: " + (!x.is_enabled ? "off" :
-    "on, " + money(x.used_credits, x.currency) + " used of " + (x.monthly_limit === null || x.monthly_limit === undefined ? "no limit" : money(x.monthly_limit, x.currency)))));
+    "on, " + credits(x.used_credits, x.currency) + " used of " + (x.monthly_limit === null || x.monthly_limit === undefined ? "no limit" : credits(x.monthly_limit, x.currency)))));
   if (o.overageStatus || o.isUsingOverage !== undefined)
     box.appendChild(el("p", {class: "muted", id: "overage"}, "extra usage: " + (o.isUsingOverage ? "in use" : "not in use") +
       (o.overageStatus ? " (" + o.overageStatus + (o.overageDisabledReason ? ", " + o.overageDisabledReason : "") + ")" : "") +

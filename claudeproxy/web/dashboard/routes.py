@@ -255,6 +255,7 @@ class DashboardRoutes(Serving):
             "quota": self.quota,
             "limits": describe_limits(self.known_limits(), self.wallclock()),
             "plan_guard": self.plan_state(),
+            "usage_check": self.usage_report.to_json() if self.usage_report is not None else None,
             "live": {
                 "in_flight": self.limiter.running,
                 "queued": self.limiter.queued,
