@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from typing import Any, Deque, List, Optional
+from typing import Any, Callable, Deque, List, Optional
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred
@@ -208,6 +208,21 @@ class _Messages(Resource):
         if not path.startswith(b"/v1/messages") or path.startswith(b"/v1/messages/count_tokens"):
             request.setResponseCode(404)
             return b'{"type":"error","error":{"type":"not_found_error","message":"nope"}}'
+        check = self.fake.check_auth
+        if check is not None and not check(headers.get("authorization", "")):
+            # the real API's answer to an expired or unknown OAuth access token
+            self.fake.unauthorized += 1
+            request.setResponseCode(401)
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "authentication_error",
+                        "message": "OAuth token has expired. Please obtain a new token or refresh your existing token.",
+                    },
+                }
+            ).encode()
         refusal = api_refusal(body)
         if refusal is not None:
             self.fake.refused.append(refusal)
@@ -250,6 +265,10 @@ class FakeAnthropic:
         #: in use (as the real API does); without it the plan's rejection is
         #: a 429
         self.overage_allowed = False
+        #: when set, a request whose Authorization header it refuses gets
+        #: the real API's 401 for an expired OAuth token
+        self.check_auth: Optional[Callable[[str], bool]] = None
+        self.unauthorized = 0
         self.port: Optional[IListeningPort] = None
         self._open: list[Request] = []
         #: numbers (1-based, as in L{requests}) of the requests whose

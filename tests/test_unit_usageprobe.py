@@ -216,3 +216,43 @@ class CheckerTests(SynchronousTestCase):
         self.assertEqual(kills, [2])
         runs[1].callback(UsageReport(clock.seconds(), error="stopped"))
         self.assertFalse(clock.getDelayedCalls())
+
+
+class StoredLoginTests(SynchronousTestCase):
+    def test_credentials_file(self) -> None:
+        from claudeproxy.engine.loginprobe import credentials_path, stored_login
+
+        text = json.dumps(
+            {
+                "claudeAiOauth": {
+                    "accessToken": "a",
+                    "refreshToken": "r",
+                    "expiresAt": int((NOW + 600) * 1000),
+                    "scopes": ["user:inference"],
+                    "subscriptionType": "max",
+                }
+            }
+        )
+        stored = stored_login(text, NOW)
+        assert stored is not None
+        self.assertEqual(
+            stored,
+            {
+                "has_access_token": True,
+                "refreshable": True,
+                "expires_at": NOW + 600,
+                "expires_in": 600.0,
+                "scopes": ["user:inference"],
+                "subscription": "max",
+            },
+        )
+        # what a CLI leaves after its refresh was refused (invalid_grant)
+        wiped = stored_login(
+            json.dumps({"claudeAiOauth": {"accessToken": "", "refreshToken": "", "expiresAt": 0}}), NOW
+        )
+        assert wiped is not None
+        self.assertEqual((wiped["has_access_token"], wiped["refreshable"], wiped["expires_at"]), (False, False, None))
+        self.assertIsNone(stored_login("{}", NOW))
+        self.assertIsNone(stored_login("not json", NOW))
+        self.assertEqual(credentials_path({"HOME": "/h"}), "/h/.claude/.credentials.json")
+        self.assertEqual(credentials_path({"HOME": "/h", "CLAUDE_CONFIG_DIR": "/c"}), "/c/.credentials.json")

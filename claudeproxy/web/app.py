@@ -101,6 +101,7 @@ class DaemonRoutes(DashboardRoutes, Serving):
                 "claude_setup": (
                     self.user_setup.to_json(self.config.use_claude_settings) if self.user_setup is not None else None
                 ),
+                "login": self.login_state(),
                 "quota": self.quota,
                 "plan_guard": plan_guard,
                 "models": dict(self.models_resolved),
