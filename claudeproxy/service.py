@@ -19,11 +19,12 @@ from twisted.web.server import Site
 
 from .app import ProxyApp
 from .config import Config
+from .engine.loginprobe import read_stored_login
 from .engine.models import DEFAULT_MODEL
 from .engine.pool import Limiter, ProcessManager
 from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group
 from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
-from .engine.usageprobe import UsageChecker, ask
+from .engine.usageprobe import UsageChecker, ask, refresh_due
 from .engine.versions import version_warning
 from .store.db import open_state
 from .store.schema import MIGRATIONS
@@ -307,6 +308,10 @@ def build(
             lambda: limiter.running > 0 or limiter.queued > 0,
             proxy.usage_reported,
             config.usage_check,
+            # the stored login's access token is refreshed by the check's CLI ahead of its expiry
+            (lambda: None)
+            if cli_env.get("CLAUDE_CODE_OAUTH_TOKEN")
+            else lambda: refresh_due(read_stored_login(cli_env, proxy.wallclock()), proxy.wallclock()),
         )
     site = Site(Guard(proxy.resource(), config.allowed_hosts, config.cors_origins))
     site.requestFactory = limited_request(config.max_body)

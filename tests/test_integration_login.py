@@ -145,3 +145,23 @@ class LoginTests(TestCase):
         self.assertEqual(code, 200, body)
         health = await deferToThread(get_json, d.url + "/health")
         self.assertEqual(health["login"]["logged_in"], True)
+
+    async def test_usage_check_refreshes_ahead_of_expiry(self) -> None:
+        """
+        The stored access token expires in 5 minutes and 10 seconds: the
+        check at start leaves it (the CLI refreshes only within 5
+        minutes), the next check comes when it enters that window, and its
+        CLI refreshes it, alone, before any request needs it.
+        """
+        d, account = await with_account(self, 310.0, usage_check=3600.0)
+        await wait_for(lambda: d.daemon.core.usage_checker.checks >= 1 and d.proxy.usage_report is not None, timeout=30)
+        self.assertEqual(account.refreshes, [])
+        checker = d.daemon.core.usage_checker
+        await wait_for(lambda: checker.checks >= 2 and checker.running is None, timeout=40)
+        self.assertEqual((account.refreshes, account.refused), (["rt-0"], []))
+        # the check's CLI exited by itself, after saving the new login
+        health = await deferToThread(get_json, d.url + "/health")
+        self.assertGreater(health["login"]["stored"]["expires_in"], 3000)
+        code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(len(account.refreshes), 1)

@@ -94,8 +94,13 @@ class FakeTransport:
         self.pid = pid
         self.written: list[bytes] = []
 
+        self.stdin_closed = False
+
     def write(self, data: bytes) -> None:
         self.written.append(data)
+
+    def closeStdin(self) -> None:
+        self.stdin_closed = True
 
 
 class ProbeTests(SynchronousTestCase):
@@ -146,13 +151,27 @@ class ProbeTests(SynchronousTestCase):
         protocol.outReceived(b'{"type":"system","subtype":"status"}\n' + json.dumps(OLD).encode()[:50])
         self.assertEqual(self.killed, [])
         protocol.outReceived(json.dumps(OLD).encode()[50:] + b"\n")
-        self.assertEqual(self.killed, [4242])
+        # answered: its stdin is closed, on which it exits by itself (not killed: it may be saving a refreshed login)
+        self.assertEqual((protocol.transport.stdin_closed, self.killed), (True, []))
         self.assertEqual(got, [])
         protocol.processEnded(Failure(ProcessDone(0)))
         [report] = got
         self.assertTrue(report.available)
         self.assertEqual(report.windows["five_hour"]["utilization"], 0.12)
         self.assertFalse(self.clock.getDelayedCalls())
+
+    def test_killed_if_it_does_not_exit(self) -> None:
+        asked = self.ask()
+        protocol = self.spawned[0][0]
+        protocol.outReceived(json.dumps(NEW).encode() + b"\n")
+        self.clock.advance(4.9)
+        self.assertEqual(self.killed, [])
+        self.clock.advance(0.1)
+        self.assertEqual(self.killed, [4242])
+        got: list[UsageReport] = []
+        asked.done.addCallback(got.append)
+        protocol.processEnded(Failure(ProcessDone(0)))
+        self.assertTrue(got[0].available)
 
     def test_timeout(self) -> None:
         asked = self.ask()
@@ -256,3 +275,56 @@ class StoredLoginTests(SynchronousTestCase):
         self.assertIsNone(stored_login("not json", NOW))
         self.assertEqual(credentials_path({"HOME": "/h"}), "/h/.claude/.credentials.json")
         self.assertEqual(credentials_path({"HOME": "/h", "CLAUDE_CONFIG_DIR": "/c"}), "/c/.credentials.json")
+
+
+class RefreshAheadTests(SynchronousTestCase):
+    def test_refresh_due(self) -> None:
+        from claudeproxy.engine.usageprobe import refresh_due
+
+        stored = {"refreshable": True, "expires_at": NOW + 900}
+        self.assertEqual(refresh_due(stored, NOW), 601.0)
+        self.assertIsNone(refresh_due(dict(stored, refreshable=False), NOW))
+        self.assertIsNone(refresh_due(None, NOW))
+        self.assertIsNone(refresh_due({"refreshable": True, "expires_at": None}, NOW))
+
+    def test_checks_when_due(self) -> None:
+        """
+        A check is made when the token enters the CLI's refresh window,
+        before the interval; if requests run then, a few seconds later.
+        """
+        clock = Clock()
+        runs: list[Deferred[UsageReport]] = []
+        busy = [False]
+        expires = [clock.seconds() + 400.0]
+
+        def run() -> Asked:
+            d: Deferred[UsageReport] = Deferred()
+            runs.append(d)
+            return Asked(d, lambda: None)
+
+        from claudeproxy.engine.usageprobe import refresh_due
+
+        checker = UsageChecker(
+            clock,
+            run,
+            lambda: busy[0],
+            lambda r: None,
+            3600,
+            lambda: refresh_due({"refreshable": True, "expires_at": expires[0]}, clock.seconds()),
+        )
+        checker.start()
+        runs[0].callback(UsageReport(clock.seconds()))
+        busy[0] = True
+        clock.advance(101)
+        self.assertEqual(len(runs), 1)
+        busy[0] = False
+        clock.advance(5)
+        self.assertEqual(len(runs), 2)
+        # refreshed: the next is due when the new token nears its expiry
+        expires[0] = clock.seconds() + 3600
+        runs[1].callback(UsageReport(clock.seconds()))
+        clock.advance(3299)
+        self.assertEqual(len(runs), 2)
+        clock.advance(2)
+        self.assertEqual(len(runs), 3)
+        checker.stop()

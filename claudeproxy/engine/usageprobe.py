@@ -8,7 +8,12 @@ The probe starts its own short-lived CLI, with the daemon's flags and
 environment (its isolation), so no process meant for a request is touched:
 a process that has answered C{initialize} or read a user line is bound to
 those settings.  It writes only the control request (never C{initialize},
-never a user line), reads the C{control_response} and kills the process.
+never a user line), reads the C{control_response}, and closes the CLI's
+stdin, on which it exits; it is killed only if it does not (or never
+answers).  Not killed at once: a CLI whose stored login's access token
+nears its expiry refreshes it at start, and a kill between the token
+endpoint's answer and the credentials file's write would lose the rotated
+refresh token, and with it the login.
 
 The answer (the same shape on 2.1.197 and 2.1.332; the schema is marked
 experimental):
@@ -57,6 +62,29 @@ WINDOWS = ("five_hour", "seven_day", "seven_day_oauth_apps", "seven_day_opus", "
 PROBE_TIMEOUT = 30.0
 #: how often usage is asked for while idle (seconds)
 DEFAULT_INTERVAL = 300.0
+#: the CLI refreshes a stored login's access token that expires within
+#: this many seconds, when it starts (2.1.197 and 2.1.332)
+REFRESH_WINDOW = 300.0
+#: how long a CLI that has answered may take to exit once its stdin is
+#: closed (~30-40 ms measured on both versions) before it is killed: it may
+#: be saving a refreshed login, which a kill would lose
+EXIT_GRACE = 5.0
+#: the shortest wait between two checks
+MIN_DELAY = 5.0
+
+
+def refresh_due(stored: Optional[Mapping[str, Any]], now: float) -> Optional[float]:
+    """
+    Seconds until the stored login's access token enters the CLI's refresh
+    window (a usage check then makes its CLI refresh it, alone, while no
+    request starts other CLIs); None when there is nothing to refresh.
+    """
+    if stored is None or not stored.get("refreshable"):
+        return None
+    expires = stored.get("expires_at")
+    if not isinstance(expires, (int, float)):
+        return None
+    return expires - REFRESH_WINDOW + 1.0 - now
 
 
 def probe_argv(claude: str, settings: Sequence[str]) -> list[str]:
@@ -233,7 +261,7 @@ class _Probe(ProcessProtocol):
             if isinstance(obj, dict):
                 report = parse_answer(obj, self.clock())
                 if report is not None:
-                    self._end(report)
+                    self._answered(report)
                     return
 
     def errReceived(self, data: bytes) -> None:
@@ -241,6 +269,19 @@ class _Probe(ProcessProtocol):
 
     def _timed_out(self, timeout: float) -> None:
         self._end(UsageReport(self.clock(), error="the CLI did not answer get_usage within %gs" % (timeout,)))
+
+    def _answered(self, report: UsageReport) -> None:
+        """
+        The CLI answered: close its stdin and let it exit by itself, killed
+        only after L{EXIT_GRACE}.
+        """
+        if self.report is None:
+            self.report = report
+        if self.timer.active():
+            self.timer.cancel()
+        assert self.transport is not None
+        self.transport.closeStdin()
+        self.timer = self.reactor.callLater(EXIT_GRACE, self._end, report)
 
     def _end(self, report: UsageReport) -> None:
         if self.report is None:
@@ -307,8 +348,9 @@ def ask(
 
 class UsageChecker:
     """
-    Asks for the usage at start, then every C{interval} seconds; a check
-    due while requests run (C{busy()}) waits for the next.  Each report goes
+    Asks for the usage at start, then every C{interval} seconds, and
+    sooner when C{due()} says (seconds; see L{refresh_due}); a check due
+    while requests run (C{busy()}) is tried again later.  Each report goes
     to C{on_report}.
     """
 
@@ -321,8 +363,10 @@ class UsageChecker:
         busy: Callable[[], bool],
         on_report: Callable[[UsageReport], None],
         interval: float = DEFAULT_INTERVAL,
+        due: Callable[[], Optional[float]] = lambda: None,
     ) -> None:
         self.reactor = reactor
+        self.due = due
         self.run = run
         self.busy = busy
         self.on_report = on_report
@@ -353,8 +397,13 @@ class UsageChecker:
         return running.done
 
     def _schedule(self) -> None:
-        if not self._stopped:
-            self._call = self.reactor.callLater(self.interval, self._tick)
+        if self._stopped:
+            return
+        delay = self.interval
+        due = self.due()
+        if due is not None:
+            delay = min(delay, max(MIN_DELAY, due))
+        self._call = self.reactor.callLater(delay, self._tick)
 
     def _tick(self) -> None:
         self._call = None
