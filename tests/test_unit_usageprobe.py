@@ -154,7 +154,11 @@ class ProbeTests(SynchronousTestCase):
         # answered: its stdin is closed, on which it exits by itself (not killed: it may be saving a refreshed login)
         self.assertEqual((protocol.transport.stdin_closed, self.killed), (True, []))
         self.assertEqual(got, [])
+        ended: list[None] = []
+        protocol.ended.addCallback(ended.append)
         protocol.processEnded(Failure(ProcessDone(0)))
+        # then its group is killed (anything it left), and the child guard's record can go
+        self.assertEqual((self.killed, ended), ([4242], [None]))
         [report] = got
         self.assertTrue(report.available)
         self.assertEqual(report.windows["five_hour"]["utilization"], 0.12)
@@ -172,6 +176,7 @@ class ProbeTests(SynchronousTestCase):
         asked.done.addCallback(got.append)
         protocol.processEnded(Failure(ProcessDone(0)))
         self.assertTrue(got[0].available)
+        self.assertEqual(self.killed, [4242])
 
     def test_timeout(self) -> None:
         asked = self.ask()
@@ -328,3 +333,27 @@ class RefreshAheadTests(SynchronousTestCase):
         clock.advance(2)
         self.assertEqual(len(runs), 3)
         checker.stop()
+
+
+class GuardedTests(SynchronousTestCase):
+    def test_child_guard_record_removed(self) -> None:
+        """
+        Through the daemon's child guard, the probe's process is recorded
+        from its spawn until it has ended.
+        """
+        from claudeproxy.engine.reaper import ChildGuard
+
+        clock = Clock()
+        guard = ChildGuard(clock, stamp=lambda pid: 0.0)
+        spawned: list[Any] = []
+
+        def spawner(protocol: Any, executable: str, args: Any, env: Any, path: str) -> Any:
+            transport = FakeTransport(4343)
+            protocol.makeConnection(transport)
+            spawned.append(protocol)
+            return transport
+
+        ask(clock, guard.wrap(spawner), "/opt/claude", {}, (), "/w", clock.seconds, lambda pid: None)
+        self.assertIn(4343, guard.groups)
+        spawned[0].processEnded(Failure(ProcessDone(0)))
+        self.assertNotIn(4343, guard.groups)

@@ -241,6 +241,10 @@ class _Probe(ProcessProtocol):
         self.pid: Optional[int] = None
         self.timer = reactor.callLater(timeout, self._timed_out, timeout)
         self.stderr = b""
+        self._group_killed = False
+        #: fires once the process is reaped and its group killed (the
+        #: daemon's child guard keeps its record until then)
+        self.ended: Deferred[None] = Deferred()
 
     def connectionMade(self) -> None:
         self.pid = getattr(self.transport, "pid", None)
@@ -289,16 +293,24 @@ class _Probe(ProcessProtocol):
         if self.timer.active():
             self.timer.cancel()
         if self.pid is not None:
-            self.killer(self.pid)
+            self._kill_group()
         elif self.transport is not None:
             try:
                 self.transport.signalProcess("KILL")
             except ProcessExitedAlready:
                 pass
 
+    def _kill_group(self) -> None:
+        if not self._group_killed and self.pid is not None:
+            self._group_killed = True
+            self.killer(self.pid)
+
     def processEnded(self, reason: Failure) -> None:
         if self.timer.active():
             self.timer.cancel()
+        # whatever the CLI left in its group goes with it
+        self._kill_group()
+        self.ended.callback(None)
         if self.report is None:
             tail = self.stderr.decode("utf-8", "replace").strip()
             self.report = UsageReport(
