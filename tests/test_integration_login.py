@@ -165,3 +165,58 @@ class LoginTests(TestCase):
         code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]})
         self.assertEqual(code, 200, body)
         self.assertEqual(len(account.refreshes), 1)
+
+    async def test_access_token_expiry_while_cli_processes_live(self) -> None:
+        """
+        24 conversations, each kept on a live CLI process; the stored access
+        token then enters the CLIs' refresh window and the upstream stops
+        taking it: the
+        24 follow-ups, at once on those same processes, each need a fresh
+        token.  One refresh, every follow-up answered.
+        """
+        n = 24
+        # valid past the CLIs' 5-minute refresh window while the 24 start (scaled: the machine's load)
+        d, account = await with_account(
+            self,
+            300.0 + scaled(30.0),
+            max_concurrent=n,
+            max_queued=n,
+            max_cli_processes=n + 2,
+            max_sessions=n,
+            session_ttl=600.0,
+            request_timeout=scaled(240),
+        )
+
+        def first(i: int) -> dict[str, Any]:
+            return {"model": "sonnet", "messages": [{"role": "user", "content": "conversation %d" % (i,)}]}
+
+        answers = await DeferredList([Deferred.fromCoroutine(d.chat(first(i))) for i in range(n)], consumeErrors=True)
+        self.assertEqual([a[1][0] if a[0] else repr(a[1]) for a in answers], [200] * n)
+        self.assertEqual(account.refreshes, [], "the first round took too long: the token entered the window")
+        # the token enters the CLIs' 5-minute refresh window, and the upstream takes it no more
+        await sleep(max(0.0, account.access["at-1"] - reactor.seconds() - 300.0) + 1.0)
+        account.access["at-1"] = 0.0
+
+        def follow_up(i: int, reply: str) -> dict[str, Any]:
+            messages = first(i)["messages"] + [
+                {"role": "assistant", "content": reply},
+                {"role": "user", "content": "and then?"},
+            ]
+            return {"model": "sonnet", "messages": messages}
+
+        resps = await DeferredList(
+            [
+                Deferred.fromCoroutine(
+                    d.post("/v1/chat/completions", follow_up(i, answers[i][1][1]["choices"][0]["message"]["content"]))
+                )
+                for i in range(n)
+            ],
+            consumeErrors=True,
+        )
+        codes = [r[1].code if r[0] else repr(r[1]) for r in resps]
+        served = [r[1].headers.getRawHeaders(b"x-claudeproxy-served", [b"?"])[0].decode() for r in resps if r[0]]
+        self.assertEqual(codes, [200] * n, (account.refreshes, account.refused, served))
+        # the follow-ups ran on the processes that held the conversations
+        self.assertEqual(served.count("session"), n, served)
+        self.assertEqual((len(account.refreshes), account.refused), (1, []))
+        self.assertEqual(d.fake.unauthorized, 0)
