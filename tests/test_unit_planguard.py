@@ -7,10 +7,13 @@ the usage asked for with get_usage.
 
 from __future__ import annotations
 
+import json
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.engine.limits import merge_limits
 from claudeproxy.engine.planguard import PLAN_LIMIT_REACHED, RESERVE_REACHED, pause
+from tests.test_unit_routes import RoutesTestCase, chat_body
 
 NOW = 1_800_000_000.0
 WEEK_RESET = NOW + 4 * 86400
@@ -113,3 +116,46 @@ class ReserveTests(SynchronousTestCase):
         p = pause(seen(OLD_EXTRA), limits, None, "allow", 5, NOW)
         assert p is not None
         self.assertEqual((p.code, p.window), (RESERVE_REACHED, "seven_day"))
+
+
+class GuardRouteTests(RoutesTestCase):
+    """
+    The routes with the daemon built on a MemoryReactor and a fake
+    spawner: a report that the plan's window is used up, then requests.
+    """
+
+    def test_refused_before_any_process(self) -> None:
+        import time
+
+        self.build()
+        now = time.time()
+        self.daemon.proxy.turns.quota = dict(OLD_EXTRA, resetsAt=now + 3600, observed_at=now)
+        code, body, response = self.json_answer(self.request("POST", "/v1/chat/completions", chat_body()))
+        self.assertEqual(
+            (code, body["error"]["code"], body["error"]["type"]), (429, PLAN_LIMIT_REACHED, "rate_limit_error")
+        )
+        self.assertEqual(response.headers.getRawHeaders("x-should-retry"), ["false"])
+        self.assertLessEqual(int(response.headers.getRawHeaders("retry-after")[0]), 3600)
+        body = json.dumps({"model": "sonnet", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+        code, answer, _ = self.json_answer(self.request("POST", "/v1/messages", body.encode()))
+        self.assertEqual(code, 429)
+        self.assertEqual(answer["type"], "error")
+        self.assertEqual(answer["error"]["type"], "rate_limit_error")
+        self.assertTrue(
+            answer["error"]["message"].startswith("plan_limit_reached: the subscription's weekly limit is reached"),
+            answer,
+        )
+        # no CLI was started
+        self.assertEqual(self.spawner.calls, [])
+        code, health, _ = self.json_answer(self.request("GET", "/health"))
+        self.assertEqual(health["status"], "paused")
+        self.assertTrue(health["plan_guard"]["summary"].startswith("paused: weekly limit reached, resets "))
+
+    def test_allowed(self) -> None:
+        import time
+
+        self.build(extra_usage="allow")
+        now = time.time()
+        self.daemon.proxy.turns.quota = dict(OLD_EXTRA, resetsAt=now + 3600, observed_at=now)
+        code, health, _ = self.json_answer(self.request("GET", "/health"))
+        self.assertEqual((health["status"], health["plan_guard"]["summary"]), ("ok", "serving"))
