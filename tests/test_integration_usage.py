@@ -68,7 +68,7 @@ class UsageBeforeFirstRequestTests(TestCase):
         from claudeproxy.ops.status import summary
 
         text = summary(figures)
-        self.assertIn("limit seven_day: ?, 64% used, resets ", text)
+        self.assertIn("limit seven_day: asked, 64% used, resets ", text)
         self.assertIn("extra usage this month: on, 12.34 USD used of 50.00 USD", text)
         seen = await deferToThread(limits_in_browser, d.url)
         self.assertEqual(seen["errors"], [])

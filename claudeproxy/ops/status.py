@@ -90,7 +90,7 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
             "limit %s: %s%s%s%s"
             % (
                 name,
-                w.get("status", "?"),
+                w.get("status") or ("asked" if w.get("source") == "get_usage" else "?"),
                 "" if used is None else ", %d%% used" % (round(used * 100),),
                 ", resets " + _when(w["resetsAt"]) if w.get("resetsAt") else "",
                 ", at this rate reached " + _when(w["reached_at"]) if w.get("reached_at") else "",
