@@ -58,6 +58,12 @@ class LoginTests(TestCase):
         self.assertTrue(stored["refreshable"])
         self.assertLess(abs(stored["expires_at"] - account.access["at-1"]), 1)
         self.assertGreater(stored["expires_in"], 3000)
+        from tests.test_integration_usage import limits_in_browser
+
+        seen = await deferToThread(limits_in_browser, d.url)
+        self.assertEqual(seen["errors"], [])
+        self.assertTrue(seen["token"].startswith("access token expires "), seen)
+        self.assertIn("64% used", seen["windows"]["seven_day"])
         self.assertEqual([r.path for r in d.fake.requests if r.path.startswith(b"/v1/messages")], [])
 
     async def test_access_token_expiry_under_load(self) -> None:

@@ -37,6 +37,7 @@ def limits_in_browser(url: str) -> dict[str, Any]:
             "windows": {r.get_attribute("data-window"): r.text for r in rows},
             "extra": driver.find_element(By.ID, "extra-usage").text,
             "guard": driver.find_element(By.ID, "plan-guard").text,
+            "token": driver.find_element(By.ID, "cli-token").text,
             "errors": severe(driver),
         }
     finally:

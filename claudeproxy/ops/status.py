@@ -74,6 +74,17 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
         "login unknown" if state is None else ("logged in" if state else "NOT logged in (run `claude`, then /login)")
     )
     out.append("claudeproxy %s   CLI %s, %s" % (figures.get("version"), cli.get("version") or "unknown", logged))
+    stored = login.get("stored")
+    if isinstance(stored, dict) and stored.get("expires_at"):
+        out.append(
+            "login: access token expires %s (%s)"
+            % (
+                _when(stored["expires_at"]),
+                "the CLI refreshes it itself"
+                if stored.get("refreshable")
+                else "no refresh token: run `claude`, then /login",
+            )
+        )
     quota = figures.get("quota")
     if quota:
         resets = quota.get("resetsAt")

@@ -85,6 +85,9 @@ function renderStatus() {
   text("cli-login", login.logged_in === true ? "logged in" + (login.method ? " (" + login.method + ")" : "") :
        login.logged_in === false ? "NOT logged in: run `claude` and /login" : "login unknown",
        login.logged_in === true ? "ok" : login.logged_in === false ? "bad" : "muted");
+  const stored = login.stored;
+  text("cli-token", stored && stored.expires_at ? "access token expires " + when(stored.expires_at) +
+       (stored.refreshable ? "" : " (no refresh token)") : "", stored && stored.refreshable === false ? "bad" : "muted");
   const q = data.quota;
   if (q) {
     const status = q.status || "unknown";
@@ -360,7 +363,7 @@ def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
     return (
         _head(nonce, "claudeproxy")
         + "<body><header><h1>claudeproxy</h1>"
-        + '<span class="meta">v%s · CLI <span id="cli-version">%s</span> · <span id="cli-login">%s</span></span>'
+        + '<span class="meta">v%s · CLI <span id="cli-version">%s</span> · <span id="cli-login">%s</span> <span id="cli-token" class="muted"></span></span>'
         % (
             escape(figures["version"]),
             escape(cli.get("version") or "unknown"),
