@@ -47,6 +47,28 @@ def _plan(value: str) -> str:
     return value
 
 
+def _extra_usage(value: str) -> str:
+    from .engine.planguard import EXTRA_USAGE_MODES
+
+    if value not in EXTRA_USAGE_MODES:
+        raise ValueError("must be deny or allow")
+    return value
+
+
+def _reserve(value: str) -> float:
+    n = float(value)
+    if not 0 <= n < 100:
+        raise ValueError("must be a percentage from 0 to less than 100")
+    return n
+
+
+def _non_negative_float(value: str) -> float:
+    n = float(value)
+    if not n >= 0:
+        raise ValueError("must be 0 or more")
+    return n
+
+
 def _positive_float(value: str) -> float:
     n = float(value)
     if not n > 0:
@@ -126,6 +148,31 @@ class Options(usage.Options):
             "The subscription plan 'saved' is reckoned against when the CLI's login does not name it:"
             " pro, max5 or max20.",
             _plan,
+        ],
+        [
+            "extra-usage",
+            None,
+            "deny",
+            "deny: once the CLI reports the plan's own limit reached (a window used up, or extra usage in use), "
+            "API requests get 429 plan_limit_reached until the window resets, instead of spending extra usage "
+            "(paid beyond the plan); allow: they go on and may spend it.",
+            _extra_usage,
+        ],
+        [
+            "reserve",
+            None,
+            0.0,
+            "Percent of every limit window kept for your own Claude Code: API requests get 429 reserve_reached once "
+            "a window's utilization reaches 100 - P percent (0: none).",
+            _reserve,
+        ],
+        [
+            "usage-check",
+            None,
+            300.0,
+            "Seconds between checks of the subscription's limits while no request runs (the CLI's get_usage, "
+            "which spends no quota; the first at start). 0: never.",
+            _non_negative_float,
         ],
         ["max-body", None, 32 * 1024 * 1024, "Largest request body in bytes; larger gets 413.", _positive_int],
         [
@@ -313,6 +360,9 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         api_keys=tuple(options["api-keys"]),
         usage_retention=options["usage-retention"],
         plan=options["plan"],
+        extra_usage=options["extra-usage"],
+        reserve=options["reserve"],
+        usage_check=options["usage-check"],
         budgets=tuple(options.get("budgets") or ()),
         model_aliases=tuple(options["model-alias"]),
         max_body=options["max-body"],

@@ -34,6 +34,17 @@ class Config:
     #: the subscription plan (a key of L{claudeproxy.store.pricing.PLANS}) "saved" is
     #: reckoned against, when the CLI's login does not say
     plan: Optional[str] = None
+    #: "deny": once the CLI reports the plan's own limit reached (a window
+    #: rejected, or extra usage in use), API requests get 429
+    #: plan_limit_reached instead of spending extra usage; "allow": they go on
+    extra_usage: str = "deny"
+    #: percent of every limit window kept for the user's own use: API
+    #: requests get 429 reserve_reached once a window reaches 100 - reserve %
+    reserve: float = 0.0
+    #: seconds between the checks of the subscription's usage (the CLI's
+    #: get_usage, no quota spent) while no request runs; the first is at
+    #: start (0: never)
+    usage_check: float = 300.0
     model_aliases: tuple[tuple[str, str], ...] = ()
     max_body: int = 32 * 1024 * 1024
     upstream_retries: int = 2

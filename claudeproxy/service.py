@@ -19,10 +19,12 @@ from twisted.web.server import Site
 
 from .app import ProxyApp
 from .config import Config
+from .engine.loginprobe import read_stored_login
 from .engine.models import DEFAULT_MODEL
 from .engine.pool import Limiter, ProcessManager
 from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group
 from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
+from .engine.usageprobe import UsageChecker, ask, refresh_due
 from .engine.versions import version_warning
 from .store.db import open_state
 from .store.schema import MIGRATIONS
@@ -80,6 +82,8 @@ class _Core(Service):
         self.state_dir = ""
         #: the groups an earlier daemon left, killed at start
         self.swept: list[int] = []
+        #: asks the CLI for the subscription's usage while idle (None: never)
+        self.usage_checker: Optional[UsageChecker] = None
 
     def _guard_children(self) -> None:
         """
@@ -118,6 +122,8 @@ class _Core(Service):
         self.mcp_port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
         self.mcp.port = self.mcp_port.getHost().port
         self.manager.start()
+        if self.usage_checker is not None:
+            self.usage_checker.start()
         claude = self.manager.claude
         if claude is not None and os.access(claude, os.X_OK):
             # a CLI that cannot be started must not stop the daemon: /health
@@ -160,6 +166,9 @@ class _Core(Service):
             self.proxy.usage.stop()
         reaped: Deferred[Any] = self.manager.shutdown()
         waits = [reaped] + list(self.proxy.background)
+        checking = self.usage_checker.stop() if self.usage_checker is not None else None
+        if checking is not None:
+            waits.append(checking)
         if self._version_check is not None and not self._version_check.called:
             waits.append(self._version_check)
         if len(waits) > 1:
@@ -290,6 +299,22 @@ def build(
     core.enter_workdir = config.enter_workdir
     core.guard = guard
     core.state_dir = config.state_dir
+    claude = config.claude
+    if config.usage_check > 0 and claude is not None and os.access(claude, os.X_OK):
+        usage_spawner = spawner
+        core.usage_checker = UsageChecker(
+            reactor,
+            lambda: ask(
+                reactor, usage_spawner, claude, cli_env, manager.settings, manager.workdir, proxy.wallclock, killer
+            ),
+            lambda: limiter.running > 0 or limiter.queued > 0,
+            proxy.usage_reported,
+            config.usage_check,
+            # the stored login's access token is refreshed by the check's CLI ahead of its expiry
+            (lambda: None)
+            if cli_env.get("CLAUDE_CODE_OAUTH_TOKEN")
+            else lambda: refresh_due(read_stored_login(cli_env, proxy.wallclock()), proxy.wallclock()),
+        )
     site = Site(Guard(proxy.resource(), config.allowed_hosts, config.cors_origins))
     site.requestFactory = limited_request(config.max_body)
     site.displayTracebacks = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from typing import Any, Deque, List, Optional
+from typing import Any, Callable, Deque, List, Optional
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred
@@ -208,6 +208,21 @@ class _Messages(Resource):
         if not path.startswith(b"/v1/messages") or path.startswith(b"/v1/messages/count_tokens"):
             request.setResponseCode(404)
             return b'{"type":"error","error":{"type":"not_found_error","message":"nope"}}'
+        check = self.fake.check_auth
+        if check is not None and not check(headers.get("authorization", "")):
+            # the real API's answer to an expired or unknown OAuth access token
+            self.fake.unauthorized += 1
+            request.setResponseCode(401)
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "authentication_error",
+                        "message": "OAuth token has expired. Please obtain a new token or refresh your existing token.",
+                    },
+                }
+            ).encode()
         refusal = api_refusal(body)
         if refusal is not None:
             self.fake.refused.append(refusal)
@@ -239,6 +254,21 @@ class FakeAnthropic:
         #: whether answers carry the unified rate-limit headers (as the
         #: real API's do for a subscription login)
         self.rate_limit_headers = True
+        #: the plan's window ("5h", "7d") reported used up (unified status
+        #: "rejected"), None when the plan allows
+        self.plan_rejected: Optional[str] = None
+        #: seconds from the answer to the rejected window's reset (default:
+        #: the window's usual reset, 3 hours or 4 days ahead)
+        self.plan_reset_in: Optional[float] = None
+        #: whether extra usage pays once the plan's window is used up: the
+        #: answer is served, with the overage headers saying extra usage is
+        #: in use (as the real API does); without it the plan's rejection is
+        #: a 429
+        self.overage_allowed = False
+        #: when set, a request whose Authorization header it refuses gets
+        #: the real API's 401 for an expired OAuth token
+        self.check_auth: Optional[Callable[[str], bool]] = None
+        self.unauthorized = 0
         self.port: Optional[IListeningPort] = None
         self._open: list[Request] = []
         #: numbers (1-based, as in L{requests}) of the requests whose
@@ -311,7 +341,7 @@ class FakeAnthropic:
             return
         now = int(self.reactor.seconds())
         five, seven = now + 3 * 3600, now + 4 * 86400
-        for k, v in {
+        headers = {
             "anthropic-ratelimit-unified-status": "allowed",
             "anthropic-ratelimit-unified-reset": str(five),
             "anthropic-ratelimit-unified-representative-claim": "five_hour",
@@ -324,7 +354,29 @@ class FakeAnthropic:
             "anthropic-ratelimit-unified-7d-reset": str(seven),
             "anthropic-ratelimit-unified-overage-status": "rejected",
             "anthropic-ratelimit-unified-overage-disabled-reason": "org_level_disabled",
-        }.items():
+        }
+        if self.plan_rejected is not None:
+            claim = {"5h": "five_hour", "7d": "seven_day"}[self.plan_rejected]
+            reset = five if claim == "five_hour" else seven
+            if self.plan_reset_in is not None:
+                reset = int(self.reactor.seconds() + self.plan_reset_in)
+            headers.update(
+                {
+                    "anthropic-ratelimit-unified-status": "rejected",
+                    "anthropic-ratelimit-unified-reset": str(reset),
+                    "anthropic-ratelimit-unified-%s-reset" % (self.plan_rejected,): str(reset),
+                    "anthropic-ratelimit-unified-representative-claim": claim,
+                    "anthropic-ratelimit-unified-%s-status" % (self.plan_rejected,): "rejected",
+                    "anthropic-ratelimit-unified-%s-utilization" % (self.plan_rejected,): "1.0",
+                }
+            )
+        if self.overage_allowed:
+            del headers["anthropic-ratelimit-unified-overage-disabled-reason"]
+            headers["anthropic-ratelimit-unified-overage-status"] = "allowed"
+            headers["anthropic-ratelimit-unified-overage-reset"] = str(now + 20 * 86400)
+            if self.plan_rejected is not None:
+                headers["anthropic-ratelimit-unified-overage-in-use"] = "true"
+        for k, v in headers.items():
             request.setHeader(k.encode(), v.encode())
         # a window past a warning threshold: the CLI reports it as allowed_warning with its utilization
         for claim, threshold in self.surpassed.items():

@@ -294,6 +294,8 @@ async def start(
         max_sessions=0,
         workdir=workdir,
         shutdown_grace=3.0,
+        # no usage check at start unless a test asks for it (it would be one more CLI process)
+        usage_check=0.0,
     )
     settings.update(overrides)
     spawned: list[int] = []

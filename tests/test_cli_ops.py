@@ -584,6 +584,34 @@ class DoctorTests(Workspace):
         self.assertTrue(self.line(out, "systemd").startswith("info"), out)
         self.assertTrue(out.endswith("all good.\n"), out)
 
+    def test_logged_in_token_expiry(self) -> None:
+        """
+        A stored login (the credentials file): the check says when its
+        access token expires and that the CLI refreshes it, never the
+        token itself.
+        """
+        fake_claude(self.bin, auth_status=(LOGGED_IN, 0))
+        os.makedirs(os.path.join(self.home, ".claude"))
+        with open(os.path.join(self.home, ".claude", ".credentials.json"), "w") as f:
+            json.dump(
+                {
+                    "claudeAiOauth": {
+                        "accessToken": "sk-ant-oat-secret",
+                        "refreshToken": "sk-ant-ort-secret",
+                        "expiresAt": 4102444800000,
+                        "scopes": ["user:inference", "user:profile"],
+                        "subscriptionType": "max",
+                    }
+                },
+                f,
+            )
+        status, out, _ = self.doctor()
+        self.assertEqual(status, 0, out)
+        self.assertIn(
+            "access token expires 2100-01-01 00:00:00 UTC (the CLI refreshes it itself)", self.line(out, "CLI login")
+        )
+        self.assertNotIn("secret", out)
+
     def test_cli_outside_tested_versions(self) -> None:
         """
         A CLI older than the oldest tested version, or newer than the

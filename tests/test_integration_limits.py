@@ -15,7 +15,7 @@ from typing import Any
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from tests.harness import scaled, start
+from tests.harness import scaled, sleep, start
 
 
 def get_json(url: str) -> Any:
@@ -144,3 +144,123 @@ def get_json_key(url: str, key: str) -> Any:
     req = urllib.request.Request(url, headers={"Authorization": "Bearer " + key})
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())
+
+
+class PlanGuardTests(TestCase):
+    """
+    The plan's own limit and the reserve, through the real CLI: the fake
+    upstream's unified rate-limit headers say the weekly window is used up
+    (extra usage paying) or at 85 %; the official SDKs get the 429s.
+    """
+
+    timeout = 240
+
+    def refusals(self, d: Any, code: str) -> tuple[Any, Any, Any]:
+        """
+        A chat completion, a Responses call and a Messages call, each
+        refused with C{code} (the SDKs' default retries included).
+        """
+        import anthropic
+        import openai
+
+        oai = openai.OpenAI(base_url=d.url + "/v1", api_key="k", timeout=scaled(60))
+        ant = anthropic.Anthropic(base_url=d.url, api_key="k", timeout=scaled(60))
+        with self.assertRaises(openai.RateLimitError) as chat:
+            oai.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "again"}])
+        with self.assertRaises(openai.RateLimitError) as responses:
+            oai.responses.create(model="sonnet", input="again")
+        with self.assertRaises(anthropic.RateLimitError) as messages:
+            ant.messages.create(model="sonnet", max_tokens=10, messages=[{"role": "user", "content": "again"}])
+        for e in (chat.exception, responses.exception):
+            self.assertEqual(e.code, code)
+            self.assertEqual(e.type, "rate_limit_error")
+        body = messages.exception.body
+        self.assertEqual(body["type"], "error")
+        self.assertEqual(body["error"]["type"], "rate_limit_error")
+        self.assertTrue(body["error"]["message"].startswith(code + ": "), body)
+        for e in (chat.exception, responses.exception, messages.exception):
+            headers = e.response.headers
+            self.assertEqual(headers["x-should-retry"], "false")
+            self.assertGreater(int(headers["retry-after"]), 0)
+        return chat.exception, responses.exception, messages.exception
+
+    async def test_plan_limit_reached_then_reset(self) -> None:
+        from tests.harness import LoggedErrors
+
+        warnings: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            from twisted.logger import formatEvent
+
+            text = formatEvent(event)
+            if "crossed into extra usage" in text:
+                warnings.append(text)
+
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        LoggedErrors().install(self)
+        d = await start(self)
+        d.fake.plan_rejected = "7d"
+        d.fake.overage_allowed = True
+        # the weekly window resets soon after the first answer
+        reset_in = 4 + scaled(4)
+        d.fake.plan_reset_in = reset_in
+        code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]})
+        # the request that crossed into extra usage was served (the CLI tells only after the answer)
+        self.assertEqual(code, 200, body)
+        rid = body["id"]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("weekly limit", warnings[0])
+        # the log names the request
+        self.assertIn(rid, warnings[0])
+        upstream = len(d.fake.requests)
+        chat, _, _ = await deferToThread(self.refusals, d, "plan_limit_reached")
+        self.assertIn("weekly limit is reached; it resets ", chat.message)
+        self.assertIn("--extra-usage allow", chat.message)
+        # nothing reached upstream
+        self.assertEqual(len(d.fake.requests), upstream)
+        health = await deferToThread(get_json, d.url + "/health")
+        self.assertEqual(health["status"], "paused")
+        self.assertTrue(health["plan_guard"]["summary"].startswith("paused: weekly limit reached, resets "))
+        figures = await deferToThread(get_json, d.url + "/v1/usage")
+        self.assertEqual(figures["plan_guard"]["paused"]["code"], "plan_limit_reached")
+        from claudeproxy.ops.status import summary
+
+        self.assertIn("API requests: paused: weekly limit reached, resets ", summary(figures))
+        # after the reset the plan allows again: served
+        d.fake.plan_rejected = None
+        d.fake.overage_allowed = False
+        resets = health["plan_guard"]["paused"]["resets_at"]
+        import time
+
+        await sleep(max(0.0, resets - time.time() + 0.5))
+        code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "after"}]})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(len(d.fake.requests), upstream + 1)
+        health = await deferToThread(get_json, d.url + "/health")
+        self.assertEqual((health["status"], health["plan_guard"]["summary"]), ("ok", "serving"))
+
+    async def test_extra_usage_allowed(self) -> None:
+        d = await start(self, extra_usage="allow")
+        d.fake.plan_rejected = "7d"
+        d.fake.overage_allowed = True
+        for text in ("hi", "again"):
+            code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": text}]})
+            self.assertEqual(code, 200, body)
+        self.assertEqual(len(d.fake.message_requests), 2)
+        health = await deferToThread(get_json, d.url + "/health")
+        self.assertEqual(health["plan_guard"]["in_extra_usage"], True)
+
+    async def test_reserve_reached(self) -> None:
+        d = await start(self, reserve=20.0)
+        # past the warning threshold the CLI reports the weekly utilization (2.1.197 only then)
+        d.fake.surpassed["7d"] = 0.75
+        d.fake.utilization = (0.3, 0.85)
+        code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]})
+        self.assertEqual(code, 200, body)
+        upstream = len(d.fake.requests)
+        chat, _, _ = await deferToThread(self.refusals, d, "reserve_reached")
+        self.assertIn("weekly limit is at 85%", chat.message)
+        self.assertEqual(len(d.fake.requests), upstream)

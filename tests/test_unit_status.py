@@ -33,7 +33,10 @@ def figures() -> dict[str, Any]:
         "object": "usage",
         "version": "0.1",
         "now": T,
-        "cli": {"version": "2.1.197 (Claude Code)", "login": {"logged_in": True}},
+        "cli": {
+            "version": "2.1.197 (Claude Code)",
+            "login": {"logged_in": True, "stored": {"expires_at": T + 7200, "refreshable": True}},
+        },
         "quota": {"status": "allowed_warning", "resetsAt": T + 3600, "observed_at": T - 5},
         "plan": {"name": "max20", "source": "option", "monthly_price": 200.0},
         "limits": {
@@ -94,6 +97,8 @@ class StatusTests(SynchronousTestCase):
         self.assertEqual(code, 0, text)
         self.assertEqual(calls, [("127.0.0.1", 4000, None)])
         self.assertIn("CLI 2.1.197 (Claude Code), logged in", text)
+        self.assertIn("login: access token expires ", text)
+        self.assertIn("(the CLI refreshes it itself)", text)
         self.assertIn("quota: allowed_warning", text)
         self.assertIn("1 in flight, 0 queued, 2 warm, 1 live conversations", text)
         self.assertIn("agent", text)

@@ -25,7 +25,16 @@ NOT_RETRYABLE_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413, 422})
 #: errors of other statuses a retry does not fix: the model did what it
 #: does with this request (it was already asked again once)
 #: (a client over its budget waits for the reset, named in Retry-After)
-NOT_RETRYABLE_CODES = frozenset({"tool_choice_not_followed", "structured_output_missing", "budget_exceeded"})
+#: (a request refused to keep inside the plan waits for the window's reset)
+NOT_RETRYABLE_CODES = frozenset(
+    {
+        "tool_choice_not_followed",
+        "structured_output_missing",
+        "budget_exceeded",
+        "plan_limit_reached",
+        "reserve_reached",
+    }
+)
 
 
 @attrs.frozen(auto_exc=True)

@@ -14,7 +14,8 @@ the caller runs the process.
 from __future__ import annotations
 
 import json
-from typing import Mapping, Optional, Sequence
+import os
+from typing import Any, Mapping, Optional, Sequence
 
 #: where nothing listens (TCP port 1 on loopback)
 NOWHERE = "http://127.0.0.1:1"
@@ -81,3 +82,57 @@ def verdict(stdout: str) -> str:
     if not result.get("is_error"):
         return ACCEPTED
     return UNKNOWN
+
+
+# -- the stored login ------------------------------------------------------------
+
+
+def credentials_path(env: Mapping[str, str]) -> str:
+    """
+    Where the CLI keeps its login on Linux: C{.credentials.json} in its
+    config directory (C{$CLAUDE_CONFIG_DIR}, else C{~/.claude}).  macOS
+    keeps it in the Keychain instead.
+    """
+    config = env.get("CLAUDE_CONFIG_DIR") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".claude")
+    return os.path.join(config, ".credentials.json")
+
+
+def stored_login(text: str, now: float) -> Optional[dict[str, Any]]:
+    """
+    What a credentials file says of the login, without its secrets: when
+    the access token expires (C{expires_at}, epoch seconds, and
+    C{expires_in}), whether the CLI can refresh it (a refresh token is
+    there), the scopes and the subscription.  None when it holds no
+    claude.ai login.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    oauth = data.get("claudeAiOauth") if isinstance(data, Mapping) else None
+    if not isinstance(oauth, Mapping):
+        return None
+    expires_ms = oauth.get("expiresAt")
+    expires = expires_ms / 1000.0 if isinstance(expires_ms, (int, float)) and expires_ms > 0 else None
+    scopes = oauth.get("scopes")
+    return {
+        "has_access_token": bool(oauth.get("accessToken")),
+        "refreshable": bool(oauth.get("refreshToken")),
+        "expires_at": expires,
+        "expires_in": expires - now if expires is not None else None,
+        "scopes": [str(s) for s in scopes] if isinstance(scopes, list) else None,
+        "subscription": oauth.get("subscriptionType") if isinstance(oauth.get("subscriptionType"), str) else None,
+    }
+
+
+def read_stored_login(env: Mapping[str, str], now: float) -> Optional[dict[str, Any]]:
+    """
+    L{stored_login} of the CLI's credentials file, None when there is none
+    (a login from C{CLAUDE_CODE_OAUTH_TOKEN}, the macOS Keychain, an API key).
+    """
+    try:
+        with open(credentials_path(env), encoding="utf-8") as f:
+            text = f.read(1 << 20)
+    except OSError:
+        return None
+    return stored_login(text, now)

@@ -16,13 +16,15 @@ import re
 import shlex
 import shutil
 import tempfile
-from typing import Any, Mapping, Optional, Sequence, TextIO
+import time
+from typing import Any, Callable, Mapping, Optional, Sequence, TextIO
 
 import attrs
 
 from ..engine import loginprobe
 from ..engine.errors import error_from_result
 from ..engine.isolation import isolation_args, isolation_env
+from ..engine.loginprobe import read_stored_login
 from ..engine.usersetup import scan
 from ..engine.versions import version_warning
 from . import launchd, systemd
@@ -212,10 +214,34 @@ def has_auth_status(claude: str, env: Mapping[str, str], runner: Runner, timeout
     return done.ok and re.search(r"(?m)^\s+status\b", done.stdout) is not None
 
 
-def check_login(claude: str, env: Mapping[str, str], runner: Runner, timeout: float) -> Check:
+def stored_login_words(env: Mapping[str, str], now: float) -> str:
+    """
+    When the stored login's access token expires, in words (empty when
+    the CLI's login is not in a credentials file: C{CLAUDE_CODE_OAUTH_TOKEN},
+    the macOS Keychain).
+    """
+    if env.get("CLAUDE_CODE_OAUTH_TOKEN"):
+        return "; CLAUDE_CODE_OAUTH_TOKEN: a long-lived token, no refresh"
+    stored = read_stored_login(env, now)
+    if stored is None or stored["expires_at"] is None:
+        return ""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stored["expires_at"]))
+    if stored["expires_in"] <= 0:
+        state = "expired %s" % (when,)
+    else:
+        state = "expires %s" % (when,)
+    return "; access token %s (%s)" % (
+        state,
+        "the CLI refreshes it itself" if stored["refreshable"] else "no refresh token: run `claude`, then /login",
+    )
+
+
+def check_login(
+    claude: str, env: Mapping[str, str], runner: Runner, timeout: float, clock: Callable[[], float] = time.time
+) -> Check:
     """
     C{claude auth status --json} when the CLI has it, else one tiny real
-    request.
+    request; with when the stored login's access token expires.
     """
     if has_auth_status(claude, env, runner, timeout):
         done = runner([claude, "auth", "status", "--json"], env=env, timeout=timeout)
@@ -236,7 +262,7 @@ def check_login(claude: str, env: Mapping[str, str], runner: Runner, timeout: fl
                     "logged in with an API key (%s): requests are billed per token, not to a subscription" % (who,),
                     "claude auth logout && " + LOGIN,
                 )
-            return Check("CLI login", OK, "logged in (%s)" % (who,))
+            return Check("CLI login", OK, "logged in (%s)%s" % (who, stored_login_words(env, clock())))
         return Check(
             "CLI login",
             FAIL,
@@ -356,7 +382,7 @@ def check_port(config: DoctorConfig, service_running: bool) -> list[Check]:
     checks = [Check(name, OK, "daemon answering: " + probe.detail)]
     health = probe.health or {}
     cli = health.get("cli") or {}
-    if health.get("status") != "ok":
+    if health.get("status") not in ("ok", "paused"):
         error = cli.get("error") or "status %s" % (health.get("status"),)
         checks.append(
             Check(
@@ -371,6 +397,18 @@ def check_port(config: DoctorConfig, service_running: bool) -> list[Check]:
     mode = warm_mode(health.get("pool") or {})
     if mode is not None:
         checks.append(mode)
+    guard = health.get("plan_guard") or {}
+    if guard.get("paused"):
+        checks.append(
+            Check(
+                "plan guard",
+                WARN,
+                "%s: API requests get 429 until then" % (guard.get("summary"),),
+                "wait for the reset, or restart the daemon with --extra-usage allow (spends extra usage)"
+                if guard["paused"].get("code") == "plan_limit_reached"
+                else "wait for the reset, or restart the daemon with a smaller --reserve",
+            )
+        )
     return checks
 
 

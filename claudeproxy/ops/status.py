@@ -45,6 +45,23 @@ def _cost(c: dict[str, Any]) -> str:
     return text
 
 
+def extra_usage_words(extra: dict[str, Any]) -> str:
+    """
+    The CLI's C{extra_usage} (from get_usage) in words: off, or the credits
+    used of the monthly limit (both in cents of C{currency}, as the CLI's
+    own /usage reads them).
+    """
+    if not extra.get("is_enabled"):
+        return "off"
+    currency = str(extra.get("currency") or "USD")
+
+    def money(cents: Any) -> str:
+        return "?" if not isinstance(cents, (int, float)) else "%.2f %s" % (cents / 100.0, currency)
+
+    limit = extra.get("monthly_limit")
+    return "on, %s used of %s" % (money(extra.get("used_credits")), "no limit" if limit is None else money(limit))
+
+
 def summary(figures: dict[str, Any], window: str = "day") -> str:
     """
     The figures as lines of text.
@@ -57,6 +74,17 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
         "login unknown" if state is None else ("logged in" if state else "NOT logged in (run `claude`, then /login)")
     )
     out.append("claudeproxy %s   CLI %s, %s" % (figures.get("version"), cli.get("version") or "unknown", logged))
+    stored = login.get("stored")
+    if isinstance(stored, dict) and stored.get("expires_at"):
+        out.append(
+            "login: access token expires %s (%s)"
+            % (
+                _when(stored["expires_at"]),
+                "the CLI refreshes it itself"
+                if stored.get("refreshable")
+                else "no refresh token: run `claude`, then /login",
+            )
+        )
     quota = figures.get("quota")
     if quota:
         resets = quota.get("resetsAt")
@@ -73,17 +101,30 @@ def summary(figures: dict[str, Any], window: str = "day") -> str:
             "limit %s: %s%s%s%s"
             % (
                 name,
-                w.get("status", "?"),
+                w.get("status") or ("asked" if w.get("source") == "get_usage" else "?"),
                 "" if used is None else ", %d%% used" % (round(used * 100),),
                 ", resets " + _when(w["resetsAt"]) if w.get("resetsAt") else "",
                 ", at this rate reached " + _when(w["reached_at"]) if w.get("reached_at") else "",
             )
         )
     overage = limits.get("overage") or {}
-    if overage:
+    if overage.get("overageStatus") or "isUsingOverage" in overage:
         out.append(
             "extra usage: %s (%s)"
             % ("in use" if overage.get("isUsingOverage") else "not in use", overage.get("overageStatus", "?"))
+        )
+    extra = overage.get("extra_usage")
+    if isinstance(extra, dict):
+        out.append("extra usage this month: %s" % (extra_usage_words(extra),))
+    guard = figures.get("plan_guard")
+    if isinstance(guard, dict):
+        out.append(
+            "API requests: %s (extra usage %s%s)"
+            % (
+                guard.get("summary", "?"),
+                "allowed" if guard.get("extra_usage") == "allow" else "refused",
+                ", %g%% reserved for you" % (guard["reserve"],) if guard.get("reserve") else "",
+            )
         )
     live = figures.get("live") or {}
     out.append(

@@ -27,6 +27,9 @@ from ..engine.errors import ProxyError
 PERIODS = ("daily", "weekly", "monthly")
 #: the error code of a request refused for its budget
 REFUSED = "budget_exceeded"
+#: the error codes of requests refused before they were served: they use
+#: no budget (nor did they begin, see L{Budgets.begin})
+NOT_COUNTED = (REFUSED, "plan_limit_reached", "reserve_reached")
 KINDS = ("requests", "tokens", "usd")
 _ITEM = re.compile(r"(daily|weekly|monthly):(?:\$(\d+(?:\.\d+)?)|(\d+)(req|requests|tok|tokens))\Z")
 #: budget items at the end of an API key file's line
@@ -132,17 +135,19 @@ class Budgets:
                 tally = self._tally(client, period, now)
                 requests, tokens, usd = conn.execute(
                     "SELECT COUNT(*), TOTAL(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens),"
-                    " TOTAL(cost) FROM usage WHERE client = ? AND time >= ? AND error_code IS NOT ?",
-                    (client, tally.start, REFUSED),
+                    " TOTAL(cost) FROM usage WHERE client = ? AND time >= ? AND error_code IS NOT ?"
+                    " AND error_code IS NOT ? AND error_code IS NOT ?",
+                    (client, tally.start, *NOT_COUNTED),
                 ).fetchone()
                 tally.requests, tally.tokens, tally.usd = int(requests), int(tokens), float(usd)
 
     def stored(self, client: str, time: float, tokens: int, cost: Optional[float], error_code: Optional[str]) -> None:
         """
         A usage row of C{client} was stored (C{time}: when its request
-        began); a request refused for its budget does not count.
+        began); a request refused before it was served (its budget, the
+        plan's limit, the reserve) does not count.
         """
-        if client not in self.budgets or error_code == REFUSED:
+        if client not in self.budgets or error_code in NOT_COUNTED:
             return
         self.end(client)
         now = self.clock()

@@ -77,6 +77,10 @@ class DaemonRoutes(DashboardRoutes, Serving):
         except ProxyError as e:
             cli["error"] = e.message
             status = "degraded"
+        plan_guard = self.plan_state()
+        if plan_guard["paused"] is not None and status == "ok":
+            # API requests get 429 until the window resets
+            status = "paused"
         if self.closing:
             status = "shutting_down"
         write_json(
@@ -97,7 +101,9 @@ class DaemonRoutes(DashboardRoutes, Serving):
                 "claude_setup": (
                     self.user_setup.to_json(self.config.use_claude_settings) if self.user_setup is not None else None
                 ),
+                "login": self.login_state(),
                 "quota": self.quota,
+                "plan_guard": plan_guard,
                 "models": dict(self.models_resolved),
             },
         )

@@ -85,6 +85,9 @@ function renderStatus() {
   text("cli-login", login.logged_in === true ? "logged in" + (login.method ? " (" + login.method + ")" : "") :
        login.logged_in === false ? "NOT logged in: run `claude` and /login" : "login unknown",
        login.logged_in === true ? "ok" : login.logged_in === false ? "bad" : "muted");
+  const stored = login.stored;
+  text("cli-token", stored && stored.expires_at ? "access token expires " + when(stored.expires_at) +
+       (stored.refreshable ? "" : " (no refresh token)") : "", stored && stored.refreshable === false ? "bad" : "muted");
   const q = data.quota;
   if (q) {
     const status = q.status || "unknown";
@@ -101,6 +104,8 @@ function renderStatus() {
   text("updated", "updated " + new Date(data.now * 1000).toLocaleTimeString());
 }
 
+// the CLI's extra usage figures are in cents of the currency
+function credits(cents, currency) { return typeof cents === "number" ? (cents / 100).toFixed(2) + " " + (currency || "USD") : "?"; }
 const WINDOW_NAMES = {five_hour: "5-hour session", seven_day: "weekly", seven_day_opus: "weekly (Opus)",
   seven_day_sonnet: "weekly (Sonnet)", seven_day_overage_included: "weekly (extra usage included)"};
 function renderLimits() {
@@ -113,8 +118,10 @@ function renderLimits() {
     const w = limits.windows[name];
     const row = el("div", {class: "limit", "data-window": name});
     const used = typeof w.utilization === "number" ? Math.round(w.utilization * 100) : null;
-    const cls = w.status === "allowed" ? "ok" : (w.status || "").startsWith("allowed") ? "warn" : "bad";
-    row.appendChild(el("div", {}, (WINDOW_NAMES[name] || name) + ": " + (w.status || "unknown") +
+    // a window known only from the usage asked for (get_usage) has no status: its use tells
+    const cls = !w.status ? (used === null || used < 80 ? "ok" : used < 100 ? "warn" : "bad") :
+      w.status === "allowed" ? "ok" : w.status.startsWith("allowed") ? "warn" : "bad";
+    row.appendChild(el("div", {}, (WINDOW_NAMES[name] || name) + ": " + (w.status || "asked") +
       (used === null ? " · use not reported" : " · " + used + "% used") + (w.resetsAt ? " · resets " + when(w.resetsAt) : "")));
     const bar = el("div", {class: "bar"}); const fill = el("div", {class: "fill " + cls});
     fill.style.width = (used === null ? 0 : Math.min(100, used)) + "%"; bar.appendChild(fill); row.appendChild(bar);
@@ -135,7 +142,14 @@ function renderLimits() {
       box.appendChild(row);
     }
   }
+  const g = data.plan_guard;
+  if (g) box.insertBefore(el("p", {class: g.paused ? "bad" : "muted", id: "plan-guard"}, "API requests: " + g.summary +
+    (g.paused ? "" : g.extra_usage === "allow" ? " · may spend extra usage" : " · extra usage refused") +
+    (g.reserve ? " · " + g.reserve + "% kept for you" : "")), box.firstChild);
   const o = limits.overage || {};
+  const x = o.extra_usage;
+  if (x) box.appendChild(el("p", {class: "muted", id: "extra-usage"}, "extra usage this month: " + (!x.is_enabled ? "off" :
+    "on, " + credits(x.used_credits, x.currency) + " used of " + (x.monthly_limit === null || x.monthly_limit === undefined ? "no limit" : credits(x.monthly_limit, x.currency)))));
   if (o.overageStatus || o.isUsingOverage !== undefined)
     box.appendChild(el("p", {class: "muted", id: "overage"}, "extra usage: " + (o.isUsingOverage ? "in use" : "not in use") +
       (o.overageStatus ? " (" + o.overageStatus + (o.overageDisabledReason ? ", " + o.overageDisabledReason : "") + ")" : "") +
@@ -349,7 +363,7 @@ def dashboard_page(nonce: str, figures: dict[str, Any], logout: bool) -> str:
     return (
         _head(nonce, "claudeproxy")
         + "<body><header><h1>claudeproxy</h1>"
-        + '<span class="meta">v%s · CLI <span id="cli-version">%s</span> · <span id="cli-login">%s</span></span>'
+        + '<span class="meta">v%s · CLI <span id="cli-version">%s</span> · <span id="cli-login">%s</span> <span id="cli-token" class="muted"></span></span>'
         % (
             escape(figures["version"]),
             escape(cli.get("version") or "unknown"),

@@ -19,7 +19,7 @@ from twisted.web.server import Request
 from ... import __version__
 from ...engine.errors import ProxyError
 from ...engine.limits import describe as describe_limits
-from ...engine.loginprobe import REFUSED_WARNING
+from ...engine.loginprobe import REFUSED_WARNING, read_stored_login
 from ...store.pricing import PLANS, plan_for, saved
 from ...store.usage import WINDOWS
 from ..auth import ANONYMOUS, Sessions, presented_key
@@ -116,6 +116,25 @@ class DashboardRoutes(Serving):
         """
         if self.__dict__.pop("_print_mode_wanted", False):
             self._check_print_mode()
+
+    def login_state(self) -> dict[str, Any]:
+        """
+        The CLI's login for /health and /v1/usage: logged in or not (from
+        C{claude auth status}, then from the requests served), and what its
+        credentials file says (when the access token expires, whether it can
+        be refreshed; no secrets).  /v1/usage asks C{claude auth status}
+        once (L{_probe_login}); /health only says what is known.
+        """
+        state = self.cli_login.to_json()
+        env = self.manager.env
+        if env.get("CLAUDE_CODE_OAUTH_TOKEN"):
+            state["token"] = "CLAUDE_CODE_OAUTH_TOKEN (a long-lived token: no refresh, no expiry the CLI knows)"
+            state["stored"] = None
+        else:
+            state["stored"] = read_stored_login(env, self.wallclock())
+        if state["logged_in"] is False:
+            state["fix"] = "run `claude` in a terminal, then /login; requests are served again as soon as it is done"
+        return state
 
     def _probe_login(self) -> None:
         """
@@ -250,10 +269,12 @@ class DashboardRoutes(Serving):
             "cli": {
                 "path": self.manager.claude,
                 "version": self.cli_version(),
-                "login": self.cli_login.to_json(),
+                "login": self.login_state(),
             },
             "quota": self.quota,
-            "limits": describe_limits(self.turns.limits, self.wallclock()),
+            "limits": describe_limits(self.known_limits(), self.wallclock()),
+            "plan_guard": self.plan_state(),
+            "usage_check": self.usage_report.to_json() if self.usage_report is not None else None,
             "live": {
                 "in_flight": self.limiter.running,
                 "queued": self.limiter.queued,
