@@ -160,6 +160,13 @@ class Options(usage.Options):
             _positive_float,
         ],
         [
+            "default-model",
+            None,
+            "claude-sonnet-4",
+            "The model /v1/models lists first (clients such as Open WebUI preselect it): any model id a "
+            "request may name.",
+        ],
+        [
             "upstream-retries",
             None,
             2,
@@ -252,6 +259,10 @@ class Options(usage.Options):
                 resolve(target, ())
             except ProxyError:
                 raise usage.UsageError("--model-alias %s=%s: %s is not a Claude model" % (name, target, target))
+        try:
+            resolve(self["default-model"], self["model-alias"])
+        except ProxyError:
+            raise usage.UsageError("--default-model %s is not a model a request may name" % (self["default-model"],))
 
 
 def find_claude(value: Optional[str], env: Mapping[str, str]) -> tuple[Optional[str], str]:
@@ -297,6 +308,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         plan=options["plan"],
         budgets=tuple(options.get("budgets") or ()),
         model_aliases=tuple(options["model-alias"]),
+        default_model=options["default-model"],
         max_body=options["max-body"],
         upstream_retries=options["upstream-retries"],
         keep_api_key=bool(options["keep-api-key"]),

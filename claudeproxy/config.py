@@ -35,6 +35,8 @@ class Config:
     #: reckoned against, when the CLI's login does not say
     plan: Optional[str] = None
     model_aliases: tuple[tuple[str, str], ...] = ()
+    #: the model C{/v1/models} lists first
+    default_model: str = "claude-sonnet-4"
     max_body: int = 32 * 1024 * 1024
     upstream_retries: int = 2
     keep_api_key: bool = False
