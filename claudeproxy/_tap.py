@@ -170,7 +170,8 @@ class Options(usage.Options):
             "upstream-retries",
             None,
             2,
-            "How often the CLI retries upstream 5xx (CLAUDE_CODE_MAX_RETRIES).",
+            "How often the CLI retries an upstream 5xx/529 (CLAUDE_CODE_MAX_RETRIES), on CLIs that honour "
+            "upstream's x-should-retry: false (2.1.332 and newer; older ones: 0).",
             _non_negative_int,
         ],
     ]

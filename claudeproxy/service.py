@@ -23,7 +23,7 @@ from .engine.models import DEFAULT_MODEL
 from .engine.pool import Limiter, ProcessManager
 from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group
 from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
-from .engine.versions import version_warning
+from .engine.versions import cli_retries, version_warning
 from .store.db import open_state
 from .store.schema import MIGRATIONS
 from .web.guard import Guard
@@ -73,6 +73,9 @@ class _Core(Service):
         self.env = env
         self.grace = grace
         self.cli_version: Optional[str] = None
+        #: --upstream-retries: given to the CLI once its version is known
+        #: to honour upstream's x-should-retry (L{cli_retries})
+        self.upstream_retries = 0
         self._version_check: Optional[Deferred[None]] = None
         #: records the CLI process groups; its watchdog kills them when the
         #: daemon ends (None: not guarded)
@@ -134,6 +137,8 @@ class _Core(Service):
 
             def got(out: bytes) -> None:
                 self.cli_version = out.decode("utf-8", "replace").strip() or None
+                # processes started from now on retry upstream as the policy says
+                self.manager.env["CLAUDE_CODE_MAX_RETRIES"] = str(cli_retries(self.upstream_retries, self.cli_version))
                 untested = version_warning(self.cli_version)
                 if untested is not None:
                     # (not "warning": the legacy log observers read that
@@ -255,7 +260,9 @@ def build(
     from .engine.process import build_env
     from .engine.usersetup import scan as scan_user_setup
 
-    cli_env = build_env(env, config.keep_api_key, config.upstream_retries, config.tool_wait, config.use_claude_settings)
+    # no retries by the CLI until its version says it honours upstream's
+    # x-should-retry (set when the version is known, see _Core)
+    cli_env = build_env(env, config.keep_api_key, 0, config.tool_wait, config.use_claude_settings)
     guard = ChildGuard(reactor) if config.watchdog else None
     spawner = spawner if spawner is not None else group_spawner(reactor)
     if guard is not None:
@@ -286,6 +293,7 @@ def build(
     proxy.user_setup = scan_user_setup(env)
     core = _Core(reactor, proxy, manager, mcp, cli_env, config.shutdown_grace)
     core.enter_workdir = config.enter_workdir
+    core.upstream_retries = config.upstream_retries
     core.guard = guard
     core.state_dir = config.state_dir
     site = Site(Guard(proxy.resource(), config.allowed_hosts, config.cors_origins))

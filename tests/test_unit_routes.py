@@ -411,7 +411,8 @@ class ChatTests(RoutesTestCase):
         self.assertEqual(executable, self.daemon.manager.claude)
         self.assertEqual(args[args.index("--model") + 1], "sonnet")
         self.assertNotIn("ANTHROPIC_API_KEY", env)
-        self.assertEqual(env["CLAUDE_CODE_MAX_RETRIES"], "2")
+        # the CLI's version is not known yet: no retries by the CLI (cli_retries)
+        self.assertEqual(env["CLAUDE_CODE_MAX_RETRIES"], "0")
         stdin = b"".join(self.spawner.transports[0].written)
         self.assertEqual(
             json.loads(stdin),

@@ -25,7 +25,21 @@ NOT_RETRYABLE_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413, 422})
 #: errors of other statuses a retry does not fix: the model did what it
 #: does with this request (it was already asked again once)
 #: (a client over its budget waits for the reset, named in Retry-After)
-NOT_RETRYABLE_CODES = frozenset({"tool_choice_not_followed", "structured_output_missing", "budget_exceeded"})
+#: (upstream's 5xx and 529 were retried by the CLI as far as the daemon's
+#: policy allows, or upstream forbade it: a client's SDK retrying would
+#: multiply the upstream calls)
+NOT_RETRYABLE_CODES = frozenset(
+    {
+        "tool_choice_not_followed",
+        "structured_output_missing",
+        "budget_exceeded",
+        "upstream_overloaded",
+        "upstream_error",
+    }
+)
+#: the Retry-After given with an upstream 5xx or 529 (upstream's own hint
+#: never reaches the daemon: the CLI keeps the headers)
+UPSTREAM_RETRY_AFTER = 10
 
 
 @attrs.frozen(auto_exc=True)
@@ -205,7 +219,19 @@ def error_from_result(
             413, "Upstream says the request is too large: %s" % (detail,), "invalid_request_error", "request_too_large"
         )
     if status == 529 or "overloaded" in lowered:
-        return ProxyError(503, "Upstream is overloaded: %s" % (detail,), "server_error", "upstream_overloaded")
+        return ProxyError(
+            503,
+            "Upstream is overloaded: %s" % (detail,),
+            "server_error",
+            "upstream_overloaded",
+            retry_after=UPSTREAM_RETRY_AFTER,
+        )
     if isinstance(status, int) and status >= 500:
-        return ProxyError(502, "Upstream error %d: %s" % (status, detail), "server_error", "upstream_error")
+        return ProxyError(
+            502,
+            "Upstream error %d: %s" % (status, detail),
+            "server_error",
+            "upstream_error",
+            retry_after=UPSTREAM_RETRY_AFTER,
+        )
     return ProxyError(502, "The Claude Code CLI could not answer: %s" % (detail,), "server_error", "cli_error")
