@@ -98,6 +98,19 @@ class StableListTests(SynchronousTestCase):
         self.assertEqual(before, ["claude-sonnet-4", "claude-opus-4", "claude-haiku-4"])
         self.assertEqual(after, before)
 
+    def test_learning_never_changes_the_listed_entries(self) -> None:
+        """
+        Whatever the default, the entries before the learned ids are fixed
+        at start: a picker's choice never disappears.
+        """
+        for default in ("claude-sonnet-4", "opus", "claude-opus-4-8", "claude-sonnet-5"):
+            catalog = ModelCatalog()
+            before = [m["id"] for m in list_models((), catalog, default)["data"]]
+            learn_all(catalog)
+            after = [m["id"] for m in list_models((), catalog, default)["data"]]
+            self.assertEqual(after[: len(before)], before, default)
+            self.assertEqual(after[0], default)
+
     def test_each_model_once(self) -> None:
         catalog = ModelCatalog()
         learn_all(catalog)

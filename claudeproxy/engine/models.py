@@ -110,37 +110,30 @@ def listed_ids(
     aliases: Iterable[tuple[str, str]], catalog: Optional[ModelCatalog] = None, default: str = DEFAULT_LISTED
 ) -> list[str]:
     """
-    The ids C{/v1/models} lists, in a stable order, each model once: the
-    default first, then the family ids, the C{--model-alias} names, and the
-    ids the CLI was seen to serve that none of those resolve to.  A family
-    id (or a CLI alias given as the default) that means the same model as
-    an entry before it is left out; C{--model-alias} names are listed as
-    configured.
+    The ids C{/v1/models} lists, each model once, in an order that what
+    the daemon learns never changes: the default first, then the family
+    ids but one that names the same C{--model} as an entry before it, the
+    C{--model-alias} names as configured, and last the ids the CLI was seen
+    to serve that no entry before resolves to.
     """
     aliases = list(aliases)
     names = [name for name, _ in aliases]
     out: list[str] = []
-    seen: set[str] = set()
-
-    def same_model(model_id: str) -> str:
+    targets: set[str] = set()
+    for model_id in (default, *LISTED_FAMILIES, *names):
+        if model_id in out:
+            continue
         try:
             target = resolve(model_id, aliases)
         except ProxyError:
             target = model_id
-        return catalog.resolved.get(target, target) if catalog is not None else target
-
-    for model_id in (default, *LISTED_FAMILIES, *names):
-        if model_id in out:
+        if target in targets and model_id not in names:
             continue
-        key = same_model(model_id)
-        if key in seen and model_id not in names:
-            continue
-        seen.add(key)
+        targets.add(target)
         out.append(model_id)
-    for model_id in catalog.ids() if catalog is not None else ():
-        if model_id not in seen and model_id not in out:
-            seen.add(model_id)
-            out.append(model_id)
+    if catalog is not None:
+        served = {catalog.resolved.get(t, t) for t in targets}
+        out.extend(m for m in catalog.ids() if m not in served and m not in out)
     return out
 
 
