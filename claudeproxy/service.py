@@ -136,15 +136,7 @@ class _Core(Service):
             )
 
             def got(out: bytes) -> None:
-                self.cli_version = out.decode("utf-8", "replace").strip() or None
-                # processes started from now on retry upstream as the policy says
-                self.manager.env["CLAUDE_CODE_MAX_RETRIES"] = str(cli_retries(self.upstream_retries, self.cli_version))
-                untested = version_warning(self.cli_version)
-                if untested is not None:
-                    # (not "warning": the legacy log observers read that
-                    # key as a Python warning)
-                    self.log.warn("CLI version: {untested}", untested=untested)
-                self.proxy.cli_version_known()
+                self.version_read(out.decode("utf-8", "replace"))
 
             def failed(f: Any) -> None:
                 self.cli_version = None
@@ -152,6 +144,20 @@ class _Core(Service):
 
             d.addCallbacks(got, failed)
             self._version_check = d
+
+    def version_read(self, text: str) -> None:
+        """
+        C{claude --version} printed C{text}.
+        """
+        self.cli_version = text.strip() or None
+        # processes started from now on retry upstream as the policy says
+        self.manager.env["CLAUDE_CODE_MAX_RETRIES"] = str(cli_retries(self.upstream_retries, self.cli_version))
+        untested = version_warning(self.cli_version)
+        if untested is not None:
+            # (not "warning": the legacy log observers read that
+            # key as a Python warning)
+            self.log.warn("CLI version: {untested}", untested=untested)
+        self.proxy.cli_version_known()
 
     def stopService(self) -> Deferred[Any]:
         """

@@ -402,6 +402,29 @@ class BodyTests(RoutesTestCase):
         self.assertEqual(json.loads(self.successResultOf(content))["choices"][0]["message"]["content"], "ok")
 
 
+class UpstreamRetriesTests(RoutesTestCase):
+    """
+    The CLI retries upstream (--upstream-retries) only once its version is
+    known to honour upstream's x-should-retry: false.
+    """
+
+    def spawned_retries(self) -> str:
+        d = self.request("POST", "/v1/chat/completions", chat_body())
+        env = self.spawner.calls[-1][3]
+        self.spawner.procs[-1].outReceived(reply_lines("Hi."))
+        self.json_answer(d)
+        return str(env["CLAUDE_CODE_MAX_RETRIES"])
+
+    def test_by_version(self) -> None:
+        self.build(upstream_retries=3)
+        self.assertEqual(self.spawned_retries(), "0")
+        self.daemon.core.version_read("2.1.332 (Claude Code)\n")
+        self.assertEqual(self.daemon.core.cli_version, "2.1.332 (Claude Code)")
+        self.assertEqual(self.spawned_retries(), "3")
+        self.daemon.core.version_read("2.1.197 (Claude Code)\n")
+        self.assertEqual(self.spawned_retries(), "0")
+
+
 class ChatTests(RoutesTestCase):
     def test_non_stream(self) -> None:
         self.build()
