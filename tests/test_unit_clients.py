@@ -410,6 +410,16 @@ class RetryTests(SynchronousTestCase):
             self.assertEqual(e.code, code)
             self.assertEqual(e.headers(), {"x-should-retry": "false", "Retry-After": str(UPSTREAM_RETRY_AFTER)})
 
+    def test_rate_limit_resetting_later_than_sdks_wait(self) -> None:
+        """
+        A 429 whose window resets in more than a minute: the SDKs would
+        retry within seconds (they ignore a longer Retry-After), in vain.
+        """
+        later = ProxyError(429, "x", "rate_limit_error", "rate_limit_exceeded", retry_after=3600)
+        self.assertEqual(later.headers(), {"Retry-After": "3600", "x-should-retry": "false"})
+        soon = ProxyError(429, "x", "rate_limit_error", "rate_limit_exceeded", retry_after=30)
+        self.assertEqual(soon.headers(), {"Retry-After": "30"})
+
 
 class CliRetriesTests(SynchronousTestCase):
     def test_only_where_the_cli_honours_x_should_retry(self) -> None:

@@ -37,6 +37,9 @@ NOT_RETRYABLE_CODES = frozenset(
         "upstream_error",
     }
 )
+#: the longest Retry-After the official SDKs wait for (a longer one, they
+#: replace with their own short backoff)
+SDK_RETRY_AFTER_MAX = 60
 #: the Retry-After given with an upstream 5xx or 529 (upstream's own hint
 #: never reaches the daemon: the CLI keeps the headers)
 UPSTREAM_RETRY_AFTER = 10
@@ -74,6 +77,10 @@ class ProxyError(Exception):
         Whether the same request may succeed if sent again (the official
         SDKs retry what C{x-should-retry} does not forbid).
         """
+        if self.status == 429 and self.retry_after is not None and self.retry_after > SDK_RETRY_AFTER_MAX:
+            # the SDKs ignore a longer Retry-After and retry within seconds,
+            # which a subscription window that resets later cannot answer
+            return False
         return self.status not in NOT_RETRYABLE_STATUSES and self.code not in NOT_RETRYABLE_CODES
 
     def headers(self) -> dict[str, str]:
