@@ -10,6 +10,9 @@ What is added (checked on 2.1.197 and 2.1.332, see docs/CLI-NOTES.md):
   requires them);
 - 2.1.197: a C{<system-reminder>} text block before the first user
   message's content, holding exactly "# currentDate" and today's date;
+- both, when ~/.claude.json names the login's account (every real login):
+  the account's e-mail address, in that same block (2.1.197) or a block of
+  its own (2.1.332);
 - 2.1.332: one C{role: system} message after the newest user turn,
   holding exactly the "# Environment" block (the daemon's private working
   directory, not a git repository, platform, shell, OS version, two lines
@@ -21,7 +24,10 @@ What is added (checked on 2.1.197 and 2.1.332, see docs/CLI-NOTES.md):
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import re
+import tempfile
 from typing import Any
 
 from twisted.trial.unittest import TestCase
@@ -55,6 +61,26 @@ ENVIRONMENT = [
     r"",
     r"Today's date is (?P<date>\d{4}-\d{2}-\d{2})\.",
 ]
+
+
+#: the account the CLI's login belongs to, as ~/.claude.json holds it
+ACCOUNT = {
+    "accountUuid": "00000000-0000-0000-0000-000000000001",
+    "emailAddress": "someone@example.com",
+    "organizationUuid": "00000000-0000-0000-0000-000000000002",
+    "displayName": "Some One",
+    "billingType": "stripe_subscription",
+}
+#: the account's address as each version sends it: a "# userEmail" entry of
+#: the user context, in a <system-reminder> before the first user message
+#: (2.1.197: the same block as the date)
+EMAIL_197 = "# userEmail\nThe user's email address is someone@example.com.\n"
+EMAIL_332 = re.compile(
+    r"<system-reminder>\nAs you answer the user's questions, you can use the following context:\n# userEmail\n"
+    r"The user's email address is someone@example\.com\. Use this email address only to identify the user.+"
+    r"</system-reminder>\n",
+    re.S,
+)
 
 
 def text_of(content: Any) -> list[str]:
@@ -132,6 +158,30 @@ class FidelityTests(TestCase):
         code, body = await d.chat({"model": "sonnet", "messages": [{"role": "system", "content": "Be brief."}, *hi]})
         self.assertEqual(code, 200, body)
         self._added(d, version, hi, "Be brief.")
+
+    async def test_account_email(self) -> None:
+        """
+        A real login's ~/.claude.json names the account: the CLI tells the
+        model its e-mail address, on both versions (docs/your-claude-setup.md).
+        """
+        home = tempfile.mkdtemp(prefix="cp-home-")
+        with open(os.path.join(home, ".claude.json"), "w") as f:
+            json.dump({"oauthAccount": ACCOUNT, "hasCompletedOnboarding": True}, f)
+        d = await start(self, home=home)
+        await wait_for(lambda: d.daemon.core.cli_version is not None, timeout=scaled(30))
+        version = parse_version(d.daemon.core.cli_version)
+        assert version is not None
+        code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]})
+        self.assertEqual(code, 200, body)
+        first = text_of(d.fake.message_requests[-1].body["messages"][0]["content"])
+        if version < (2, 1, 332):
+            self.assertEqual(len(first), 2, first)
+            self.assertIn(EMAIL_197, first[0])
+            self.assertIn("# currentDate", first[0])
+        else:
+            self.assertEqual(len(first), 2, first)
+            self.assertTrue(EMAIL_332.fullmatch(first[0]), first[0])
+        self.assertEqual(first[1], "hi")
 
     async def test_history(self) -> None:
         d, version = await self._daemon()
