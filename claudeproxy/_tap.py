@@ -225,10 +225,18 @@ class Options(usage.Options):
             _positive_float,
         ],
         [
+            "default-model",
+            None,
+            "claude-sonnet-4",
+            "The model /v1/models lists first (clients such as Open WebUI preselect it): any model id a "
+            "request may name.",
+        ],
+        [
             "upstream-retries",
             None,
             2,
-            "How often the CLI retries upstream 5xx (CLAUDE_CODE_MAX_RETRIES).",
+            "How often the CLI retries an upstream 5xx/529 (CLAUDE_CODE_MAX_RETRIES), on CLIs that honour "
+            "upstream's x-should-retry: false (2.1.332 and newer; older ones: 0).",
             _non_negative_int,
         ],
     ]
@@ -317,6 +325,10 @@ class Options(usage.Options):
                 resolve(target, ())
             except ProxyError:
                 raise usage.UsageError("--model-alias %s=%s: %s is not a Claude model" % (name, target, target))
+        try:
+            resolve(self["default-model"], self["model-alias"])
+        except ProxyError:
+            raise usage.UsageError("--default-model %s is not a model a request may name" % (self["default-model"],))
 
 
 def find_claude(value: Optional[str], env: Mapping[str, str]) -> tuple[Optional[str], str]:
@@ -365,6 +377,7 @@ def config_from_options(options: Options, env: Mapping[str, str], workdir: str) 
         usage_check=options["usage-check"],
         budgets=tuple(options.get("budgets") or ()),
         model_aliases=tuple(options["model-alias"]),
+        default_model=options["default-model"],
         max_body=options["max-body"],
         upstream_retries=options["upstream-retries"],
         keep_api_key=bool(options["keep-api-key"]),

@@ -46,6 +46,8 @@ class Config:
     #: start (0: never)
     usage_check: float = 300.0
     model_aliases: tuple[tuple[str, str], ...] = ()
+    #: the model C{/v1/models} lists first
+    default_model: str = "claude-sonnet-4"
     max_body: int = 32 * 1024 * 1024
     upstream_retries: int = 2
     keep_api_key: bool = False

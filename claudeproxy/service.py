@@ -25,7 +25,7 @@ from .engine.pool import Limiter, ProcessManager
 from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group
 from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
 from .engine.usageprobe import UsageChecker, ask, refresh_due
-from .engine.versions import version_warning
+from .engine.versions import cli_retries, version_warning
 from .store.db import open_state
 from .store.schema import MIGRATIONS
 from .web.guard import Guard
@@ -75,6 +75,9 @@ class _Core(Service):
         self.env = env
         self.grace = grace
         self.cli_version: Optional[str] = None
+        #: --upstream-retries: given to the CLI once its version is known
+        #: to honour upstream's x-should-retry (L{cli_retries})
+        self.upstream_retries = 0
         self._version_check: Optional[Deferred[None]] = None
         #: records the CLI process groups; its watchdog kills them when the
         #: daemon ends (None: not guarded)
@@ -139,14 +142,7 @@ class _Core(Service):
             )
 
             def got(out: bytes) -> None:
-                self.cli_version = out.decode("utf-8", "replace").strip() or None
-                self.manager.cli_known(self.cli_version)
-                untested = version_warning(self.cli_version)
-                if untested is not None:
-                    # (not "warning": the legacy log observers read that
-                    # key as a Python warning)
-                    self.log.warn("CLI version: {untested}", untested=untested)
-                self.proxy.cli_version_known()
+                self.version_read(out.decode("utf-8", "replace"))
 
             def failed(f: Any) -> None:
                 self.cli_version = None
@@ -154,6 +150,22 @@ class _Core(Service):
 
             d.addCallbacks(got, failed)
             self._version_check = d
+
+    def version_read(self, text: str) -> None:
+        """
+        C{claude --version} printed C{text}.
+        """
+        self.cli_version = text.strip() or None
+        # session files carry the version; binding late needs a known one
+        self.manager.cli_known(self.cli_version)
+        # processes started from now on retry upstream as the policy says
+        self.manager.env["CLAUDE_CODE_MAX_RETRIES"] = str(cli_retries(self.upstream_retries, self.cli_version))
+        untested = version_warning(self.cli_version)
+        if untested is not None:
+            # (not "warning": the legacy log observers read that
+            # key as a Python warning)
+            self.log.warn("CLI version: {untested}", untested=untested)
+        self.proxy.cli_version_known()
 
     def stopService(self) -> Deferred[Any]:
         """
@@ -265,7 +277,9 @@ def build(
     from .engine.process import build_env
     from .engine.usersetup import scan as scan_user_setup
 
-    cli_env = build_env(env, config.keep_api_key, config.upstream_retries, config.tool_wait, config.use_claude_settings)
+    # no retries by the CLI until its version says it honours upstream's
+    # x-should-retry (set when the version is known, see _Core)
+    cli_env = build_env(env, config.keep_api_key, 0, config.tool_wait, config.use_claude_settings)
     guard = ChildGuard(reactor) if config.watchdog else None
     spawner = spawner if spawner is not None else group_spawner(reactor)
     if guard is not None:
@@ -297,6 +311,7 @@ def build(
     proxy.user_setup = scan_user_setup(env)
     core = _Core(reactor, proxy, manager, mcp, cli_env, config.shutdown_grace)
     core.enter_workdir = config.enter_workdir
+    core.upstream_retries = config.upstream_retries
     core.guard = guard
     core.state_dir = config.state_dir
     claude = config.claude

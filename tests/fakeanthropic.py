@@ -105,6 +105,69 @@ def search_query(body: dict[str, Any]) -> str:
     return text.split("query: ", 1)[-1].strip()
 
 
+#: what the fake answers a chat UI's background task prompt with, by the
+#: key the prompt's JSON example asks for (Open WebUI: "### Task: …
+#: ### Output: JSON format: { "title": … }")
+TASK_ANSWERS: dict[str, Any] = {
+    "title": "🧪 Fake upstream chat",
+    "tags": ["General", "Testing"],
+    "follow_ups": ["Can you say more?", "Can you give an example?", "What should I try next?"],
+    "queries": ["fake upstream search"],
+    "text": " from the fake upstream",
+    "prompt": "A test pattern drawn by the fake upstream",
+}
+_TASK_JSON = re.compile(r"\{[^{}]*\}", re.S)
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """
+    The text of the last user message, without the CLI's own
+    C{<system-reminder>} blocks.
+    """
+    for m in reversed(body.get("messages") or []):
+        if m.get("role") != "user":
+            continue
+        content = m.get("content")
+        if isinstance(content, str):
+            return content
+        return "".join(
+            b.get("text", "")
+            for b in content or []
+            if isinstance(b, dict) and b.get("type") == "text" and not b.get("text", "").startswith("<system-reminder>")
+        )
+    return ""
+
+
+def task_answer(body: dict[str, Any]) -> Optional[str]:
+    """
+    The answer to a chat UI's task prompt (a user message starting
+    "### Task:"): the JSON object its "### Output:" example asks for, with
+    L{TASK_ANSWERS}' values for the keys it knows (others keep the example's
+    type), or the plain title when the prompt asks for the title alone.
+    None for any other request.
+    """
+    text = last_user_text(body).lstrip()
+    if not text.startswith("### Task:"):
+        return None
+    output = text.split("### Output:", 1)[-1].split("### Chat History:", 1)[0]
+    found = _TASK_JSON.search(output)
+    example: Any = None
+    if found is not None:
+        try:
+            example = json.loads(found.group(0))
+        except ValueError:
+            example = None
+    if not isinstance(example, dict):
+        return str(TASK_ANSWERS["title"]) if "title" in output.lower() else None
+    answer = {}
+    for key, value in example.items():
+        if key in TASK_ANSWERS:
+            answer[key] = TASK_ANSWERS[key]
+        else:
+            answer[key] = ["fake"] if isinstance(value, list) else "fake"
+    return json.dumps(answer, ensure_ascii=False)
+
+
 #: in a frame list: stop here and leave the response open
 _HANG = object()
 
@@ -276,6 +339,10 @@ class FakeAnthropic:
         self.lost: list[int] = []
         #: the 400s given for requests the real API refuses
         self.refused: list[str] = []
+        #: whether a chat UI's task prompt ("### Task: …") gets the JSON it
+        #: asks for (L{task_answer}), and how many did
+        self.answer_tasks = True
+        self.task_requests = 0
         self._timers: list[Deferred[Any]] = []
         #: what a request offering the web search server tool finds
         self.search_results: tuple[tuple[str, str], ...] = (
@@ -290,6 +357,13 @@ class FakeAnthropic:
         if web_search_tool(body) is not None:
             # the real API runs a server tool itself: no scripted reply
             return Reply(text="", search=self.search_results)
+        task = task_answer(body) if self.answer_tasks else None
+        if task is not None:
+            # a chat UI's background task (title, tags, follow-ups), asked
+            # beside the conversation: answered as a model would, whatever
+            # the test queued for the conversation
+            self.task_requests += 1
+            return Reply(text=task)
         if self.replies:
             return self.replies.popleft()
         return self.default

@@ -14,10 +14,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.engine import tokens
 from claudeproxy.engine.conversation import Conversation, Message, text_block
-from claudeproxy.engine.errors import ProxyError, bad_request
+from claudeproxy.engine.errors import UPSTREAM_RETRY_AFTER, ProxyError, bad_request, error_from_result
 from claudeproxy.engine.process import SpawnKey, build_argv
 from claudeproxy.engine.tools import ToolCall
 from claudeproxy.engine.turn import Finished, TurnState, Usage, WebSearch
+from claudeproxy.engine.versions import cli_retries
 from claudeproxy.protocols.anthropic import parse as am
 from claudeproxy.protocols.anthropic.context import CLEARED
 from claudeproxy.protocols.chat import parse as oc
@@ -396,7 +397,38 @@ class RetryTests(SynchronousTestCase):
             ProxyError(502, "x", "server_error", "tool_choice_not_followed").headers()["x-should-retry"], "false"
         )
         for status in (429, 500, 502, 503, 504):
-            self.assertNotIn("x-should-retry", ProxyError(status, "x", "server_error", "upstream_error").headers())
+            self.assertNotIn("x-should-retry", ProxyError(status, "x", "server_error", "cli_error").headers())
+
+    def test_upstream_5xx_not_retried_by_the_client(self) -> None:
+        """
+        Upstream's 529 and 5xx were retried by the CLI as far as the
+        policy allows (or upstream forbade it): the client is told not to
+        multiply the calls, and when to come back.
+        """
+        for status, code in ((529, "upstream_overloaded"), (500, "upstream_error"), (503, "upstream_error")):
+            e = error_from_result({"is_error": True, "api_error_status": status, "result": "API Error: %d x" % status})
+            self.assertEqual(e.code, code)
+            self.assertEqual(e.headers(), {"x-should-retry": "false", "Retry-After": str(UPSTREAM_RETRY_AFTER)})
+
+    def test_rate_limit_resetting_later_than_sdks_wait(self) -> None:
+        """
+        A 429 whose window resets in more than a minute: the SDKs would
+        retry within seconds (they ignore a longer Retry-After), in vain.
+        """
+        later = ProxyError(429, "x", "rate_limit_error", "rate_limit_exceeded", retry_after=3600)
+        self.assertEqual(later.headers(), {"Retry-After": "3600", "x-should-retry": "false"})
+        soon = ProxyError(429, "x", "rate_limit_error", "rate_limit_exceeded", retry_after=30)
+        self.assertEqual(soon.headers(), {"Retry-After": "30"})
+
+
+class CliRetriesTests(SynchronousTestCase):
+    def test_only_where_the_cli_honours_x_should_retry(self) -> None:
+        self.assertEqual(cli_retries(2, "2.1.332 (Claude Code)"), 2)
+        self.assertEqual(cli_retries(5, "2.2.0 (Claude Code)"), 5)
+        self.assertEqual(cli_retries(2, "2.1.197 (Claude Code)"), 0)
+        self.assertEqual(cli_retries(2, "2.1.331"), 0)
+        self.assertEqual(cli_retries(2, None), 0)
+        self.assertEqual(cli_retries(2, "garbage"), 0)
 
 
 class TokensTests(SynchronousTestCase):

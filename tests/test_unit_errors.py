@@ -129,7 +129,7 @@ class ErrorFromResultTests(SynchronousTestCase):
             result("API Error: 429", 429), {"status": "rejected", "resetsAt": 1_700_000_300}, now=1_700_000_000.0
         )
         self.assertEqual(e.retry_after, 300)
-        self.assertEqual(e.headers(), {"Retry-After": "300"})
+        self.assertEqual(e.headers(), {"Retry-After": "300", "x-should-retry": "false"})
 
     def test_429_retry_after_rounds_up(self) -> None:
         e = error_from_result(result("x", 429), {"status": "rejected", "resetsAt": 100.2}, now=50.0)

@@ -212,11 +212,27 @@ class ModelTests(SynchronousTestCase):
         listed = models.list_models((("gpt-4o", "sonnet"),))
         self.assertEqual(listed["object"], "list")
         ids = [m["id"] for m in listed["data"]]
-        self.assertEqual(
-            ids, ["claude-opus-4", "claude-sonnet-4", "claude-haiku-4", "opus", "sonnet", "haiku", "gpt-4o"]
-        )
+        self.assertEqual(ids, ["claude-sonnet-4", "claude-opus-4", "claude-haiku-4", "gpt-4o"])
         for m in listed["data"]:
             self.assertEqual(m, {"id": m["id"], "object": "model", "created": models.CREATED, "owned_by": "anthropic"})
+
+    def test_default_listed_first_and_once(self) -> None:
+        """
+        C{--default-model} is listed first; a family id meaning the same
+        model is not listed again.
+        """
+        self.assertEqual(models.listed_ids((), None, "opus"), ["opus", "claude-sonnet-4", "claude-haiku-4"])
+        self.assertEqual(
+            models.listed_ids((), None, "claude-haiku-4"), ["claude-haiku-4", "claude-sonnet-4", "claude-opus-4"]
+        )
+        self.assertEqual(
+            models.listed_ids((("big", "opus"),), None, "big"),
+            ["big", "claude-sonnet-4", "claude-haiku-4"],
+        )
+        self.assertEqual(
+            models.listed_ids((), None, "claude-opus-4-8"),
+            ["claude-opus-4-8", "claude-sonnet-4", "claude-opus-4", "claude-haiku-4"],
+        )
 
     def test_get_model_known(self) -> None:
         for name in ("claude-opus-4", "sonnet", "claude-sonnet-5"):

@@ -260,8 +260,7 @@ class InfoRouteTests(RoutesTestCase):
         self.assertEqual(code, 200)
         self.assertEqual(body["object"], "list")
         ids = [m["id"] for m in body["data"]]
-        for expected in ("claude-opus-4", "claude-sonnet-4", "claude-haiku-4", "opus", "sonnet", "haiku", "gpt-4o"):
-            self.assertIn(expected, ids)
+        self.assertEqual(ids, ["claude-sonnet-4", "claude-opus-4", "claude-haiku-4", "gpt-4o"])
         for m in body["data"]:
             self.assertEqual(m["object"], "model")
             self.assertEqual(m["owned_by"], "anthropic")
@@ -403,6 +402,29 @@ class BodyTests(RoutesTestCase):
         self.assertEqual(json.loads(self.successResultOf(content))["choices"][0]["message"]["content"], "ok")
 
 
+class UpstreamRetriesTests(RoutesTestCase):
+    """
+    The CLI retries upstream (--upstream-retries) only once its version is
+    known to honour upstream's x-should-retry: false.
+    """
+
+    def spawned_retries(self) -> str:
+        d = self.request("POST", "/v1/chat/completions", chat_body())
+        env = self.spawner.calls[-1][3]
+        self.spawner.procs[-1].outReceived(reply_lines("Hi."))
+        self.json_answer(d)
+        return str(env["CLAUDE_CODE_MAX_RETRIES"])
+
+    def test_by_version(self) -> None:
+        self.build(upstream_retries=3)
+        self.assertEqual(self.spawned_retries(), "0")
+        self.daemon.core.version_read("2.1.332 (Claude Code)\n")
+        self.assertEqual(self.daemon.core.cli_version, "2.1.332 (Claude Code)")
+        self.assertEqual(self.spawned_retries(), "3")
+        self.daemon.core.version_read("2.1.197 (Claude Code)\n")
+        self.assertEqual(self.spawned_retries(), "0")
+
+
 class ChatTests(RoutesTestCase):
     def test_non_stream(self) -> None:
         self.build()
@@ -412,7 +434,8 @@ class ChatTests(RoutesTestCase):
         self.assertEqual(executable, self.daemon.manager.claude)
         self.assertEqual(args[args.index("--model") + 1], "sonnet")
         self.assertNotIn("ANTHROPIC_API_KEY", env)
-        self.assertEqual(env["CLAUDE_CODE_MAX_RETRIES"], "2")
+        # the CLI's version is not known yet: no retries by the CLI (cli_retries)
+        self.assertEqual(env["CLAUDE_CODE_MAX_RETRIES"], "0")
         stdin = b"".join(self.spawner.transports[0].written)
         self.assertEqual(
             json.loads(stdin),

@@ -108,6 +108,13 @@ class OptionsTests(SynchronousTestCase):
         e = self.assertRaises(usage.UsageError, parse, "--model-alias", "gpt-4o=gpt-5")
         self.assertIn("not a Claude model", str(e))
 
+    def test_default_model(self) -> None:
+        self.assertEqual(config_from_options(parse(), {}, "/tmp").default_model, "claude-sonnet-4")
+        options = parse("--default-model", "big", "--model-alias", "big=opus")
+        self.assertEqual(config_from_options(options, {}, "/tmp").default_model, "big")
+        e = self.assertRaises(usage.UsageError, parse, "--default-model", "gpt-5")
+        self.assertIn("--default-model gpt-5", str(e))
+
     def test_numbers_validated(self) -> None:
         for args in (
             ("--max-concurrent", "0"),

@@ -545,7 +545,7 @@ class ErrorTests(SynchronousTestCase):
         )
         self.assertEqual(failed.error.status, 429)
         self.assertEqual(failed.error.retry_after, 90)
-        self.assertEqual(failed.error.headers(), {"Retry-After": "90"})
+        self.assertEqual(failed.error.headers(), {"Retry-After": "90", "x-should-retry": "false"})
 
     def test_rate_limit_event_recorded(self) -> None:
         state = TurnState(model="sonnet")

@@ -26,6 +26,9 @@ NOT_RETRYABLE_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413, 422})
 #: does with this request (it was already asked again once)
 #: (a client over its budget waits for the reset, named in Retry-After)
 #: (a request refused to keep inside the plan waits for the window's reset)
+#: (upstream's 5xx and 529 were retried by the CLI as far as the daemon's
+#: policy allows, or upstream forbade it: a client's SDK retrying would
+#: multiply the upstream calls)
 NOT_RETRYABLE_CODES = frozenset(
     {
         "tool_choice_not_followed",
@@ -33,8 +36,16 @@ NOT_RETRYABLE_CODES = frozenset(
         "budget_exceeded",
         "plan_limit_reached",
         "reserve_reached",
+        "upstream_overloaded",
+        "upstream_error",
     }
 )
+#: the longest Retry-After the official SDKs wait for (a longer one, they
+#: replace with their own short backoff)
+SDK_RETRY_AFTER_MAX = 60
+#: the Retry-After given with an upstream 5xx or 529 (upstream's own hint
+#: never reaches the daemon: the CLI keeps the headers)
+UPSTREAM_RETRY_AFTER = 10
 
 
 @attrs.frozen(auto_exc=True)
@@ -69,6 +80,10 @@ class ProxyError(Exception):
         Whether the same request may succeed if sent again (the official
         SDKs retry what C{x-should-retry} does not forbid).
         """
+        if self.status == 429 and self.retry_after is not None and self.retry_after > SDK_RETRY_AFTER_MAX:
+            # the SDKs ignore a longer Retry-After and retry within seconds,
+            # which a subscription window that resets later cannot answer
+            return False
         return self.status not in NOT_RETRYABLE_STATUSES and self.code not in NOT_RETRYABLE_CODES
 
     def headers(self) -> dict[str, str]:
@@ -214,7 +229,19 @@ def error_from_result(
             413, "Upstream says the request is too large: %s" % (detail,), "invalid_request_error", "request_too_large"
         )
     if status == 529 or "overloaded" in lowered:
-        return ProxyError(503, "Upstream is overloaded: %s" % (detail,), "server_error", "upstream_overloaded")
+        return ProxyError(
+            503,
+            "Upstream is overloaded: %s" % (detail,),
+            "server_error",
+            "upstream_overloaded",
+            retry_after=UPSTREAM_RETRY_AFTER,
+        )
     if isinstance(status, int) and status >= 500:
-        return ProxyError(502, "Upstream error %d: %s" % (status, detail), "server_error", "upstream_error")
+        return ProxyError(
+            502,
+            "Upstream error %d: %s" % (status, detail),
+            "server_error",
+            "upstream_error",
+            retry_after=UPSTREAM_RETRY_AFTER,
+        )
     return ProxyError(502, "The Claude Code CLI could not answer: %s" % (detail,), "server_error", "cli_error")

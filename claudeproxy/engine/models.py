@@ -20,6 +20,47 @@ FAMILIES: Mapping[str, str] = {
 }
 CLI_ALIASES = ("opus", "sonnet", "haiku")
 DEFAULT_MODEL = "sonnet"
+#: the entry C{/v1/models} lists first unless C{--default-model} names another
+#: (clients such as Open WebUI preselect the first model)
+DEFAULT_LISTED = "claude-sonnet-4"
+#: the order the family ids are listed in, after the default
+LISTED_FAMILIES = ("claude-sonnet-4", "claude-opus-4", "claude-haiku-4")
+
+#: each model's real context window and most output tokens, as the CLI's own
+#: model table has them (the C{context.window} and C{max_output_tokens.upper}
+#: of the table in CLI 2.1.332's bundled JS, a superset of 2.1.197's; ids as
+#: the API knows them).  The CLI reports its own idea of the window in
+#: C{modelUsage}, which the daemon overrides (L{isolation.NO_LOCAL_WINDOW}),
+#: so that figure is never the model's.
+KNOWN_LIMITS: Mapping[str, tuple[int, int]] = {
+    "claude-3-5-haiku-20241022": (200_000, 8_192),
+    "claude-haiku-4-5-20251001": (200_000, 64_000),
+    "claude-haiku-5-5": (1_000_000, 128_000),
+    "claude-3-5-sonnet-20241022": (200_000, 8_192),
+    "claude-3-7-sonnet-20250219": (200_000, 64_000),
+    "claude-sonnet-4-20250514": (200_000, 64_000),
+    "claude-sonnet-4-5-20250929": (200_000, 64_000),
+    "claude-sonnet-4-6": (200_000, 128_000),
+    "claude-sonnet-5": (1_000_000, 128_000),
+    "claude-sonnet-5-5": (1_000_000, 128_000),
+    "claude-opus-4-20250514": (200_000, 32_000),
+    "claude-opus-4-1-20250805": (200_000, 32_000),
+    "claude-opus-4-5-20251101": (200_000, 64_000),
+    "claude-opus-4-6": (200_000, 128_000),
+    "claude-opus-4-7": (1_000_000, 128_000),
+    "claude-opus-4-8": (1_000_000, 128_000),
+    "claude-opus-5": (1_000_000, 128_000),
+    "claude-opus-5-5": (1_000_000, 128_000),
+    "claude-fable-5": (1_000_000, 128_000),
+    "claude-fable-5-1": (1_000_000, 128_000),
+    "claude-fable-5-2": (1_000_000, 128_000),
+    "claude-mythos-5": (1_000_000, 128_000),
+    "claude-mythos-5-1": (1_000_000, 128_000),
+    "claude-mythos-5-2": (1_000_000, 128_000),
+}
+#: a context window the CLI reports that is the daemon's own setting
+#: (C{CLAUDE_CODE_MAX_CONTEXT_TOKENS}), not a model's: never learned
+DAEMON_WINDOW_FLOOR = 100_000_000
 CREATED = 1735689600
 #: a full model id, passed to --model as is (e.g. claude-sonnet-4-5-20250929,
 #: claude-sonnet-4[1m])
@@ -65,15 +106,48 @@ def model_object(model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "anthropic"}
 
 
-def list_models(aliases: Iterable[tuple[str, str]], catalog: Optional[ModelCatalog] = None) -> dict[str, Any]:
+def listed_ids(
+    aliases: Iterable[tuple[str, str]], catalog: Optional[ModelCatalog] = None, default: str = DEFAULT_LISTED
+) -> list[str]:
     """
-    The family ids, the CLI's aliases, the C{--model-alias} names and (with
-    a C{catalog}) the ids the CLI has been seen to resolve them to.
+    The ids C{/v1/models} lists, each model once, in an order that what
+    the daemon learns never changes: the default first, then the family
+    ids but one that names the same C{--model} as an entry before it, the
+    C{--model-alias} names as configured, and last the ids the CLI was seen
+    to serve that no entry before resolves to.
     """
     aliases = list(aliases)
+    names = [name for name, _ in aliases]
+    out: list[str] = []
+    targets: set[str] = set()
+    for model_id in (default, *LISTED_FAMILIES, *names):
+        if model_id in out:
+            continue
+        try:
+            target = resolve(model_id, aliases)
+        except ProxyError:
+            target = model_id
+        if target in targets and model_id not in names:
+            continue
+        targets.add(target)
+        out.append(model_id)
+    if catalog is not None:
+        served = {catalog.resolved.get(t, t) for t in targets}
+        out.extend(m for m in catalog.ids() if m not in served and m not in out)
+    return out
+
+
+def list_models(
+    aliases: Iterable[tuple[str, str]], catalog: Optional[ModelCatalog] = None, default: str = DEFAULT_LISTED
+) -> dict[str, Any]:
+    """
+    The model list (see L{listed_ids}), with what is known of each model
+    (with a C{catalog}).
+    """
+    aliases = list(aliases)
+    ids = listed_ids(aliases, catalog, default)
     if catalog is None:
-        return {"object": "list", "data": [model_object(m) for m in known_ids(aliases)]}
-    ids = [*catalog.ids(), *(m for m in known_ids(aliases) if m not in catalog.limits)]
+        return {"object": "list", "data": [model_object(m) for m in ids]}
     return {"object": "list", "data": [catalog.describe(m, aliases) for m in ids]}
 
 
@@ -123,6 +197,9 @@ class ModelCatalog:
             self.resolved[alias] = model_id
             changed = True
         limits = self.limits.setdefault(model_id, {})
+        if isinstance(window, int) and window >= DAEMON_WINDOW_FLOOR:
+            # the daemon's CLAUDE_CODE_MAX_CONTEXT_TOKENS, not the model's
+            window = None
         for key, value in (("context_window", window), ("max_output_tokens", max_out)):
             if isinstance(value, int) and value > 0 and limits.get(key) != value:
                 limits[key] = value
@@ -160,7 +237,16 @@ class ModelCatalog:
         real = self.resolved.get(target, target)
         if real != model_id:
             out["resolves_to"] = real if real in self.limits else target
-        limits = self.limits.get(real)
-        if limits:
-            out.update(limits)
+        out.update(self.limits_of(real))
         return out
+
+    def limits_of(self, model_id: str) -> dict[str, int]:
+        """
+        The model's real context window and most output: the CLI's model
+        table's figures where it has the model, else what the CLI reported.
+        """
+        limits = dict(self.limits.get(model_id) or {})
+        known = KNOWN_LIMITS.get(model_id)
+        if known is not None:
+            limits.update(context_window=known[0], max_output_tokens=known[1])
+        return limits

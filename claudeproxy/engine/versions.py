@@ -76,3 +76,26 @@ def version_warning(
             tested,
         )
     return None
+
+
+#: the oldest CLI seen to honour upstream's C{x-should-retry: false} on a
+#: 529 (2.1.197 retried it as often as C{CLAUDE_CODE_MAX_RETRIES} allows;
+#: 2.1.332 makes one call).  Neither honours it on a 500 or 503.
+HONOURS_NO_RETRY = "2.1.332"
+
+
+def cli_retries(configured: int, installed: Optional[str], since: str = HONOURS_NO_RETRY) -> int:
+    """
+    How often the CLI may retry an upstream 5xx/529 itself
+    (C{CLAUDE_CODE_MAX_RETRIES}): C{configured} (C{--upstream-retries}) for
+    a CLI that honours upstream's C{x-should-retry: false}, else 0, so that
+    a 529 upstream forbids retrying costs exactly one call.  The CLI is the
+    only one that sees upstream's headers: its result line does not say
+    whether a retry was allowed, so the daemon does not retry on its own.
+    """
+    found = parse_version(installed) if installed is not None else None
+    low = parse_version(since)
+    assert low is not None
+    if found is None or found < low:
+        return 0
+    return configured

@@ -120,7 +120,9 @@ class DaemonRoutes(DashboardRoutes, Serving):
         except ProxyError as e:
             write_error(request, e)
             return
-        write_json(request, 200, models.list_models(self.config.model_aliases, self.model_catalog))
+        write_json(
+            request, 200, models.list_models(self.config.model_aliases, self.model_catalog, self.config.default_model)
+        )
 
     @app.route("/v1/models/<path:model_id>", methods=["GET"])
     def get_model(self, request: Request, model_id: str) -> None:

@@ -36,7 +36,7 @@ from ..store.usage import UsageLog, UsageRow
 from .auth import ANONYMOUS, ClientKeys, presented_key
 from .metrics import Metrics
 
-__all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
+__all__ = ["SHUTTING_DOWN", "Progress", "Serving", "end_reason", "parse_checked", "quota_headers"]
 
 ErrorWriter = Callable[[Request, ProxyError], None]
 
@@ -80,6 +80,49 @@ def parse_checked(parse: Callable[[bytes], TurnSpec], body: bytes) -> TurnSpec:
 MODEL_HEADER = b"x-claudeproxy-model"
 
 
+@attrs.define
+class Progress:
+    """
+    What a request's turn has done so far, kept as it happens, so that its
+    log line says it even when the turn never ends (the client went away):
+    where its process came from, when the first piece went out and how many
+    pieces (text, reasoning and tool-call deltas, searches) did, and the
+    turn's state (its usage so far).
+    """
+
+    served: str = "-"
+    #: when the current attempt began (reactor seconds)
+    began: Optional[float] = None
+    first_token_ms: Optional[float] = None
+    pieces: int = 0
+    state: Optional[TurnState] = None
+
+    def attempt(self, now: float, state: TurnState) -> None:
+        self.began = now
+        self.state = state
+
+    def piece(self, now: float) -> None:
+        self.pieces += 1
+        if self.first_token_ms is None and self.began is not None:
+            self.first_token_ms = (now - self.began) * 1000.0
+
+    def tokens_out(self) -> int:
+        return self.state.usage_so_far().output_tokens if self.state is not None else 0
+
+
+def end_reason(status: int, error_code: Optional[str], outcome: Optional[Outcome]) -> str:
+    """
+    Why a request ended, for its log line: C{done}, C{stopped} (the daemon
+    ended the reply at a stop sequence), C{client_gone}, C{timeout},
+    C{shutting_down}, or C{error}.
+    """
+    if error_code in ("client_gone", "timeout", "shutting_down"):
+        return error_code
+    if outcome is not None and outcome.finished is not None and status == 200:
+        return "stopped" if outcome.finished.stop_reason == "stop_sequence" and not outcome.clean else "done"
+    return "error"
+
+
 class ModelNamed:
     """
     A protocol's output whose replies name the model as the client asked
@@ -89,15 +132,31 @@ class ModelNamed:
     before the first byte.  Everything else is the wrapped output's.
     """
 
-    def __init__(self, output: TurnOutput, request: Request, spec: TurnSpec, state: TurnState) -> None:
+    def __init__(
+        self,
+        output: TurnOutput,
+        request: Request,
+        spec: TurnSpec,
+        state: TurnState,
+        progress: Optional[Progress] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._output = output
         self._request = request
         self._spec = spec
         self._state = state
         self._named = False
+        self._progress = progress
+        self._clock = clock
+        if progress is not None:
+            progress.attempt(clock(), state)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._output, name)
+
+    def _piece(self) -> None:
+        if self._progress is not None:
+            self._progress.piece(self._clock())
 
     def _name(self) -> None:
         if not self._named:
@@ -106,21 +165,26 @@ class ModelNamed:
 
     def text(self, text: str) -> None:
         self._name()
+        self._piece()
         self._output.text(text)
 
     def reasoning(self, text: str) -> None:
         self._name()
+        self._piece()
         self._output.reasoning(text)
 
     def tool_call_start(self, index: int, call_id: str, name: str) -> None:
         self._name()
+        self._piece()
         self._output.tool_call_start(index, call_id, name)
 
     def tool_call_delta(self, index: int, arguments: str) -> None:
+        self._piece()
         self._output.tool_call_delta(index, arguments)
 
     def web_search(self, search: WebSearch) -> None:
         self._name()
+        self._piece()
         self._output.web_search(search)
 
     def finished(self, finished: Finished) -> None:
@@ -378,6 +442,12 @@ class Serving:
         cli_model = ""
         error_code: Optional[str] = None
         begun = self.wallclock()
+        progress = Progress()
+
+        def served(source: str) -> None:
+            progress.served = source
+            request.setHeader(b"x-claudeproxy-served", source.encode())
+
         try:
             if self.closing:
                 raise SHUTTING_DOWN
@@ -397,7 +467,9 @@ class Serving:
             await self.limiter.acquire()
 
             def named(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
-                return ModelNamed(make_output(spec, state, rid, created), request, spec, state)
+                return ModelNamed(
+                    make_output(spec, state, rid, created), request, spec, state, progress, self.reactor.seconds
+                )
 
             try:
                 outcome = await self.turns.serve(
@@ -405,7 +477,7 @@ class Serving:
                     spec,
                     named,
                     request,
-                    lambda source: request.setHeader(b"x-claudeproxy-served", source.encode()),
+                    served,
                 )
                 if outcome.finished is not None:
                     self.models_resolved[spec.cli_model] = outcome.finished.model
@@ -432,24 +504,44 @@ class Serving:
             )
         finally:
             self.requests_served += 1
-            self._log(endpoint, rid, model, stream, status, started, outcome)
+            self._log(endpoint, rid, model, stream, status, started, outcome, progress, error_code)
             self._watch_extra_usage(rid, outcome)
             self.login_seen(status, error_code)
             if outcome is not None and outcome.finished is not None:
                 self.model_catalog.learn(cli_model, outcome.model, outcome.finished.result.get("modelUsage"))
             if self.usage is not None:
-                self._record(endpoint, rid, client, model, stream, status, error_code, begun, started, outcome)
+                self._record(
+                    endpoint, rid, client, model, stream, status, error_code, begun, started, outcome, progress
+                )
 
     def _quota_headers(self, request: Request) -> None:
         for name, value in quota_headers(self.quota).items():
             request.setHeader(name.encode(), value.encode())
 
     def _log(
-        self, endpoint: str, rid: str, model: str, stream: bool, status: int, started: float, outcome: Optional[Outcome]
+        self,
+        endpoint: str,
+        rid: str,
+        model: str,
+        stream: bool,
+        status: int,
+        started: float,
+        outcome: Optional[Outcome],
+        progress: Optional[Progress] = None,
+        error_code: Optional[str] = None,
     ) -> None:
+        """
+        The request's log line: how it was served, its first token, what
+        was streamed, and why it ended, whether or not the turn finished
+        (a request whose client went away has no outcome, only its
+        L{Progress}).
+        """
+        progress = progress if progress is not None else Progress()
         total_ms = (self.reactor.seconds() - started) * 1000.0
-        first = outcome.first_token_ms if outcome is not None else None
+        first = outcome.first_token_ms if outcome is not None else progress.first_token_ms
         usage = outcome.finished.usage if outcome is not None and outcome.finished is not None else None
+        if error_code is None and outcome is not None and outcome.error is not None:
+            error_code = outcome.error.code
         self.metrics.observe(
             endpoint,
             status,
@@ -461,8 +553,9 @@ class Serving:
         )
         self.log.info(
             "{rid} {endpoint} model={model} stream={stream} status={status} served={served} first_token_ms={first} "
-            "total_ms={total:.0f} tokens_in={tin} tokens_out={tout} cached={cached}",
-            served=outcome.served if outcome is not None else "-",
+            "total_ms={total:.0f} tokens_in={tin} tokens_out={tout} cached={cached} pieces={pieces} ended={ended}"
+            "{error}",
+            served=outcome.served if outcome is not None else progress.served,
             endpoint=endpoint,
             rid=rid,
             model=model,
@@ -471,8 +564,11 @@ class Serving:
             first="-" if first is None else "%.0f" % (first,),
             total=total_ms,
             tin=usage.prompt_tokens if usage else 0,
-            tout=usage.output_tokens if usage else 0,
+            tout=usage.output_tokens if usage else progress.tokens_out(),
             cached=usage.cache_read_tokens if usage else 0,
+            pieces=progress.pieces,
+            ended=end_reason(status, error_code, outcome),
+            error=" error=%s" % (error_code,) if error_code and error_code not in ("client_gone", "timeout") else "",
         )
 
     def login_seen(self, status: int, error_code: Optional[str]) -> None:
@@ -499,12 +595,14 @@ class Serving:
         begun: float,
         started: float,
         outcome: Optional[Outcome],
+        progress: Optional[Progress] = None,
     ) -> None:
         """
         The request's row in the usage history (written off the reactor
         thread).
         """
         assert self.usage is not None
+        progress = progress if progress is not None else Progress()
         usage = outcome.finished.usage if outcome is not None and outcome.finished is not None else None
         if outcome is not None and outcome.error is not None and error_code is None:
             error_code = outcome.error.code
@@ -516,14 +614,14 @@ class Serving:
                 endpoint=endpoint,
                 model_asked=model,
                 model_served=(outcome.model if outcome is not None else "") or "",
-                served=outcome.served if outcome is not None else "-",
+                served=outcome.served if outcome is not None else progress.served,
                 stream=stream,
                 status=status,
                 error_code=error_code,
-                first_token_ms=outcome.first_token_ms if outcome is not None else None,
+                first_token_ms=outcome.first_token_ms if outcome is not None else progress.first_token_ms,
                 total_ms=(self.reactor.seconds() - started) * 1000.0,
                 input_tokens=usage.input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else progress.tokens_out(),
                 cache_read_tokens=usage.cache_read_tokens if usage else 0,
                 cache_write_tokens=usage.cache_creation_tokens if usage else 0,
                 rate_limit=outcome.rate_limit if outcome is not None else None,

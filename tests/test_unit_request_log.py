@@ -1,0 +1,67 @@
+"""
+The request's log line says how it was served, its first token, what was
+streamed and why it ended, whether or not its turn finished.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from twisted.logger import Logger, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from claudeproxy.engine.errors import timeout
+from claudeproxy.engine.streaming import Outcome
+from claudeproxy.engine.turn import Finished, TurnState, Usage
+from claudeproxy.web.serving import Progress, end_reason
+from tests.test_unit_routes import RoutesTestCase
+
+
+def finished(stop_reason: str = "end_turn") -> Finished:
+    return Finished(text="Hi.", reasoning="", model="claude-sonnet-5", stop_reason=stop_reason, usage=Usage(3, 5))
+
+
+class EndReasonTests(SynchronousTestCase):
+    def test_reasons(self) -> None:
+        self.assertEqual(end_reason(200, None, Outcome(200, 5.0, finished(), clean=True)), "done")
+        self.assertEqual(end_reason(200, None, Outcome(200, 5.0, finished("stop_sequence"))), "stopped")
+        self.assertEqual(end_reason(499, "client_gone", None), "client_gone")
+        self.assertEqual(end_reason(504, "timeout", Outcome(504, None, None, timeout("x"))), "timeout")
+        self.assertEqual(end_reason(503, "shutting_down", None), "shutting_down")
+        self.assertEqual(end_reason(503, "upstream_overloaded", Outcome(503, None)), "error")
+
+
+class ProgressTests(SynchronousTestCase):
+    def test_first_piece_and_count(self) -> None:
+        progress = Progress()
+        progress.attempt(10.0, TurnState(model="sonnet"))
+        progress.piece(10.25)
+        progress.piece(10.5)
+        self.assertEqual((progress.first_token_ms, progress.pieces, progress.tokens_out()), (250.0, 2, 0))
+
+
+class LogLineTests(RoutesTestCase):
+    def fields(self, **kw: Any) -> dict[str, str]:
+        self.build()
+        lines: list[str] = []
+        proxy = self.daemon.proxy
+        proxy.log = Logger(observer=lambda e: lines.append(formatEvent(e)))
+        proxy._log("chat", "rid1", "sonnet", True, started=self.reactor.seconds(), **kw)
+        (line,) = lines
+        return dict(re.findall(r"(\w+)=(\S+)", line))
+
+    def test_client_gone_says_what_was_done(self) -> None:
+        progress = Progress(served="warm", first_token_ms=3900.0, pieces=23)
+        fields = self.fields(status=499, outcome=None, progress=progress, error_code="client_gone")
+        self.assertEqual(
+            {k: fields[k] for k in ("status", "served", "first_token_ms", "pieces", "ended")},
+            {"status": "499", "served": "warm", "first_token_ms": "3900", "pieces": "23", "ended": "client_gone"},
+        )
+
+    def test_timeout_and_error(self) -> None:
+        outcome = Outcome(504, 120.0, None, timeout("x"), served="cold")
+        fields = self.fields(status=504, outcome=outcome, progress=Progress(pieces=4))
+        self.assertEqual((fields["served"], fields["ended"], fields["pieces"]), ("cold", "timeout", "4"))
+        fields = self.fields(status=503, outcome=Outcome(503, None), error_code="upstream_overloaded")
+        self.assertEqual((fields["ended"], fields["error"]), ("error", "upstream_overloaded"))
