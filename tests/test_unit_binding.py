@@ -415,6 +415,19 @@ class GenericPoolTests(SynchronousTestCase):
         self.m.cli_known("2.1.332 (Claude Code)")
         self.assertEqual((self.m.mode, self.m.cli_version, self.m.history_write_max), ("generic", "2.1.332", 20))
 
+    def test_session_files_carry_the_installed_version(self) -> None:
+        """
+        A history loaded from a session file says it was written by the
+        CLI that is installed, not by the oldest one tested.
+        """
+        self.m.cli_known("2.1.332 (Claude Code)")
+        self.m.history_write_max = 0
+        self.m.acquire(SpawnKey("sonnet"), Conversation(None, [user("a"), assistant("b"), user("c")]))
+        args = self.spawner.calls[-1][2]
+        with open(args[args.index("--resume") + 1]) as f:
+            rows = [json.loads(line) for line in f]
+        self.assertEqual({row["version"] for row in rows}, {"2.1.332"})
+
 
 class SessionWorthTests(SynchronousTestCase):
     def test_one_shot_goes_first(self) -> None:
