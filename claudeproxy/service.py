@@ -22,7 +22,7 @@ from .config import Config
 from .engine.loginprobe import read_stored_login
 from .engine.models import DEFAULT_MODEL
 from .engine.pool import Limiter, ProcessManager
-from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group
+from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group, tool_timeout_ms
 from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
 from .engine.usageprobe import UsageChecker, ask, refresh_due
 from .engine.versions import cli_retries, version_warning
@@ -284,7 +284,7 @@ def build(
     spawner = spawner if spawner is not None else group_spawner(reactor)
     if guard is not None:
         spawner = guard.wrap(spawner)
-    mcp = McpServer(reactor, int((config.tool_wait + 60) * 1000))
+    mcp = McpServer(reactor, tool_timeout_ms(config.tool_wait))
     manager = ProcessManager(
         reactor,
         config.claude,

@@ -140,6 +140,15 @@ def build_argv(
     return argv
 
 
+def tool_timeout_ms(tool_wait: float) -> int:
+    """
+    How long the CLI waits inside one tool call, in milliseconds: the
+    daemon's own wait for the client (C{--tool-wait}) and a minute more,
+    so that the daemon, not the CLI, decides when a call is abandoned.
+    """
+    return int((tool_wait + 60) * 1000)
+
+
 def build_env(
     base: Mapping[str, str],
     keep_api_key: bool,
@@ -162,7 +171,7 @@ def build_env(
     # otherwise defer them behind a ToolSearch tool and a placeholder
     env["ENABLE_TOOL_SEARCH"] = "false"
     # a tool call waits for the client's follow-up at most --tool-wait
-    env["MCP_TOOL_TIMEOUT"] = str(int((tool_wait + 60) * 1000))
+    env["MCP_TOOL_TIMEOUT"] = str(tool_timeout_ms(tool_wait))
     return env
 
 
