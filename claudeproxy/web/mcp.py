@@ -25,9 +25,9 @@ from twisted.logger import Logger
 from twisted.web.server import Request
 
 from ..engine.bridge import Result, ToolBridge
+from ..engine.mcprpc import Call, answer, rpc_error, rpc_result
 from ..engine.tools import ToolSpec
 
-PROTOCOL_VERSION = "2025-06-18"
 PROGRESS_EVERY = 20.0
 
 
@@ -36,14 +36,6 @@ def _event(message: Any) -> bytes:
     One JSON-RPC message as a server-sent event.
     """
     return b"event: message\ndata: " + json.dumps(message).encode() + b"\n\n"
-
-
-def _rpc_result(rid: Any, result: Any) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "result": result}
-
-
-def _rpc_error(rid: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
 
 
 class McpServer:
@@ -90,52 +82,29 @@ class McpServer:
         bridge = self.bridges.get(bridge_id)
         auth = request.getHeader(b"authorization") or b""
         if bridge is None or not hmac.compare_digest(auth, b"Bearer " + bridge.secret.encode()):
-            return self._json(request, 404, _rpc_error(None, -32001, "unknown MCP endpoint"))
+            return self._json(request, 404, rpc_error(None, -32001, "unknown MCP endpoint"))
         try:
             assert request.content is not None
             message = json.loads(request.content.read())
         except ValueError:
-            return self._json(request, 400, _rpc_error(None, -32700, "parse error"))
+            return self._json(request, 400, rpc_error(None, -32700, "parse error"))
         if isinstance(message, list):
-            return self._json(request, 400, _rpc_error(None, -32600, "batches are not supported"))
+            return self._json(request, 400, rpc_error(None, -32600, "batches are not supported"))
         if not isinstance(message, dict):
-            return self._json(request, 400, _rpc_error(None, -32600, "invalid request"))
-        method = message.get("method")
-        rid = message.get("id")
-        params = message.get("params") or {}
-        if rid is None:
+            return self._json(request, 400, rpc_error(None, -32600, "invalid request"))
+        reply = answer(bridge, message)
+        if reply is None:
             # a notification or a response: nothing to answer
             request.setResponseCode(202)
             return b""
-        if method == "initialize":
-            version = params.get("protocolVersion") or PROTOCOL_VERSION
-            return self._json(
-                request,
-                200,
-                _rpc_result(
-                    rid,
-                    {
-                        "protocolVersion": version,
-                        "capabilities": {"tools": {"listChanged": False}},
-                        "serverInfo": {"name": "claudeproxy", "version": "1"},
-                    },
-                ),
-            )
-        if method == "ping":
-            return self._json(request, 200, _rpc_result(rid, {}))
-        if method == "tools/list":
-            return self._json(request, 200, _rpc_result(rid, {"tools": [t.to_mcp() for t in bridge.tools]}))
-        if method == "tools/call":
-            return self._call(request, bridge, rid, params)
-        return self._json(request, 200, _rpc_error(rid, -32601, "method not found: %s" % (method,)))
+        if isinstance(reply, Call):
+            return self._call(request, bridge, reply)
+        return self._json(request, 200, reply)
 
-    def _call(self, request: Request, bridge: ToolBridge, rid: Any, params: dict[str, Any]) -> Any:
-        meta = params.get("_meta") or {}
-        tool_use_id = meta.get("claudecode/toolUseId")
-        name = params.get("name")
-        if not isinstance(tool_use_id, str) or name not in {t.name for t in bridge.tools}:
-            return self._json(request, 200, _rpc_error(rid, -32602, "unknown tool call"))
-        token = meta.get("progressToken")
+    def _call(self, request: Request, bridge: ToolBridge, call: Call) -> Any:
+        rid = call.rid
+        tool_use_id = call.tool_use_id
+        token = call.progress_token
         request.setResponseCode(200)
         request.setHeader(b"content-type", b"text/event-stream")
         request.setHeader(b"cache-control", b"no-cache")
@@ -172,7 +141,7 @@ class McpServer:
             if timer[0] is not None and timer[0].active():
                 timer[0].cancel()
             if not request.finished and not getattr(request, "_disconnected", False):
-                request.write(_event(_rpc_result(rid, result)))
+                request.write(_event(rpc_result(rid, result)))
                 request.finish()
             if not done.called:
                 done.callback(None)
