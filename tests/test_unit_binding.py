@@ -407,6 +407,14 @@ class GenericPoolTests(SynchronousTestCase):
         self.assertEqual(self.m.mode, "keyed")
         self.assertIn("get_binary_version", self.m.binding_off or "")
 
+    def test_a_refused_setting_keeps_binding_on(self) -> None:
+        self.ready_all()
+        lease = self.m.acquire(SpawnKey("nonsense"), Conversation(None, [user("x")]))
+        self.m.bind_failed(lease, "the CLI refused set_model: no such model", "set_model")
+        self.assertEqual(self.m.mode, "generic")
+        self.m.bind_failed(lease, "the CLI refused initialize: unknown", "initialize")
+        self.assertEqual(self.m.mode, "keyed")
+
     def test_old_cli_falls_back(self) -> None:
         self.m.cli_known("2.1.100 (Claude Code)")
         self.assertEqual((self.m.mode, self.m.cli_version), ("keyed", "2.1.100"))

@@ -36,7 +36,12 @@ class BindFailed(Exception):
     """
     The process could not be bound (it died, refused a control request or
     took too long): the request is served by another process.
+    C{refused} names the control request the CLI refused, if it did.
     """
+
+    def __init__(self, message: str, refused: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class _HistorySink:
@@ -81,7 +86,7 @@ async def _wait(d: Deferred[Any], reactor: IReactorTime, what: str) -> Any:
     try:
         return await d
     except ControlError as e:
-        raise BindFailed("the CLI refused %s: %s" % (what, e))
+        raise BindFailed("the CLI refused %s: %s" % (what, e), what)
     except ProcessGone as e:
         raise BindFailed(str(e))
     except BindFailed:

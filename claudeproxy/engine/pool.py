@@ -505,14 +505,18 @@ class ProcessManager:
             return Lease(entry.proc, key, "starting", fresh=True)
         return Lease(entry.proc, key, "warm", fresh=True)
 
-    def bind_failed(self, lease: Lease, why: str) -> None:
+    def bind_failed(self, lease: Lease, why: str, refused: Optional[str] = None) -> None:
         """
-        A generic process could not be bound: it is ended, and when the
-        CLI lacks the control requests binding is turned off.
+        A generic process could not be bound (the caller ends it).  When
+        the CLI lacks the control requests binding rests on (it refused
+        C{initialize}, or the readiness probe), binding is turned off; a
+        refusal of one request's settings (a model or effort this CLI
+        does not know) only sends that request to a process started for
+        it.
         """
         self.stats.bind_failed += 1
         self.log.warn("could not bind a warm CLI process to a request: {why}", why=why)
-        if lease.proc.control_error is not None or "refused" in why:
+        if lease.proc.control_error is not None or refused == "initialize":
             self.turn_binding_off(why)
 
     def cli_known(self, reported: Optional[str]) -> None:

@@ -158,7 +158,7 @@ class TurnServer:
                     await self._bind(lease, spec)
                 except BindFailed as e:
                     # served by a process started for it instead
-                    self.manager.bind_failed(lease, str(e))
+                    self.manager.bind_failed(lease, str(e), e.refused)
                     self.manager.release(lease, None, "bind_failed")
                     generic = False
                     continue
