@@ -421,7 +421,7 @@ class GenericPoolTests(SynchronousTestCase):
 
     def test_version_recorded(self) -> None:
         self.m.cli_known("2.1.332 (Claude Code)")
-        self.assertEqual((self.m.mode, self.m.cli_version, self.m.history_write_max), ("generic", "2.1.332", 20))
+        self.assertEqual((self.m.mode, self.m.cli_version, self.m.history_write_max), ("generic", "2.1.332", 10))
 
     def test_session_files_carry_the_installed_version(self) -> None:
         """

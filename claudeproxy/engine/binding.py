@@ -41,17 +41,17 @@ BINDING_SINCE = (2, 1, 197)
 #: the largest history (in user turns) written into a started process; a
 #: longer one is loaded from a session file by a new process (--resume),
 #: which is faster beyond this point (bench/binding.py measures it)
-HISTORY_WRITE_MAX = 40
+HISTORY_WRITE_MAX = 20
 
 
 def history_write_max(version: tuple[int, int, int]) -> int:
     """
     Up to how many user turns writing a history into a running process
-    beats a cold start with a session file, on CLI C{version}: each
-    written turn costs ~8-10 ms on 2.1.197 and ~10-30 ms on 2.1.332
-    (docs/performance.md).
+    beats a cold start with a session file, on CLI C{version}: measured
+    with bench/binding.py (docs/performance.md), the two are level at ~20
+    exchanges on 2.1.197 and ~10 on 2.1.332.
     """
-    return HISTORY_WRITE_MAX if version < (2, 1, 300) else 20
+    return HISTORY_WRITE_MAX if version < (2, 1, 300) else 10
 
 
 def can_bind(key: SpawnKey) -> bool:

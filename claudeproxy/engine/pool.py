@@ -439,7 +439,9 @@ class ProcessManager:
                 return Lease(session.proc, key, "resumed" if session.prepared else "session")
             self.stats.session_misses += 1
         history = conversation.history if conversation is not None else ()
-        self.demand.begin(self.reactor.seconds(), self.start_time)
+        # a taken process's replacement starts once its turn is under way,
+        # so the next one is ready about two start times after a take
+        self.demand.begin(self.reactor.seconds(), 2 * self.start_time)
         if bindable and user_turns(history) <= self.history_write_max:
             lease = self._take_generic(key, history)
             if lease is not None:
