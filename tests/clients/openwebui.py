@@ -13,8 +13,10 @@ with a screenshot and the page's HTML in SCREENSHOT_DIR.
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import time
+import zlib
 from typing import Any, Callable
 
 from selenium import webdriver
@@ -41,6 +43,15 @@ FOLLOW_UPS = ("Can you say more?", "Can you give an example?", "What should I tr
 SLOW = " ".join("word%d" % (i,) for i in range(400))
 #: the model picked: not the first the daemon lists
 PICK = "claude-opus-4"
+
+
+def red_png(size: int = 16) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * size for _ in range(size))
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 class Failed(Exception):
@@ -200,6 +211,26 @@ class Page:
                 return found[-1]
         return ""
 
+    def tool_calls_shown(self) -> list[str]:
+        """
+        The tool calls shown in the last reply (a collapsible line naming
+        the tool).
+        """
+        last = self.all(".chat-assistant")[-1]
+        return [line for line in str(last.text).splitlines() if "View Result from" in line]
+
+    def attach_image(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(red_png())
+        inputs = [
+            e
+            for e in self.d.find_elements(By.CSS_SELECTOR, 'input[type="file"]')
+            if e.get_attribute("id") != "camera-input"
+        ]
+        inputs[0].send_keys(path)
+        wait("the image attached", lambda: self.all("#message-input-container img"), 30)
+
 
 def run(page: Page) -> list[str]:
     done: list[str] = []
@@ -283,6 +314,25 @@ def run(page: Page) -> list[str]:
     time.sleep(2)
     step("a new chat after the reload preselects %s" % (page.model_shown(),))
     page.shot("07-reloaded")
+
+    # in that new chat: a tool call (the fake calls the first tool Open
+    # WebUI offers, its built-in get_current_timestamp), then an image
+    page.send("Please use the tool")
+    wait("the answer after the tool call", lambda: page.responses() and REPLY in page.responses()[-1], 60)
+    wait("the generation and its tasks to end", page.idle, 60)
+    calls = page.tool_calls_shown()
+    if not calls or "get_current_timestamp" not in calls[0]:
+        raise Failed("no call of get_current_timestamp shown in the reply: %s" % (calls,))
+    step("tool call shown: %r, then the answer" % (calls[0],))
+    page.shot("08-tool")
+
+    page.attach_image(os.path.join(page.shots, "red.png"))
+    page.send("What is in this image?")
+    wait("the answer to the image", lambda: len(page.responses()) == 2 and REPLY in page.responses()[-1], 60)
+    if not page.all("#messages-container img[alt]:not(.assistant-message-profile-image)"):
+        raise Failed("the image is not shown in the user's message")
+    step("image sent and shown, answered")
+    page.shot("09-image")
     return done
 
 

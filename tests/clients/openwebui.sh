@@ -4,7 +4,7 @@
 # would reach the internet off, in a fresh DATA_DIR; driven in a headless
 # chromium by openwebui.py.  Then the daemon's log lines of the run: how each
 # request was served, the upstream 529s per overloaded request, the upstream
-# calls cut before their end.
+# calls cut before their end, the upstream requests carrying the image.
 #
 #   openwebui.sh VENV DAEMON_LOG
 set -uo pipefail
@@ -20,7 +20,8 @@ env DATA_DIR="$DATA" \
     OPENAI_API_BASE_URL="$CLAUDEPROXY_URL/v1" OPENAI_API_KEY=unused ENABLE_OPENAI_API=True \
     ENABLE_OLLAMA_API=False WEBUI_AUTH=False WEBUI_SECRET_KEY=claudeproxy-clients \
     OFFLINE_MODE=true HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-    RAG_EMBEDDING_ENGINE=openai BYPASS_EMBEDDING_AND_RETRIEVAL=true \
+    RAG_EMBEDDING_ENGINE=openai RAG_OPENAI_API_BASE_URL="$CLAUDEPROXY_URL/v1" RAG_OPENAI_API_KEY=unused \
+    BYPASS_EMBEDDING_AND_RETRIEVAL=true \
     RAG_EMBEDDING_MODEL_AUTO_UPDATE=False WHISPER_MODEL_AUTO_UPDATE=False \
     ENABLE_WEB_SEARCH=false ENABLE_IMAGE_GENERATION=false ENABLE_CODE_INTERPRETER=false \
     ENABLE_EVALUATION_ARENA_MODELS=false ENABLE_VERSION_UPDATE_CHECK=false \
@@ -58,6 +59,11 @@ stopped=$(echo "$run" | grep 'ProxyApp' | grep -c 'ended=client_gone')
 echo "   stopped (client_gone) $stopped, upstream calls cut $cut"
 if [ $rc = 0 ] && { [ "$overloaded" -lt 1 ] || [ "$calls" != "$overloaded" ]; }; then
     echo "   FAILED: each overloaded request must cost 1 upstream call"; rc=1
+fi
+images=$(echo "$run" | grep -c 'upstream #[0-9]*: tools=[0-9]* images=[1-9]')
+echo "   upstream requests with the image $images"
+if [ $rc = 0 ] && [ "$images" -lt 1 ]; then
+    echo "   FAILED: the image did not reach upstream"; rc=1
 fi
 if [ $rc = 0 ] && [ "$cut" -lt 1 ]; then
     echo "   FAILED: the stopped generation's upstream call was not cut"; rc=1

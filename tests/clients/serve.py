@@ -59,7 +59,8 @@ OVERLOADED = Reply(
 )
 
 #: tools the fake prefers to call, in order, when the prompt asks for one
-PREFERRED = ("get_weather", "read", "exec_command", "bash")
+#: (get_current_timestamp: Open WebUI's built-in tool that needs nothing)
+PREFERRED = ("get_weather", "read", "exec_command", "bash", "get_current_timestamp")
 
 
 def fill(schema: Any, name: str = "") -> Any:
@@ -189,7 +190,9 @@ class ScriptedFake(FakeAnthropic):
             isinstance(b, dict) and b.get("type") == "tool_result" for b in content
         )
         print(
-            "upstream #%d: tools=%d last=%s" % (len(self.requests), len(offered), json.dumps(last)[-300:]), flush=True
+            "upstream #%d: tools=%d images=%d last=%s"
+            % (len(self.requests), len(offered), json.dumps(last).count('"type": "image"'), json.dumps(last)[-300:]),
+            flush=True,
         )
         # not a chat UI's task prompt, whose chat history quotes the phrase
         own = not text.lstrip().startswith("### Task:")
