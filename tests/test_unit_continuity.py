@@ -281,9 +281,35 @@ class WarmSizingTests(ManagerCase):
     def test_warm_processes_never_push_out_a_conversation(self) -> None:
         m = self.manager(warm=2, max_sessions=4, max_processes=1)
         key = SpawnKey("sonnet", "S")
-        lease = m.acquire(key, Conversation("S", [user("a")]))
-        m.release(lease, Continuation((user("a"),), "d"))
+        messages = (user("a"), assistant("b"), user("c"))
+        lease = m.acquire(key, Conversation("S", messages))
+        m.release(lease, Continuation(messages, "d"))
         m._note(key)
         m._refill()
         self.assertEqual(m.idle_count, 0)
         self.assertFalse(lease.proc.killed)
+
+    def test_a_warm_process_takes_the_place_of_a_one_shot(self) -> None:
+        """
+        At the process limit, a one-shot session (a title task) makes room
+        for a warm process; so does a tool call parked 30 s without the
+        client coming back.
+        """
+        m = self.manager(warm=2, max_sessions=4, max_processes=1)
+        key = SpawnKey("sonnet", "S")
+        lease = m.acquire(key, Conversation("S", [user("a title task")]))
+        m.release(lease, Continuation((user("a title task"),), "d"))
+        m._note(key)
+        m._refill()
+        self.assertTrue(lease.proc.killed)
+        self.assertEqual((m.idle_count, m.session_count), (1, 0))
+        m = self.manager(warm=2, max_sessions=4, max_processes=1)
+        lease = m.acquire(key, Conversation("S", [user("call a tool")]))
+        m.hold_for_tools(lease, frozenset({"toolu_1"}))
+        m._note(key)
+        m._refill()
+        self.assertEqual(m.idle_count, 0)
+        self.clock.advance(31)
+        m._refill()
+        self.assertTrue(lease.proc.killed)
+        self.assertEqual(m.idle_count, 1)

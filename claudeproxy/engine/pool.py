@@ -72,6 +72,9 @@ __all__ = [
 #: how long after a request took a warm process its replacement starts, at
 #: the latest (it starts at once when the request ends)
 REFILL_DELAY = 1.0
+#: a parked tool call not resumed for this long makes room for a warm
+#: process when the daemon is at its process limit (seconds)
+STALE_WAIT = 30.0
 
 
 @attrs.frozen
@@ -468,11 +471,10 @@ class ProcessManager:
         return Lease(proc, key, "cold", fresh=True)
 
     def _lent(self, entries_left: int) -> None:
-        # the replacement starts when this turn ends (or after a moment),
-        # so its spawn (~0.7 s of a core) does not compete with this turn's
-        # start; when none ready is left for the next request, as soon as
-        # this turn's first token is out
-        self._refill_soon = entries_left == 0
+        # the replacement starts as soon as this turn's first token is out
+        # (or when it ends, or after a moment), so its spawn (~0.7 s of a
+        # core) does not compete with this turn's start
+        self._refill_soon = True
         self._schedule_refill(REFILL_DELAY)
 
     def _take_generic(self, key: SpawnKey, history: tuple[Message, ...]) -> Optional[Lease]:
@@ -601,6 +603,28 @@ class ProcessManager:
             oldest.proc.kill("budget")
         return True
 
+    def _room_for_warm(self) -> bool:
+        """
+        At the process limit, end what is worth less than a ready process
+        for the next request: a parked tool call the client has not come
+        back to for C{STALE_WAIT} seconds (frameworks that answer tool
+        calls as text, or give up on them, leave such waits behind), else
+        a one-shot session (a title or tags task), oldest first.  A
+        conversation the user is in is never ended for it.
+        """
+        now = self.reactor.seconds()
+        stale = [w for w in self.tool_waits if now - w.since >= STALE_WAIT]
+        if stale:
+            self.stats.budget_evicted += 1
+            self.tool_waits.end(min(stale, key=lambda w: w.since), "budget")
+            return True
+        one_shots = [s for s in self.sessions if s.one_shot]
+        if one_shots:
+            self.stats.budget_evicted += 1
+            self.sessions.end(min(one_shots, key=lambda s: s.since), "budget")
+            return True
+        return False
+
     def _alive(self) -> int:
         """
         The live processes not being killed (a killed one is reaped a moment
@@ -629,6 +653,8 @@ class ProcessManager:
         self.tool_waits.park(ToolWait(proc, lease.key, given, held, holds=holds, also=also))
 
     def _tool_wait_ended(self, wait: ToolWait, cause: str) -> None:
+        if cause == "budget":
+            return
         if cause == "tool_wait_abandoned":
             self.stats.tool_waits_abandoned += 1
         else:
@@ -660,6 +686,8 @@ class ProcessManager:
         self.sessions.keep(session)
 
     def _session_ended(self, session: Session, cause: str) -> None:
+        if cause == "budget":
+            return
         if cause == "expired":
             self.stats.session_expired += 1
         else:
@@ -765,7 +793,7 @@ class ProcessManager:
             self._schedule_refill(min(60.0, self.demand.window))
 
     def _add_idle(self, key: Optional[SpawnKey]) -> bool:
-        if self.max_processes and self._alive() >= self.max_processes:
+        if self.max_processes and self._alive() >= self.max_processes and not self._room_for_warm():
             # warm processes never push out a conversation
             return False
         try:
