@@ -354,3 +354,34 @@ class SessionWorthTests(TestCase):
         sent: Optional[dict[str, Any]] = d.fake.message_requests[-1].body
         assert sent is not None
         self.assertEqual(len(upstream_turns(sent)), len(convo))
+
+
+class WebSearchTests(TestCase):
+    timeout = 180
+
+    async def test_codex_requests_served_by_generic_processes_with_web_search(self) -> None:
+        """
+        Codex declares a hosted web search in every request; the WebSearch
+        tool is fixed at spawn, so such requests get generic processes of
+        their own, started with it: once Codex is seen, its next requests
+        (and the one with its history) are served by running processes,
+        and upstream sees what a process started for the request sends.
+        """
+        from tests.test_integration_clients import ALIAS, events, fixture, post, search_turn
+
+        bound = await start(self, warm=4, model_aliases=ALIAS)
+        keyed = await start(self, warm=0, model_aliases=ALIAS, late_binding=False)
+        request = fixture("codex-responses")[0]
+        served: list[str] = []
+        for d in (bound, keyed, bound, keyed):
+            d.fake.push(*search_turn())
+            if d is bound and served:
+                await wait_for(lambda: bound.manager.pool.ready_generic(True) >= 1, timeout=scaled(30))
+            resp, raw = await post(d, request)
+            self.assertEqual(resp.code, 200, raw[:300])
+            self.assertEqual([i["type"] for i in events(raw)[-1]["response"]["output"]], ["web_search_call", "message"])
+            served.append(resp.headers.getRawHeaders("x-claudeproxy-served")[0])
+        self.assertEqual(served, ["cold", "cold", "warm", "cold"])
+        for n in (0, 1):
+            got, want = bound.fake.message_requests[2 + n].body, keyed.fake.message_requests[2 + n].body
+            self.assertEqual(shape(got), shape(want))

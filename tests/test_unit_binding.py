@@ -94,11 +94,15 @@ class BindingRequestTests(SynchronousTestCase):
 
     def test_what_stays_fixed_at_spawn(self) -> None:
         self.assertTrue(can_bind(SpawnKey("sonnet", "S", tools=(TOOL,), effort="high")))
-        self.assertFalse(can_bind(SpawnKey("sonnet", web_search=True)))
+        self.assertTrue(can_bind(SpawnKey("sonnet", web_search=True)))
+        self.assertFalse(can_bind(SpawnKey("sonnet", extra=("--verbose",))))
         argv = generic_argv("claude", "sonnet", ("--setting-sources", ""))
         self.assertNotIn("--system-prompt", argv)
         self.assertEqual(argv[argv.index("--tools") + 1], "")
         self.assertEqual(argv[argv.index("--allowedTools") + 1], "mcp__cp")
+        web = generic_argv("claude", "sonnet", (), web_search=True)
+        self.assertEqual(web[web.index("--tools") + 1], "WebSearch")
+        self.assertEqual(web[web.index("--allowedTools") + 1], "WebSearch,mcp__cp")
 
     def test_history_lines(self) -> None:
         history = (
@@ -393,11 +397,28 @@ class GenericPoolTests(SynchronousTestCase):
         self.clock.advance(600)
         self.assertEqual(len(self.m.pool.generic), 0)
 
-    def test_web_search_is_keyed(self) -> None:
+    def test_web_search_gets_generic_processes_of_its_own(self) -> None:
+        """
+        The WebSearch tool is fixed at spawn: requests with a hosted web
+        search (Codex sends one with every request) take generic processes
+        started with it, kept once such requests come; others never do.
+        """
         self.ready_all()
-        lease = self.m.acquire(SpawnKey("sonnet", web_search=True), Conversation(None, [user("x")]))
-        self.assertEqual(lease.source, "cold")
-        self.assertIsNone(lease.bind)
+        web = SpawnKey("sonnet", "Codex", web_search=True)
+        lease = self.m.acquire(web, Conversation(None, [user("x")]))
+        self.assertEqual((lease.source, lease.bind), ("cold", None))
+        self.m.release(lease)
+        self.clock.advance(0)
+        kept = len(self.m.pool.generics(True))
+        self.assertGreaterEqual(kept, 1)
+        self.assertIn("WebSearch", self.spawner.calls[-1][2])
+        self.ready_all()
+        plain = [self.m.acquire(SpawnKey("sonnet"), Conversation(None, [user("p")])) for _ in range(2)]
+        self.assertEqual(len(self.m.pool.generics(True)), kept)
+        lease = self.m.acquire(web, Conversation(None, [user("a"), assistant("b"), user("c")]))
+        self.assertEqual(lease.source, "written")
+        self.assertEqual(len(self.m.pool.generics(True)), kept - 1)
+        self.assertTrue(all(p.source == "warm" for p in plain))
 
     def test_a_cli_without_the_control_requests_falls_back(self) -> None:
         for proc in self.spawner.procs:

@@ -20,8 +20,9 @@ started process"):
   (C{env.CLAUDE_CODE_MAX_OUTPUT_TOKENS}).
 
 What stays fixed at spawn, and why: the WebSearch built-in tool (C{--tools}
-is read once at start; a request with a hosted web search still gets a
-process started for it) and extra CLI flags.
+is read once at start), so requests with a hosted web search (Codex sends
+one with every request) take generic processes of their own, started with
+it; and extra CLI flags.
 """
 
 from __future__ import annotations
@@ -56,20 +57,25 @@ def history_write_max(version: tuple[int, int, int]) -> int:
 
 def can_bind(key: SpawnKey) -> bool:
     """
-    Whether a generic process can be bound to C{key}: everything but the
-    WebSearch tool and extra CLI flags can be set after the start.
+    Whether a generic process can be bound to C{key}: everything but extra
+    CLI flags can be set after the start (the WebSearch tool cannot, so
+    requests with a hosted web search take generic processes started with
+    it: L{generic_argv}'s C{web_search}).
     """
-    return not key.web_search and not key.extra
+    return not key.extra
 
 
-def generic_argv(claude: str, model: str, settings: Sequence[str] = ISOLATED) -> list[str]:
+def generic_argv(claude: str, model: str, settings: Sequence[str] = ISOLATED, web_search: bool = False) -> list[str]:
     """
     The argv of a generic process: stream-json both ways, no built-in
     tools, no session files written, no MCP servers but the client-tool
     server the daemon answers over the control channel (allowed here:
     permissions are read at start), none of the user's own set-up.  No
-    system prompt: it comes with C{initialize}.
+    system prompt: it comes with C{initialize}.  With C{web_search}, the
+    CLI's WebSearch tool is offered and allowed (it is read from C{--tools}
+    at start): such processes serve only requests with a hosted web search.
     """
+    allowed = ("WebSearch," if web_search else "") + "mcp__" + SERVER
     return [
         claude,
         "-p",
@@ -82,12 +88,12 @@ def generic_argv(claude: str, model: str, settings: Sequence[str] = ISOLATED) ->
         "--model",
         model,
         "--tools",
-        "",
+        "WebSearch" if web_search else "",
         "--no-session-persistence",
         "--strict-mcp-config",
         *settings,
         "--allowedTools",
-        "mcp__" + SERVER,
+        allowed,
     ]
 
 

@@ -73,8 +73,9 @@ __all__ = [
 #: the latest (it starts at once when the request ends)
 REFILL_DELAY = 1.0
 #: a parked tool call not resumed for this long makes room for a warm
-#: process when the daemon is at its process limit (seconds)
-STALE_WAIT = 30.0
+#: process when the daemon is at its process limit (seconds); a late
+#: follow-up then has its history written into a running process
+STALE_WAIT = 5.0
 
 
 @attrs.frozen
@@ -262,6 +263,11 @@ class ProcessManager:
         self.sessions = LiveSessions(reactor, max_sessions, session_ttl, self._session_ended)
         self.tool_waits = ToolWaits(reactor, max_tool_waits, tool_wait, self._tool_wait_ended)
         self.demand = Demand(max(warm_ttl, 60.0))
+        #: the same for requests with a hosted web search, which take
+        #: generic processes started with the WebSearch tool
+        self.web_demand = Demand(max(warm_ttl, 60.0))
+        #: when a request with a hosted web search last came
+        self._web_at: Optional[float] = None
         self._recent: OrderedDict[SpawnKey, float] = OrderedDict()
         #: when each recent key's requests came (the last 64), for sizing
         self._arrivals: dict[SpawnKey, Deque[float]] = {}
@@ -365,12 +371,12 @@ class ProcessManager:
             raise cli_missing("starting %s failed: %s" % (self.claude, e))
         return self._started(proc)
 
-    def _spawn_generic(self) -> CLIProcess:
+    def _spawn_generic(self, web: bool = False) -> CLIProcess:
         self.check_cli()
         assert self.claude is not None
         proc = CLIProcess(self.killer)
         try:
-            argv = generic_argv(self.claude, self.generic_model, self.settings)
+            argv = generic_argv(self.claude, self.generic_model, self.settings, web)
             self.spawner(proc, self.claude, argv, self.env, self.workdir)
         except OSError as e:
             raise cli_missing("starting %s failed: %s" % (self.claude, e))
@@ -444,7 +450,9 @@ class ProcessManager:
         history = conversation.history if conversation is not None else ()
         # a taken process's replacement starts once its turn is under way,
         # so the next one is ready about two start times after a take
-        self.demand.begin(self.reactor.seconds(), 2 * self.start_time)
+        if bindable and key.web_search:
+            self._web_at = self.reactor.seconds()
+        self._demand_of(key).begin(self.reactor.seconds(), 2 * self.start_time)
         if bindable and user_turns(history) <= self.history_write_max:
             lease = self._take_generic(key, history)
             if lease is not None:
@@ -465,7 +473,7 @@ class ProcessManager:
                 return Lease(proc, key, "cold", turn=turn, fresh=True)
             proc = self._spawn(key)
         except BaseException:
-            self.demand.end()
+            self._demand_of(key).end()
             raise
         self._schedule_refill(REFILL_DELAY)
         return Lease(proc, key, "cold", fresh=True)
@@ -478,7 +486,7 @@ class ProcessManager:
         self._schedule_refill(REFILL_DELAY)
 
     def _take_generic(self, key: SpawnKey, history: tuple[Message, ...]) -> Optional[Lease]:
-        entry = self.pool.take_generic(key.model)
+        entry = self.pool.take_generic(key.model, key.web_search)
         if entry is None:
             return None
         if entry.proc.control_error is not None:
@@ -488,7 +496,7 @@ class ProcessManager:
         self.stats.warm_hits += 1
         self.stats.bound += 1
         self.key_stats.setdefault(key, [0, 0])[0] += 1
-        self._lent(self.pool.ready_generic())
+        self._lent(self.pool.ready_generic(key.web_search))
         bind = Bind(entry.model, history)
         if not entry.proc.ready:
             self.stats.starting_hits += 1
@@ -606,22 +614,23 @@ class ProcessManager:
     def _room_for_warm(self) -> bool:
         """
         At the process limit, end what is worth less than a ready process
-        for the next request: a parked tool call the client has not come
-        back to for C{STALE_WAIT} seconds (frameworks that answer tool
-        calls as text, or give up on them, leave such waits behind), else
-        a one-shot session (a title or tags task), oldest first.  A
-        conversation the user is in is never ended for it.
+        for the next request: a one-shot session (a title or tags task),
+        else a parked tool call the client has not come back to for
+        C{STALE_WAIT} seconds (frameworks that answer tool calls as text,
+        or give up on them, leave such waits behind; a client that does
+        come back gets its history written into a running process), oldest
+        first.  A conversation the user is in is never ended for it.
         """
+        one_shots = [s for s in self.sessions if s.one_shot]
+        if one_shots:
+            self.stats.budget_evicted += 1
+            self.sessions.end(min(one_shots, key=lambda s: s.since), "budget")
+            return True
         now = self.reactor.seconds()
         stale = [w for w in self.tool_waits if now - w.since >= STALE_WAIT]
         if stale:
             self.stats.budget_evicted += 1
             self.tool_waits.end(min(stale, key=lambda w: w.since), "budget")
-            return True
-        one_shots = [s for s in self.sessions if s.one_shot]
-        if one_shots:
-            self.stats.budget_evicted += 1
-            self.sessions.end(min(one_shots, key=lambda s: s.since), "budget")
             return True
         return False
 
@@ -662,9 +671,16 @@ class ProcessManager:
             if cause == "tool_wait_expired":
                 self.log.info("a client never came back with tool results; ending its CLI process")
 
+    def _demand_of(self, key: SpawnKey) -> Demand:
+        """
+        The demand a request for a fresh process counts in: requests with
+        a hosted web search have generic processes of their own.
+        """
+        return self.web_demand if self.binding and key.web_search else self.demand
+
     def _returned(self, lease: Lease) -> None:
         if lease.fresh:
-            self.demand.end()
+            self._demand_of(lease.key).end()
 
     def release(self, lease: Lease, keep: Optional[Continuation] = None, cause: str = "done") -> None:
         """
@@ -722,14 +738,19 @@ class ProcessManager:
         """
         return min(self.warm, self.warm_cap)
 
-    def generic_wanted(self) -> int:
+    def generic_wanted(self, web: bool = False) -> int:
         """
-        How many generic processes to keep ready now.
+        How many generic processes (started with the WebSearch tool, or
+        without) to keep ready now.
         """
-        if not self.binding or self._active_at is None:
+        if not self.binding:
             return 0
         now = self.reactor.seconds()
-        if now - self._active_at >= self.warm_ttl:
+        if web:
+            if self._web_at is None or now - self._web_at >= self.warm_ttl:
+                return 0
+            return max(1, min(self.web_demand.peak(now) + 1, self.bound))
+        if self._active_at is None or now - self._active_at >= self.warm_ttl:
             # nothing asked for a process for a whole warm-ttl: none kept
             return 0
         return generic_target(self.demand.peak(now), self.bound)
@@ -740,7 +761,7 @@ class ProcessManager:
         L{keyed_targets}), from what the generic processes leave of the
         budget.
         """
-        budget = self.bound - self.generic_wanted() if self.binding else self.bound
+        budget = self.bound - self.generic_wanted() - self.generic_wanted(True) if self.binding else self.bound
         if budget <= 0:
             return {}
         return keyed_targets(self._recent, self._arrivals, self.reactor.seconds(), self.warm_ttl, budget)
@@ -776,14 +797,17 @@ class ProcessManager:
                 entry = entries[-1]
                 self.pool.remove(entry)
                 entry.proc.kill("pool_trim")
-        want = self.generic_wanted()
-        while len(self.pool.generic) > want:
-            entry = self.pool.generic[-1]
-            self.pool.remove(entry)
-            entry.proc.kill("pool_trim")
-        while len(self.pool.generic) < want:
-            if not self._add_idle(None):
-                return
+        wants = {web: self.generic_wanted(web) for web in (False, True)}
+        for web, want in wants.items():
+            while len(self.pool.generics(web)) > want:
+                entry = self.pool.generics(web)[-1]
+                self.pool.remove(entry)
+                entry.proc.kill("pool_trim")
+        for web, want in wants.items():
+            while len(self.pool.generics(web)) < want:
+                if not self._add_idle(None, web):
+                    return
+        want = wants[False] + wants[True]
         for key, count in targets.items():
             while len(self.pool.keyed.get(key, [])) < count:
                 if not self._add_idle(key):
@@ -792,19 +816,19 @@ class ProcessManager:
             # the pool shrinks again once the peak has aged out
             self._schedule_refill(min(60.0, self.demand.window))
 
-    def _add_idle(self, key: Optional[SpawnKey]) -> bool:
+    def _add_idle(self, key: Optional[SpawnKey], web: bool = False) -> bool:
         if self.max_processes and self._alive() >= self.max_processes and not self._room_for_warm():
             # warm processes never push out a conversation
             return False
         try:
-            proc = self._spawn(key) if key is not None else self._spawn_generic()
+            proc = self._spawn(key) if key is not None else self._spawn_generic(web)
         except ProxyError as e:
             self.log.warn("cannot keep a CLI process warm: {why}", why=e.message)
             return False
         born = self.reactor.seconds()
         proc.ask_ready()
         proc.on_ready = lambda: self._became_ready(born)
-        self.pool.add(Idle(proc, key, born, model=self.generic_model if key is None else ""))
+        self.pool.add(Idle(proc, key, born, model=self.generic_model if key is None else "", web=web))
         return True
 
     def _became_ready(self, born: float) -> None:
@@ -832,6 +856,11 @@ class ProcessManager:
                     "idle": len(self.pool.generic),
                     "ready": self.pool.ready_generic(),
                     "target": self.generic_wanted(),
+                    "web_search": {
+                        "idle": len(self.pool.generics(True)),
+                        "ready": self.pool.ready_generic(True),
+                        "target": self.generic_wanted(True),
+                    },
                     "peak": self.demand.peak(self.reactor.seconds()),
                     "start_s": round(self.start_time, 3),
                     "bound": self.stats.bound,

@@ -91,6 +91,8 @@ class Idle:
     born: float
     #: the model a generic process was started with
     model: str = ""
+    #: a generic process started with the WebSearch tool
+    web: bool = False
     timer: Optional[IDelayedCall] = None
 
 
@@ -149,8 +151,11 @@ class WarmPool:
         same = [e for e in ready if e.model == model]
         return (same or ready or live)[0]
 
-    def take_generic(self, model: str) -> Optional[Idle]:
-        entry = self._pick(self.generic, model)
+    def generics(self, web: bool) -> list[Idle]:
+        return [e for e in self.generic if e.web == web]
+
+    def take_generic(self, model: str, web: bool = False) -> Optional[Idle]:
+        entry = self._pick(self.generics(web), model)
         if entry is not None:
             self.remove(entry)
         return entry
@@ -174,8 +179,8 @@ class WarmPool:
     def all(self) -> list[Idle]:
         return list(self.generic) + [e for entries in self.keyed.values() for e in entries]
 
-    def ready_generic(self) -> int:
-        return sum(1 for e in self.generic if e.proc.ready)
+    def ready_generic(self, web: Optional[bool] = None) -> int:
+        return sum(1 for e in self.generic if e.proc.ready and (web is None or e.web == web))
 
     def __len__(self) -> int:
         return len(self.generic) + sum(len(e) for e in self.keyed.values())
