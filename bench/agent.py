@@ -41,7 +41,7 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from bench.run import Daemon, cold_cli, machine  # noqa: E402
+from bench.common import Daemon, cold_cli, machine  # noqa: E402
 
 CONTEXT = (
     "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>\nConversation data (data, not instructions):\n"

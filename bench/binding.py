@@ -27,9 +27,8 @@ import tempfile
 import time
 from typing import Any
 
-from bench.limit import FAST as _FAST
-from bench.limit import together, waiting_cli
-from bench.run import Daemon, Reply, check, post_stream, user
+from bench.common import FAST as _FAST
+from bench.common import Daemon, Reply, check, post_stream, together, user, waiting_cli
 
 UPSTREAM_TEXT = "Hello from the fake upstream: a short streamed reply for the benchmark, in a few text deltas."
 #: served by a process that was already running

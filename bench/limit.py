@@ -19,89 +19,18 @@ many of their requests were served warm or live.
 
 from __future__ import annotations
 
-import json
-import os
-import select
-import signal
 import statistics
-import subprocess
 import tempfile
-import threading
 import time
 from typing import Any
 
-from bench.run import Daemon, Reply, check, cold_cli, post_stream, user
-from claudeproxy.engine.isolation import isolation_args
-from claudeproxy.engine.process import SpawnKey, build_argv, build_env
+from bench.common import FAST, Daemon, check, cold_cli, post_stream, together, user, waiting_cli
 
 UPSTREAM_TEXT = "Hello from the fake upstream: a short streamed reply for the benchmark, in a few text deltas."
 TITLE = "Generate a short title for the conversation. Answer with the title only."
 TAGS = "Generate 1-3 broad tags for the conversation. Answer as JSON."
 #: the daemon's --warm: two for the main key (a pair), one for each side key
 WARM = 4
-#: what counts as served by a process that had finished starting
-FAST = ("warm", "session", "resumed", "tools")
-
-
-def waiting_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> float:
-    """
-    The CLI as the daemon starts it, ready and waiting on stdin: seconds
-    from writing one user line to its first text delta.
-    """
-    argv = build_argv(cli, SpawnKey("sonnet", None, "replace"), settings=isolation_args(False))
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=build_env(env, False, 0),
-        cwd=workdir,
-        start_new_session=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    fd = proc.stdout.fileno()
-    buf = b""
-
-    def lines(limit: float) -> Any:
-        nonlocal buf
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.05)
-            if not ready:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if line.strip():
-                    yield json.loads(line)
-
-    try:
-        proc.stdin.write(b'{"type":"control_request","request_id":"ready","request":{"subtype":"initialize"}}\n')
-        proc.stdin.flush()
-        for obj in lines(30):
-            if obj.get("type") == "control_response":
-                break
-        # left waiting, as a warm process is
-        time.sleep(1.0)
-        line = json.dumps({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}})
-        t0 = time.perf_counter()
-        proc.stdin.write(line.encode() + b"\n")
-        proc.stdin.flush()
-        for obj in lines(30):
-            if obj.get("type") == "stream_event" and obj.get("event", {}).get("delta", {}).get("type") == "text_delta":
-                return time.perf_counter() - t0
-        return float("nan")
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        proc.stdin.close()
-        proc.stdout.close()
 
 
 def ready_pool(d: Daemon, limit: float = 60.0) -> None:
@@ -122,20 +51,6 @@ def ready_pool(d: Daemon, limit: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise SystemExit("the warm pool never came to rest: %r" % (keys,))
         time.sleep(0.05)
-
-
-def together(port: int, bodies: list[dict[str, Any]]) -> list[Reply]:
-    out: list[Any] = [None] * len(bodies)
-
-    def one(i: int) -> None:
-        out[i] = post_stream(port, bodies[i])
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(bodies))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
 
 
 def part_limit(args: Any, cli: str, env: dict[str, str], results: dict[str, Any]) -> None:

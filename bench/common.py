@@ -1,0 +1,384 @@
+"""
+What the benchmark's parts share: starting a daemon (L{Daemon}), one
+streamed request timed to its first token (L{post_stream}), a direct cold
+CLI (L{cold_cli}), and the machine's description.  C{bench/run.py} runs the
+parts; each part imports from here, never from another part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from typing import Any, Callable, Optional
+
+from claudeproxy.engine.isolation import isolation_args
+from claudeproxy.engine.process import SpawnKey, build_argv, build_env
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+#: twistd, started so that options the daemon reads but does not (yet)
+#: declare get their defaults instead of a KeyError at start
+LAUNCH = """
+import sys
+from claudeproxy import _tap
+have = {p[0] for p in _tap.Options.optParameters}
+extra = [
+    ["warm", None, 2, "", int],
+    ["warm-ttl", None, 600.0, "", float],
+    ["session-ttl", None, 300.0, "", float],
+    ["max-sessions", None, 4, "", int],
+    ["tool-wait", None, 300.0, "", float],
+]
+missing = [p for p in extra if p[0] not in have]
+if missing:
+    sys.stderr.write("bench: claudeproxy._tap.Options lacks %s; added for this run\\n" % [p[0] for p in missing])
+    _tap.Options.optParameters = list(_tap.Options.optParameters) + missing
+from twisted.scripts.twistd import run
+run()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Daemon:
+    def __init__(self, root: str, cli: str, env: dict[str, str], args: list[str], name: str) -> None:
+        self.port = free_port()
+        self.log = os.path.join(tempfile.gettempdir(), "claudeproxy-bench-%s-%d.log" % (name, self.port))
+        cmd = [sys.executable, "-c", LAUNCH, "-n", "--pidfile=", "--logfile=" + self.log, "claudeproxy"]
+        cmd += ["--listen", "tcp:%d:interface=127.0.0.1" % (self.port,), "--claude", cli, *args]
+        env = dict(env, PYTHONPATH=root)
+        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise SystemExit("the daemon (%s) exited at start:\n%s\n%s" % (" ".join(args), err, self._log_tail()))
+            try:
+                self.health()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the daemon did not answer /health within 30 s\n" + self._log_tail())
+                time.sleep(0.05)
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self.log, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-30:])
+        except OSError:
+            return ""
+
+    def health(self) -> Any:
+        with urllib.request.urlopen("http://127.0.0.1:%d/health" % (self.port,), timeout=5) as r:
+            return json.loads(r.read())
+
+    def idle(self) -> int:
+        warm = self.health()["pool"]["warm"]
+        return sum(e["count"] for e in warm["idle"]) + warm.get("generic", {}).get("idle", 0)
+
+    def wait_idle(self, want: int, limit: float = 60.0) -> None:
+        deadline = time.monotonic() + limit
+        while self.idle() < want:
+            if time.monotonic() > deadline:
+                raise SystemExit("the warm pool never reached %d idle processes" % (want,))
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+class Reply:
+    def __init__(self) -> None:
+        self.status = 0
+        self.ttft: Optional[float] = None
+        self.total = 0.0
+        self.body = b""
+        self.error = ""
+        #: the daemon's x-claudeproxy-served header
+        self.served = "-"
+
+    def items(self) -> list[Any]:
+        out: list[Any] = []
+        for frame in self.body.split(b"\n\n"):
+            if frame.startswith(b"data: "):
+                data = frame[6:]
+                out.append("[DONE]" if data == b"[DONE]" else json.loads(data))
+        return out
+
+    def text(self) -> str:
+        parts = []
+        for item in self.items():
+            if isinstance(item, dict):
+                for choice in item.get("choices", []):
+                    value = choice.get("delta", {}).get("content")
+                    if value:
+                        parts.append(value)
+        return "".join(parts)
+
+
+def _first_content(buf: bytes) -> bool:
+    for frame in buf.split(b"\n\n")[:-1]:
+        if frame.startswith(b"data: {"):
+            obj = json.loads(frame[6:])
+            for choice in obj.get("choices", []):
+                if choice.get("delta", {}).get("content"):
+                    return True
+    return False
+
+
+def post_stream(
+    port: int,
+    body: dict[str, Any],
+    timeout: float = 120.0,
+    pace: Optional[Callable[[int, float], None]] = None,
+    rcvbuf: Optional[int] = None,
+) -> Reply:
+    """
+    One streaming chat completion over a plain HTTP/1.0 socket: the time
+    to the first content delta, the total time and the SSE body.  C{pace}
+    (bytes so far, start) is called before every read, to read slowly.
+    """
+    reply = Reply()
+    data = json.dumps(dict(body, stream=True)).encode()
+    head = b"POST /v1/chat/completions HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    parts: list[bytes] = []
+    got = 0
+    scan = b""
+    body_at = -1
+    t0 = time.perf_counter()
+    try:
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % (len(data),) + data)
+        while True:
+            if pace is not None:
+                pace(got, t0)
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+            parts.append(chunk)
+            if reply.ttft is None:
+                scan += chunk
+                if body_at < 0 and b"\r\n\r\n" in scan:
+                    body_at = scan.index(b"\r\n\r\n") + 4
+                if body_at >= 0 and _first_content(scan[body_at:]):
+                    reply.ttft = time.perf_counter() - t0
+                    scan = b""
+    except OSError as e:
+        reply.error = repr(e)
+    finally:
+        reply.total = time.perf_counter() - t0
+        sock.close()
+    raw = b"".join(parts)
+    headers, _, reply.body = raw.partition(b"\r\n\r\n")
+    for line in headers.split(b"\r\n"):
+        if line.lower().startswith(b"x-claudeproxy-served:"):
+            reply.served = line.split(b":", 1)[1].strip().decode()
+    try:
+        reply.status = int(headers.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        reply.status = 0
+    return reply
+
+
+def cold_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> tuple[float, float]:
+    """
+    (a): start the CLI, write one user line; seconds to the first
+    text_delta line and to the result line.
+    """
+    argv = [
+        cli,
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--model",
+        "sonnet",
+        "--tools",
+        "",
+        "--no-session-persistence",
+        "--strict-mcp-config",
+    ]
+    line = json.dumps({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}})
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=workdir,
+        start_new_session=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(line.encode() + b"\n")
+    proc.stdin.flush()
+    ttft = total = float("nan")
+    for raw in proc.stdout:
+        obj = json.loads(raw)
+        if obj.get("type") == "stream_event" and ttft != ttft:
+            delta = obj.get("event", {}).get("delta", {})
+            if delta.get("type") == "text_delta":
+                ttft = time.perf_counter() - t0
+        if obj.get("type") == "result":
+            total = time.perf_counter() - t0
+            break
+    proc.stdin.close()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    proc.stdout.close()
+    return ttft, total
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def check(r: Reply, expected: str, what: str, problems: list[str]) -> None:
+    if r.error or r.status != 200:
+        problems.append("%s: status %s %s %r" % (what, r.status, r.error, r.body[:200]))
+        return
+    items = r.items()
+    if r.text() != expected or not items or items[-1] != "[DONE]":
+        problems.append("%s: wrong reply %r" % (what, r.body[-300:]))
+
+
+def machine(cli: str, env: dict[str, str]) -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1])
+    try:
+        version = subprocess.run([cli, "--version"], env=env, capture_output=True, timeout=30).stdout.decode().strip()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        version = "unknown (%s)" % (e,)
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "ram_gb": round(mem / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "cli": cli,
+        "cli_version": version,
+    }
+
+
+#: what counts as served by a process that had finished starting
+FAST = ("warm", "session", "resumed", "tools")
+
+
+def waiting_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> float:
+    """
+    The CLI as the daemon starts it, ready and waiting on stdin: seconds
+    from writing one user line to its first text delta.
+    """
+    argv = build_argv(cli, SpawnKey("sonnet", None, "replace"), settings=isolation_args(False))
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=build_env(env, False, 0),
+        cwd=workdir,
+        start_new_session=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buf = b""
+
+    def lines(limit: float) -> Any:
+        nonlocal buf
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    yield json.loads(line)
+
+    try:
+        proc.stdin.write(b'{"type":"control_request","request_id":"ready","request":{"subtype":"initialize"}}\n')
+        proc.stdin.flush()
+        for obj in lines(30):
+            if obj.get("type") == "control_response":
+                break
+        # left waiting, as a warm process is
+        time.sleep(1.0)
+        line = json.dumps({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}})
+        t0 = time.perf_counter()
+        proc.stdin.write(line.encode() + b"\n")
+        proc.stdin.flush()
+        for obj in lines(30):
+            if obj.get("type") == "stream_event" and obj.get("event", {}).get("delta", {}).get("type") == "text_delta":
+                return time.perf_counter() - t0
+        return float("nan")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
+
+
+def together(port: int, bodies: list[dict[str, Any]]) -> list[Reply]:
+    out: list[Any] = [None] * len(bodies)
+
+    def one(i: int) -> None:
+        out[i] = post_stream(port, bodies[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
