@@ -318,6 +318,14 @@ class DemandTests(SynchronousTestCase):
         demand.begin(5.0, span=1.0)
         self.assertEqual(demand.in_flight, 1)
 
+    def test_a_miss_grows_the_peak_at_once(self) -> None:
+        demand = Demand(window=100)
+        demand.begin(0.0)
+        demand.end()
+        demand.short(0.5)
+        demand.short(0.6)
+        self.assertEqual(demand.peak(1.0), 3)
+
     def test_target(self) -> None:
         self.assertEqual(generic_target(0, 8), 2)
         self.assertEqual(generic_target(1, 8), 2)
@@ -389,7 +397,9 @@ class GenericPoolTests(SynchronousTestCase):
         for lease in leases:
             self.m.release(lease)
         self.clock.advance(1)
-        self.assertEqual(len(self.m.pool.generic), 6)
+        # five at once, three of them finding none ready: the peak plus
+        # one, and one more for having been short
+        self.assertEqual(len(self.m.pool.generic), 7)
         # quiet: the peak ages out, then the whole pool goes
         for _ in range(11):
             self.clock.advance(60)

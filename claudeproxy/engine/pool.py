@@ -463,6 +463,8 @@ class ProcessManager:
                 return lease
         self.stats.warm_misses += 1
         self.key_stats.setdefault(key, [0, 0])[1] += 1
+        if bindable:
+            self._demand_of(key).short(self.reactor.seconds())
         self._make_room()
         try:
             if history:
@@ -499,6 +501,7 @@ class ProcessManager:
         self._lent(self.pool.ready_generic(key.web_search))
         bind = Bind(entry.model, history)
         if not entry.proc.ready:
+            self._demand_of(key).short(self.reactor.seconds())
             self.stats.starting_hits += 1
             return Lease(entry.proc, key, "starting", bind=bind, fresh=True)
         if history:

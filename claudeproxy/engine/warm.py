@@ -65,6 +65,14 @@ class Demand:
     def end(self) -> None:
         self.in_flight = max(0, self.in_flight - 1)
 
+    def short(self, now: float) -> None:
+        """
+        A request found no ready process (it took one still starting, or
+        none): the pool was too small for the demand, so its peak grows by
+        one at once instead of waiting for the rate to show it.
+        """
+        self._samples.append((now, self.peak(now) + 1))
+
     def peak(self, now: float) -> int:
         while self._samples and now - self._samples[0][0] > self.window:
             self._samples.popleft()
