@@ -22,7 +22,7 @@ import urllib.request
 from typing import Any, Callable, Optional
 
 from claudeproxy.engine.isolation import isolation_args
-from claudeproxy.engine.process import SpawnKey, build_argv, build_env
+from claudeproxy.engine.process import SpawnKey, build_argv, build_env, stream_json_argv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -215,22 +215,7 @@ def cold_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> tuple[
     (a): start the CLI, write one user line; seconds to the first
     text_delta line and to the result line.
     """
-    argv = [
-        cli,
-        "-p",
-        "--input-format",
-        "stream-json",
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--include-partial-messages",
-        "--model",
-        "sonnet",
-        "--tools",
-        "",
-        "--no-session-persistence",
-        "--strict-mcp-config",
-    ]
+    argv = stream_json_argv(cli, (), "sonnet")
     line = json.dumps({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}})
     t0 = time.perf_counter()
     proc = subprocess.Popen(

@@ -24,7 +24,6 @@ from .binding import (
 )
 from .bridge import ToolBridge
 from .conversation import Message
-from .errors import ProxyError
 from .process import CLIProcess, ControlError, ProcessGone, SpawnKey
 from .sdkmcp import ControlTools
 
@@ -151,10 +150,7 @@ async def _write_history(
     clock: Any,
 ) -> None:
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(clock()))
-    try:
-        lines = history_lines(history, key.model, cwd, version, now)
-    except ProxyError:
-        raise
+    lines = history_lines(history, key.model, cwd, version, now)
     sink = _HistorySink()
     proc.attach(sink)
     try:

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .conversation import Message
 from .history import session_rows
-from .process import ISOLATED, SpawnKey
+from .process import ISOLATED, SpawnKey, stream_json_argv
 from .tools import SERVER
 
 #: the oldest CLI version whose control requests binding was checked on
@@ -76,25 +76,7 @@ def generic_argv(claude: str, model: str, settings: Sequence[str] = ISOLATED, we
     at start): such processes serve only requests with a hosted web search.
     """
     allowed = ("WebSearch," if web_search else "") + "mcp__" + SERVER
-    return [
-        claude,
-        "-p",
-        "--input-format",
-        "stream-json",
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--include-partial-messages",
-        "--model",
-        model,
-        "--tools",
-        "WebSearch" if web_search else "",
-        "--no-session-persistence",
-        "--strict-mcp-config",
-        *settings,
-        "--allowedTools",
-        allowed,
-    ]
+    return stream_json_argv(claude, settings, model, "WebSearch" if web_search else "") + ["--allowedTools", allowed]
 
 
 def initialize_request(key: SpawnKey) -> dict[str, Any]:

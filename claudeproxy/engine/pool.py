@@ -480,7 +480,7 @@ class ProcessManager:
         self._schedule_refill(REFILL_DELAY)
         return Lease(proc, key, "cold", fresh=True)
 
-    def _lent(self, entries_left: int) -> None:
+    def _lent(self) -> None:
         # the replacement starts as soon as this turn's first token is out
         # (or when it ends, or after a moment), so its spawn (~0.7 s of a
         # core) does not compete with this turn's start
@@ -498,7 +498,7 @@ class ProcessManager:
         self.stats.warm_hits += 1
         self.stats.bound += 1
         self.key_stats.setdefault(key, [0, 0])[0] += 1
-        self._lent(self.pool.ready_generic(key.web_search))
+        self._lent()
         bind = Bind(entry.model, history)
         if not entry.proc.ready:
             self._demand_of(key).short(self.reactor.seconds())
@@ -514,7 +514,7 @@ class ProcessManager:
             return None
         self.stats.warm_hits += 1
         self.key_stats.setdefault(key, [0, 0])[0] += 1
-        self._lent(sum(1 for e in self.pool.keyed.get(key, []) if e.proc.ready))
+        self._lent()
         if not entry.proc.ready:
             self.stats.starting_hits += 1
             return Lease(entry.proc, key, "starting", fresh=True)

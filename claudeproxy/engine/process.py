@@ -78,6 +78,27 @@ def system_file(workdir: str, system: str) -> str:
     return path
 
 
+def stream_json_argv(
+    claude: str,
+    settings: Sequence[str],
+    model: Optional[str] = None,
+    tools: str = "",
+    partial: bool = True,
+) -> list[str]:
+    """
+    What every CLI the daemon starts shares: C{-p}, stream-json both ways
+    (with C{partial}, text deltas as they come), C{model} when given, only
+    the built-in C{tools} named, no session files written, no MCP servers
+    but those given, none of the user's own set-up (C{settings}).
+    """
+    argv = [claude, "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]
+    if partial:
+        argv.append("--include-partial-messages")
+    if model is not None:
+        argv += ["--model", model]
+    return argv + ["--tools", tools, "--no-session-persistence", "--strict-mcp-config", *settings]
+
+
 def build_argv(
     claude: str,
     key: SpawnKey,
@@ -94,23 +115,7 @@ def build_argv(
     mode a request without system text gets none of Claude Code's own
     prompt (C{--system-prompt ""}), as with the API.
     """
-    argv = [
-        claude,
-        "-p",
-        "--input-format",
-        "stream-json",
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--include-partial-messages",
-        "--model",
-        key.model,
-        "--tools",
-        WEB_SEARCH if key.web_search else "",
-        "--no-session-persistence",
-        "--strict-mcp-config",
-        *settings,
-    ]
+    argv = stream_json_argv(claude, settings, key.model, WEB_SEARCH if key.web_search else "")
     if system_path is not None:
         flag = "--append-system-prompt-file" if key.system_mode == "append" else "--system-prompt-file"
         argv += [flag, system_path]

@@ -52,7 +52,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .lines import LineBuffer, LineTooLong
-from .process import Killer, Spawner, kill_group
+from .process import Killer, Spawner, kill_group, stream_json_argv
 
 #: the control request's id
 REQUEST_ID = "claudeproxy-usage"
@@ -91,22 +91,7 @@ def probe_argv(claude: str, settings: Sequence[str]) -> list[str]:
     """
     A stream-json CLI with the daemon's isolation flags and nothing to do.
     """
-    return [
-        claude,
-        "-p",
-        "--input-format",
-        "stream-json",
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--tools",
-        "",
-        "--system-prompt",
-        "",
-        "--no-session-persistence",
-        "--strict-mcp-config",
-        *settings,
-    ]
+    return stream_json_argv(claude, ("--system-prompt", "", *settings), partial=False)
 
 
 def request_line() -> bytes:
