@@ -7,14 +7,14 @@ wait at once.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import attrs
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall
 
 from .continuity import Continuation, HistoryDigest, assistant_digest, is_transient
 from .conversation import Conversation, Message
+from .held import Held
 from .process import CLIProcess, SpawnKey
 from .tools import ToolCall
 
@@ -56,42 +56,16 @@ def passes_over(messages: tuple[Message, ...], wait: ToolWait) -> bool:
     return False
 
 
-def _cancel(call: Optional[IDelayedCall]) -> None:
-    if call is not None and call.active():
-        call.cancel()
-
-
-class ToolWaits:
+class ToolWaits(Held[ToolWait]):
     """
-    At most C{limit} parked waits, each for C{timeout} seconds; the oldest
+    At most C{limit} parked waits, each for C{ttl} seconds; the oldest
     goes first.  C{ended} is told of each wait ended here, with why.
     """
 
-    def __init__(
-        self,
-        reactor: IReactorTime,
-        limit: int,
-        timeout: float,
-        ended: Callable[[ToolWait, str], None],
-    ) -> None:
-        self.reactor = reactor
-        self.limit = limit
-        self.timeout = timeout
-        self._ended = ended
-        self._waits: OrderedDict[CLIProcess, ToolWait] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._waits)
-
-    def __iter__(self) -> Iterator[ToolWait]:
-        return iter(list(self._waits.values()))
+    expired = "tool_wait_expired"
 
     def park(self, wait: ToolWait) -> None:
-        wait.since = self.reactor.seconds()
-        wait.timer = self.reactor.callLater(self.timeout, self._expired, wait.proc)
-        self._waits[wait.proc] = wait
-        while len(self._waits) > self.limit:
-            self.end(next(iter(self._waits.values())), "evicted")
+        self._hold(wait)
 
     def take(self, key: SpawnKey, conversation: Conversation) -> Optional[ToolWait]:
         """
@@ -113,12 +87,9 @@ class ToolWaits:
                 return True
             return history.continues(wait.holds) or (wait.also is not None and history.continues(wait.also))
 
-        for proc, wait in list(self._waits.items()):
+        for wait in list(self._entries.values()):
             if wait.key == key and wait.given == ids and holds(wait):
-                self.remove(wait)
-                if proc.is_ended or proc.killed:
-                    return None
-                return wait
+                return self._taken(wait)
         return None
 
     def end_abandoned(self, key: SpawnKey, conversation: Conversation) -> None:
@@ -137,30 +108,6 @@ class ToolWaits:
             if b.get("type") == "tool_use"
         }
         messages = conversation.messages
-        for wait in list(self._waits.values()):
+        for wait in list(self._entries.values()):
             if wait.given & called or (wait.key == key and passes_over(messages, wait)):
                 self.end(wait, "tool_wait_abandoned")
-
-    def remove(self, wait: ToolWait) -> None:
-        self._waits.pop(wait.proc, None)
-        _cancel(wait.timer)
-
-    def discard(self, proc: CLIProcess) -> None:
-        wait = self._waits.pop(proc, None)
-        if wait is not None:
-            _cancel(wait.timer)
-
-    def end(self, wait: ToolWait, cause: str) -> None:
-        self.remove(wait)
-        self._ended(wait, cause)
-        wait.proc.kill(cause)
-
-    def _expired(self, proc: CLIProcess) -> None:
-        wait = self._waits.get(proc)
-        if wait is not None:
-            self.end(wait, "tool_wait_expired")
-
-    def clear(self) -> None:
-        for wait in self._waits.values():
-            _cancel(wait.timer)
-        self._waits.clear()
