@@ -16,18 +16,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply, ToolUse
 from tests.harness import Running, scaled, start, upstream_turns, wait_for
-
-#: how a request was served by a process that was already running
-RUNNING = ("warm", "written", "session", "resumed", "tools")
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
+from tests.test_integration_tools import WEATHER
 
 
 def user(text: str) -> dict[str, Any]:
