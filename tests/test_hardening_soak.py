@@ -49,7 +49,7 @@ from tests.harness import start_settled as start
 FAULTY = os.path.join(FAKECLIS, "faulty.py")
 REQUESTS = 1000
 CONCURRENCY = 32
-IDLE_TIMEOUT = 2.0
+IDLE_TIMEOUT = 6.0
 FD_SLACK = 8
 SEED = 20261121
 DRIP = "".join("drip%02d " % (i,) for i in range(10))
