@@ -374,3 +374,38 @@ class WebSearchTests(TestCase):
         for n in (0, 1):
             got, want = bound.fake.message_requests[2 + n].body, keyed.fake.message_requests[2 + n].body
             self.assertEqual(shape(got), shape(want))
+
+
+class ReuseTests(TestCase):
+    timeout = 180
+
+    async def test_one_shot_cleared_for_a_new_conversation(self) -> None:
+        """
+        With no started process ready, a new conversation takes the
+        process of a one-shot with the same settings (a task nobody
+        continued), its conversation cleared: served C{reused}, and
+        upstream sees exactly what a fresh process sends (the same
+        system prompt and tools, none of the one-shot, none of the
+        clearing).  The new conversation then goes on live.
+        """
+        d = await start(self, warm=0, max_sessions=8)
+        keyed = await start(self, warm=0, late_binding=False)
+        system = {"role": "system", "content": "Answer like a pirate."}
+        body: dict[str, Any] = {"model": "haiku", "reasoning_effort": "low", "max_tokens": 900, "tools": [WEATHER]}
+        served, _ = await served_chat(d, dict(body, messages=[system, user("a one-shot task")]))
+        self.assertEqual(served, "cold")
+        await wait_for(lambda: len(d.manager.sessions) == 1)
+        messages = [system, user("a new conversation")]
+        served, answer = await served_chat(d, dict(body, messages=messages))
+        self.assertEqual(served, "reused")
+        cold, _ = await served_chat(keyed, dict(body, messages=messages))
+        self.assertEqual(cold, "cold")
+        self.assertEqual(shape(d.fake.message_requests[-1].body), shape(keyed.fake.message_requests[-1].body))
+        sent = json.dumps(d.fake.message_requests[-1].body["messages"])
+        for gone in ("one-shot", "/clear", "local-command"):
+            self.assertNotIn(gone, sent)
+        messages += [assistant(answer["choices"][0]["message"]["content"]), user("and then?")]
+        served, _ = await served_chat(d, dict(body, messages=messages))
+        self.assertEqual(served, "session")
+        self.assertEqual(d.manager.stats.reused, 1)
+        self.assertEqual(d.manager.stats.bind_failed, 0)

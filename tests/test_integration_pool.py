@@ -222,7 +222,9 @@ class SessionTests(TestCase):
         code, _ = await d.chat({"model": "sonnet", "messages": [user("Q1"), assistant("Something else."), user("Q2")]})
         self.assertEqual(code, 200)
         self.assertEqual(d.manager.stats.session_hits, 0)
-        self.assertEqual(d.manager.stats.spawned, spawned + 1)
+        # a fresh conversation: a new process, or the one-shot's process
+        # with its conversation cleared
+        self.assertEqual(d.manager.stats.spawned + d.manager.stats.reused, spawned + 1)
         self.assertEqual(
             upstream_turns(d.fake.message_requests[-1].body),
             [text_turn("user", "Q1"), text_turn("assistant", "Something else."), text_turn("user", "Q2")],
@@ -261,7 +263,8 @@ class SessionTests(TestCase):
         d.fake.default = Reply(text="A.")
         await d.chat({"model": "sonnet", "messages": [user("first conversation")]})
         pid_a = d.spawned[-1]
-        await d.chat({"model": "sonnet", "messages": [user("second conversation")]})
+        # (other settings: a one-shot with the same ones would be reused)
+        await d.chat({"model": "sonnet", "messages": [{"role": "system", "content": "B"}, user("second conversation")]})
         await wait_for(lambda: not live_pids([pid_a]))
         self.assertEqual(d.manager.stats.session_evicted, 1)
         await d.chat({"model": "sonnet", "messages": [user("first conversation"), assistant("A."), user("more")]})

@@ -226,7 +226,7 @@ class ScriptedCLI:
                         },
                     )
                 answer(self.proc, obj["request_id"])
-            elif obj["type"] == "user" and obj.get("shouldQuery") is False:
+            elif obj["type"] == "user" and (obj.get("shouldQuery") is False or obj["message"]["content"] == "/clear"):
                 line(self.proc, {"type": "result", "subtype": "success", "num_turns": 0, "is_error": False})
 
 
@@ -237,9 +237,11 @@ class BinderTests(SynchronousTestCase):
         self.transport = FakeTransport(7)
         self.proc.makeConnection(self.transport)  # type: ignore[arg-type]
 
-    def bind(self, cli: ScriptedCLI, key: SpawnKey, history: tuple[Message, ...] = ()) -> list[Any]:
+    def bind(
+        self, cli: ScriptedCLI, key: SpawnKey, history: tuple[Message, ...] = (), clear: bool = False
+    ) -> list[Any]:
         out: list[Any] = []
-        d = Deferred.fromCoroutine(bind(self.clock, self.proc, key, "sonnet", history, "/w", "2.1.197"))
+        d = Deferred.fromCoroutine(bind(self.clock, self.proc, key, "sonnet", history, "/w", "2.1.197", clear=clear))
         d.addBoth(out.append)
         for _ in range(20):
             cli.step()
@@ -271,6 +273,32 @@ class BinderTests(SynchronousTestCase):
         )
         tools_list = sent(self.transport)[3]["response"]["response"]["mcp_response"]["result"]["tools"]
         self.assertEqual([t["name"] for t in tools_list], ["get_weather"])
+
+    def test_clear_keeps_the_settings(self) -> None:
+        """
+        A one-shot's process, already bound to the request's settings, is
+        cleared: C{/clear}, waited for, then a boundary that keeps the
+        command from upstream; no control request, then the history.
+        """
+        cli = ScriptedCLI(self.proc, self.transport)
+        key = SpawnKey("haiku", "S", effort="low", tools=(TOOL,))
+        self.assertEqual(self.bind(cli, key, (user("q"), assistant("a")), clear=True), [None])
+        lines = sent(self.transport)
+        self.assertEqual(
+            [(o["type"], o.get("subtype")) for o in lines],
+            [("user", None), ("system", "compact_boundary"), ("user", None), ("assistant", None)],
+        )
+        self.assertEqual(lines[0]["message"]["content"], "/clear")
+        self.assertFalse(lines[2]["shouldQuery"])
+
+    def test_clear_that_runs_a_turn_fails(self) -> None:
+        out: list[Any] = []
+        d = Deferred.fromCoroutine(
+            bind(self.clock, self.proc, SpawnKey("sonnet"), "sonnet", (), "/w", "2.1.197", clear=True)
+        )
+        d.addErrback(lambda f: out.append(f.trap(BindFailed)))
+        line(self.proc, {"type": "result", "subtype": "success", "num_turns": 1, "is_error": False})
+        self.assertEqual(out, [BindFailed])
 
     def test_no_boundary_without_echo(self) -> None:
         cli = ScriptedCLI(self.proc, self.transport)
@@ -342,6 +370,9 @@ class DemandTests(SynchronousTestCase):
 
 class GenericPoolTests(SynchronousTestCase):
     def setUp(self) -> None:
+        self.make()
+
+    def make(self, max_sessions: int = 0) -> None:
         self.clock = Clock()
         self.spawner = FakeSpawner()
         self.claude = self.mktemp()
@@ -360,6 +391,7 @@ class GenericPoolTests(SynchronousTestCase):
             warm_cap=20,
             binding=True,
             default_key=SpawnKey("sonnet"),
+            max_sessions=max_sessions,
         )
         self.m.start()
         self.clock.advance(0)
@@ -390,6 +422,42 @@ class GenericPoolTests(SynchronousTestCase):
         lease = self.m.acquire(SpawnKey("sonnet"), Conversation(None, messages))
         self.assertEqual(lease.source, "cold")
         self.assertIn("--resume", self.spawner.calls[-1][2])
+
+    def test_one_shot_reused_when_none_is_ready(self) -> None:
+        """
+        A new conversation that finds no started process ready takes the
+        process of a one-shot with the same settings (a task nobody
+        continued), cleared, instead of waiting for a start; never a
+        conversation the user is in, nor one with other settings.
+        """
+        self.make(max_sessions=8)
+        key = SpawnKey("sonnet", "S")
+        self.ready_all()
+        leases = [self.m.acquire(key, Conversation(None, [user("t%d" % i)])) for i in range(2)]
+        self.m.release(leases[0], Continuation((user("t0"),), "d0"))
+        self.m.release(leases[1], Continuation((user("t1"), assistant("r1"), user("more")), "d1"))
+        other = self.m.acquire(SpawnKey("sonnet", "other"), Conversation(None, [user("o")]))
+        self.m.release(other, Continuation((user("o"),), "d2"))
+        self.assertEqual(self.m.pool.ready_generic(), 0)
+        lease = self.m.acquire(key, Conversation(None, [user("new")]))
+        self.assertEqual((lease.source, lease.proc), ("reused", leases[0].proc))
+        assert lease.bind is not None
+        self.assertTrue(lease.bind.clear)
+        self.assertEqual(len(self.m.sessions), 2)
+        # the only one-shot with these settings is gone: a started one
+        lease = self.m.acquire(key, Conversation(None, [user("newer")]))
+        self.assertIn(lease.source, ("starting", "cold"))
+        self.assertEqual(self.m.describe()["warm"]["generic"]["reused"], 1)
+
+    def test_ready_process_before_reuse(self) -> None:
+        self.make(max_sessions=8)
+        key = SpawnKey("sonnet", "S")
+        self.ready_all()
+        first = self.m.acquire(key, Conversation(None, [user("t")]))
+        self.m.release(first, Continuation((user("t"),), "d0"))
+        self.assertGreater(self.m.pool.ready_generic(), 0)
+        lease = self.m.acquire(key, Conversation(None, [user("new")]))
+        self.assertEqual(lease.source, "warm")
 
     def test_pool_follows_the_peak_and_shrinks(self) -> None:
         self.ready_all()

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from .binding import (
     boundary_line,
+    clear_line,
     history_lines,
     initialize_request,
     is_history_result,
@@ -106,11 +107,42 @@ async def bind(
     cwd: str,
     version: str,
     clock: Any = time.time,
+    clear: bool = False,
 ) -> None:
     """
     Give C{proc} (a generic process, ready) C{key}'s settings and
-    C{history} as real turns.  Raises L{BindFailed}.
+    C{history} as real turns.  With C{clear}, C{proc} is already bound to
+    C{key} and holds a conversation, which is cleared instead.  Raises
+    L{BindFailed}.
     """
+    if clear:
+        await _clear(reactor, proc)
+    else:
+        await _settings(reactor, proc, key, started_with)
+    if history:
+        await _write_history(reactor, proc, key, history, cwd, version, clock)
+    if proc.is_ended:
+        raise BindFailed("the CLI process ended while it was bound")
+
+
+async def _clear(reactor: IReactorTime, proc: CLIProcess) -> None:
+    """
+    C{/clear}, waited for until its C{result}, then a boundary: the
+    process holds no conversation, and upstream sees none of the command.
+    """
+    sink = _HistorySink()
+    proc.attach(sink)
+    try:
+        d: Deferred[None] = Deferred()
+        sink.waiting = d
+        proc.send(clear_line())
+        await _wait(d, reactor, "/clear")
+    finally:
+        proc.attach(None)
+    proc.send(boundary_line())
+
+
+async def _settings(reactor: IReactorTime, proc: CLIProcess, key: SpawnKey, started_with: str) -> None:
     if key.tools:
         tools = ControlTools(ToolBridge("control-%d" % (id(proc),), "", key.tools))
         proc.bridge = tools.bridge
@@ -134,10 +166,6 @@ async def bind(
     request = settings_request(key)
     if request is not None:
         await _wait(proc.control(request), reactor, "apply_flag_settings")
-    if history:
-        await _write_history(reactor, proc, key, history, cwd, version, clock)
-    if proc.is_ended:
-        raise BindFailed("the CLI process ended while it was bound")
 
 
 async def _write_history(

@@ -124,6 +124,23 @@ def model_request(key: SpawnKey, started_with: str) -> Optional[dict[str, Any]]:
     return {"subtype": "set_model", "model": key.model}
 
 
+def clear_line(make_uuid: Callable[[], str] = lambda: str(uuid.uuid4())) -> dict[str, Any]:
+    """
+    The C{/clear} command as a user line: the CLI drops its conversation
+    and keeps what it was bound to (system prompt, tools, JSON schema,
+    model, effort, output limit), answering with a C{result} of no turn.
+    A L{boundary_line} after it keeps the command's own lines from
+    upstream.
+    """
+    return {
+        "type": "user",
+        "uuid": make_uuid(),
+        "session_id": "",
+        "parent_tool_use_id": None,
+        "message": {"role": "user", "content": "/clear"},
+    }
+
+
 def boundary_line(make_uuid: Callable[[], str] = lambda: str(uuid.uuid4())) -> dict[str, Any]:
     """
     A C{compact_boundary} input line: what came before it (2.1.197's

@@ -82,11 +82,14 @@ STALE_WAIT = 5.0
 class Bind:
     """
     What a generic process is told before the turn: it was started with
-    C{model}, and gets the request's settings and C{history}.
+    C{model}, and gets the request's settings and C{history}.  With
+    C{clear}, the process is a one-shot session already bound to the
+    request's settings: its conversation is cleared instead.
     """
 
     model: str
     history: tuple[Message, ...] = ()
+    clear: bool = False
 
 
 @attrs.frozen
@@ -97,7 +100,9 @@ class Lease:
     conversation the client was expected to send next), C{"tools"} (waiting
     for these tool results), C{"warm"} (started ahead, waiting on stdin),
     C{"written"} (started ahead, the request's history written into it as
-    real turns), C{"starting"} (started ahead, but not done starting when
+    real turns), C{"reused"} (a one-shot conversation's process with the
+    same settings, its conversation cleared: when no started process was
+    ready), C{"starting"} (started ahead, but not done starting when
     taken) or C{"cold"} (spawned now, with the request's history loaded
     from a session file when it has one).  Whatever the source, the process
     holds the request's history once bound (C{bind}: a generic process,
@@ -163,6 +168,8 @@ class PoolStats:
     #: those of them whose history was written into it
     bound: int = 0
     written: int = 0
+    #: one-shot sessions' processes cleared for a new conversation
+    reused: int = 0
     bind_failed: int = 0
     session_hits: int = 0
     session_misses: int = 0
@@ -454,7 +461,12 @@ class ProcessManager:
             self._web_at = self.reactor.seconds()
         self._demand_of(key).begin(self.reactor.seconds(), 2 * self.start_time)
         if bindable and user_turns(history) <= self.history_write_max:
-            lease = self._take_generic(key, history)
+            lease = None
+            if not self.pool.ready_generic(key.web_search):
+                # clearing a one-shot's conversation (~15-30 ms) beats
+                # waiting for a process still starting
+                lease = self._reuse(key, history)
+            lease = lease or self._take_generic(key, history)
             if lease is not None:
                 return lease
         elif not history:
@@ -507,6 +519,22 @@ class ProcessManager:
         if history:
             self.stats.written += 1
         return Lease(entry.proc, key, "written" if history else "warm", bind=bind, fresh=True)
+
+    def _reuse(self, key: SpawnKey, history: tuple[Message, ...]) -> Optional[Lease]:
+        """
+        The process of a one-shot session with C{key}'s settings (a task
+        prompt nobody continued), for a new conversation: its own is
+        cleared when the request binds it.  Were the one-shot continued
+        after all, its history would be written into a running process.
+        """
+        if self.max_sessions <= 0:
+            return None
+        session = self.sessions.take_one_shot(key)
+        if session is None:
+            return None
+        self.stats.reused += 1
+        self.key_stats.setdefault(key, [0, 0])[0] += 1
+        return Lease(session.proc, key, "reused", bind=Bind(key.model, history, clear=True), fresh=True)
 
     def _take_keyed(self, key: SpawnKey) -> Optional[Lease]:
         entry = self.pool.take_keyed(key)
@@ -868,6 +896,7 @@ class ProcessManager:
                     "start_s": round(self.start_time, 3),
                     "bound": self.stats.bound,
                     "written": self.stats.written,
+                    "reused": self.stats.reused,
                     "bind_failed": self.stats.bind_failed,
                     "history_write_max": self.history_write_max,
                 },

@@ -193,6 +193,7 @@ class TurnServer:
             os.path.realpath(manager.workdir),
             manager.cli_version,
             manager.clock,
+            lease.bind.clear,
         )
 
     async def _attempt(

@@ -60,6 +60,19 @@ class LiveSessions(Held[Session]):
     def holds(self, key: SpawnKey, held: Continuation) -> bool:
         return any(s.key == key and s.held == held for s in self._entries.values())
 
+    def take_one_shot(self, key: SpawnKey) -> Optional[Session]:
+        """
+        The least recently used one-shot session started for C{key} (not
+        one started ahead on a conversation), taken out: its process can
+        be cleared for a new conversation with the same settings.
+        """
+        for session in list(self._entries.values()):
+            if session.key == key and session.one_shot and not session.prepared:
+                taken = self._taken(session)
+                if taken is not None:
+                    return taken
+        return None
+
     def take(self, key: SpawnKey, history: HistoryDigest) -> Optional[Session]:
         """
         The session whose conversation C{history} continues, taken out.
