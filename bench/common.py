@@ -21,8 +21,13 @@ import time
 import urllib.request
 from typing import Any, Callable, Optional
 
+from claudeproxy.engine.bridge import ToolBridge
+from claudeproxy.engine.conversation import Message
+from claudeproxy.engine.history import session_file_text, session_rows
 from claudeproxy.engine.isolation import isolation_args
+from claudeproxy.engine.mcprpc import answer
 from claudeproxy.engine.process import SpawnKey, build_argv, build_env, stream_json_argv
+from claudeproxy.engine.tools import SERVER
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -294,24 +299,49 @@ def machine(cli: str, env: dict[str, str]) -> dict[str, Any]:
 FAST = ("warm", "session", "resumed", "tools")
 
 
-def waiting_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> float:
+def waiting_cli(
+    cli: str,
+    env: dict[str, str],
+    workdir: str,
+    prompt: str,
+    key: SpawnKey = SpawnKey("sonnet"),
+    history: tuple[Message, ...] = (),
+    version: str = "2.1.197",
+) -> float:
     """
-    The CLI as the daemon starts it, ready and waiting on stdin: seconds
-    from writing one user line to its first text delta.
+    The physical limit for a request with C{key}'s settings and
+    C{history}: the same CLI, started with those settings (flags, as the
+    daemon starts a process for one request; the client's tools from an
+    SDK MCP server answered on the control channel; the history from a
+    session file), ready and left waiting on stdin.  Seconds from writing
+    one user line to its first text delta.
     """
-    argv = build_argv(cli, SpawnKey("sonnet", None, "replace"), settings=isolation_args(False))
+    resume = None
+    if history:
+        rows = session_rows(history, key.model, os.path.realpath(workdir), version, "2026-01-01T00:00:00.000Z")
+        resume = os.path.join(workdir, "waiting-%d.jsonl" % (time.monotonic_ns(),))
+        with open(resume, "wb") as f:
+            f.write(session_file_text(rows))
+    mcp = json.dumps({"mcpServers": {SERVER: {"type": "sdk", "name": SERVER}}}) if key.tools else None
+    argv = build_argv(cli, key, mcp_config=mcp, resume=resume, settings=isolation_args(False))
+    bridge = ToolBridge("waiting", "", key.tools)
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=build_env(env, False, 0),
+        env=dict(build_env(env, False, 0), **key.env()),
         cwd=workdir,
         start_new_session=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
+    stdin = proc.stdin
     fd = proc.stdout.fileno()
     buf = b""
+
+    def write(obj: Any) -> None:
+        stdin.write(json.dumps(obj).encode() + b"\n")
+        stdin.flush()
 
     def lines(limit: float) -> Any:
         nonlocal buf
@@ -326,23 +356,43 @@ def waiting_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> flo
             buf += chunk
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                if line.strip():
-                    yield json.loads(line)
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                request = obj.get("request") or {}
+                if obj.get("type") == "control_request" and request.get("subtype") == "mcp_message":
+                    reply = answer(bridge, request.get("message") or {})
+                    response = reply if isinstance(reply, dict) else {"jsonrpc": "2.0", "result": {}}
+                    write(
+                        {
+                            "type": "control_response",
+                            "response": {
+                                "subtype": "success",
+                                "request_id": obj["request_id"],
+                                "response": {"mcp_response": response},
+                            },
+                        }
+                    )
+                    continue
+                yield obj
 
     try:
-        proc.stdin.write(b'{"type":"control_request","request_id":"ready","request":{"subtype":"initialize"}}\n')
-        proc.stdin.flush()
+        write({"type": "control_request", "request_id": "ready", "request": {"subtype": "initialize"}})
         for obj in lines(30):
             if obj.get("type") == "control_response":
                 break
-        # left waiting, as a warm process is
-        time.sleep(1.0)
+        # left waiting, as a warm process is (its tool server connected)
+        for _ in lines(1.0):
+            pass
         line = json.dumps({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}})
         t0 = time.perf_counter()
-        proc.stdin.write(line.encode() + b"\n")
-        proc.stdin.flush()
+        stdin.write(line.encode() + b"\n")
+        stdin.flush()
         for obj in lines(30):
-            if obj.get("type") == "stream_event" and obj.get("event", {}).get("delta", {}).get("type") == "text_delta":
+            if obj.get("type") == "stream_event" and obj.get("event", {}).get("delta", {}).get("type") in (
+                "text_delta",
+                "input_json_delta",
+            ):
                 return time.perf_counter() - t0
         return float("nan")
     finally:
@@ -351,8 +401,10 @@ def waiting_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> flo
         except ProcessLookupError:
             pass
         proc.wait()
-        proc.stdin.close()
+        stdin.close()
         proc.stdout.close()
+        if resume is not None:
+            os.unlink(resume)
 
 
 def together(port: int, bodies: list[dict[str, Any]]) -> list[Reply]:
