@@ -29,7 +29,7 @@ from claudeproxy.engine.binding import (
 from claudeproxy.engine.continuity import Continuation, continues
 from claudeproxy.engine.conversation import Conversation, Message, text_block
 from claudeproxy.engine.pool import ProcessManager
-from claudeproxy.engine.process import READY_REQUEST, CLIProcess, SpawnKey
+from claudeproxy.engine.process import READY_REQUEST, WARM_UP, WARM_UP_REQUEST, CLIProcess, SpawnKey
 from claudeproxy.engine.sessions import LiveSessions, Session
 from claudeproxy.engine.tools import spec
 from claudeproxy.engine.turn import TurnState, digest_text
@@ -132,6 +132,24 @@ class ControlChannelTests(SynchronousTestCase):
         self.assertEqual(sent(self.transport)[0]["request"], {"subtype": "get_binary_version"})
         answer(self.proc, READY_REQUEST, {"version": "2.1.197"})
         self.assertTrue(self.proc.ready)
+
+    def test_generic_process_warmed_up_before_ready(self) -> None:
+        """
+        A generic process is ready once it has also applied settings it
+        already has (the CLI's first apply_flag_settings is the slow one);
+        a refused warm-up still leaves it ready.
+        """
+        for refused in ("", "no such thing"):
+            proc = CLIProcess(RecordingKiller())
+            transport = FakeTransport(7)
+            proc.makeConnection(transport)  # type: ignore[arg-type]
+            proc.ask_ready(warm_up=True)
+            answer(proc, READY_REQUEST)
+            self.assertFalse(proc.ready)
+            self.assertEqual(sent(transport)[-1]["request"], WARM_UP)
+            answer(proc, WARM_UP_REQUEST, error=refused)
+            self.assertTrue(proc.ready)
+            self.assertIsNone(proc.control_error)
 
     def test_probe_refused(self) -> None:
         self.proc.ask_ready()
@@ -400,6 +418,8 @@ class GenericPoolTests(SynchronousTestCase):
         for proc in self.spawner.procs:
             if not proc.ready and not proc.is_ended:
                 answer(proc, READY_REQUEST)
+                if not proc.ready:
+                    answer(proc, WARM_UP_REQUEST)
 
     def test_any_key_takes_a_generic_process(self) -> None:
         self.assertEqual(len(self.m.pool.generic), 2)

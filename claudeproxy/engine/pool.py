@@ -857,7 +857,7 @@ class ProcessManager:
             self.log.warn("cannot keep a CLI process warm: {why}", why=e.message)
             return False
         born = self.reactor.seconds()
-        proc.ask_ready()
+        proc.ask_ready(warm_up=key is None)
         proc.on_ready = lambda: self._became_ready(born)
         self.pool.add(Idle(proc, key, born, model=self.generic_model if key is None else "", web=web))
         return True

@@ -306,6 +306,15 @@ def kill_group(pid: int) -> None:
 
 #: the request id of the readiness probe (L{CLIProcess.ask_ready})
 READY_REQUEST = "claudeproxy-ready"
+#: the request id of a generic process's warm-up, after the probe
+WARM_UP_REQUEST = "claudeproxy-warm-up"
+#: what a generic process is told before it is called ready: settings it
+#: already has (no effort, no environment).  The CLI's first
+#: C{apply_flag_settings} costs ~25-60 ms more than later ones (2.1.197;
+#: ~15 ms on 2.1.332); paid here, a request's own effort or output limit
+#: is then set in a few milliseconds.  It binds nothing: a later
+#: C{initialize} still sets the system prompt, schema and tools.
+WARM_UP = {"subtype": "apply_flag_settings", "settings": {"effortLevel": None, "env": {}}}
 
 
 class ControlError(Exception):
@@ -364,6 +373,7 @@ class CLIProcess(ProcessProtocol):
         #: and a turn written now is answered at once
         self.ready = False
         self.asked_ready = False
+        self._warm_up = False
         #: told when the readiness probe is answered
         self.on_ready: Optional[Callable[[], None]] = None
         #: the readiness probe was answered with an error: this CLI lacks
@@ -407,7 +417,7 @@ class CLIProcess(ProcessProtocol):
         if data and self.transport is not None and not self.is_ended:
             self.transport.write(data)
 
-    def ask_ready(self) -> None:
+    def ask_ready(self, warm_up: bool = False) -> None:
         """
         Ask the CLI to say when it has finished starting: the stream-json
         control protocol's C{get_binary_version} request, answered only once
@@ -415,9 +425,11 @@ class CLIProcess(ProcessProtocol):
         binding nothing: a later C{initialize} still sets the system prompt,
         schema and tools (a bare C{initialize} would lock them).  The answer
         sets C{ready}; an error answer (a CLI without the request) sets
-        C{control_error} instead.
+        C{control_error} instead.  With C{warm_up} (a generic process), the
+        process is ready once it has also answered L{WARM_UP}.
         """
         self.asked_ready = True
+        self._warm_up = warm_up
         self.send(
             {"type": "control_request", "request_id": READY_REQUEST, "request": {"subtype": "get_binary_version"}}
         )
@@ -531,9 +543,13 @@ class CLIProcess(ProcessProtocol):
             return
         rid = response.get("request_id")
         error = response.get("error") if response.get("subtype") == "error" else None
-        if rid == READY_REQUEST:
-            # the daemon's own probe: not part of any turn
-            if error is not None:
+        if rid == READY_REQUEST and error is None and self._warm_up:
+            self.send({"type": "control_request", "request_id": WARM_UP_REQUEST, "request": WARM_UP})
+            return
+        if rid in (READY_REQUEST, WARM_UP_REQUEST):
+            # the daemon's own probe: not part of any turn (a refused
+            # warm-up only costs the first request its few milliseconds)
+            if error is not None and rid == READY_REQUEST:
                 self.control_error = str(error)
             else:
                 self.ready = True
