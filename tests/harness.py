@@ -435,7 +435,7 @@ def only_cli_pipes(running: Running) -> bool:
     from twisted.internet.process import ProcessReader, ProcessWriter
 
     mine = {p.transport for p in running.manager.live}
-    guard = running.daemon.core.guard
+    guard = running.daemon.guard
     if guard is not None and guard.transport is not None:
         # the daemon's watchdog runs as long as the daemon
         mine.add(guard.transport)

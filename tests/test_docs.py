@@ -1,6 +1,7 @@
 """
-The README and the pages in C{docs/}: the front page stays short, and every
-relative link (a file, and a C{#anchor} in it) leads somewhere.
+The README and the pages in C{docs/}: the front page stays short, every
+relative link (a file, and a C{#anchor} in it) leads somewhere, and the
+options table is the one L{Config} makes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ import os
 import re
 
 from twisted.trial.unittest import SynchronousTestCase
+
+from claudeproxy.config import Config
+from claudeproxy.optionspec import options_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -80,3 +84,15 @@ class DocsTests(SynchronousTestCase):
                         if anchor not in anchors(f.read()):
                             broken.append(where + " (no such heading)")
         self.assertEqual(broken, [])
+
+    def test_options_table_from_config(self) -> None:
+        """
+        docs/options.md lists every option as C{Config}'s fields say: name,
+        default and meaning (C{python -m claudeproxy.config} prints the
+        table).
+        """
+        with open(os.path.join(ROOT, "docs", "options.md"), encoding="utf-8") as f:
+            text = f.read()
+        table = options_table(Config)
+        self.assertIn(table, text, "docs/options.md's table is not Config's: python -m claudeproxy.config")
+        self.assertIn("| `--max-cli-processes` | `24` |", table)

@@ -269,7 +269,7 @@ class CLIFailureTests(ErrorAssertions):
 
     async def test_health_ok_with_cli(self) -> None:
         d = await start(self)
-        await wait_for(lambda: d.daemon.core.cli_version is not None, timeout=10)
+        await wait_for(lambda: d.daemon.cli.version is not None, timeout=10)
         resp = await d.get("/health")
         health = await resp.json()
         self.assertEqual(health["status"], "ok")

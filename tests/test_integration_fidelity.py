@@ -94,8 +94,8 @@ class FidelityTests(TestCase):
 
     async def _daemon(self) -> tuple[Running, tuple[int, int, int]]:
         d = await start(self)
-        await wait_for(lambda: d.daemon.core.cli_version is not None, timeout=scaled(30))
-        version = parse_version(d.daemon.core.cli_version)
+        await wait_for(lambda: d.daemon.cli.version is not None, timeout=scaled(30))
+        version = parse_version(d.daemon.cli.version)
         assert version is not None
         return d, version
 
@@ -168,8 +168,8 @@ class FidelityTests(TestCase):
         with open(os.path.join(home, ".claude.json"), "w") as f:
             json.dump({"oauthAccount": ACCOUNT, "hasCompletedOnboarding": True}, f)
         d = await start(self, home=home)
-        await wait_for(lambda: d.daemon.core.cli_version is not None, timeout=scaled(30))
-        version = parse_version(d.daemon.core.cli_version)
+        await wait_for(lambda: d.daemon.cli.version is not None, timeout=scaled(30))
+        version = parse_version(d.daemon.cli.version)
         assert version is not None
         code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]})
         self.assertEqual(code, 200, body)

@@ -134,7 +134,7 @@ class LoginTests(TestCase):
         self.assertEqual(health["login"]["logged_in"], False)
         self.assertIn("/login", health["login"]["fix"])
         stored = health["login"]["stored"]
-        if (d.daemon.core.cli_version or "").startswith("2.1.197"):
+        if (d.daemon.cli.version or "").startswith("2.1.197"):
             # 2.1.197 answers the upstream 401 "Failed to authenticate" without trying a refresh (the
             # stored token had not expired by its expiresAt): the stored login stays as it was
             self.assertEqual((account.refused, stored["has_access_token"]), ([], True))
@@ -160,9 +160,9 @@ class LoginTests(TestCase):
         CLI refreshes it, alone, before any request needs it.
         """
         d, account = await with_account(self, 310.0, usage_check=3600.0)
-        await wait_for(lambda: d.daemon.core.usage_checker.checks >= 1 and d.proxy.usage_report is not None, timeout=30)
+        await wait_for(lambda: d.daemon.usage_checker.checks >= 1 and d.proxy.usage_report is not None, timeout=30)
         self.assertEqual(account.refreshes, [])
-        checker = d.daemon.core.usage_checker
+        checker = d.daemon.usage_checker
         await wait_for(lambda: checker.checks >= 2 and checker.running is None, timeout=40)
         self.assertEqual((account.refreshes, account.refused), (["rt-0"], []))
         # the check's CLI exited by itself, after saving the new login

@@ -52,8 +52,8 @@ class RetryLayerTests(TestCase):
         d = await start(self, upstream_retries=RETRIES)
         d.fake.default = reply
         # the CLI's retries follow its version, known shortly after start
-        await wait_for(lambda: d.daemon.core.cli_version is not None, timeout=scaled(30))
-        return d, cli_retries(RETRIES, d.daemon.core.cli_version)
+        await wait_for(lambda: d.daemon.cli.version is not None, timeout=scaled(30))
+        return d, cli_retries(RETRIES, d.daemon.cli.version)
 
     def _clients(self, d: Running) -> tuple[openai.OpenAI, anthropic.Anthropic]:
         # the SDKs' default max_retries (2): the daemon's answer must stop them

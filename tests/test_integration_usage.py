@@ -81,11 +81,11 @@ class UsageBeforeFirstRequestTests(TestCase):
         with open(log) as f:
             lines = [json.loads(line) for line in f]
         self.assertEqual([line["request"]["subtype"] for line in lines], ["get_usage"])
-        checker = d.daemon.core.usage_checker
+        checker = d.daemon.usage_checker
         self.assertEqual(checker.checks, 1)
         await wait_for(lambda: checker.running is None, timeout=10)
         # its process is no longer in the daemon's record of the CLI groups it started
-        self.assertEqual(d.daemon.core.guard.groups, set())
+        self.assertEqual(d.daemon.guard.groups, set())
         # nothing went upstream
         self.assertEqual(d.fake.requests, [])
 

@@ -183,7 +183,7 @@ class LoginStateTests(NoRedirects):
         proxy.reactor = reactor
         proxy.login_seen(401, "cli_not_logged_in")
         self.assertEqual(reactor.spawned, [])
-        self.daemon.core.cli_version = "2.1.197 (Claude Code)"
+        self.daemon.cli.version = "2.1.197 (Claude Code)"
         proxy.cli_version_known()
         self.assertEqual(len(reactor.spawned), 1)
         auth = reactor.spawned[0]
@@ -209,7 +209,7 @@ class LoginStateTests(NoRedirects):
         reactor = ProcessReactor()
         proxy = self.daemon.proxy
         proxy.reactor = reactor
-        self.daemon.core.cli_version = "2.1.197 (Claude Code)"
+        self.daemon.cli.version = "2.1.197 (Claude Code)"
         proxy.login_seen(401, "cli_not_logged_in")
         reactor.advance(CHECK_TIMEOUT)
         self.assertEqual(reactor.spawned[0].transport.signals, ["KILL"])

@@ -236,11 +236,11 @@ class InfoRouteTests(RoutesTestCase):
 
     def test_health_warns_of_untested_cli(self) -> None:
         self.build()
-        self.daemon.core.cli_version = "%s (Claude Code)" % (OLDEST_TESTED,)
+        self.daemon.cli.version = "%s (Claude Code)" % (OLDEST_TESTED,)
         code, body, _ = self.json_answer(self.request("GET", "/health"))
         self.assertNotIn("warning", body["cli"])
         self.assertEqual(body["cli"]["tested"], {"oldest": OLDEST_TESTED, "newest": NEWEST_TESTED})
-        self.daemon.core.cli_version = "99.0.0 (Claude Code)"
+        self.daemon.cli.version = "99.0.0 (Claude Code)"
         code, body, _ = self.json_answer(self.request("GET", "/health"))
         self.assertEqual(body["status"], "ok")
         self.assertIn("99.0.0, newer than the newest tested (%s)" % (NEWEST_TESTED,), body["cli"]["warning"])
@@ -418,10 +418,10 @@ class UpstreamRetriesTests(RoutesTestCase):
     def test_by_version(self) -> None:
         self.build(upstream_retries=3)
         self.assertEqual(self.spawned_retries(), "0")
-        self.daemon.core.version_read("2.1.332 (Claude Code)\n")
-        self.assertEqual(self.daemon.core.cli_version, "2.1.332 (Claude Code)")
+        self.daemon.cli.read("2.1.332 (Claude Code)\n")
+        self.assertEqual(self.daemon.cli.version, "2.1.332 (Claude Code)")
         self.assertEqual(self.spawned_retries(), "3")
-        self.daemon.core.version_read("2.1.197 (Claude Code)\n")
+        self.daemon.cli.read("2.1.197 (Claude Code)\n")
         self.assertEqual(self.spawned_retries(), "0")
 
 

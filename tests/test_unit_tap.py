@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+import attrs
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy._tap import DEFAULT_LISTEN, Options, config_from_options, find_claude, makeService
+from claudeproxy._tap import DEFAULT_LISTEN, OPTIONS, Options, config_from_options, find_claude, makeService
+from claudeproxy.config import DEFAULTS
+from claudeproxy.optionspec import option, options_of, options_table, positive_int
 
 
 def parse(*args: str) -> Options:
@@ -187,6 +190,51 @@ class OptionsTests(SynchronousTestCase):
 
     def test_unknown_option(self) -> None:
         self.assertRaises(usage.UsageError, parse, "--no-such-option")
+
+    def test_every_field_an_option(self) -> None:
+        """
+        Each option field of L{Config} is an option whose default is the
+        field's, and what is given reaches the field.
+        """
+        env = {"PATH": "/nowhere", "HOME": "/h"}
+        text = str(Options())
+        config = config_from_options(parse(), env, "/w")
+        decided = {"claude", "state_dir"}
+        for each in OPTIONS:
+            self.assertIn("--" + each.name, text)
+            if each.field not in decided:
+                self.assertEqual(getattr(config, each.field), getattr(DEFAULTS, each.field), each.name)
+        given = config_from_options(
+            parse(
+                "--late-binding", "off", "--max-cli-processes", "3", "--cors-origin", "http://a:1", "--warm-ttl", "9"
+            ),
+            env,
+            "/w",
+        )
+        self.assertEqual(
+            (given.late_binding, given.max_cli_processes, given.cors_origins, given.warm_ttl),
+            (False, 3, ("http://a:1",), 9.0),
+        )
+
+    def test_a_field_is_an_option(self) -> None:
+        """
+        A field made with C{option} is all an option needs: its name, kind,
+        default, help and the docs' row follow from it.
+        """
+
+        @attrs.frozen
+        class Small:
+            max_widgets: int = option(3, help="Widgets at most.", parse=positive_int)
+            loud: bool = option(False, help="Shout.")
+            not_an_option: str = ""
+
+        (widgets, loud) = options_of(Small)
+        self.assertEqual((widgets.name, widgets.kind, widgets.default), ("max-widgets", "param", 3))
+        self.assertEqual(widgets.read("7"), 7)
+        self.assertRaises(ValueError, widgets.read, "0")
+        self.assertEqual((loud.name, loud.kind, loud.to_config(1)), ("loud", "flag", True))
+        self.assertIn("| `--max-widgets` | `3` | Widgets at most. |", options_table(Small))
+        self.assertIn("| `--loud` | off | Shout. |", options_table(Small))
 
     def test_help_mentions_options(self) -> None:
         text = str(Options())

@@ -15,6 +15,7 @@ import attrs
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from claudeproxy.services import usage_pruner
 from claudeproxy.store.db import open_state
 from claudeproxy.store.pricing import api_cost, plan_for, saved
 from claudeproxy.store.schema import MIGRATIONS
@@ -89,8 +90,9 @@ class UsageLogTests(SynchronousTestCase):
         self.log.retention = 2 * HOUR
         self.log.record(row(T0 - 3 * HOUR))
         self.log.record(row(T0 - 1.5 * HOUR))
-        self.log.start(interval=HOUR)
-        self.addCleanup(self.log.stop)
+        pruner = usage_pruner(self.log, self.clock, interval=HOUR)
+        pruner.startService()
+        self.addCleanup(pruner.stopService)
         # at start
         self.assertEqual(self.successResultOf(self.log.count()), 1)
         self.clock.advance(HOUR)

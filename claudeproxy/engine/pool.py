@@ -28,6 +28,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from ..config import DEFAULTS
 from .admission import Limiter
 from .binding import BINDING_SINCE, HISTORY_WRITE_MAX, can_bind, generic_argv, history_write_max, user_turns
 from .continuity import (
@@ -215,12 +216,12 @@ class ProcessManager:
         spawner: Spawner,
         killer: Killer = kill_group,
         warm: int = 0,
-        warm_ttl: float = 600.0,
-        session_ttl: float = 300.0,
+        warm_ttl: float = DEFAULTS.warm_ttl,
+        session_ttl: float = DEFAULTS.session_ttl,
         max_sessions: int = 0,
         default_key: Optional[SpawnKey] = None,
         bridges: Optional[BridgeMaker] = None,
-        tool_wait: float = 300.0,
+        tool_wait: float = DEFAULTS.tool_wait,
         max_tool_waits: int = 64,
         cli_version: str = "2.1.197",
         clock: Any = time.time,

@@ -22,6 +22,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..config import DEFAULTS
 from .isolation import isolation_args, isolation_env
 from .lines import Elided, LineBuffer, LineTooLong, head_fields
 from .tools import SERVER, ToolSpec
@@ -158,7 +159,7 @@ def build_env(
     base: Mapping[str, str],
     keep_api_key: bool,
     upstream_retries: int,
-    tool_wait: float = 300.0,
+    tool_wait: float = DEFAULTS.tool_wait,
     use_settings: bool = False,
 ) -> dict[str, str]:
     """

@@ -51,6 +51,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..config import DEFAULTS
 from .lines import LineBuffer, LineTooLong
 from .process import Killer, Spawner, kill_group, stream_json_argv
 
@@ -61,7 +62,7 @@ WINDOWS = ("five_hour", "seven_day", "seven_day_oauth_apps", "seven_day_opus", "
 #: a probe that has no answer by then is killed
 PROBE_TIMEOUT = 30.0
 #: how often usage is asked for while idle (seconds)
-DEFAULT_INTERVAL = 300.0
+DEFAULT_INTERVAL = DEFAULTS.usage_check
 #: the CLI refreshes a stored login's access token that expires within
 #: this many seconds, when it starts (2.1.197 and 2.1.332)
 REFRESH_WINDOW = 300.0

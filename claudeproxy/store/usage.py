@@ -21,7 +21,6 @@ from typing import Any, Callable, Mapping, Optional
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 
 from .db import StateDB
 from .pricing import api_cost
@@ -194,7 +193,6 @@ class UsageLog:
         self.retention = retention
         self._queue: collections.deque[UsageRow] = collections.deque()
         self._lock = threading.Lock()
-        self._pruner: Optional[LoopingCall] = None
         #: called on the reactor thread with the rows just stored, priced
         self.on_stored: Optional[Callable[[list[UsageRow]], None]] = None
 
@@ -234,19 +232,6 @@ class UsageLog:
         """
         cutoff = self.clock() - self.retention
         return self.db.write(lambda conn: conn.execute("DELETE FROM usage WHERE time < ?", (cutoff,)).rowcount)
-
-    def start(self, interval: float = PRUNE_INTERVAL) -> None:
-        """
-        Prune now and every C{interval} seconds.
-        """
-        self._pruner = LoopingCall(self.prune)
-        self._pruner.clock = self.reactor
-        self._pruner.start(interval, now=True)
-
-    def stop(self) -> None:
-        if self._pruner is not None and self._pruner.running:
-            self._pruner.stop()
-        self._pruner = None
 
     # -- reading ---------------------------------------------------------------------
 
