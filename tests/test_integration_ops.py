@@ -58,7 +58,13 @@ class MetricsTests(TestCase):
         self.assertIn(("claudeproxy_requests_queued", ()), got)
         # a second conversation evicts the first (--max-sessions 1): its CLI
         # exit is counted by cause
-        await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "another"}]})
+        # (with other settings: a one-shot with the same ones is reused)
+        await d.chat(
+            {
+                "model": "sonnet",
+                "messages": [{"role": "system", "content": "B"}, {"role": "user", "content": "another"}],
+            }
+        )
         await wait_for(lambda: d.manager.exits.get("evicted") == 1)
         resp = await d.get("/metrics")
         got = samples(await resp.text())

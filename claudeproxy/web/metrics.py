@@ -44,6 +44,8 @@ class _Live(Collector):
         hits.add_metric(["hit"], pool["warm"]["hits"] - pool["warm"]["starting"])
         hits.add_metric(["starting"], pool["warm"]["starting"])
         hits.add_metric(["miss"], pool["warm"]["misses"])
+        # a one-shot's process, its conversation cleared
+        hits.add_metric(["reused"], pool["warm"]["generic"]["reused"])
         per_key = CounterMetricFamily(
             "claudeproxy_warm_pool_key",
             "Warm pool lookups by result, per key (the settings a process is started with; the key label names them all)",
