@@ -310,7 +310,7 @@ class SessionWorthTests(TestCase):
         With room for two live sessions, a conversation the user is in
         stays live while one-shot task requests come and go; a
         conversation pushed out anyway comes back written into a running
-        process.
+        process (one pushed out, cleared).
         """
         d = await start(self, warm=2, max_sessions=2)
         await ready(d, 2)
@@ -339,7 +339,9 @@ class SessionWorthTests(TestCase):
         convo += [assistant(body["choices"][0]["message"]["content"]), user("back again")]
         await ready(d)
         served, _ = await served_chat(d, {"model": "sonnet", "messages": convo})
-        self.assertEqual(served, "written")
+        # its history written into a running process: one pushed out and
+        # cleared (its own, unless newer ones took its place) or a generic one
+        self.assertIn(served, ("reused", "written"))
         sent: Optional[dict[str, Any]] = d.fake.message_requests[-1].body
         assert sent is not None
         self.assertEqual(len(upstream_turns(sent)), len(convo))
@@ -409,3 +411,33 @@ class ReuseTests(TestCase):
         self.assertEqual(served, "session")
         self.assertEqual(d.manager.stats.reused, 1)
         self.assertEqual(d.manager.stats.bind_failed, 0)
+
+    async def test_conversation_pushed_out_is_cleared_for_reuse(self) -> None:
+        """
+        A conversation pushed out by newer ones (--max-sessions) keeps its
+        process, cleared: the next new conversation with its settings is
+        served by it (C{reused}), and upstream sees only the new one.
+        """
+        d = await start(self, warm=1, max_sessions=1)
+        keyed = await start(self, warm=0, late_binding=False)
+        first = [{"role": "system", "content": "S1"}, user("first conversation")]
+        served, answer = await served_chat(d, {"model": "sonnet", "messages": first})
+        first += [assistant(answer["choices"][0]["message"]["content"]), user("first, turn two")]
+        served, _ = await served_chat(d, {"model": "sonnet", "messages": first})
+        self.assertEqual(served, "session")
+        # another conversation of two turns pushes it out
+        other = [{"role": "system", "content": "S2"}, user("other")]
+        _, answer = await served_chat(d, {"model": "sonnet", "messages": other})
+        other += [assistant(answer["choices"][0]["message"]["content"]), user("other, turn two")]
+        await served_chat(d, {"model": "sonnet", "messages": other})
+
+        def cleared() -> list[Any]:
+            return [e for e in d.manager.pool.cleared if e.key.system == "S1" and not e.clearing]
+
+        await wait_for(lambda: len(cleared()) == 1)
+        fresh = [{"role": "system", "content": "S1"}, user("a new conversation")]
+        served, _ = await served_chat(d, {"model": "sonnet", "messages": fresh})
+        self.assertEqual(served, "reused")
+        await served_chat(keyed, {"model": "sonnet", "messages": fresh})
+        self.assertEqual(shape(d.fake.message_requests[-1].body), shape(keyed.fake.message_requests[-1].body))
+        self.assertNotIn("first", json.dumps(d.fake.message_requests[-1].body["messages"]))

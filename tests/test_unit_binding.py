@@ -469,6 +469,48 @@ class GenericPoolTests(SynchronousTestCase):
         self.assertIn(lease.source, ("starting", "cold"))
         self.assertEqual(self.m.describe()["warm"]["generic"]["reused"], 1)
 
+    def test_conversation_pushed_out_is_cleared_for_reuse(self) -> None:
+        """
+        A conversation pushed out by newer ones (--max-sessions) keeps its
+        process: cleared, it waits for a new conversation with its
+        settings, which it serves before any generic process.
+        """
+        self.make(max_sessions=1)
+        key = SpawnKey("sonnet", "S")
+        self.ready_all()
+        first = self.m.acquire(key, Conversation(None, [user("a")]))
+        self.m.release(first, Continuation((user("a"), assistant("b"), user("c")), "d1"))
+        second = self.m.acquire(SpawnKey("sonnet", "other"), Conversation(None, [user("x")]))
+        self.m.release(second, Continuation((user("x"), assistant("y"), user("z")), "d2"))
+        self.assertFalse(first.proc.killed)
+        self.assertEqual(self.m.stats.recycled, 1)
+        (entry,) = self.m.pool.cleared
+        self.assertTrue(entry.clearing)
+        lines = sent(self.spawner.transports[self.spawner.procs.index(first.proc)])
+        self.assertEqual(lines[-1]["message"]["content"], "/clear")
+        # not lent while clearing
+        self.assertNotEqual(self.m.acquire(key, Conversation(None, [user("n")])).source, "reused")
+        line(first.proc, {"type": "result", "subtype": "success", "num_turns": 0, "is_error": False})
+        self.assertFalse(entry.clearing)
+        self.assertEqual(sent(self.spawner.transports[self.spawner.procs.index(first.proc)])[-1]["type"], "system")
+        lease = self.m.acquire(key, Conversation(None, [user("new")]))
+        self.assertEqual((lease.source, lease.proc), ("reused", first.proc))
+        assert lease.bind is not None
+        self.assertTrue(lease.bind.bound)
+        self.assertEqual(self.m.describe()["warm"]["generic"]["recycled"], 1)
+
+    def test_clear_refused_ends_the_process(self) -> None:
+        self.make(max_sessions=1)
+        self.ready_all()
+        first = self.m.acquire(SpawnKey("sonnet"), Conversation(None, [user("a")]))
+        self.m.release(first, Continuation((user("a"), assistant("b"), user("c")), "d1"))
+        second = self.m.acquire(SpawnKey("haiku"), Conversation(None, [user("x")]))
+        self.m.release(second, Continuation((user("x"), assistant("y"), user("z")), "d2"))
+        line(first.proc, {"type": "result", "subtype": "success", "num_turns": 1, "is_error": False})
+        self.assertEqual(self.m.pool.cleared, [])
+        self.assertTrue(first.proc.killed)
+        self.flushLoggedErrors()
+
     def test_ready_process_before_reuse(self) -> None:
         self.make(max_sessions=8)
         key = SpawnKey("sonnet", "S")

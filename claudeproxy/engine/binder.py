@@ -108,16 +108,17 @@ async def bind(
     version: str,
     clock: Any = time.time,
     clear: bool = False,
+    bound: bool = False,
 ) -> None:
     """
     Give C{proc} (a generic process, ready) C{key}'s settings and
     C{history} as real turns.  With C{clear}, C{proc} is already bound to
-    C{key} and holds a conversation, which is cleared instead.  Raises
-    L{BindFailed}.
+    C{key} and holds a conversation, which is cleared instead; with
+    C{bound}, it is bound to C{key} and holds none.  Raises L{BindFailed}.
     """
     if clear:
-        await _clear(reactor, proc)
-    else:
+        await clear_conversation(reactor, proc)
+    elif not bound:
         await _settings(reactor, proc, key, started_with)
     if history:
         await _write_history(reactor, proc, key, history, cwd, version, clock)
@@ -125,7 +126,7 @@ async def bind(
         raise BindFailed("the CLI process ended while it was bound")
 
 
-async def _clear(reactor: IReactorTime, proc: CLIProcess) -> None:
+async def clear_conversation(reactor: IReactorTime, proc: CLIProcess) -> None:
     """
     C{/clear}, waited for until its C{result}, then a boundary: the
     process holds no conversation, and upstream sees none of the command.

@@ -38,7 +38,9 @@ class Held(Generic[E]):
 
     expired = "expired"
 
-    def __init__(self, reactor: IReactorTime, limit: int, ttl: float, ended: Callable[[E, str], None]) -> None:
+    def __init__(
+        self, reactor: IReactorTime, limit: int, ttl: float, ended: Callable[[E, str], Optional[bool]]
+    ) -> None:
         self.reactor = reactor
         self.limit = limit
         self.ttl = ttl
@@ -83,9 +85,13 @@ class Held(Generic[E]):
             _cancel(entry.timer)
 
     def end(self, entry: E, cause: str) -> None:
+        """
+        End C{entry}: its process is killed unless C{ended} kept it (said
+        True).
+        """
         self.remove(entry)
-        self._ended(entry, cause)
-        entry.proc.kill(cause)
+        if not self._ended(entry, cause):
+            entry.proc.kill(cause)
 
     def _expired(self, proc: CLIProcess) -> None:
         entry = self._entries.get(proc)

@@ -27,9 +27,11 @@ import attrs
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..config import DEFAULTS
 from .admission import Limiter
+from .binder import clear_conversation
 from .binding import BINDING_SINCE, HISTORY_WRITE_MAX, can_bind, generic_argv, history_write_max, user_turns
 from .continuity import (
     Continuation,
@@ -91,6 +93,9 @@ class Bind:
     model: str
     history: tuple[Message, ...] = ()
     clear: bool = False
+    #: already bound to the request's settings, holding no conversation:
+    #: only the history is written
+    bound: bool = False
 
 
 @attrs.frozen
@@ -101,9 +106,9 @@ class Lease:
     conversation the client was expected to send next), C{"tools"} (waiting
     for these tool results), C{"warm"} (started ahead, waiting on stdin),
     C{"written"} (started ahead, the request's history written into it as
-    real turns), C{"reused"} (a one-shot conversation's process with the
-    same settings, its conversation cleared: when no started process was
-    ready), C{"starting"} (started ahead, but not done starting when
+    real turns), C{"reused"} (a process bound to the same settings whose
+    conversation was cleared: a conversation's pushed out by newer ones,
+    or a one-shot's when no started process was ready), C{"starting"} (started ahead, but not done starting when
     taken) or C{"cold"} (spawned now, with the request's history loaded
     from a session file when it has one).  Whatever the source, the process
     holds the request's history once bound (C{bind}: a generic process,
@@ -169,8 +174,10 @@ class PoolStats:
     #: those of them whose history was written into it
     bound: int = 0
     written: int = 0
-    #: one-shot sessions' processes cleared for a new conversation
+    #: processes lent with their conversation cleared (reused)
     reused: int = 0
+    #: conversations pushed out whose processes were kept, cleared
+    recycled: int = 0
     bind_failed: int = 0
     session_hits: int = 0
     session_misses: int = 0
@@ -462,8 +469,8 @@ class ProcessManager:
             self._web_at = self.reactor.seconds()
         self._demand_of(key).begin(self.reactor.seconds(), 2 * self.start_time)
         if bindable and user_turns(history) <= self.history_write_max:
-            lease = None
-            if not self.pool.ready_generic(key.web_search):
+            lease = self._take_cleared(key, history)
+            if lease is None and not self.pool.ready_generic(key.web_search):
                 # clearing a one-shot's conversation (~15-30 ms) beats
                 # waiting for a process still starting
                 lease = self._reuse(key, history)
@@ -520,6 +527,47 @@ class ProcessManager:
         if history:
             self.stats.written += 1
         return Lease(entry.proc, key, "written" if history else "warm", bind=bind, fresh=True)
+
+    def _take_cleared(self, key: SpawnKey, history: tuple[Message, ...]) -> Optional[Lease]:
+        entry = self.pool.take_cleared(key)
+        if entry is None:
+            return None
+        self.stats.reused += 1
+        self.key_stats.setdefault(key, [0, 0])[0] += 1
+        return Lease(entry.proc, key, "reused", bind=Bind(key.model, history, bound=True), fresh=True)
+
+    def _recycle(self, session: Session) -> bool:
+        """
+        A conversation pushed out by newer ones keeps its process, bound to
+        its settings, for a new conversation with the same ones: its
+        conversation is cleared (C{/clear}, ~15-30 ms) and it waits as a
+        warm process would (C{--warm-ttl}).  At most C{--warm} and
+        C{--max-sessions} wait so; the oldest goes first.
+        """
+        proc = session.proc
+        if not self.binding or self.closing or self.warm <= 0 or not can_bind(session.key):
+            return False
+        if proc.is_ended or proc.killed:
+            return False
+        while len(self.pool.cleared) >= max(1, min(self.warm, self.max_sessions)):
+            oldest = self.pool.cleared[0]
+            self.pool.remove(oldest)
+            oldest.proc.kill("pool_trim")
+        entry = Idle(proc, session.key, self.reactor.seconds(), model=session.key.model, cleared=True, clearing=True)
+        self.pool.add(entry)
+        self.stats.recycled += 1
+
+        def cleared(_: Any) -> None:
+            entry.clearing = False
+
+        def failed(f: Failure) -> None:
+            self.log.warn("could not clear a CLI process for reuse: {why}", why=f.getErrorMessage())
+            if self.pool.remove(entry):
+                proc.kill("clear_failed")
+
+        d = Deferred.fromCoroutine(clear_conversation(self.reactor, proc))
+        d.addCallbacks(cleared, failed)
+        return True
 
     def _reuse(self, key: SpawnKey, history: tuple[Message, ...]) -> Optional[Lease]:
         """
@@ -733,13 +781,18 @@ class ProcessManager:
     def _keep(self, session: Session) -> None:
         self.sessions.keep(session)
 
-    def _session_ended(self, session: Session, cause: str) -> None:
+    def _session_ended(self, session: Session, cause: str) -> bool:
+        """
+        A live session ended here: True when its process is kept, cleared
+        for a new conversation (L{_recycle}).
+        """
         if cause == "budget":
-            return
+            return False
         if cause == "expired":
             self.stats.session_expired += 1
-        else:
-            self.stats.session_evicted += 1
+            return False
+        self.stats.session_evicted += 1
+        return self._recycle(session)
 
     # -- the warm pool ---------------------------------------------------------
 
@@ -898,6 +951,8 @@ class ProcessManager:
                     "bound": self.stats.bound,
                     "written": self.stats.written,
                     "reused": self.stats.reused,
+                    "recycled": self.stats.recycled,
+                    "cleared": len(self.pool.cleared),
                     "bind_failed": self.stats.bind_failed,
                     "history_write_max": self.history_write_max,
                 },

@@ -194,6 +194,7 @@ class TurnServer:
             manager.cli_version,
             manager.clock,
             lease.bind.clear,
+            lease.bind.bound,
         )
 
     async def _attempt(

@@ -102,6 +102,10 @@ class Idle:
     #: a generic process started with the WebSearch tool
     web: bool = False
     timer: Optional[IDelayedCall] = None
+    #: a conversation's process, bound to C{key}, its conversation cleared
+    #: (still C{clearing} until the CLI has said so)
+    cleared: bool = False
+    clearing: bool = False
 
 
 def _cancel(call: Optional[IDelayedCall]) -> None:
@@ -121,15 +125,20 @@ class WarmPool:
         self._expired_cb = expired
         self.generic: list[Idle] = []
         self.keyed: dict[SpawnKey, list[Idle]] = {}
+        self.cleared: list[Idle] = []
 
     def add(self, entry: Idle) -> None:
         entry.timer = self.reactor.callLater(self.ttl, self._expired, entry)
-        if entry.key is None:
+        if entry.cleared:
+            self.cleared.append(entry)
+        elif entry.key is None:
             self.generic.append(entry)
         else:
             self.keyed.setdefault(entry.key, []).append(entry)
 
     def _list(self, entry: Idle) -> list[Idle]:
+        if entry.cleared:
+            return self.cleared
         return self.generic if entry.key is None else self.keyed.get(entry.key, [])
 
     def remove(self, entry: Idle) -> bool:
@@ -138,7 +147,7 @@ class WarmPool:
             return False
         entries.remove(entry)
         _cancel(entry.timer)
-        if entry.key is not None and not entries:
+        if entry.key is not None and not entries and not entry.cleared:
             self.keyed.pop(entry.key, None)
         return True
 
@@ -174,18 +183,24 @@ class WarmPool:
             self.remove(entry)
         return entry
 
+    def take_cleared(self, key: SpawnKey) -> Optional[Idle]:
+        """
+        A cleared process bound to exactly C{key}, done clearing.
+        """
+        for entry in self.cleared:
+            if entry.key == key and not entry.clearing and not (entry.proc.is_ended or entry.proc.killed):
+                self.remove(entry)
+                return entry
+        return None
+
     def find(self, proc: CLIProcess) -> Optional[Idle]:
-        for entry in self.generic:
+        for entry in self.all():
             if entry.proc is proc:
                 return entry
-        for entries in self.keyed.values():
-            for entry in entries:
-                if entry.proc is proc:
-                    return entry
         return None
 
     def all(self) -> list[Idle]:
-        return list(self.generic) + [e for entries in self.keyed.values() for e in entries]
+        return list(self.generic) + [e for entries in self.keyed.values() for e in entries] + list(self.cleared)
 
     def ready_generic(self, web: Optional[bool] = None) -> int:
         return sum(1 for e in self.generic if e.proc.ready and (web is None or e.web == web))
@@ -198,6 +213,7 @@ class WarmPool:
             _cancel(entry.timer)
         self.generic.clear()
         self.keyed.clear()
+        self.cleared.clear()
 
 
 def keyed_targets(
