@@ -17,7 +17,7 @@ from claudeproxy.config import Config
 from claudeproxy.engine import loginprobe
 from claudeproxy.engine.isolation import isolation_args, isolation_env, reports_compaction
 from claudeproxy.engine.process import CLIProcess, SpawnKey, build_argv, build_env
-from claudeproxy.engine.streaming import TurnRun
+from claudeproxy.engine.streaming import Retry, Timeouts, TurnRun
 from claudeproxy.engine.turn import TurnState
 from claudeproxy.engine.usersetup import UserSetup, scan
 from claudeproxy.service import build
@@ -100,7 +100,9 @@ class CompactingRunTests(SynchronousTestCase):
         proc = CLIProcess(killed.append)
         proc.makeConnection(_Transport())  # type: ignore[arg-type]
         output = _Output()
-        run = TurnRun(Clock(), proc, TurnState(model="sonnet"), output, 60, 600, retry_compaction=retry)  # type: ignore[arg-type]
+        run = TurnRun(
+            Clock(), proc, TurnState(model="sonnet"), output, Timeouts(60, 600), retry=Retry(compaction=retry)
+        )  # type: ignore[arg-type]
         outcomes: list[Any] = []
         run.start(b'{"type":"user"}\n').addCallback(outcomes.append)
         run.cli_line({"type": "system", "subtype": "init", "model": "claude-sonnet-5"})

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from claudeproxy.engine.errors import ProxyError
 from claudeproxy.engine.pool import Limiter, ProcessManager
 from claudeproxy.engine.process import CLIProcess, SpawnKey, build_argv
-from claudeproxy.engine.streaming import Outcome, TurnRun
+from claudeproxy.engine.streaming import Outcome, Retry, Timeouts, TurnPolicy, TurnRun
 from claudeproxy.engine.turn import Finished, TurnState
 from tests.fakes import FakeSpawner, RecordingKiller
 
@@ -374,10 +374,9 @@ class TurnRunTests(SynchronousTestCase):
             self.proc,  # type: ignore[arg-type]
             TurnState(model="sonnet"),
             self.output,
-            self.idle,
-            self.total,
-            stops,
-            reused=reused,
+            Timeouts(self.idle, self.total),
+            TurnPolicy(stops=stops),
+            Retry(reused=reused),
         )
         d = run.start(b'{"type":"user"}\n')
         return run, d

@@ -26,7 +26,7 @@ from .limits import merge_limits
 from .pool import Lease, ProcessManager
 from .process import SpawnKey
 from .spec import TurnSpec
-from .streaming import Outcome, TurnOutput, TurnRun
+from .streaming import Outcome, Retry, Timeouts, TurnOutput, TurnRun
 from .tools import mcp_content
 from .turn import TurnState
 
@@ -208,24 +208,17 @@ class TurnServer:
         retry_compaction: bool = True,
     ) -> Outcome:
         output = make_output(spec, state, rid, int(self.wallclock()))
-        # a streamed reply nobody needs whole afterwards is not kept
-        state.keep_text = getattr(output, "needs_text", True)
+        state.keep_text = output.needs_text
         state.keep_upto = KEEP_FOR_NEXT
         run = TurnRun(
             self.reactor,
             lease.proc,
             state,
             output,
-            self.config.idle_timeout,
-            self.config.request_timeout,
-            spec.stop,
-            reused=lease.source != "cold",
-            parallel_tool_calls=spec.parallel_tool_calls,
-            require_tool=spec.requires_tool,
-            json_mode=spec.json_schema is not None,
-            stream=spec.stream,
+            Timeouts(self.config.idle_timeout, self.config.request_timeout),
+            spec.policy,
+            Retry(reused=lease.source != "cold", compaction=retry_compaction),
             on_first_token=self.manager.first_token,
-            retry_compaction=retry_compaction,
         )
         producing = consumer is not None and spec.stream
         if producing:

@@ -54,6 +54,42 @@ class TurnSpec:
     def requires_tool(self) -> bool:
         return bool(self.tools) and self.tool_choice != "auto"
 
+    @property
+    def policy(self) -> TurnPolicy:
+        """
+        What the turn's run holds the model's answer to.
+        """
+        return TurnPolicy(
+            stops=self.stop,
+            parallel_tool_calls=self.parallel_tool_calls,
+            require_tool=self.requires_tool,
+            json_mode=self.json_schema is not None,
+            stream=self.stream,
+        )
+
+
+@attrs.frozen
+class TurnPolicy:
+    """
+    What a turn's run holds the model's answer to, beyond its messages.
+
+    @ivar stops: the stop sequences the reply is cut at.
+    @ivar parallel_tool_calls: more than one tool call may go out at once
+        (else the first goes out, the rest are held for later turns).
+    @ivar require_tool: the reply must call a tool (asked once more, then
+        refused).
+    @ivar json_mode: the reply is the structured output the CLI checked
+        against C{--json-schema}.
+    @ivar stream: the output is a stream (structured output goes out as
+        the model writes it).
+    """
+
+    stops: tuple[str, ...] = ()
+    parallel_tool_calls: bool = True
+    require_tool: bool = False
+    json_mode: bool = False
+    stream: bool = False
+
 
 #: what C{json_object} response formats are held to
 JSON_OBJECT_SCHEMA = '{"type":"object"}'

@@ -23,6 +23,7 @@ from zope.interface import implementer
 from .conversation import text_block, user_line
 from .errors import ProxyError, cli_failed, context_length_exceeded, timeout
 from .process import CLIProcess
+from .spec import TurnPolicy
 from .stops import StopScanner
 from .tools import ToolCall
 from .turn import (
@@ -43,7 +44,12 @@ from .turn import (
 class TurnOutput(Protocol):
     """
     Renders a turn in one protocol onto one HTTP response.
+
+    @ivar needs_text: the output needs the reply's text whole at the end
+        (a streamed reply nobody needs whole afterwards is not kept).
     """
+
+    needs_text: bool
 
     def text(self, text: str) -> None: ...
 
@@ -71,6 +77,8 @@ class WholeReply:
     reply's text and has no use for reasoning or tool-call deltas (the
     finished turn carries the calls whole).
     """
+
+    needs_text = True
 
     def __init__(self) -> None:
         self.parts: list[str] = []
@@ -138,6 +146,30 @@ class Outcome:
     rate_limit: Optional[Mapping[str, Any]] = None
 
 
+@attrs.frozen
+class Timeouts:
+    """
+    How long a turn may go without output from the CLI (C{idle}) and take
+    in all (C{total}), in seconds.
+    """
+
+    idle: float
+    total: float
+
+
+@attrs.frozen
+class Retry:
+    """
+    When a turn ends for a retry on another process, the client having seen
+    nothing: C{reused}, the process was kept from before, and dying before
+    its first line means it died idle; C{compaction}, the CLI began
+    compacting (once: if the fresh process compacts too, the turn fails).
+    """
+
+    reused: bool = False
+    compaction: bool = True
+
+
 @implementer(IPushProducer)
 class TurnRun:
     log = Logger()
@@ -148,23 +180,16 @@ class TurnRun:
         proc: CLIProcess,
         state: TurnState,
         output: TurnOutput,
-        idle_timeout: float,
-        request_timeout: float,
-        stops: tuple[str, ...] = (),
-        reused: bool = False,
-        parallel_tool_calls: bool = True,
-        require_tool: bool = False,
-        json_mode: bool = False,
-        retry_compaction: bool = True,
-        stream: bool = False,
+        timeouts: Timeouts,
+        policy: TurnPolicy = TurnPolicy(),
+        retry: Retry = Retry(),
         on_first_token: Optional[Callable[[], None]] = None,
     ) -> None:
         #: told once, when the first token goes to the client
         self.on_first_token = on_first_token
-        self.json_mode = json_mode
-        #: the output is a stream: structured output goes out as the model
-        #: writes it (a whole reply takes the CLI's final JSON)
-        self.stream = stream
+        self.policy = policy
+        self.retry = retry
+        self.timeouts = timeouts
         #: the pieces of structured output streamed, and of which attempt
         self._json_pieces: list[str] = []
         self._json_attempt = 0
@@ -172,22 +197,14 @@ class TurnRun:
         #: one (C{("text" | "reasoning", piece)}): it reaches the client
         #: only with the call, and never if the answer is refused
         self._held: list[tuple[str, str]] = []
-        #: a compaction ends the turn for a retry on a fresh process (once:
-        #: if the fresh process compacts too, the turn fails)
-        self.retry_compaction = retry_compaction
-        self.parallel_tool_calls = parallel_tool_calls
-        self.require_tool = require_tool
         self.reactor = reactor
         #: the model was already asked once more for the required call
         self.enforced = False
-        self.reused = reused
         self.got_line = False
         self.proc = proc
         self.state = state
         self.output = output
-        self.idle_timeout = idle_timeout
-        self.request_timeout = request_timeout
-        self.stops = StopScanner(stops)
+        self.stops = StopScanner(policy.stops)
         self.done: Deferred[Outcome] = Deferred(self._cancelled)
         self.started_at = reactor.seconds()
         self.first_token_at: Optional[float] = None
@@ -205,7 +222,7 @@ class TurnRun:
         goes through the MCP bridge) nothing is written.
         """
         self.proc.attach(self)
-        self._total = self.reactor.callLater(self.request_timeout, self._total_expired)
+        self._total = self.reactor.callLater(self.timeouts.total, self._total_expired)
         self._arm_idle()
         if line:
             self.proc.write(line)
@@ -217,9 +234,9 @@ class TurnRun:
 
     def _arm_idle(self) -> None:
         if self._idle is not None and self._idle.active():
-            self._idle.reset(self.idle_timeout)
+            self._idle.reset(self.timeouts.idle)
         elif not self.ended:
-            self._idle = self.reactor.callLater(self.idle_timeout, self._idle_expired)
+            self._idle = self.reactor.callLater(self.timeouts.idle, self._idle_expired)
 
     def _disarm_idle(self) -> None:
         if self._idle is not None and self._idle.active():
@@ -228,11 +245,13 @@ class TurnRun:
 
     def _idle_expired(self) -> None:
         self._idle = None
-        self._fail(timeout("No output from the Claude Code CLI for %g seconds (--idle-timeout)" % (self.idle_timeout,)))
+        self._fail(
+            timeout("No output from the Claude Code CLI for %g seconds (--idle-timeout)" % (self.timeouts.idle,))
+        )
 
     def _total_expired(self) -> None:
         self._total = None
-        self._fail(timeout("The request took longer than %g seconds (--request-timeout)" % (self.request_timeout,)))
+        self._fail(timeout("The request took longer than %g seconds (--request-timeout)" % (self.timeouts.total,)))
 
     def _stop_timers(self) -> None:
         self._disarm_idle()
@@ -258,24 +277,24 @@ class TurnRun:
             if self.ended:
                 return
             if isinstance(out, TextOut):
-                if not self.json_mode:
+                if not self.policy.json_mode:
                     self._text(out.text)
             elif isinstance(out, ReasoningOut):
-                if self.require_tool:
+                if self.policy.require_tool:
                     self._held.append(("reasoning", out.text))
                 else:
                     self._first_token()
                     self.output.reasoning(out.text)
             elif isinstance(out, StructuredDelta):
-                if self.json_mode and self.stream:
+                if self.policy.json_mode and self.policy.stream:
                     self._structured_piece(out)
             elif isinstance(out, ToolCallStart):
-                if self.parallel_tool_calls or out.index == 0:
+                if self.policy.parallel_tool_calls or out.index == 0:
                     self._release_held()
                     self._first_token()
                     self.output.tool_call_start(out.index, out.id, out.name)
             elif isinstance(out, ToolCallDelta):
-                if self.parallel_tool_calls or out.index == 0:
+                if self.policy.parallel_tool_calls or out.index == 0:
                     self.output.tool_call_delta(out.index, out.arguments)
             elif isinstance(out, WebSearch):
                 self._first_token()
@@ -297,10 +316,10 @@ class TurnRun:
         if out.tool_calls:
             self._release_held()
         held: tuple[ToolCall, ...] = ()
-        if not self.parallel_tool_calls and len(out.tool_calls) > 1:
+        if not self.policy.parallel_tool_calls and len(out.tool_calls) > 1:
             held = out.tool_calls[1:]
             out = attrs.evolve(out, tool_calls=out.tool_calls[:1])
-        if self.json_mode and not out.tool_calls:
+        if self.policy.json_mode and not out.tool_calls:
             if not out.structured:
                 self._fail(
                     ProxyError(
@@ -315,19 +334,19 @@ class TurnRun:
             if structured is None:
                 return
             out = structured
-        if self.require_tool and not out.tool_calls:
+        if self.policy.require_tool and not out.tool_calls:
             # the answer is refused: what it said never reaches
             # the client, nor counts as what the process holds
             self._held = []
             self.state.discard_text()
-        if self.require_tool and not out.tool_calls and not self.enforced and not self.proc.is_ended:
+        if self.policy.require_tool and not out.tool_calls and not self.enforced and not self.proc.is_ended:
             # ask once more, on the same process, for the call
             self.enforced = True
             self.state.done = False
             self.state.stop_reason = None
             self.proc.write(user_line([text_block(ENFORCE_TOOL)]))
             return
-        if self.require_tool and not out.tool_calls:
+        if self.policy.require_tool and not out.tool_calls:
             self._fail(
                 ProxyError(
                     502,
@@ -353,7 +372,7 @@ class TurnRun:
             subtype=out.subtype,
         )
         self.proc.kill("compacted")
-        if self.first_token_at is None and self.retry_compaction:
+        if self.first_token_at is None and self.retry.compaction:
             self._end()
             self.done.callback(Outcome(0, None, retry=True, compacted=True))
             return
@@ -375,7 +394,7 @@ class TurnRun:
         )
 
     def _emit_text(self, text: str) -> None:
-        if self.require_tool:
+        if self.policy.require_tool:
             self._held.append(("text", text))
             return
         self._first_token()
@@ -457,7 +476,7 @@ class TurnRun:
         if kind == "assistant":
             return message_id is not None and self.state.text_streamed(message_id)
         if kind == "result":
-            return not self.json_mode
+            return not self.policy.json_mode
         return False
 
     def cli_garbage(self, line: bytes) -> None:
@@ -471,7 +490,7 @@ class TurnRun:
     def cli_exited(self, status: Optional[int], stderr_tail: str) -> None:
         if self.ended:
             return
-        if self.reused and not self.got_line:
+        if self.retry.reused and not self.got_line:
             # a kept process died before this turn reached it: the request
             # has seen nothing and is served again by a new process
             self._end()
@@ -572,4 +591,4 @@ class TurnRun:
             self.done.cancel()
 
 
-__all__ = ["TurnRun", "TurnOutput", "Outcome", "CancelledError"]
+__all__ = ["TurnRun", "TurnOutput", "TurnPolicy", "Timeouts", "Retry", "Outcome", "CancelledError"]

@@ -146,6 +146,8 @@ class AnthropicOutput:
     One JSON message at the end.
     """
 
+    needs_text = True
+
     def __init__(self, request: Request, message_id: str, include_thinking: bool = False) -> None:
         self.request = request
         self.message_id = message_id

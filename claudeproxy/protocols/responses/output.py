@@ -52,6 +52,9 @@ class ResponsesStreamOutput:
     @ivar response: the final response object, once there is one.
     """
 
+    #: the reply is kept whole (a stored response can be continued)
+    needs_text = True
+
     def __init__(
         self,
         request: Request,
