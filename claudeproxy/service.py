@@ -19,6 +19,7 @@ from .config import Config
 from .engine.loginprobe import read_stored_login
 from .engine.models import DEFAULT_MODEL
 from .engine.pool import Limiter, ProcessManager
+from .engine.poolsettings import CLISetup, PoolLimits
 from .engine.process import Killer, Spawner, SpawnKey, group_spawner, kill_group, tool_timeout_ms
 from .engine.reaper import ChildGuard
 from .engine.usageprobe import UsageChecker, ask, refresh_due
@@ -129,22 +130,26 @@ def build(
     mcp = McpServer(reactor, tool_timeout_ms(config.tool_wait))
     manager = ProcessManager(
         reactor,
-        config.claude,
-        config.claude_missing_reason,
-        cli_env,
-        config.workdir,
+        CLISetup(
+            config.claude,
+            config.claude_missing_reason,
+            cli_env,
+            config.workdir,
+            tuple(isolation_args(config.use_claude_settings)),
+            SpawnKey(DEFAULT_MODEL, None, config.system_prompt_mode),
+            config.late_binding,
+        ),
         spawner,
+        PoolLimits(
+            warm=config.warm,
+            warm_ttl=config.warm_ttl,
+            max_sessions=config.max_sessions,
+            session_ttl=config.session_ttl,
+            tool_wait=config.tool_wait,
+            max_processes=config.max_cli_processes,
+        ),
         killer,
-        warm=config.warm,
-        warm_ttl=config.warm_ttl,
-        session_ttl=config.session_ttl,
-        max_sessions=config.max_sessions,
-        max_processes=config.max_cli_processes,
-        default_key=SpawnKey(DEFAULT_MODEL, None, config.system_prompt_mode),
         bridges=mcp,
-        tool_wait=config.tool_wait,
-        settings=tuple(isolation_args(config.use_claude_settings)),
-        binding=config.late_binding,
     )
     limiter = Limiter(config.max_concurrent, config.max_queued)
 

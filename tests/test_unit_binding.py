@@ -29,6 +29,7 @@ from claudeproxy.engine.binding import (
 from claudeproxy.engine.continuity import Continuation, continues
 from claudeproxy.engine.conversation import Conversation, Message, text_block
 from claudeproxy.engine.pool import ProcessManager
+from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
 from claudeproxy.engine.process import READY_REQUEST, WARM_UP, WARM_UP_REQUEST, CLIProcess, SpawnKey
 from claudeproxy.engine.sessions import LiveSessions, Session
 from claudeproxy.engine.tools import spec
@@ -399,17 +400,15 @@ class GenericPoolTests(SynchronousTestCase):
         os.chmod(self.claude, 0o755)
         self.m = ProcessManager(
             self.clock,
-            self.claude,
-            "",
-            {},
-            os.path.dirname(os.path.abspath(self.claude)),
+            CLISetup(
+                self.claude,
+                workdir=os.path.dirname(os.path.abspath(self.claude)),
+                default_key=SpawnKey("sonnet"),
+                binding=True,
+            ),
             self.spawner,
+            PoolLimits(warm=8, warm_cap=20, max_sessions=max_sessions),
             RecordingKiller(),
-            warm=8,
-            warm_cap=20,
-            binding=True,
-            default_key=SpawnKey("sonnet"),
-            max_sessions=max_sessions,
         )
         self.m.start()
         self.clock.advance(0)

@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from claudeproxy.engine.continuity import CONTINUE_AFTER_RESULTS
 from claudeproxy.engine.conversation import Conversation, Message, text_block
 from claudeproxy.engine.pool import Continuation, ProcessManager, assistant_digest
+from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
 from claudeproxy.engine.process import READY_REQUEST, SpawnKey
 from claudeproxy.web.metrics import Metrics
 from tests.fakes import FakeSpawner, RecordingKiller
@@ -63,7 +64,11 @@ class ManagerCase(SynchronousTestCase):
 
     def manager(self, **kw: Any) -> ProcessManager:
         return ProcessManager(
-            self.clock, self.claude, "", {"PATH": "/usr/bin"}, self.workdir, self.spawner, self.killer, **kw
+            self.clock,
+            CLISetup(self.claude, env={"PATH": "/usr/bin"}, workdir=self.workdir),
+            self.spawner,
+            PoolLimits(**kw),
+            self.killer,
         )
 
 

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from claudeproxy.engine.conversation import Conversation, Message, text_block
 from claudeproxy.engine.lines import Elided, LineBuffer, StringElider, head_fields
 from claudeproxy.engine.pool import Continuation, ProcessManager, continues
+from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
 from claudeproxy.engine.process import ELIDED, CLIProcess, SpawnKey
 from claudeproxy.engine.serve import continuation
 from claudeproxy.engine.streaming import Outcome
@@ -388,13 +389,10 @@ class SessionByDigestTests(SynchronousTestCase):
         os.chmod(claude, 0o755)
         self.manager = ProcessManager(
             self.clock,
-            claude,
-            "",
-            {},
-            os.path.dirname(os.path.abspath(claude)),
+            CLISetup(claude, workdir=os.path.dirname(os.path.abspath(claude))),
             self.spawner,
+            PoolLimits(max_sessions=4),
             RecordingKiller(),
-            max_sessions=4,
         )
 
     def test_follow_up_finds_the_session(self) -> None:

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.engine.errors import ProxyError
 from claudeproxy.engine.pool import Limiter, ProcessManager
+from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
 from claudeproxy.engine.process import CLIProcess, SpawnKey, build_argv
 from claudeproxy.engine.streaming import Outcome, Retry, Timeouts, TurnPolicy, TurnRun
 from claudeproxy.engine.turn import Finished, TurnState
@@ -228,13 +229,10 @@ class ProcessManagerTests(SynchronousTestCase):
     def manager(self, claude: Optional[str] = "default", reason: str = "", **kw: Any) -> ProcessManager:
         return ProcessManager(
             self.clock,
-            self.claude if claude == "default" else claude,
-            reason,
-            self.env,
-            self.workdir,
+            CLISetup(self.claude if claude == "default" else claude, reason, self.env, self.workdir),
             kw.pop("spawner", self.spawner),
+            PoolLimits(**kw),
             self.killer,
-            **kw,
         )
 
     def test_acquire_spawns(self) -> None:

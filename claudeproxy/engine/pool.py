@@ -21,7 +21,7 @@ import os
 import time
 import uuid
 from collections import OrderedDict, deque
-from typing import Any, Deque, Mapping, Optional, Protocol, Sequence
+from typing import Any, Deque, Optional, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred, DeferredList
@@ -29,10 +29,9 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..config import DEFAULTS
 from .admission import Limiter
 from .binder import clear_conversation
-from .binding import BINDING_SINCE, HISTORY_WRITE_MAX, can_bind, generic_argv, history_write_max, user_turns
+from .binding import BINDING_SINCE, can_bind, generic_argv, history_write_max, user_turns
 from .continuity import (
     Continuation,
     HistoryDigest,
@@ -44,8 +43,8 @@ from .continuity import (
 from .conversation import Conversation, Message
 from .errors import ProxyError, cli_missing
 from .history import session_file_text, session_rows
+from .poolsettings import CLISetup, PoolLimits
 from .process import (
-    ISOLATED,
     SYSTEM_ARG_MAX,
     CLIProcess,
     Killer,
@@ -216,67 +215,46 @@ class ProcessManager:
     def __init__(
         self,
         reactor: IReactorTime,
-        claude: Optional[str],
-        claude_missing_reason: str,
-        env: Mapping[str, str],
-        workdir: str,
+        cli: CLISetup,
         spawner: Spawner,
+        limits: PoolLimits = PoolLimits(),
         killer: Killer = kill_group,
-        warm: int = 0,
-        warm_ttl: float = DEFAULTS.warm_ttl,
-        session_ttl: float = DEFAULTS.session_ttl,
-        max_sessions: int = 0,
-        default_key: Optional[SpawnKey] = None,
         bridges: Optional[BridgeMaker] = None,
-        tool_wait: float = DEFAULTS.tool_wait,
-        max_tool_waits: int = 64,
-        cli_version: str = "2.1.197",
         clock: Any = time.time,
-        max_processes: int = 0,
-        settings: Sequence[str] = ISOLATED,
-        binding: bool = False,
-        warm_cap: Optional[int] = None,
-        history_write_max: int = HISTORY_WRITE_MAX,
     ) -> None:
         self.reactor = reactor
-        #: the CLI flags that keep the user's own set-up out (or let their
-        #: settings in: --use-claude-settings)
-        self.settings = tuple(settings)
-        #: at most this many CLI processes, serving, idle or parked (0: no
-        #: limit); the oldest idle or parked one makes room for a new one
-        self.max_processes = max_processes
-        self.cli_version = cli_version
+        self.settings = cli.settings
+        self.max_processes = limits.max_processes
+        #: the CLI's version, as session files carry it (L{cli_known})
+        self.cli_version = "2.1.197"
         self.clock = clock
-        self.claude = claude
-        self.claude_missing_reason = claude_missing_reason
-        self.env = dict(env)
-        self.workdir = workdir
+        self.claude = cli.claude
+        self.claude_missing_reason = cli.missing_reason
+        self.env = dict(cli.env)
+        self.workdir = cli.workdir
         self.spawner = spawner
         self.killer = killer
-        self.warm = warm
-        #: the most warm processes memory allows (default: L{memory_cap})
-        self.warm_cap = memory_cap() if warm_cap is None else warm_cap
-        self.warm_ttl = warm_ttl
-        self.session_ttl = session_ttl
-        self.max_sessions = max_sessions
-        self.default_key = default_key
+        self.warm = limits.warm
+        self.warm_cap = memory_cap() if limits.warm_cap is None else limits.warm_cap
+        self.warm_ttl = warm_ttl = limits.warm_ttl
+        self.session_ttl = limits.session_ttl
+        self.max_sessions = limits.max_sessions
+        self.default_key = cli.default_key
         self.bridges = bridges
-        self.tool_wait = tool_wait
-        self.max_tool_waits = max_tool_waits
-        #: generic processes bound when a request arrives (else every warm
-        #: process is started with one request's settings)
-        self.binding = binding
+        self.tool_wait = limits.tool_wait
+        self.max_tool_waits = limits.max_tool_waits
+        self.binding = cli.binding
         #: why binding is off, when the CLI turned out to lack it
         self.binding_off: Optional[str] = None
-        self.history_write_max = history_write_max
+        self.history_write_max = limits.history_write_max
         self.live: set[CLIProcess] = set()
         #: CLI processes ended, by cause
         self.exits: dict[str, int] = {}
         self.stats = PoolStats()
         self.closing = False
         self.pool = WarmPool(reactor, warm_ttl, self._idle_expired)
-        self.sessions = LiveSessions(reactor, max_sessions, session_ttl, self._session_ended)
-        self.tool_waits = ToolWaits(reactor, max_tool_waits, tool_wait, self._tool_wait_ended)
+        self.sessions = LiveSessions(reactor, limits.max_sessions, limits.session_ttl, self._session_ended)
+        self.tool_waits = ToolWaits(reactor, limits.max_tool_waits, limits.tool_wait, self._tool_wait_ended)
         self.demand = Demand(max(warm_ttl, 60.0))
         #: the same for requests with a hosted web search, which take
         #: generic processes started with the WebSearch tool
