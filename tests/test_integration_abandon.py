@@ -55,7 +55,7 @@ class AbandonTests(TestCase):
     async def _abandon(self, path: str, stream: bool) -> None:
         d = await start(self)
         lines: list[str] = []
-        d.proxy.log = Logger(observer=lambda e: lines.append(formatEvent(e)))
+        d.proxy.accounting.log = Logger(observer=lambda e: lines.append(formatEvent(e)))
         d.fake.default = SLOW
         client = await post11(d.port.getHost().port, path, dict(BODIES[path], stream=stream))
         # the reply is under way upstream, and (streamed) the client has had some of it

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from claudeproxy.engine.errors import timeout
 from claudeproxy.engine.streaming import Outcome
 from claudeproxy.engine.turn import Finished, TurnState, Usage
-from claudeproxy.web.serving import Progress, end_reason
+from claudeproxy.web.accounting import Progress, RequestRecord, end_reason
 from tests.test_unit_routes import RoutesTestCase
 
 
@@ -45,9 +45,9 @@ class LogLineTests(RoutesTestCase):
     def fields(self, **kw: Any) -> dict[str, str]:
         self.build()
         lines: list[str] = []
-        proxy = self.daemon.proxy
-        proxy.log = Logger(observer=lambda e: lines.append(formatEvent(e)))
-        proxy._log("chat", "rid1", "sonnet", True, started=self.reactor.seconds(), **kw)
+        accounting = self.daemon.proxy.accounting
+        accounting.log = Logger(observer=lambda e: lines.append(formatEvent(e)))
+        accounting.account(RequestRecord("chat", "rid1", begun=0.0, total_ms=0.0, model="sonnet", stream=True, **kw))
         (line,) = lines
         return dict(re.findall(r"(\w+)=(\S+)", line))
 

@@ -10,7 +10,7 @@ and the consumer (if any) that back-pressure pauses.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 import attrs
 from twisted.internet.interfaces import IConsumer, IReactorTime
@@ -28,7 +28,7 @@ from .process import SpawnKey
 from .spec import TurnSpec
 from .streaming import Outcome, Retry, Timeouts, TurnOutput, TurnRun
 from .tools import mcp_content
-from .turn import TurnState
+from .turn import Finished, TurnState, WebSearch
 
 SHUTTING_DOWN = ProxyError(503, "claudeproxy is shutting down; retry in a moment", "server_error", "shutting_down")
 
@@ -38,6 +38,109 @@ KEEP_FOR_NEXT = 1 << 20
 
 #: makes the protocol's output for one attempt at a turn
 OutputMaker = Callable[[TurnSpec, TurnState, str, int], TurnOutput]
+
+
+class ClientHook(Protocol):
+    """
+    What the engine tells the client of a request while its turn runs (in
+    HTTP: response headers), and the request's progress as it goes, which
+    its record keeps even when the turn never ends.
+    """
+
+    def served(self, source: str) -> None:
+        """
+        Where the process serving the attempt came from (L{Lease.source}),
+        before any output.
+        """
+
+    def attempt(self, state: TurnState) -> None:
+        """
+        An attempt at the turn begins, C{state} its state.
+        """
+
+    def answering(self, model: str) -> None:
+        """
+        The model that answers the attempt, before its first output.
+        """
+
+    def piece(self) -> None:
+        """
+        A piece of output (text, reasoning, a tool call's start or delta,
+        a search) went to the client.
+        """
+
+
+class Unwatched:
+    """
+    A L{ClientHook} told nothing.
+    """
+
+    def served(self, source: str) -> None:
+        pass
+
+    def attempt(self, state: TurnState) -> None:
+        pass
+
+    def answering(self, model: str) -> None:
+        pass
+
+    def piece(self) -> None:
+        pass
+
+
+class Told:
+    """
+    A protocol's output as the engine drives it: the hook hears of each
+    piece and, before the first output, of the model answering; the
+    finished turn names the model as the client asked for it
+    (OpenAI-compatible servers echo the requested id; a different one makes
+    clients such as OpenClaw report a rerouted model).
+    """
+
+    def __init__(self, output: TurnOutput, hook: ClientHook, state: TurnState, requested: str) -> None:
+        self._output = output
+        self._hook = hook
+        self._state = state
+        self._requested = requested
+        self._answering = False
+        self.needs_text = output.needs_text
+
+    def _first(self) -> None:
+        if not self._answering:
+            self._answering = True
+            self._hook.answering(self._state.model)
+
+    def text(self, text: str) -> None:
+        self._first()
+        self._hook.piece()
+        self._output.text(text)
+
+    def reasoning(self, text: str) -> None:
+        self._first()
+        self._hook.piece()
+        self._output.reasoning(text)
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
+        self._first()
+        self._hook.piece()
+        self._output.tool_call_start(index, call_id, name)
+
+    def tool_call_delta(self, index: int, arguments: str) -> None:
+        self._hook.piece()
+        self._output.tool_call_delta(index, arguments)
+
+    def web_search(self, search: WebSearch) -> None:
+        self._first()
+        self._hook.piece()
+        self._output.web_search(search)
+
+    def finished(self, finished: Finished) -> None:
+        self._first()
+        self._output.finished(attrs.evolve(finished, model=self._requested))
+
+    def failed(self, error: ProxyError) -> None:
+        self._first()
+        self._output.failed(error)
 
 
 def continuation(conversation: Conversation, outcome: Outcome) -> Optional[Continuation]:
@@ -137,13 +240,13 @@ class TurnServer:
         spec: TurnSpec,
         make_output: OutputMaker,
         consumer: Optional[IConsumer] = None,
-        served: Callable[[str], None] = lambda source: None,
+        hook: ClientHook = Unwatched(),
     ) -> Outcome:
         """
         Serve one turn of C{spec} and fire with how it ended.  A streamed
         turn registers itself as C{consumer}'s push producer while it runs.
         A reused process that died before its turn is retried on another.
-        C{served} is told where the process came from before any output.
+        C{hook} is told what the client is told as the turn goes.
         """
         spec = self.prepared(spec)
         key = spawn_key(spec, self.config)
@@ -165,11 +268,11 @@ class TurnServer:
                 except BaseException:
                     self.manager.release(lease, None, "client_gone")
                     raise
-            served(lease.source)
+            hook.served(lease.source)
             outcome: Optional[Outcome] = None
             state = TurnState(model=spec.cli_model)
             try:
-                outcome = await self._attempt(lease, rid, spec, state, make_output, consumer, compactions == 0)
+                outcome = await self._attempt(lease, rid, spec, state, make_output, consumer, hook, compactions == 0)
             finally:
                 self._give_back(lease, spec.conversation, outcome, state)
             if outcome.compacted:
@@ -205,9 +308,11 @@ class TurnServer:
         state: TurnState,
         make_output: OutputMaker,
         consumer: Optional[IConsumer],
+        hook: ClientHook,
         retry_compaction: bool = True,
     ) -> Outcome:
-        output = make_output(spec, state, rid, int(self.wallclock()))
+        hook.attempt(state)
+        output = Told(make_output(spec, state, rid, int(self.wallclock())), hook, state, spec.model)
         state.keep_text = output.needs_text
         state.keep_upto = KEEP_FOR_NEXT
         run = TurnRun(

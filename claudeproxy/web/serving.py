@@ -1,7 +1,8 @@
 """
-What every protocol's routes share: authentication, the body limit, the
-request's life from parse to log line, and the engine call in between.
-Each protocol's routes class derives from L{Serving}.
+What every protocol's routes share: authentication, the body limit, and
+a request's path: parse, admission, the engine's turn, and the request's
+record to the accounting (L{claudeproxy.web.accounting}).  Each protocol's
+routes class derives from L{Serving}.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import time
 import uuid
 from typing import Any, Callable, Mapping, Optional
 
-import attrs
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -25,18 +25,17 @@ from ..engine.pool import Limiter, ProcessManager
 from ..engine.process import SYSTEM_ARG_MAX
 from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
 from ..engine.spec import TurnSpec, check_system
-from ..engine.streaming import Outcome, TurnOutput, TurnRun
-from ..engine.turn import Finished, TurnState, WebSearch
+from ..engine.streaming import Outcome, TurnRun
 from ..engine.usageprobe import UsageReport
 from ..engine.usersetup import UserSetup
-from ..store import models as stored_models
-from ..store.budgets import Budget, Budgets
+from ..store.budgets import Budgets
 from ..store.db import StateDB
-from ..store.usage import UsageLog, UsageRow
+from ..store.usage import UsageLog
+from .accounting import Accounting, Progress, RequestRecord, ResponseHook
 from .auth import ANONYMOUS, ClientKeys, presented_key
 from .metrics import Metrics
 
-__all__ = ["SHUTTING_DOWN", "Progress", "Serving", "end_reason", "parse_checked", "quota_headers"]
+__all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
 
 ErrorWriter = Callable[[Request, ProxyError], None]
 
@@ -76,126 +75,6 @@ def parse_checked(parse: Callable[[bytes], TurnSpec], body: bytes) -> TurnSpec:
     return spec
 
 
-#: the response header naming the upstream model that answered
-MODEL_HEADER = b"x-claudeproxy-model"
-
-
-@attrs.define
-class Progress:
-    """
-    What a request's turn has done so far, kept as it happens, so that its
-    log line says it even when the turn never ends (the client went away):
-    where its process came from, when the first piece went out and how many
-    pieces (text, reasoning and tool-call deltas, searches) did, and the
-    turn's state (its usage so far).
-    """
-
-    served: str = "-"
-    #: when the current attempt began (reactor seconds)
-    began: Optional[float] = None
-    first_token_ms: Optional[float] = None
-    pieces: int = 0
-    state: Optional[TurnState] = None
-
-    def attempt(self, now: float, state: TurnState) -> None:
-        self.began = now
-        self.state = state
-
-    def piece(self, now: float) -> None:
-        self.pieces += 1
-        if self.first_token_ms is None and self.began is not None:
-            self.first_token_ms = (now - self.began) * 1000.0
-
-    def tokens_out(self) -> int:
-        return self.state.usage_so_far().output_tokens if self.state is not None else 0
-
-
-def end_reason(status: int, error_code: Optional[str], outcome: Optional[Outcome]) -> str:
-    """
-    Why a request ended, for its log line: C{done}, C{stopped} (the daemon
-    ended the reply at a stop sequence), C{client_gone}, C{timeout},
-    C{shutting_down}, or C{error}.
-    """
-    if error_code in ("client_gone", "timeout", "shutting_down"):
-        return error_code
-    if outcome is not None and outcome.finished is not None and status == 200:
-        return "stopped" if outcome.finished.stop_reason == "stop_sequence" and not outcome.clean else "done"
-    return "error"
-
-
-class ModelNamed:
-    """
-    A protocol's output whose replies name the model as the client asked
-    for it (OpenAI-compatible servers echo the requested id; a different
-    one makes clients such as OpenClaw report a rerouted model), while the
-    model that answered goes in the C{x-claudeproxy-model} header, set
-    before the first byte.  Everything else is the wrapped output's.
-    """
-
-    def __init__(
-        self,
-        output: TurnOutput,
-        request: Request,
-        spec: TurnSpec,
-        state: TurnState,
-        progress: Optional[Progress] = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._output = output
-        self._request = request
-        self._spec = spec
-        self._state = state
-        self._named = False
-        self._progress = progress
-        self._clock = clock
-        if progress is not None:
-            progress.attempt(clock(), state)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._output, name)
-
-    def _piece(self) -> None:
-        if self._progress is not None:
-            self._progress.piece(self._clock())
-
-    def _name(self) -> None:
-        if not self._named:
-            self._named = True
-            self._request.setHeader(MODEL_HEADER, self._state.model.encode("utf-8", "replace"))
-
-    def text(self, text: str) -> None:
-        self._name()
-        self._piece()
-        self._output.text(text)
-
-    def reasoning(self, text: str) -> None:
-        self._name()
-        self._piece()
-        self._output.reasoning(text)
-
-    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
-        self._name()
-        self._piece()
-        self._output.tool_call_start(index, call_id, name)
-
-    def tool_call_delta(self, index: int, arguments: str) -> None:
-        self._piece()
-        self._output.tool_call_delta(index, arguments)
-
-    def web_search(self, search: WebSearch) -> None:
-        self._name()
-        self._piece()
-        self._output.web_search(search)
-
-    def finished(self, finished: Finished) -> None:
-        self._name()
-        self._output.finished(attrs.evolve(finished, model=self._spec.model))
-
-    def failed(self, error: ProxyError) -> None:
-        self._name()
-        self._output.failed(error)
-
-
 class Serving:
     """
     The state and the request path every protocol's routes use.
@@ -224,7 +103,9 @@ class Serving:
         self.wallclock = wallclock
         self.turns = TurnServer(reactor, config, manager, wallclock)
         self.metrics = Metrics(self.live_state)
-        self.requests_served = 0
+        #: the log line, metrics, usage row, budgets and model catalog of
+        #: every request
+        self.accounting = Accounting(reactor, config, self.metrics, self.log, wallclock, state)
         #: what the user's own Claude Code set-up holds (kept out of API
         #: requests), for /health; set by the service
         self.user_setup: Optional[UserSetup] = None
@@ -233,18 +114,7 @@ class Serving:
         #: checks running in the background (the CLI's login): shutdown
         #: waits for them
         self.background: set[Deferred[Any]] = set()
-        #: the model id the CLI was asked for -> the upstream model that
-        #: answered last (for /health)
-        self.models_resolved: dict[str, str] = {}
         self.keys = ClientKeys.from_config(config)
-        #: the models the CLI was seen to serve (kept in the state database)
-        self.model_catalog = ModelCatalog(stored_models.saver(state, wallclock) if state is not None else None)
-        if state is not None:
-            self.model_catalog.load(stored_models.load(state))
-        #: the usage history (None: no state database)
-        self.usage: Optional[UsageLog] = (
-            UsageLog(reactor, state, wallclock, config.usage_retention * 86400.0) if state is not None else None
-        )
         #: the subscription's usage the daemon asked the CLI for (get_usage,
         #: see L{claudeproxy.engine.usageprobe}), None before the first answer
         self.probed_limits: Optional[dict[str, Any]] = None
@@ -252,23 +122,6 @@ class Serving:
         self.usage_report: Optional[UsageReport] = None
         #: whether the last report said extra usage paid the request
         self.in_extra_usage = False
-        #: the named keys' budgets, their tallies kept from the usage history
-        self.budgets = Budgets((Budget(*b) for b in config.budgets), wallclock)
-        if self.budgets and self.usage is None:
-            raise ValueError("budgets are kept in the state database, and there is none (--state-dir)")
-        if self.budgets and state is not None and self.usage is not None:
-            state.read_now(self.budgets.load)
-            self.usage.on_stored = self._stored
-
-    def _stored(self, rows: list[UsageRow]) -> None:
-        for r in rows:
-            self.budgets.stored(
-                r.client,
-                r.time,
-                r.input_tokens + r.output_tokens + r.cache_read_tokens + r.cache_write_tokens,
-                r.cost,
-                r.error_code,
-            )
 
     def in_background(self, d: Deferred[Any]) -> None:
         """
@@ -283,6 +136,28 @@ class Serving:
             return result
 
         d.addBoth(done)
+
+    # -- what the accounting keeps, as the routes read it ------------------------
+
+    @property
+    def requests_served(self) -> int:
+        return self.accounting.requests_served
+
+    @property
+    def models_resolved(self) -> dict[str, str]:
+        return self.accounting.models_resolved
+
+    @property
+    def usage(self) -> Optional[UsageLog]:
+        return self.accounting.usage
+
+    @property
+    def budgets(self) -> Budgets:
+        return self.accounting.budgets
+
+    @property
+    def model_catalog(self) -> ModelCatalog:
+        return self.accounting.model_catalog
 
     @property
     def runs(self) -> set[TurnRun]:
@@ -434,20 +309,13 @@ class Serving:
         request.setHeader(b"x-request-id", rid.encode())
         self._quota_headers(request)
         started = self.reactor.seconds()
+        begun = self.wallclock()
+        client = ANONYMOUS
+        spec: Optional[TurnSpec] = None
         status = 500
         outcome: Optional[Outcome] = None
-        model = "-"
-        stream = False
-        client = ANONYMOUS
-        cli_model = ""
         error_code: Optional[str] = None
-        begun = self.wallclock()
         progress = Progress()
-
-        def served(source: str) -> None:
-            progress.served = source
-            request.setHeader(b"x-claudeproxy-served", source.encode())
-
         try:
             if self.closing:
                 raise SHUTTING_DOWN
@@ -455,32 +323,14 @@ class Serving:
             paused = self.plan_pause()
             if paused is not None:
                 raise paused.error(self.wallclock())
-            self.budgets.check(client)
-            self.budgets.begin(client)
+            self.accounting.admit(client)
             spec = parse_checked(parse, self._body(request))
-            model, stream, cli_model = spec.model, spec.stream, spec.cli_model
-            if spec.skipped_tools:
-                skipped = ",".join(spec.skipped_tools)
-                request.setHeader(b"x-claudeproxy-skipped-tools", skipped.encode("utf-8", "replace"))
-                self.log.info("{rid} hosted tools not served, skipped: {skipped}", rid=rid, skipped=skipped)
+            self._skipped(request, rid, spec)
             self.manager.check_cli()
             await self.limiter.acquire()
-
-            def named(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
-                return ModelNamed(
-                    make_output(spec, state, rid, created), request, spec, state, progress, self.reactor.seconds
-                )
-
             try:
-                outcome = await self.turns.serve(
-                    rid,
-                    spec,
-                    named,
-                    request,
-                    served,
-                )
-                if outcome.finished is not None:
-                    self.models_resolved[spec.cli_model] = outcome.finished.model
+                hook = ResponseHook(request, progress, self.reactor.seconds)
+                outcome = await self.turns.serve(rid, spec, make_output, request, hook)
                 status = outcome.status
                 if outcome.error is not None:
                     error_code = outcome.error.code
@@ -503,73 +353,38 @@ class Serving:
                 request, ProxyError(500, "claudeproxy failed internally; see its log", "server_error", "internal_error")
             )
         finally:
-            self.requests_served += 1
-            self._log(endpoint, rid, model, stream, status, started, outcome, progress, error_code)
+            total_ms = (self.reactor.seconds() - started) * 1000.0
+            self.accounting.account(
+                RequestRecord(
+                    endpoint,
+                    rid,
+                    status,
+                    begun,
+                    total_ms,
+                    client=client,
+                    model=spec.model if spec is not None else "-",
+                    cli_model=spec.cli_model if spec is not None else "",
+                    stream=spec is not None and spec.stream,
+                    error_code=error_code,
+                    outcome=outcome,
+                    progress=progress,
+                )
+            )
             self._watch_extra_usage(rid, outcome)
             self.login_seen(status, error_code)
-            if outcome is not None and outcome.finished is not None:
-                self.model_catalog.learn(cli_model, outcome.model, outcome.finished.result.get("modelUsage"))
-            if self.usage is not None:
-                self._record(
-                    endpoint, rid, client, model, stream, status, error_code, begun, started, outcome, progress
-                )
+
+    def _skipped(self, request: Request, rid: str, spec: TurnSpec) -> None:
+        """
+        Say which hosted tools the request declared are not served.
+        """
+        if spec.skipped_tools:
+            skipped = ",".join(spec.skipped_tools)
+            request.setHeader(b"x-claudeproxy-skipped-tools", skipped.encode("utf-8", "replace"))
+            self.log.info("{rid} hosted tools not served, skipped: {skipped}", rid=rid, skipped=skipped)
 
     def _quota_headers(self, request: Request) -> None:
         for name, value in quota_headers(self.quota).items():
             request.setHeader(name.encode(), value.encode())
-
-    def _log(
-        self,
-        endpoint: str,
-        rid: str,
-        model: str,
-        stream: bool,
-        status: int,
-        started: float,
-        outcome: Optional[Outcome],
-        progress: Optional[Progress] = None,
-        error_code: Optional[str] = None,
-    ) -> None:
-        """
-        The request's log line: how it was served, its first token, what
-        was streamed, and why it ended, whether or not the turn finished
-        (a request whose client went away has no outcome, only its
-        L{Progress}).
-        """
-        progress = progress if progress is not None else Progress()
-        total_ms = (self.reactor.seconds() - started) * 1000.0
-        first = outcome.first_token_ms if outcome is not None else progress.first_token_ms
-        usage = outcome.finished.usage if outcome is not None and outcome.finished is not None else None
-        if error_code is None and outcome is not None and outcome.error is not None:
-            error_code = outcome.error.code
-        self.metrics.observe(
-            endpoint,
-            status,
-            total_ms / 1000.0,
-            None if first is None else first / 1000.0,
-            usage.prompt_tokens if usage else 0,
-            usage.output_tokens if usage else 0,
-            usage.cache_read_tokens if usage else 0,
-        )
-        self.log.info(
-            "{rid} {endpoint} model={model} stream={stream} status={status} served={served} first_token_ms={first} "
-            "total_ms={total:.0f} tokens_in={tin} tokens_out={tout} cached={cached} pieces={pieces} ended={ended}"
-            "{error}",
-            served=outcome.served if outcome is not None else progress.served,
-            endpoint=endpoint,
-            rid=rid,
-            model=model,
-            stream=stream,
-            status=status,
-            first="-" if first is None else "%.0f" % (first,),
-            total=total_ms,
-            tin=usage.prompt_tokens if usage else 0,
-            tout=usage.output_tokens if usage else progress.tokens_out(),
-            cached=usage.cache_read_tokens if usage else 0,
-            pieces=progress.pieces,
-            ended=end_reason(status, error_code, outcome),
-            error=" error=%s" % (error_code,) if error_code and error_code not in ("client_gone", "timeout") else "",
-        )
 
     def login_seen(self, status: int, error_code: Optional[str]) -> None:
         """
@@ -582,48 +397,3 @@ class Serving:
         The service has read the CLI's version (the dashboard may have a
         check waiting for it).
         """
-
-    def _record(
-        self,
-        endpoint: str,
-        rid: str,
-        client: str,
-        model: str,
-        stream: bool,
-        status: int,
-        error_code: Optional[str],
-        begun: float,
-        started: float,
-        outcome: Optional[Outcome],
-        progress: Optional[Progress] = None,
-    ) -> None:
-        """
-        The request's row in the usage history (written off the reactor
-        thread).
-        """
-        assert self.usage is not None
-        progress = progress if progress is not None else Progress()
-        usage = outcome.finished.usage if outcome is not None and outcome.finished is not None else None
-        if outcome is not None and outcome.error is not None and error_code is None:
-            error_code = outcome.error.code
-        self.usage.record(
-            UsageRow(
-                time=begun,
-                request_id=rid,
-                client=client,
-                endpoint=endpoint,
-                model_asked=model,
-                model_served=(outcome.model if outcome is not None else "") or "",
-                served=outcome.served if outcome is not None else progress.served,
-                stream=stream,
-                status=status,
-                error_code=error_code,
-                first_token_ms=outcome.first_token_ms if outcome is not None else progress.first_token_ms,
-                total_ms=(self.reactor.seconds() - started) * 1000.0,
-                input_tokens=usage.input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else progress.tokens_out(),
-                cache_read_tokens=usage.cache_read_tokens if usage else 0,
-                cache_write_tokens=usage.cache_creation_tokens if usage else 0,
-                rate_limit=outcome.rate_limit if outcome is not None else None,
-            )
-        )
