@@ -11,9 +11,10 @@ from typing import Any
 from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from claudeproxy.engine.errors import timeout
+from claudeproxy.engine.errors import ProxyError, timeout
 from claudeproxy.engine.streaming import Outcome
-from claudeproxy.engine.turn import Finished, TurnState, Usage
+from claudeproxy.engine.told import Told
+from claudeproxy.engine.turn import Finished, TurnState, Usage, WebSearch
 from claudeproxy.web.accounting import Progress, RequestRecord, end_reason
 from tests.test_unit_routes import RoutesTestCase
 
@@ -39,6 +40,68 @@ class ProgressTests(SynchronousTestCase):
         progress.piece(10.25)
         progress.piece(10.5)
         self.assertEqual((progress.first_token_ms, progress.pieces, progress.tokens_out()), (250.0, 2, 0))
+
+
+class Heard:
+    """
+    A hook and an output both, writing down what they are told in order.
+    """
+
+    needs_text = False
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, Any]] = []
+
+    def served(self, source: str) -> None:
+        self.heard.append(("served", source))
+
+    def attempt(self, state: TurnState) -> None:
+        self.heard.append(("attempt", state.model))
+
+    def answering(self, model: str) -> None:
+        self.heard.append(("answering", model))
+
+    def piece(self) -> None:
+        self.heard.append(("piece", None))
+
+    def text(self, text: str) -> None:
+        self.heard.append(("text", text))
+
+    def reasoning(self, text: str) -> None:
+        self.heard.append(("reasoning", text))
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
+        self.heard.append(("tool_call_start", name))
+
+    def tool_call_delta(self, index: int, arguments: str) -> None:
+        self.heard.append(("tool_call_delta", arguments))
+
+    def web_search(self, search: WebSearch) -> None:
+        self.heard.append(("web_search", search))
+
+    def finished(self, finished: Finished) -> None:
+        self.heard.append(("finished", finished.model))
+
+    def failed(self, error: ProxyError) -> None:
+        self.heard.append(("failed", error.code))
+
+
+class ToldTests(SynchronousTestCase):
+    def test_model_told_once_before_the_first_output_and_named_as_asked(self) -> None:
+        output, hook = Heard(), Heard()
+        state = TurnState(model="claude-sonnet-5")
+        told = Told(output, hook, state, "gpt-4o")
+        told.text("Hi")
+        told.tool_call_delta(0, "{}")
+        told.finished(finished())
+        self.assertEqual(hook.heard, [("answering", "claude-sonnet-5"), ("piece", None), ("piece", None)])
+        self.assertEqual(output.heard, [("text", "Hi"), ("tool_call_delta", "{}"), ("finished", "gpt-4o")])
+        self.assertFalse(told.needs_text)
+
+    def test_a_failure_before_any_output_names_the_model(self) -> None:
+        hook = Heard()
+        Told(Heard(), hook, TurnState(model="claude-sonnet-5"), "sonnet").failed(timeout("x"))
+        self.assertEqual(hook.heard, [("answering", "claude-sonnet-5")])
 
 
 class LogLineTests(RoutesTestCase):

@@ -1,7 +1,11 @@
 """
-Serving one turn of a conversation, whatever protocol asked for it: choose
-a process (warm, live session, parked tool wait or cold), write the turn to
-its stdin, resume pending tool calls, and give the process back.
+Serving one turn of a conversation, whatever protocol asked for it.  A
+request's turn goes forward: its spec, prepared (L{TurnServer.prepared}),
+with where its output goes (L{Asked}) -> a process for it (warm, live
+session, parked tool wait or cold; bound to it when generic) -> the turn
+run on that process (L{TurnRun}: the turn written to its stdin, or its
+pending tool calls resumed) -> the protocol's output.  Then the process is
+given back, kept for what comes next or ended.
 
 Nothing here knows HTTP: the caller passes the output the turn renders to,
 and the consumer (if any) that back-pressure pauses.
@@ -10,7 +14,7 @@ and the consumer (if any) that back-pressure pauses.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional
 
 import attrs
 from twisted.internet.interfaces import IConsumer, IReactorTime
@@ -27,8 +31,9 @@ from .pool import Lease, ProcessManager
 from .process import SpawnKey
 from .spec import TurnSpec
 from .streaming import Outcome, Retry, Timeouts, TurnOutput, TurnRun
+from .told import ClientHook, Told, Unwatched
 from .tools import mcp_content
-from .turn import Finished, TurnState, WebSearch
+from .turn import TurnState
 
 SHUTTING_DOWN = ProxyError(503, "claudeproxy is shutting down; retry in a moment", "server_error", "shutting_down")
 
@@ -38,109 +43,6 @@ KEEP_FOR_NEXT = 1 << 20
 
 #: makes the protocol's output for one attempt at a turn
 OutputMaker = Callable[[TurnSpec, TurnState, str, int], TurnOutput]
-
-
-class ClientHook(Protocol):
-    """
-    What the engine tells the client of a request while its turn runs (in
-    HTTP: response headers), and the request's progress as it goes, which
-    its record keeps even when the turn never ends.
-    """
-
-    def served(self, source: str) -> None:
-        """
-        Where the process serving the attempt came from (L{Lease.source}),
-        before any output.
-        """
-
-    def attempt(self, state: TurnState) -> None:
-        """
-        An attempt at the turn begins, C{state} its state.
-        """
-
-    def answering(self, model: str) -> None:
-        """
-        The model that answers the attempt, before its first output.
-        """
-
-    def piece(self) -> None:
-        """
-        A piece of output (text, reasoning, a tool call's start or delta,
-        a search) went to the client.
-        """
-
-
-class Unwatched:
-    """
-    A L{ClientHook} told nothing.
-    """
-
-    def served(self, source: str) -> None:
-        pass
-
-    def attempt(self, state: TurnState) -> None:
-        pass
-
-    def answering(self, model: str) -> None:
-        pass
-
-    def piece(self) -> None:
-        pass
-
-
-class Told:
-    """
-    A protocol's output as the engine drives it: the hook hears of each
-    piece and, before the first output, of the model answering; the
-    finished turn names the model as the client asked for it
-    (OpenAI-compatible servers echo the requested id; a different one makes
-    clients such as OpenClaw report a rerouted model).
-    """
-
-    def __init__(self, output: TurnOutput, hook: ClientHook, state: TurnState, requested: str) -> None:
-        self._output = output
-        self._hook = hook
-        self._state = state
-        self._requested = requested
-        self._answering = False
-        self.needs_text = output.needs_text
-
-    def _first(self) -> None:
-        if not self._answering:
-            self._answering = True
-            self._hook.answering(self._state.model)
-
-    def text(self, text: str) -> None:
-        self._first()
-        self._hook.piece()
-        self._output.text(text)
-
-    def reasoning(self, text: str) -> None:
-        self._first()
-        self._hook.piece()
-        self._output.reasoning(text)
-
-    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
-        self._first()
-        self._hook.piece()
-        self._output.tool_call_start(index, call_id, name)
-
-    def tool_call_delta(self, index: int, arguments: str) -> None:
-        self._hook.piece()
-        self._output.tool_call_delta(index, arguments)
-
-    def web_search(self, search: WebSearch) -> None:
-        self._first()
-        self._hook.piece()
-        self._output.web_search(search)
-
-    def finished(self, finished: Finished) -> None:
-        self._first()
-        self._output.finished(attrs.evolve(finished, model=self._requested))
-
-    def failed(self, error: ProxyError) -> None:
-        self._first()
-        self._output.failed(error)
 
 
 def continuation(conversation: Conversation, outcome: Outcome) -> Optional[Continuation]:
@@ -190,6 +92,23 @@ def spawn_key(spec: TurnSpec, config: Config) -> SpawnKey:
         max_tokens=spec.max_tokens,
         web_search=spec.web_search,
     )
+
+
+@attrs.frozen
+class Asked:
+    """
+    One request's turn as the engine serves it: its id, its spec (as
+    L{TurnServer.prepared} made it), the settings of the processes that can
+    serve it, and where its output goes (the protocol's output, the
+    consumer back-pressure pauses, the hook).
+    """
+
+    rid: str
+    spec: TurnSpec
+    key: SpawnKey
+    make_output: OutputMaker
+    consumer: Optional[IConsumer] = None
+    hook: ClientHook = Unwatched()
 
 
 class TurnServer:
@@ -249,37 +168,54 @@ class TurnServer:
         C{hook} is told what the client is told as the turn goes.
         """
         spec = self.prepared(spec)
-        key = spawn_key(spec, self.config)
+        asked = Asked(rid, spec, spawn_key(spec, self.config), make_output, consumer, hook)
         compactions = 0
         generic = True
         while True:
-            if self.closing:
-                raise SHUTTING_DOWN
-            lease = self.manager.acquire(key, spec.conversation, generic)
-            if lease.bind is not None:
-                try:
-                    await self._bind(lease, spec)
-                except BindFailed as e:
-                    # served by a process started for it instead
-                    self.manager.bind_failed(lease, str(e), e.refused)
-                    self.manager.release(lease, None, "bind_failed")
-                    generic = False
-                    continue
-                except BaseException:
-                    self.manager.release(lease, None, "client_gone")
-                    raise
-            hook.served(lease.source)
-            outcome: Optional[Outcome] = None
-            state = TurnState(model=spec.cli_model)
-            try:
-                outcome = await self._attempt(lease, rid, spec, state, make_output, consumer, hook, compactions == 0)
-            finally:
-                self._give_back(lease, spec.conversation, outcome, state)
+            lease = await self._lease(asked, generic)
+            if lease is None:
+                # binding failed: served by a process started for it instead
+                generic = False
+                continue
+            outcome = await self._turn(asked, lease, retry_compaction=compactions == 0)
             if outcome.compacted:
                 compactions += 1
-            if outcome.retry:
-                continue
-            return attrs.evolve(outcome, served=lease.source, model=state.model, rate_limit=state.rate_limit)
+            if not outcome.retry:
+                return outcome
+
+    async def _lease(self, asked: Asked, generic: bool) -> Optional[Lease]:
+        """
+        A process for C{asked}, bound to it if it is generic; None when
+        binding failed (a process started for it serves it then).
+        """
+        if self.closing:
+            raise SHUTTING_DOWN
+        lease = self.manager.acquire(asked.key, asked.spec.conversation, generic)
+        if lease.bind is not None:
+            try:
+                await self._bind(lease, asked.spec)
+            except BindFailed as e:
+                self.manager.bind_failed(lease, str(e), e.refused)
+                self.manager.release(lease, None, "bind_failed")
+                return None
+            except BaseException:
+                self.manager.release(lease, None, "client_gone")
+                raise
+        asked.hook.served(lease.source)
+        return lease
+
+    async def _turn(self, asked: Asked, lease: Lease, retry_compaction: bool) -> Outcome:
+        """
+        One attempt at the turn on C{lease}'s process; the process is then
+        kept for what comes next, or ended.
+        """
+        outcome: Optional[Outcome] = None
+        state = TurnState(model=asked.spec.cli_model)
+        try:
+            outcome = await self._attempt(asked, lease, state, retry_compaction)
+        finally:
+            self._give_back(lease, asked.spec.conversation, outcome, state)
+        return attrs.evolve(outcome, served=lease.source, model=state.model, rate_limit=state.rate_limit)
 
     async def _bind(self, lease: Lease, spec: TurnSpec) -> None:
         """
@@ -300,19 +236,14 @@ class TurnServer:
             lease.bind.bound,
         )
 
-    async def _attempt(
-        self,
-        lease: Lease,
-        rid: str,
-        spec: TurnSpec,
-        state: TurnState,
-        make_output: OutputMaker,
-        consumer: Optional[IConsumer],
-        hook: ClientHook,
-        retry_compaction: bool = True,
-    ) -> Outcome:
+    async def _attempt(self, asked: Asked, lease: Lease, state: TurnState, retry_compaction: bool) -> Outcome:
+        """
+        Write the turn to the process (or resume its pending tool calls)
+        and run it to its end, its output rendered by the protocol.
+        """
+        spec, hook, consumer = asked.spec, asked.hook, asked.consumer
         hook.attempt(state)
-        output = Told(make_output(spec, state, rid, int(self.wallclock())), hook, state, spec.model)
+        output = Told(asked.make_output(spec, state, asked.rid, int(self.wallclock())), hook, state, spec.model)
         state.keep_text = output.needs_text
         state.keep_upto = KEEP_FOR_NEXT
         run = TurnRun(
