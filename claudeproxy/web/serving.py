@@ -20,7 +20,7 @@ from twisted.web.server import Request
 from ..config import Config
 from ..engine.errors import ProxyError, bad_request
 from ..engine.models import ModelCatalog
-from ..engine.planguard import Pause, freshest_windows, in_extra_usage, pause, window_words
+from ..engine.planguard import Pause
 from ..engine.pool import Limiter, ProcessManager
 from ..engine.process import SYSTEM_ARG_MAX
 from ..engine.serve import SHUTTING_DOWN, OutputMaker, TurnServer
@@ -34,6 +34,7 @@ from ..store.usage import UsageLog
 from .accounting import Accounting, Progress, RequestRecord, ResponseHook
 from .auth import ANONYMOUS, ClientKeys, presented_key
 from .metrics import Metrics
+from .plan import PlanWatch
 
 __all__ = ["SHUTTING_DOWN", "Serving", "parse_checked", "quota_headers"]
 
@@ -115,13 +116,8 @@ class Serving:
         #: waits for them
         self.background: set[Deferred[Any]] = set()
         self.keys = ClientKeys.from_config(config)
-        #: the subscription's usage the daemon asked the CLI for (get_usage,
-        #: see L{claudeproxy.engine.usageprobe}), None before the first answer
-        self.probed_limits: Optional[dict[str, Any]] = None
-        #: the last answer to the usage check, whatever it said
-        self.usage_report: Optional[UsageReport] = None
-        #: whether the last report said extra usage paid the request
-        self.in_extra_usage = False
+        #: what the plan allows, from the CLI's reports and the usage check
+        self.plan = PlanWatch(config, self.turns, wallclock, self.log)
 
     def in_background(self, d: Deferred[Any]) -> None:
         """
@@ -171,84 +167,23 @@ class Serving:
     def closing(self) -> bool:
         return self.turns.closing
 
+    # -- the plan guard, as the routes and the service use it -------------------
+
     def plan_pause(self) -> Optional[Pause]:
-        """
-        Why API requests are refused now to keep inside the plan, if they
-        are (L{claudeproxy.engine.planguard.pause}).
-        """
-        return pause(
-            self.quota,
-            self.turns.limits,
-            self.probed_limits,
-            self.config.extra_usage,
-            self.config.reserve,
-            self.wallclock(),
-        )
+        return self.plan.paused()
 
     def usage_reported(self, report: UsageReport) -> None:
-        """
-        The usage check's answer: its windows, where the CLI could read
-        them, join what the rate-limit reports said (the newer wins).
-        """
-        self.usage_report = report
-        if report.available:
-            was = self.plan_pause()
-            self.probed_limits = report.to_json()
-            now = self.plan_pause()
-            if was is not None and now is None:
-                self.log.info("the plan allows requests again: {was} no longer holds", was=was.summary())
-            elif now is not None and was is None:
-                self.log.warn("API requests {summary}", summary=now.summary())
+        self.plan.usage_reported(report)
+
+    @property
+    def usage_report(self) -> Optional[UsageReport]:
+        return self.plan.usage_report
 
     def known_limits(self) -> dict[str, Any]:
-        """
-        The limit windows as known now: each from the CLI's last report of
-        it or the usage asked for, whichever is newer; the extra usage
-        state, with its monthly limit and credits used where asked for.
-        """
-        limits = self.turns.limits
-        overage = dict(limits.get("overage") or {})
-        probed = self.probed_limits
-        if probed is not None and probed.get("extra_usage") is not None:
-            overage["extra_usage"] = probed["extra_usage"]
-        return {"windows": freshest_windows(limits, probed), "overage": overage}
+        return self.plan.known_limits()
 
     def plan_state(self) -> dict[str, Any]:
-        """
-        The plan guard's settings and state, for /health and /v1/usage.
-        """
-        paused = self.plan_pause()
-        return {
-            "extra_usage": self.config.extra_usage,
-            "reserve": self.config.reserve,
-            "in_extra_usage": self.in_extra_usage,
-            "paused": paused.to_json() if paused is not None else None,
-            "summary": paused.summary() if paused is not None else "serving",
-        }
-
-    def _watch_extra_usage(self, rid: str, outcome: Optional[Outcome]) -> None:
-        """
-        Log the request that crossed into extra usage (paid beyond the
-        plan), from the rate-limit report its turn brought.
-        """
-        info = outcome.rate_limit if outcome is not None else None
-        if info is None:
-            return
-        now_in = in_extra_usage(info)
-        if now_in and not self.in_extra_usage:
-            resets = info.get("resetsAt")
-            self.log.warn(
-                "{rid} crossed into extra usage: the plan's {window} is reached (resets {resets}); {then}",
-                rid=rid,
-                window=window_words(info.get("rateLimitType") if isinstance(info.get("rateLimitType"), str) else None),
-                resets=resets if resets is not None else "?",
-                then=(
-                    "later requests may spend extra usage (--extra-usage allow)"
-                    if self.config.extra_usage == "allow"
-                    else "later requests get 429 plan_limit_reached until it resets"
-                ),
-            )
-        self.in_extra_usage = now_in
+        return self.plan.state()
 
     def live_state(self) -> dict[str, Any]:
         return {
@@ -320,7 +255,7 @@ class Serving:
             if self.closing:
                 raise SHUTTING_DOWN
             client = self._authorize(request)
-            paused = self.plan_pause()
+            paused = self.plan.paused()
             if paused is not None:
                 raise paused.error(self.wallclock())
             self.accounting.admit(client)
@@ -370,7 +305,7 @@ class Serving:
                     progress=progress,
                 )
             )
-            self._watch_extra_usage(rid, outcome)
+            self.plan.watch(rid, outcome)
             self.login_seen(status, error_code)
 
     def _skipped(self, request: Request, rid: str, spec: TurnSpec) -> None:
