@@ -236,9 +236,9 @@ class Serving:
         remember: Optional[Callable[[TurnSpec, Outcome, str], None]] = None,
     ) -> None:
         """
-        Authenticate, parse, wait for a slot, run the turn on a process and
-        log it.  Errors before the answer starts are written by
-        C{write_err} in the protocol's shape.
+        Admit, parse, wait for a slot, run the turn on a process, and give
+        the request's record to the accounting.  Errors before the answer
+        starts are written by C{write_err} in the protocol's shape.
         """
         rid = id_prefix + uuid.uuid4().hex
         request.setHeader(b"x-request-id", rid.encode())
@@ -252,13 +252,7 @@ class Serving:
         error_code: Optional[str] = None
         progress = Progress()
         try:
-            if self.closing:
-                raise SHUTTING_DOWN
-            client = self._authorize(request)
-            paused = self.plan.paused()
-            if paused is not None:
-                raise paused.error(self.wallclock())
-            self.accounting.admit(client)
+            client = self._admit(request)
             spec = parse_checked(parse, self._body(request))
             self._skipped(request, rid, spec)
             self.manager.check_cli()
@@ -266,11 +260,11 @@ class Serving:
             try:
                 hook = ResponseHook(request, progress, self.reactor.seconds)
                 outcome = await self.turns.serve(rid, spec, make_output, request, hook)
-                status = outcome.status
-                if outcome.error is not None:
-                    error_code = outcome.error.code
             finally:
                 self.limiter.release()
+            status = outcome.status
+            if outcome.error is not None:
+                error_code = outcome.error.code
             if remember is not None and outcome.finished is not None:
                 remember(spec, outcome, rid)
         except ProxyError as e:
@@ -307,6 +301,21 @@ class Serving:
             )
             self.plan.watch(rid, outcome)
             self.login_seen(status, error_code)
+
+    def _admit(self, request: Request) -> str:
+        """
+        The name of the client whose request may be served now, or the
+        error that refuses it: the daemon shutting down, a wrong key, the
+        plan's limit, the client's budget.
+        """
+        if self.closing:
+            raise SHUTTING_DOWN
+        client = self._authorize(request)
+        paused = self.plan.paused()
+        if paused is not None:
+            raise paused.error(self.wallclock())
+        self.accounting.admit(client)
+        return client
 
     def _skipped(self, request: Request, rid: str, spec: TurnSpec) -> None:
         """
