@@ -116,7 +116,7 @@ class LogLineTests(RoutesTestCase):
 
     def test_client_gone_says_what_was_done(self) -> None:
         progress = Progress(served="warm", first_token_ms=3900.0, pieces=23)
-        fields = self.fields(status=499, outcome=None, progress=progress, error_code="client_gone")
+        fields = self.fields(status=499, outcome=None, seen=progress.seen(), error_code="client_gone")
         self.assertEqual(
             {k: fields[k] for k in ("status", "served", "first_token_ms", "pieces", "ended")},
             {"status": "499", "served": "warm", "first_token_ms": "3900", "pieces": "23", "ended": "client_gone"},
@@ -124,7 +124,7 @@ class LogLineTests(RoutesTestCase):
 
     def test_timeout_and_error(self) -> None:
         outcome = Outcome(504, 120.0, None, timeout("x"), served="cold")
-        fields = self.fields(status=504, outcome=outcome, progress=Progress(pieces=4))
+        fields = self.fields(status=504, outcome=outcome, seen=Progress(pieces=4).seen())
         self.assertEqual((fields["served"], fields["ended"], fields["pieces"]), ("cold", "timeout", "4"))
         fields = self.fields(status=503, outcome=Outcome(503, None), error_code="upstream_overloaded")
         self.assertEqual((fields["ended"], fields["error"]), ("error", "upstream_overloaded"))

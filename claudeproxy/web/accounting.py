@@ -30,6 +30,20 @@ MODEL_HEADER = b"x-claudeproxy-model"
 SERVED_HEADER = b"x-claudeproxy-served"
 
 
+@attrs.frozen
+class Seen:
+    """
+    What a request's turn had done when the request ended (L{Progress},
+    frozen): where its process came from, its first piece, how many pieces
+    went out, and the output tokens so far.
+    """
+
+    served: str = "-"
+    first_token_ms: Optional[float] = None
+    pieces: int = 0
+    tokens_out: int = 0
+
+
 @attrs.define
 class Progress:
     """
@@ -58,6 +72,9 @@ class Progress:
 
     def tokens_out(self) -> int:
         return self.state.usage_so_far().output_tokens if self.state is not None else 0
+
+    def seen(self) -> Seen:
+        return Seen(self.served, self.first_token_ms, self.pieces, self.tokens_out())
 
 
 class ResponseHook:
@@ -105,7 +122,8 @@ class RequestRecord:
     """
     One request, whatever became of it: what was asked, how it was served,
     its tokens, its timings and its outcome.  A request whose turn never
-    ended (the client went away) has no C{outcome}, only its L{Progress}.
+    ended (the client went away) has no C{outcome}, only what its
+    L{Progress} had C{seen}.
 
     @ivar endpoint: the route, as the log line and metrics name it.
     @ivar rid: the request's id (C{x-request-id}).
@@ -129,7 +147,7 @@ class RequestRecord:
     stream: bool = False
     error_code: Optional[str] = None
     outcome: Optional[Outcome] = None
-    progress: Progress = attrs.field(factory=Progress)
+    seen: Seen = Seen()
 
     @property
     def finished(self) -> Optional[Finished]:
@@ -151,16 +169,16 @@ class RequestRecord:
 
     @property
     def served(self) -> str:
-        return self.outcome.served if self.outcome is not None else self.progress.served
+        return self.outcome.served if self.outcome is not None else self.seen.served
 
     @property
     def first_token_ms(self) -> Optional[float]:
-        return self.outcome.first_token_ms if self.outcome is not None else self.progress.first_token_ms
+        return self.outcome.first_token_ms if self.outcome is not None else self.seen.first_token_ms
 
     @property
     def tokens_out(self) -> int:
         usage = self.usage
-        return usage.output_tokens if usage else self.progress.tokens_out()
+        return usage.output_tokens if usage else self.seen.tokens_out
 
     @property
     def ended(self) -> str:
@@ -293,7 +311,7 @@ class Accounting:
             tin=usage.prompt_tokens if usage else 0,
             tout=record.tokens_out,
             cached=usage.cache_read_tokens if usage else 0,
-            pieces=record.progress.pieces,
+            pieces=record.seen.pieces,
             ended=record.ended,
             error=" error=%s" % (error_code,) if error_code and error_code not in ("client_gone", "timeout") else "",
         )

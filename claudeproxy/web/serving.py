@@ -296,7 +296,7 @@ class Serving:
                     stream=spec is not None and spec.stream,
                     error_code=error_code,
                     outcome=outcome,
-                    progress=progress,
+                    seen=progress.seen(),
                 )
             )
             self.plan.watch(rid, outcome)
