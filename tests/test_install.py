@@ -25,12 +25,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from claudeproxy import __version__
-from tests.harness import ROOT, TwistdProcess, free_port, reactor, scaled, sleep
-
-#: what the build copies of the checkout (the rest is caches and test output)
-IGNORED = shutil.ignore_patterns(
-    ".git", "_trial_temp*", "build", "dist", "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache", ".hypothesis"
-)
+from tests.harness import TwistdProcess, free_port, reactor, scaled, sleep
+from tests.test_packaging import copy_checkout
 
 
 def user_env(home: str, path: str) -> dict[str, str]:
@@ -64,8 +60,7 @@ class InstallTests(TestCase):
         if os.path.exists(conf):
             os.makedirs(os.path.join(home, ".config", "pip"))
             shutil.copy(conf, os.path.join(home, ".config", "pip", "pip.conf"))
-        source = os.path.join(work, "source")
-        shutil.copytree(ROOT, source, ignore=IGNORED)
+        source = copy_checkout(os.path.join(work, "source"))
         dist = os.path.join(work, "dist")
         system_path = os.pathsep.join(
             d
