@@ -1,6 +1,7 @@
 """
-Fakes for the process layer in unit tests: a spawner that connects the CLI
-protocol to an in-memory transport, and a killer that records.
+Fakes for the process layer in unit tests: an in-memory process transport, a
+spawner that connects the CLI protocol to one, a killer that records, and a
+L{ProcessSink} that records what a process hands it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ from claudeproxy.engine.process import CLIProcess
 
 
 class FakeTransport:
-    def __init__(self, pid: int) -> None:
+    """
+    Just enough of a process transport for L{CLIProcess} and the usage
+    probe: what was written, flow control and stdin's close counted.
+    """
+
+    def __init__(self, pid: Optional[int] = 4242) -> None:
         self.pid = pid
         self.written: list[bytes] = []
         self.pauses = 0
         self.resumes = 0
+        self.stdin_closed = False
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
@@ -27,6 +34,12 @@ class FakeTransport:
 
     def resumeProducing(self) -> None:
         self.resumes += 1
+
+    def closeStdin(self) -> None:
+        self.stdin_closed = True
+
+    def loseConnection(self) -> None:
+        pass
 
 
 class FakeSpawner:
@@ -68,3 +81,31 @@ class RecordingKiller:
 
     def __call__(self, pid: int) -> None:
         self.calls.append(pid)
+
+
+class RecordingSink:
+    """
+    A L{claudeproxy.engine.process.ProcessSink} that records the lines, the
+    garbage and the exit it is handed, and the elisions it was asked about
+    (which it allows with C{allow}).
+    """
+
+    def __init__(self, allow: bool = False) -> None:
+        self.allow = allow
+        self.lines: list[Mapping[str, Any]] = []
+        self.garbage: list[bytes] = []
+        self.exits: list[tuple[Optional[int], str]] = []
+        self.asked: list[tuple[str, Optional[str]]] = []
+
+    def cli_line(self, line: Mapping[str, Any]) -> None:
+        self.lines.append(line)
+
+    def cli_garbage(self, line: bytes) -> None:
+        self.garbage.append(line)
+
+    def cli_exited(self, status: Optional[int], stderr_tail: str) -> None:
+        self.exits.append((status, stderr_tail))
+
+    def may_elide(self, kind: str, message_id: Optional[str]) -> bool:
+        self.asked.append((kind, message_id))
+        return self.allow

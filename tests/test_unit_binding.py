@@ -35,7 +35,7 @@ from claudeproxy.engine.sessions import LiveSessions, Session
 from claudeproxy.engine.tools import spec
 from claudeproxy.engine.turn import TurnState, digest_text
 from claudeproxy.engine.warm import Demand, generic_target, memory_cap
-from tests.fakes import FakeSpawner, FakeTransport, RecordingKiller
+from tests.fakes import FakeSpawner, FakeTransport, RecordingKiller, RecordingSink
 
 TOOL = spec("get_weather", "The weather.", {"type": "object", "properties": {"city": {"type": "string"}}})
 
@@ -175,28 +175,14 @@ class ControlChannelTests(SynchronousTestCase):
         self.assertEqual(reply["response"]["request_id"], "r1")
 
     def test_local_echo_is_not_a_turn(self) -> None:
-        lines: list[Any] = []
-
-        class Sink:
-            def cli_line(self, obj: Any) -> None:
-                lines.append(obj)
-
-            def cli_garbage(self, raw: bytes) -> None:
-                pass
-
-            def cli_exited(self, status: Any, tail: str) -> None:
-                pass
-
-            def may_elide(self, kind: str, message_id: Optional[str]) -> bool:
-                return False
-
-        self.proc.attach(Sink())
+        sink = RecordingSink()
+        self.proc.attach(sink)
         echo = {
             "type": "user",
             "message": {"role": "user", "content": "<local-command-stdout>Set model</local-command-stdout>"},
         }
         line(self.proc, echo)
-        self.assertEqual((lines, self.proc.local_echoes), ([], 1))
+        self.assertEqual((sink.lines, self.proc.local_echoes), ([], 1))
 
 
 class ScriptedCLI:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -22,7 +22,7 @@ from claudeproxy.engine.process import ELIDED, CLIProcess, SpawnKey
 from claudeproxy.engine.serve import continuation
 from claudeproxy.engine.streaming import Outcome
 from claudeproxy.engine.turn import Finished, TextOut, TurnState, digest_text
-from tests.test_unit_pool_streaming import FakeSpawner, RecordingKiller
+from tests.fakes import FakeSpawner, RecordingKiller, RecordingSink
 from tests.test_unit_turn import (
     assistant,
     block_start,
@@ -214,24 +214,17 @@ class LineBufferElideTests(SynchronousTestCase):
 # -- the process and the turn ------------------------------------------------------
 
 
-class Sink:
-    def __init__(self, allow: bool = True) -> None:
-        self.allow = allow
-        self.lines: list[Mapping[str, Any]] = []
-        self.asked: list[tuple[str, Optional[str]]] = []
+class Sink(RecordingSink):
+    """
+    A sink that allows elision unless told not to, and fails the test on
+    garbage (an elided line must still parse).
+    """
 
-    def cli_line(self, line: Mapping[str, Any]) -> None:
-        self.lines.append(line)
+    def __init__(self, allow: bool = True) -> None:
+        super().__init__(allow)
 
     def cli_garbage(self, line: bytes) -> None:
         raise AssertionError("garbage: %r" % (line[:100],))
-
-    def cli_exited(self, status: Optional[int], stderr_tail: str) -> None:
-        pass
-
-    def may_elide(self, kind: str, message_id: Optional[str]) -> bool:
-        self.asked.append((kind, message_id))
-        return self.allow
 
 
 def feed_in_chunks(proc: CLIProcess, data: bytes, chunk: int = 8192) -> None:

@@ -7,7 +7,7 @@ L{Clock}, a fake process and a recording output).
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
@@ -20,8 +20,8 @@ from claudeproxy.engine.pool import Limiter, ProcessManager
 from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
 from claudeproxy.engine.process import CLIProcess, SpawnKey, build_argv
 from claudeproxy.engine.streaming import Outcome, Retry, Timeouts, TurnPolicy, TurnRun
-from claudeproxy.engine.turn import Finished, TurnState
-from tests.fakes import FakeSpawner, RecordingKiller
+from claudeproxy.engine.turn import Finished, TurnState, WebSearch
+from tests.fakes import FakeSpawner, RecordingKiller, RecordingSink
 
 # -- fakes ---------------------------------------------------------------------
 
@@ -73,6 +73,9 @@ class RecordingOutput:
 
     def finished(self, finished: Finished) -> None:
         self.events.append(("finished", finished))
+
+    def web_search(self, search: WebSearch) -> None:
+        self.events.append(("web_search", search))
 
     def failed(self, error: ProxyError) -> None:
         self.events.append(("failed", error))
@@ -300,22 +303,11 @@ class ProcessManagerTests(SynchronousTestCase):
     def test_release_detaches(self) -> None:
         m = self.manager()
         lease = m.acquire(SpawnKey("sonnet"))
-        lines: list[Any] = []
-
-        class Sink:
-            def cli_line(self, line: Mapping[str, Any]) -> None:
-                lines.append(line)
-
-            def cli_garbage(self, line: bytes) -> None:
-                pass
-
-            def cli_exited(self, status: Optional[int], stderr_tail: str) -> None:
-                pass
-
-        lease.proc.attach(Sink())
+        sink = RecordingSink()
+        lease.proc.attach(sink)
         m.release(lease)
         lease.proc.outReceived(b'{"type":"late"}\n')
-        self.assertEqual(lines, [])
+        self.assertEqual(sink.lines, [])
 
     def test_process_exit_leaves_live(self) -> None:
         m = self.manager()

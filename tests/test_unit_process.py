@@ -6,13 +6,14 @@ L{CLIProcess} driven by hand with a fake transport (no real process).
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional
+from typing import Optional
 
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.engine.process import CLIProcess, SpawnKey, build_argv, build_env
+from tests.fakes import FakeTransport, RecordingKiller, RecordingSink
 
 BASE_ARGV = [
     "/opt/claude",
@@ -33,54 +34,6 @@ BASE_ARGV = [
     "--setting-sources",
     "",
 ]
-
-
-class FakeTransport:
-    """
-    Just enough of a process transport for L{CLIProcess}.
-    """
-
-    def __init__(self, pid: Optional[int] = 4242) -> None:
-        self.pid = pid
-        self.written: list[bytes] = []
-        self.pauses = 0
-        self.resumes = 0
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def pauseProducing(self) -> None:
-        self.pauses += 1
-
-    def resumeProducing(self) -> None:
-        self.resumes += 1
-
-    def loseConnection(self) -> None:
-        pass
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.lines: list[Mapping[str, Any]] = []
-        self.garbage: list[bytes] = []
-        self.exits: list[tuple[Optional[int], str]] = []
-
-    def cli_line(self, line: Mapping[str, Any]) -> None:
-        self.lines.append(line)
-
-    def cli_garbage(self, line: bytes) -> None:
-        self.garbage.append(line)
-
-    def cli_exited(self, status: Optional[int], stderr_tail: str) -> None:
-        self.exits.append((status, stderr_tail))
-
-
-class RecordingKiller:
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def __call__(self, pid: int) -> None:
-        self.calls.append(pid)
 
 
 def done() -> Failure:

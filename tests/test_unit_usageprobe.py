@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.engine.planguard import PLAN_LIMIT_REACHED, pause
 from claudeproxy.engine.usageprobe import REQUEST_ID, Asked, UsageChecker, UsageReport, ask, epoch, parse_answer
+from tests.fakes import FakeTransport
 
 NOW = 1_796_529_000.0
 LIMITS = {
@@ -87,20 +88,6 @@ class ParseTests(SynchronousTestCase):
         p = pause(None, None, report.to_json(), "deny", 0, NOW)
         assert p is not None
         self.assertEqual((p.code, p.window), (PLAN_LIMIT_REACHED, "seven_day"))
-
-
-class FakeTransport:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.written: list[bytes] = []
-
-        self.stdin_closed = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def closeStdin(self) -> None:
-        self.stdin_closed = True
 
 
 class ProbeTests(SynchronousTestCase):

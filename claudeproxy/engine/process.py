@@ -617,16 +617,13 @@ class CLIProcess(ProcessProtocol):
         sink = self._sink
         if sink is None:
             return False
-        may_elide = getattr(sink, "may_elide", None)
-        if may_elide is None:
-            return False
         fields = head_fields(head)
         kind = fields.get(("type",))
         if kind == "assistant":
             message_id = fields.get(("message", "id"))
-            return isinstance(message_id, str) and bool(may_elide("assistant", message_id))
+            return isinstance(message_id, str) and sink.may_elide("assistant", message_id)
         if kind == "result":
-            return fields.get(("is_error",)) is False and bool(may_elide("result", None))
+            return fields.get(("is_error",)) is False and sink.may_elide("result", None)
         return False
 
     def errReceived(self, data: bytes) -> None:
