@@ -12,9 +12,8 @@ by the input, never an error in the log, and the daemon goes on answering
 Hypothesis runs in a thread with a blocking client (http.client) while the
 reactor serves in the test's thread.  L{InputTests} pins single inputs
 that gave a 5xx (deep nesting, lone surrogates, NUL and over-long values
-bound for the CLI's argv); those still open carry a C{todo}, and are kept
-out of the random strategies (L{hits_known_bug}) so that those find new
-bugs.
+bound for the CLI's argv).  Every endpoint fuzzed must be routed: a 404 or
+405 for a body of C{{}} fails the test (a lost route is a bug, not a skip).
 """
 
 from __future__ import annotations
@@ -23,10 +22,10 @@ import http.client
 import json
 from typing import Any, Callable, Optional
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from tests.harness import BENCH_FAKECLI, LoggedErrors, Running, fast_script, parse_sse, reap_leaks
 from tests.harness import start_settled as start
@@ -39,9 +38,6 @@ RESPONSES = "/v1/responses"
 SURROGATES = True
 #: nesting of the raw bodies that stays within what json.loads reads
 MAX_DEPTH = 200
-#: values longer than this go nowhere near argv (see L{ARGV})
-ARG_MAX = 128 * 1024
-
 #: 502s the fast fake CLI causes, not the input: it ignores --json-schema
 #: and the declared tools, so a required tool call or structured output
 #: never comes
@@ -491,14 +487,6 @@ MESSAGES_FUZZ = st.one_of(near(GOOD_MESSAGES, MESSAGES_BODY), MESSAGES_BODY)
 RESPONSES_FUZZ = st.one_of(near(GOOD_RESPONSES, RESPONSES_BODY), RESPONSES_BODY)
 
 
-def hits_known_bug(body: Any) -> bool:
-    """
-    A schema over 128 KiB, bound for the CLI's argv: see L{ARGV}.  (The
-    strategies make none; a guard for who changes them.)
-    """
-    return not isinstance(body, bytes) and len(json.dumps(body)) > ARG_MAX
-
-
 RAW_SPECIALS = [
     b"",
     b" ",
@@ -688,12 +676,12 @@ class FuzzTests(TestCase):
 
     async def _require(self, d: Running, path: str) -> None:
         """
-        Skip when the daemon has no route at C{path} yet.
+        Fail when the daemon has no route at C{path}: every fuzzed body
+        would be a 404 or 405, and the fuzzing would prove nothing.
         """
         port = d.port.getHost().port
         status, _, data = await deferToThread(http_call, port, "POST", path, b"{}")
-        if status in (404, 405) and (b"unknown_url" in data or b"method_not_allowed" in data):
-            raise SkipTest("POST %s is not implemented yet (%d)" % (path, status))
+        self.assertNotIn(status, (404, 405), "POST %s is not routed: %r" % (path, data[:300]))
 
     async def _fuzz(self, path: str, strategy: st.SearchStrategy[Any], check: Check, examples: int = EXAMPLES) -> None:
         d, errors = await self._daemon()
@@ -704,7 +692,6 @@ class FuzzTests(TestCase):
         @fuzz_settings(examples)
         @given(strategy)
         def prop(value: Any) -> None:
-            assume(not hits_known_bug(value))
             body = value if isinstance(value, bytes) else json_bytes(value)
             status, headers, data = http_call(port, "POST", path, body)
             seen[status] = seen.get(status, 0) + 1
@@ -753,19 +740,9 @@ class FuzzTests(TestCase):
         await self._fuzz(RESPONSES, RAW, check_responses, 40)
 
 
-ARGV = (
-    "bug: a --json-schema over 128 KiB cannot be a command-line argument (Linux MAX_ARG_STRLEN): the exec "
-    "fails with E2BIG in the forked child and the client gets a 502 cli_error for its own input "
-    "(process.py build_argv passes key.json_schema as is; system prompts are handled, schemas are not).  "
-    "Pass the schema another way (a temp file, as for long system prompts), or refuse it with a 400 naming "
-    "response_format (output_format / text.format) and the limit"
-)
-
-
 class InputTests(TestCase):
     """
-    Single inputs that gave a 5xx, each answered 2xx/4xx now, but those
-    with a C{todo} (still open bugs).
+    Single inputs that gave a 5xx, each answered 2xx/4xx now.
     """
 
     timeout = 60
