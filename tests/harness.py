@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import struct
+import sys
 import tempfile
 import zlib
 from typing import Any, AsyncIterator, Mapping, Optional
@@ -205,7 +206,6 @@ def measure_round_trip(runs: int = 5) -> float:
     The median time of a trivial process round trip, now.
     """
     import subprocess
-    import sys
     import time
 
     times = []
@@ -469,8 +469,6 @@ def fast_script(path: str, directory: Optional[str] = None) -> str:
     copy is made in C{directory} (made if missing; by default a new
     temporary one); tests pass C{self.mktemp()}.
     """
-    import sys
-
     with open(path, "rb") as f:
         source = f.read()
     if source.startswith(b"#!"):
@@ -697,46 +695,64 @@ class Twistd:
         return bytes(self.proto.output).decode("utf-8", "replace")
 
 
-async def start_twistd(test: TestCase, env: Mapping[str, str], args: list[str], cwd: Optional[str] = None) -> Twistd:
-    """
-    Run C{twistd -n --pidfile= ARGS} (C{{port}} in C{args} is a free port)
-    with C{env} plus this checkout on PYTHONPATH, and wait until it
-    answers /health.  It is killed, if still running, when the test ends.
-    """
-    import sys
+#: twistd, as this interpreter runs it (C{sys.executable} then these)
+TWISTD = ("-c", "import sys; from twisted.scripts.twistd import run; sys.exit(run())")
+#: the console script C{claudeproxy} as pip writes it
+CONSOLE_SCRIPT = ("-c", "import sys; from claudeproxy.ops.cli import main; sys.exit(main())")
 
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-c",
-        "import sys; from twisted.scripts.twistd import run; sys.exit(run())",
-        "-n",
-        "--pidfile=",
-        *[a.replace("{port}", str(port)) for a in args],
-    ]
+
+async def launch(test: TestCase, argv: list[str], env: Mapping[str, str], cwd: str, port: int) -> Twistd:
+    """
+    Spawn the daemon C{argv} (C{argv[0]} the executable) with C{env} in
+    C{cwd}, and wait until it answers /health on C{port}.  It is killed, if
+    still running, when the test ends; its children are the test's to reap.
+    """
     proto = TwistdProcess()
-    full_env = dict(env, PYTHONPATH=ROOT)
-    full_env = {k: v.replace("{port}", str(port)) for k, v in full_env.items()}
-    transport = reactor.spawnProcess(
-        proto, sys.executable, argv, env=full_env, path=cwd or tempfile.mkdtemp(prefix="cp-twistd-")
-    )
+    transport = reactor.spawnProcess(proto, argv[0], argv, env=dict(env), path=cwd)
     test.addCleanup(lambda: proto.ended if proto.running else None)
     test.addCleanup(lambda: transport.signalProcess("KILL") if proto.running else None)
     daemon = Twistd(proto, transport, port)
+    limit = scaled(30)
     waited = 0.0
     while True:
         if not proto.running:
-            raise AssertionError("twistd exited (%s): %s" % (proto.status, daemon.output()))
+            raise AssertionError("%s exited (%s): %s" % (argv[-1], proto.status, daemon.output()))
         try:
             resp = await treq.get(daemon.url + "/health", persistent=False)
             await resp.content()
-            return daemon
+            if resp.code == 200:
+                return daemon
         except Exception:
             pass
-        if waited > 30:
-            raise AssertionError("twistd did not answer /health: %s" % (daemon.output(),))
+        if waited > limit:
+            raise AssertionError("%s did not answer /health: %s" % (argv[-1], daemon.output()))
         await sleep(0.1)
         waited += 0.1
+
+
+async def start_twistd(
+    test: TestCase,
+    env: Mapping[str, str],
+    args: list[str],
+    cwd: Optional[str] = None,
+    pid_file: bool = False,
+    command: tuple[str, ...] = TWISTD,
+) -> Twistd:
+    """
+    Run C{twistd -n --pidfile= ARGS} (C{{port}} in C{args} and in the values
+    of C{env} is a free port) with C{env} plus this checkout on PYTHONPATH,
+    in C{cwd} (a new directory if none), and wait until it answers /health.
+    With C{pid_file}, twistd writes its default pid file (C{twistd.pid} in
+    C{cwd}).  C{command=CONSOLE_SCRIPT} runs C{claudeproxy ARGS} instead
+    (C{serve} among them).
+    """
+    port = free_port()
+    args = [a.replace("{port}", str(port)) for a in args]
+    if command == TWISTD:
+        args = ["-n", *([] if pid_file else ["--pidfile="]), *args]
+    argv = [sys.executable, *command, *args]
+    full_env = {k: v.replace("{port}", str(port)) for k, v in dict(env, PYTHONPATH=ROOT).items()}
+    return await launch(test, argv, full_env, cwd or tempfile.mkdtemp(prefix="cp-twistd-"), port)
 
 
 def cmdline(pid: int) -> str:

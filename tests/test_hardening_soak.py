@@ -14,7 +14,6 @@ import json
 import os
 import random
 import signal
-import sys
 import time
 from typing import Any, Optional
 
@@ -30,10 +29,8 @@ from tests.harness import (
     ROOT,
     LoggedErrors,
     RawClient,
-    TwistdProcess,
     children_of,
     fast_script,
-    free_port,
     left_running,
     open_fds,
     parse_sse,
@@ -42,6 +39,7 @@ from tests.harness import (
     reap_leaks,
     scaled,
     sleep,
+    start_twistd,
     wait_for,
 )
 from tests.harness import start_settled as start
@@ -253,59 +251,32 @@ class SigtermUnderLoadTests(TestCase):
 
     async def test_sigterm_under_load(self) -> None:
         claude = fast_script(FAULTY, self.mktemp())
-        port = free_port()
-        env = dict(os.environ, PYTHONPATH=ROOT)
+        env = dict(os.environ)
         env.pop("ANTHROPIC_API_KEY", None)
-        argv = [
-            sys.executable,
-            "-c",
-            "import sys; from twisted.scripts.twistd import run; sys.exit(run())",
-            "-n",
-            "--pidfile=",
-            "claudeproxy",
-            "--listen",
-            "tcp:%d:interface=127.0.0.1" % (port,),
-            "--claude",
-            claude,
-            "--max-concurrent",
-            str(SLOTS),
-            "--max-queued",
-            str(STREAMS),
-        ]
-        proto = TwistdProcess()
-        transport = reactor.spawnProcess(proto, sys.executable, argv, env=env, path=ROOT)
+        args = ["claudeproxy", "--listen", "tcp:{port}:interface=127.0.0.1", "--claude", claude]
+        args += ["--max-concurrent", str(SLOTS), "--max-queued", str(STREAMS)]
+        daemon = await start_twistd(self, env, args, ROOT)
+        proto, transport, port = daemon.proto, daemon.transport, daemon.port
         seen: list[int] = []
 
         def cleanup() -> None:
-            if proto.running:
-                transport.signalProcess("KILL")
             for pid in left_running(seen):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
 
-        self.addCleanup(lambda: proto.ended if proto.running else None)
         self.addCleanup(cleanup)
-        url = "http://127.0.0.1:%d" % (port,)
 
         async def health() -> Optional[dict[str, Any]]:
             try:
-                resp = await treq.get(url + "/health", persistent=False)
+                resp = await treq.get(daemon.url + "/health", persistent=False)
                 if resp.code != 200:
                     return None
                 result: dict[str, Any] = json.loads(await resp.content())
                 return result
             except Exception:
                 return None
-
-        started = time.monotonic()
-        while await health() is None:
-            if not proto.running:
-                raise AssertionError("twistd exited (%s): %s" % (proto.status, proto.output.decode(errors="replace")))
-            if time.monotonic() - started > 20:
-                raise AssertionError("twistd did not answer /health: %s" % (proto.output.decode(errors="replace"),))
-            await sleep(0.1)
 
         body = {"model": "sonnet", "messages": [{"role": "user", "content": "slow"}], "stream": True}
         clients = [await raw_post(port, "/v1/chat/completions", body) for _ in range(STREAMS)]

@@ -25,7 +25,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from claudeproxy import __version__
-from tests.harness import TwistdProcess, free_port, reactor, scaled, sleep
+from tests.harness import free_port, launch
 from tests.test_packaging import copy_checkout
 
 
@@ -112,25 +112,12 @@ class InstallTests(TestCase):
 
         # the installed command, with no twistd on PATH
         port = free_port()
-        proto = TwistdProcess()
         argv = [os.path.join(bin_dir, "claudeproxy"), "serve", "--listen", "tcp:%d:interface=127.0.0.1" % (port,)]
         argv += ["--claude", "/nonexistent/claude", "--warm", "0", "--state-dir", os.path.join(home, "state")]
-        transport = reactor.spawnProcess(proto, argv[0], argv, env=env, path=home)
-        self.addCleanup(lambda: proto.ended if proto.running else None)
-        self.addCleanup(lambda: transport.signalProcess("KILL") if proto.running else None)
-        health = None
-        waited = 0.0
-        while health is None:
-            if not proto.running:
-                raise AssertionError("claudeproxy serve exited: %s" % (proto.output.decode(errors="replace"),))
-            try:
-                resp = await treq.get("http://127.0.0.1:%d/health" % (port,), persistent=False)
-                health = json.loads(await resp.content())
-            except Exception:
-                if waited > scaled(30):
-                    raise AssertionError("no /health: %s" % (proto.output.decode(errors="replace"),))
-                await sleep(0.2)
-                waited += 0.2
+        daemon = await launch(self, argv, env, home, port)
+        proto, transport = daemon.proto, daemon.transport
+        resp = await treq.get(daemon.url + "/health", persistent=False)
+        health = json.loads(await resp.content())
         self.assertEqual((health["version"], health["status"]), (__version__, "degraded"))
         self.assertIn("/nonexistent/claude", health["cli"]["error"])
         transport.signalProcess(signal.SIGTERM)

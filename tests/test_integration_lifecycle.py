@@ -9,29 +9,26 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any
 
-import treq
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import FakeAnthropic, Reply
 from tests.harness import (
     ROOT,
     RawClient,
-    TwistdProcess,
     children_of,
     cli_env,
     cli_path,
-    free_port,
     group_members,
     live_pids,
     parse_sse,
     raw_post,
     reactor,
     sleep,
+    start_twistd,
     streamed_text,
     wait_for,
 )
@@ -177,6 +174,10 @@ class ShutdownTests(TestCase):
         self.assertEqual(len(d.fake.message_requests), 1)
 
 
+#: where the twistd of L{SigtermTests} listens
+LISTEN = "tcp:{port}:interface=127.0.0.1"
+
+
 class SigtermTests(TestCase):
     """
     The daemon as twistd runs it, sent SIGTERM mid-stream.
@@ -184,60 +185,30 @@ class SigtermTests(TestCase):
 
     timeout = 90
 
-    async def _sigterm(self, twistd_args: Callable[[str], list[str]], extra_env: dict[str, str]) -> None:
+    async def _sigterm(self, twistd_args: list[str], extra_env: dict[str, str]) -> None:
+        """
+        Run twistd with C{twistd_args} (C{{port}} the port it listens on).
+        """
         fake = FakeAnthropic(reactor)
         base_url = fake.listen()
         self.addCleanup(fake.stop)
         fake.default = SLOW
         home = tempfile.mkdtemp(prefix="cp-home-")
-        cwd = tempfile.mkdtemp(prefix="cp-twistd-")
-        port = free_port()
         env = cli_env(base_url, home)
-        env["PYTHONPATH"] = ROOT
-        listen = "tcp:%d:interface=127.0.0.1" % (port,)
-        env.update(extra_env, CLAUDEPROXY_TAC_LISTEN=listen)
-        proto = TwistdProcess()
-        argv = [
-            sys.executable,
-            "-c",
-            "import sys; from twisted.scripts.twistd import run; sys.exit(run())",
-            "-n",
-            "--pidfile=",
-            *twistd_args(listen),
-        ]
-        transport = reactor.spawnProcess(proto, sys.executable, argv, env=env, path=cwd)
+        env.update(extra_env, CLAUDEPROXY_TAC_LISTEN=LISTEN)
+        daemon = await start_twistd(self, env, twistd_args)
+        proto, transport, port = daemon.proto, daemon.transport, daemon.port
         seen: list[int] = []
 
         def cleanup() -> None:
-            if proto.running:
-                transport.signalProcess("KILL")
             for pid in seen:
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except OSError:
                     pass
 
-        # cleanups run last first: kill what is left, then wait for twistd
-        self.addCleanup(lambda: proto.ended if proto.running else None)
+        # cleanups run last first: the CLIs left are killed, then twistd
         self.addCleanup(cleanup)
-        url = "http://127.0.0.1:%d" % (port,)
-
-        async def healthy() -> bool:
-            try:
-                resp = await treq.get(url + "/health", persistent=False)
-                await resp.content()
-                return bool(resp.code == 200)
-            except Exception:
-                return False
-
-        waited = 0.0
-        while not await healthy():
-            if not proto.running:
-                raise AssertionError("twistd exited (%s): %s" % (proto.status, proto.output.decode(errors="replace")))
-            if waited > 20:
-                raise AssertionError("twistd did not answer /health: %s" % (proto.output.decode(errors="replace"),))
-            await sleep(0.1)
-            waited += 0.1
 
         client = await raw_post(port, "/v1/chat/completions", dict(HI, stream=True))
         await first_token(client)
@@ -260,7 +231,7 @@ class SigtermTests(TestCase):
         self.assertEqual(len(fake.message_requests), 1)
 
     async def test_sigterm_tac(self) -> None:
-        await self._sigterm(lambda _: ["-y", TAC], {"CLAUDEPROXY_TAC_CLI": cli_path(), "CLAUDEPROXY_TAC_WARM": "1"})
+        await self._sigterm(["-y", TAC], {"CLAUDEPROXY_TAC_CLI": cli_path(), "CLAUDEPROXY_TAC_WARM": "1"})
 
     async def test_sigterm_plugin(self) -> None:
-        await self._sigterm(lambda listen: ["claudeproxy", "--listen", listen, "--claude", cli_path()], {})
+        await self._sigterm(["claudeproxy", "--listen", LISTEN, "--claude", cli_path()], {})

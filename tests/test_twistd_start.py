@@ -15,7 +15,7 @@ import tempfile
 import treq
 from twisted.trial.unittest import TestCase
 
-from tests.harness import ROOT, TwistdProcess, free_port, reactor, sleep
+from tests.harness import CONSOLE_SCRIPT, ROOT, TwistdProcess, reactor, start_twistd
 
 
 class TwistdStartTests(TestCase):
@@ -23,39 +23,14 @@ class TwistdStartTests(TestCase):
 
     async def test_starts_without_cli_and_removes_its_pid_file(self) -> None:
         cwd = tempfile.mkdtemp(prefix="cp-twistd-")
-        port = free_port()
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        argv = [
-            sys.executable,
-            "-c",
-            "import sys; from twisted.scripts.twistd import run; sys.exit(run())",
-            "-n",
-            "claudeproxy",
-            "--listen",
-            "tcp:%d:interface=127.0.0.1" % (port,),
-            "--claude",
-            "/nonexistent/claude",
-        ]
-        proto = TwistdProcess()
-        transport = reactor.spawnProcess(proto, sys.executable, argv, env=env, path=cwd)
-        self.addCleanup(lambda: proto.ended if proto.running else None)
-        self.addCleanup(lambda: transport.signalProcess("KILL") if proto.running else None)
-        url = "http://127.0.0.1:%d" % (port,)
-        health = None
-        for _ in range(200):
-            if not proto.running:
-                raise AssertionError("twistd exited: %s" % (proto.output.decode(errors="replace"),))
-            try:
-                resp = await treq.get(url + "/health", persistent=False)
-                health = json.loads(await resp.content())
-                break
-            except Exception:
-                await sleep(0.1)
-        assert health is not None
+        args = ["claudeproxy", "--listen", "tcp:{port}:interface=127.0.0.1", "--claude", "/nonexistent/claude"]
+        daemon = await start_twistd(self, os.environ, args, cwd, pid_file=True)
+        resp = await treq.get(daemon.url + "/health", persistent=False)
+        health = json.loads(await resp.content())
         self.assertEqual(health["status"], "degraded")
         self.assertIn("/nonexistent/claude", health["cli"]["error"])
         resp = await treq.post(
-            url + "/v1/chat/completions",
+            daemon.url + "/v1/chat/completions",
             json.dumps({"model": "sonnet", "messages": [{"role": "user", "content": "x"}]}).encode(),
             persistent=False,
         )
@@ -63,15 +38,11 @@ class TwistdStartTests(TestCase):
         self.assertEqual((resp.code, body["error"]["code"]), (503, "cli_unavailable"))
         self.assertIn("npm install -g @anthropic-ai/claude-code", body["error"]["message"])
         self.assertTrue(os.path.exists(os.path.join(cwd, "twistd.pid")))
-        transport.signalProcess(signal.SIGTERM)
-        await proto.ended
+        daemon.transport.signalProcess(signal.SIGTERM)
+        await daemon.proto.ended
         self.assertFalse(os.path.exists(os.path.join(cwd, "twistd.pid")))
-        self.assertNotIn(b"Traceback", bytes(proto.output))
+        self.assertNotIn("Traceback", daemon.output())
         os.rmdir(cwd)
-
-
-#: the console script C{claudeproxy} as pip writes it
-CONSOLE_SCRIPT = "import sys; from claudeproxy.ops.cli import main; sys.exit(main())"
 
 
 class ServeTests(TestCase):
@@ -89,32 +60,18 @@ class ServeTests(TestCase):
         SIGTERM stops it cleanly and removes that file.
         """
         cwd = tempfile.mkdtemp(prefix="cp-serve-")
-        port = free_port()
-        argv = [sys.executable, "-c", CONSOLE_SCRIPT, "serve"]
-        argv += ["--listen", "tcp:%d:interface=127.0.0.1" % (port,), "--claude", "/nonexistent/claude", "--warm", "0"]
-        proto = TwistdProcess()
-        transport = reactor.spawnProcess(proto, sys.executable, argv, env=dict(os.environ, PYTHONPATH=ROOT), path=cwd)
-        self.addCleanup(lambda: proto.ended if proto.running else None)
-        self.addCleanup(lambda: transport.signalProcess("KILL") if proto.running else None)
-        health = None
-        for _ in range(300):
-            if not proto.running:
-                raise AssertionError("claudeproxy serve exited: %s" % (proto.output.decode(errors="replace"),))
-            try:
-                resp = await treq.get("http://127.0.0.1:%d/health" % (port,), persistent=False)
-                health = json.loads(await resp.content())
-                break
-            except Exception:
-                await sleep(0.1)
-        assert health is not None, proto.output.decode(errors="replace")
+        args = ["serve", "--listen", "tcp:{port}:interface=127.0.0.1", "--claude", "/nonexistent/claude", "--warm", "0"]
+        daemon = await start_twistd(self, os.environ, args, cwd, command=CONSOLE_SCRIPT)
+        resp = await treq.get(daemon.url + "/health", persistent=False)
+        health = json.loads(await resp.content())
         self.assertEqual(health["status"], "degraded")
         self.assertIn("/nonexistent/claude", health["cli"]["error"])
         self.assertTrue(os.path.exists(os.path.join(cwd, "twistd.pid")))
-        transport.signalProcess(signal.SIGTERM)
+        daemon.transport.signalProcess(signal.SIGTERM)
         # as twistd does: the reactor stops, then the process ends by the signal it got
-        self.assertEqual(await proto.ended, -signal.SIGTERM)
+        self.assertEqual(await daemon.proto.ended, -signal.SIGTERM)
         self.assertFalse(os.path.exists(os.path.join(cwd, "twistd.pid")))
-        self.assertNotIn(b"Traceback", bytes(proto.output))
+        self.assertNotIn("Traceback", daemon.output())
         os.rmdir(cwd)
 
     async def run_command(self, *args: str) -> tuple[int, str]:
@@ -122,7 +79,7 @@ class ServeTests(TestCase):
         reactor.spawnProcess(
             proto,
             sys.executable,
-            [sys.executable, "-c", CONSOLE_SCRIPT, *args],
+            [sys.executable, *CONSOLE_SCRIPT, *args],
             env=dict(os.environ, PYTHONPATH=ROOT),
             path=tempfile.gettempdir(),
         )
