@@ -16,19 +16,25 @@ import sys
 
 CAPTURES = sys.argv[1] if len(sys.argv) > 1 else "/work/research/clients/captures"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-s = U.spec_from_file_location("tokens", os.path.join(ROOT, "claudeproxy", "engine", "tokens.py"))
-tokens = U.module_from_spec(s)
-s.loader.exec_module(tokens)
+spec = U.spec_from_file_location("tokens", os.path.join(ROOT, "claudeproxy", "engine", "tokens.py"))
+assert spec is not None and spec.loader is not None
+tokens = U.module_from_spec(spec)
+spec.loader.exec_module(tokens)
 from anthropic._tokenizers import sync_get_tokenizer  # noqa: E402
 
 tok = sync_get_tokenizer()
 
 
-def real(t):
+def real(t: str) -> int:
     return len(tok.encode(t).ids)
 
 
-pieces = []
+#: (kind, text)
+Piece = tuple[str, str]
+#: (kind, characters, estimated tokens, real tokens, error)
+Row = tuple[str, int, int, int, float]
+
+pieces: list[Piece] = []
 for f in sorted(glob.glob(os.path.join(CAPTURES, "*.json"))):
     r = json.load(open(f))[-1]["body"]
     sysp = r.get("system")
@@ -66,8 +72,8 @@ for p in [
     txt = open(p).read()
     for i in range(0, len(txt), 4000):
         pieces.append((p.split("/")[-1], txt[i : i + 4000]))
-seen = set()
-rows = []
+seen: set[str] = set()
+rows: list[Row] = []
 for kind, t in pieces:
     if t in seen or len(t) < 200:
         continue
@@ -80,7 +86,7 @@ tot_b = sum(r[3] for r in rows)
 print("pieces", len(rows), "chars/token real", sum(r[1] for r in rows) / tot_b)
 print("per-piece error min %.3f max %.3f" % (min(errs), max(errs)))
 print("total est %d real %d err %.3f" % (tot_a, tot_b, (tot_a - tot_b) / tot_b))
-by = {}
+by: dict[str, list[Row]] = {}
 for r in rows:
     by.setdefault(r[0], []).append(r)
 for k, v in by.items():

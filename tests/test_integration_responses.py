@@ -9,6 +9,19 @@ import json
 from typing import Any, Callable, TypeVar
 
 import openai
+from openai.types.responses import (
+    FunctionToolParam,
+    Response,
+    ResponseCompletedEvent,
+    ResponseErrorEvent,
+    ResponseFailedEvent,
+    ResponseIncompleteEvent,
+    ResponseInputParam,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    ResponseReasoningItem,
+    ResponseStreamEvent,
+)
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
@@ -19,7 +32,7 @@ from tests.harness import Running, scaled, start, wait_for
 T = TypeVar("T")
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-WEATHER = {
+WEATHER: FunctionToolParam = {
     "type": "function",
     "name": "get_weather",
     "description": "Current weather for a city",
@@ -37,6 +50,23 @@ PERSON = {
     "required": ["name", "age"],
     "additionalProperties": False,
 }
+
+
+def response_of(event: ResponseStreamEvent) -> Response:
+    """
+    The response that ends a stream (C{event} its last or, before an
+    C{error} event, last but one).
+    """
+    assert isinstance(event, (ResponseCompletedEvent, ResponseIncompleteEvent, ResponseFailedEvent)), event.type
+    return event.response
+
+
+def is_a(value: object, kind: type[T]) -> T:
+    """
+    C{value}, which must be a C{kind} (an output item, a content part).
+    """
+    assert isinstance(value, kind), value
+    return value
 
 
 def client(d: Running) -> openai.OpenAI:
@@ -59,7 +89,7 @@ def calls(*uses: tuple[str, dict[str, Any]], text: str = "") -> Reply:
 
 
 def tool_results(d: Running) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for req in d.fake.message_requests:
         for message in req.body.get("messages", []):
             content = message.get("content")
@@ -84,7 +114,8 @@ class CreateTests(TestCase):
         self.assertEqual(resp.object, "response")
         self.assertEqual(resp.status, "completed")
         self.assertEqual(resp.model, "sonnet", "the id the client asked for")
-        (message,) = resp.output
+        (item,) = resp.output
+        message = is_a(item, ResponseOutputMessage)
         self.assertEqual((message.type, message.role, message.status), ("message", "assistant", "completed"))
         assert resp.usage is not None
         self.assertEqual((resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.total_tokens), (23, 5, 28))
@@ -182,10 +213,13 @@ class CreateTests(TestCase):
                 model="sonnet",
                 input=[
                     {"role": "user", "content": "Remember the word 'kiwi'."},
+                    # a client's echo of the previous response's output item
                     {
                         "type": "message",
+                        "id": "msg_1",
+                        "status": "completed",
                         "role": "assistant",
-                        "content": [{"type": "output_text", "text": "Noted: kiwi."}],
+                        "content": [{"type": "output_text", "text": "Noted: kiwi.", "annotations": []}],
                     },
                     {
                         "role": "user",
@@ -233,9 +267,9 @@ class CreateTests(TestCase):
             ],
         )
         self.assertLess(types.index("response.reasoning_summary_part.done"), types.index("response.content_part.added"))
-        final = events[-1].response
-        self.assertEqual([o.type for o in final.output], ["reasoning", "message"])
-        self.assertEqual(final.output[0].summary[0].text, "Thinking again.")
+        last = response_of(events[-1])
+        self.assertEqual([o.type for o in last.output], ["reasoning", "message"])
+        self.assertEqual(is_a(last.output[0], ResponseReasoningItem).summary[0].text, "Thinking again.")
 
     async def test_structured_output(self) -> None:
         d = await start(self)
@@ -291,8 +325,10 @@ class CreateTests(TestCase):
             d, lambda c: list(c.responses.create(model="sonnet", input="x", max_output_tokens=3, stream=True))
         )
         self.assertEqual(events[-1].type, "response.incomplete")
-        self.assertEqual(events[-1].response.incomplete_details.reason, "max_output_tokens")
-        self.assertEqual(events[-1].response.output_text, "cut short")
+        incomplete = response_of(events[-1]).incomplete_details
+        assert incomplete is not None
+        self.assertEqual(incomplete.reason, "max_output_tokens")
+        self.assertEqual(response_of(events[-1]).output_text, "cut short")
 
 
 class ConversationStateTests(TestCase):
@@ -334,7 +370,7 @@ class ConversationStateTests(TestCase):
                 )
             ),
         )
-        self.assertEqual(events[-1].response.output_text, "You're welcome.")
+        self.assertEqual(response_of(events[-1]).output_text, "You're welcome.")
         self.assertEqual(d.manager.stats.session_hits, 2)
         self.assertEqual(d.manager.stats.spawned, spawned)
 
@@ -467,7 +503,7 @@ class FunctionToolTests(TestCase):
                 )
             ),
         )
-        self.assertEqual(events[-1].response.output_text, "Bern: 3 C.")
+        self.assertEqual(response_of(events[-1]).output_text, "Bern: 3 C.")
         self.assertEqual(d.manager.stats.tool_hits, 1)
 
     async def test_agent_loop_with_sdk(self) -> None:
@@ -479,7 +515,7 @@ class FunctionToolTests(TestCase):
         def agent(c: openai.OpenAI) -> str:
             resp = c.responses.create(model="claude-sonnet-4", input="Rome, then Lima", tools=[WEATHER])
             for _ in range(4):
-                outputs = [
+                outputs: ResponseInputParam = [
                     {
                         "type": "function_call_output",
                         "call_id": o.call_id,
@@ -509,7 +545,7 @@ class ErrorTests(TestCase):
         with self.assertRaises(openai.BadRequestError) as caught:
             await sdk(
                 d,
-                lambda c: c.responses.create(model="sonnet", input="x", tools=[{"type": 5}]),  # type: ignore[list-item]
+                lambda c: c.responses.create(model="sonnet", input="x", tools=[{"type": 5}]),  # type: ignore[list-item, misc]
             )
         body: Any = caught.exception.body
         self.assertEqual(body["param"], "tools[0].type")
@@ -534,10 +570,11 @@ class ErrorTests(TestCase):
         events = await sdk(d, lambda c: list(c.responses.create(model="sonnet", input="x", stream=True)))
         types = [e.type for e in events]
         self.assertEqual(types[-2:], ["response.failed", "error"])
-        failed = events[-2].response
+        failed = response_of(events[-2])
         self.assertEqual(failed.status, "failed")
         assert failed.error is not None
         self.assertIn("--idle-timeout", failed.error.message)
-        self.assertEqual(failed.output[0].status, "incomplete")
-        self.assertEqual(failed.output[0].content[0].text, "first words,")
-        self.assertEqual(events[-1].code, "timeout")
+        message = is_a(failed.output[0], ResponseOutputMessage)
+        self.assertEqual(message.status, "incomplete")
+        self.assertEqual(is_a(message.content[0], ResponseOutputText).text, "first words,")
+        self.assertEqual(is_a(events[-1], ResponseErrorEvent).code, "timeout")

@@ -15,15 +15,19 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    # the client venvs have no openai but the openai one: types only
+    from openai.types.chat import ChatCompletionFunctionToolParam
 
 URL = os.environ["CLAUDEPROXY_URL"]
 V1 = URL + "/v1"
 MODEL = "claude-sonnet-4"
 FAKE = "Hello from the fake upstream."
 TOOL_PROMPT = "Use the tool for Bern."
-PARAMS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-WEATHER = {
+PARAMS: dict[str, Any] = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+WEATHER: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {"name": "get_weather", "description": "Weather in a city", "parameters": PARAMS},
 }
@@ -77,7 +81,7 @@ def openai_sdk() -> None:
     def tools() -> None:
         msgs: list[Any] = [{"role": "user", "content": TOOL_PROMPT}]
         r = c.chat.completions.create(model=MODEL, messages=msgs, tools=[WEATHER])
-        call = r.choices[0].message.tool_calls[0]
+        call = (r.choices[0].message.tool_calls or [])[0]
         msgs += [
             r.choices[0].message.model_dump(exclude_none=True),
             {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
@@ -249,9 +253,9 @@ def langchain() -> None:
         population: int
 
     for flavour, llm in (
-        ("openai", ChatOpenAI(model=MODEL, base_url=V1, api_key="x")),  # type: ignore[arg-type]
-        ("responses", ChatOpenAI(model=MODEL, base_url=V1, api_key="x", use_responses_api=True)),  # type: ignore[arg-type]
-        ("anthropic", ChatAnthropic(model=MODEL, base_url=URL, api_key="x")),  # type: ignore[call-arg,arg-type]
+        ("openai", ChatOpenAI(model=MODEL, base_url=V1, api_key="x")),
+        ("responses", ChatOpenAI(model=MODEL, base_url=V1, api_key="x", use_responses_api=True)),
+        ("anthropic", ChatAnthropic(model=MODEL, base_url=URL, api_key="x")),
     ):
 
         def plain() -> None:
