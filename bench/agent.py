@@ -125,7 +125,7 @@ def stream(port: int, body: dict[str, Any]) -> tuple[float, str, list[dict[str, 
     )
     resp = conn.getresponse()
     if resp.status != 200:
-        raise SystemExit("status %d: %s" % (resp.status, resp.read()[:500]))
+        raise SystemExit("status %d: %r" % (resp.status, resp.read()[:500]))
     first: Optional[float] = None
     text: list[str] = []
     calls: dict[int, dict[str, Any]] = {}

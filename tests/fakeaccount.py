@@ -33,6 +33,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from tests.fakes import tcp_port
+
 #: the hosts the fake answers for (a CONNECT to any other is refused)
 HOSTS = ("api.anthropic.com", "platform.claude.com", "claude.ai")
 SCOPES = ["user:inference", "user:profile", "user:sessions:claude_code"]
@@ -204,7 +206,7 @@ class FakeAccount:
         factory = Factory.forProtocol(lambda: _Tunnel(self))
         self.port = self.reactor.listenTCP(0, factory, interface="127.0.0.1")
         assert self.port is not None
-        return "http://127.0.0.1:%d" % (self.port.getHost().port,)
+        return "http://127.0.0.1:%d" % (tcp_port(self.port),)
 
     def stop(self) -> Any:
         assert self.port is not None

@@ -15,10 +15,12 @@ from typing import Any, Callable, Deque, List, Optional
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IListeningPort, IReactorTime, ITCPTransport
 from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from tests.fakes import tcp_port
 
 
 @attrs.frozen
@@ -378,13 +380,16 @@ class FakeAnthropic:
 
         request.notifyFinish().addErrback(gone)
 
+    def _forget_timer(self, result: object, timer: Deferred[Any]) -> None:
+        if timer in self._timers:
+            self._timers.remove(timer)
+
     def listen(self) -> str:
         root = _Messages(self)
         site = Site(root)
         site.noisy = False
-        tcp: IReactorTCP = self.reactor
-        self.port = tcp.listenTCP(0, site, interface="127.0.0.1")
-        return "http://127.0.0.1:%d" % (self.port.getHost().port,)
+        self.port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
+        return "http://127.0.0.1:%d" % (tcp_port(self.port),)
 
     def stop(self) -> Deferred[None]:
         timers, self._timers = self._timers, []
@@ -392,7 +397,7 @@ class FakeAnthropic:
             timer.cancel()
         for r in self._open:
             if r.channel is not None and r.channel.transport is not None:
-                r.channel.transport.abortConnection()
+                ITCPTransport(r.channel.transport).abortConnection()
         self._open = []
         assert self.port is not None
         d: Deferred[None] = Deferred()
@@ -750,7 +755,7 @@ class FakeAnthropic:
                 timer = deferLater(clock, reply.delay, step, i + 1)
                 self._timers.append(timer)
                 timer.addErrback(lambda f: f.trap(CancelledError))
-                timer.addBoth(lambda _, t=timer: self._timers.remove(t) if t in self._timers else None)
+                timer.addBoth(self._forget_timer, timer)
             else:
                 step(i + 1)
 

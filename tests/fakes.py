@@ -1,16 +1,23 @@
 """
 Fakes for the process layer in unit tests: an in-memory process transport, a
 spawner that connects the CLI protocol to one, a killer that records, and a
-L{ProcessSink} that records what a process hands it.
+L{ProcessSink} and a L{TurnOutput} that record what they are handed; a log observer that
+keeps the text of each event, and the port a listener got.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import ILogObserver, LogEvent, formatEvent
+from zope.interface import implementer
 
+from claudeproxy.engine.errors import ProxyError
 from claudeproxy.engine.process import CLIProcess
+from claudeproxy.engine.turn import Finished, WebSearch
 
 
 class FakeTransport:
@@ -109,3 +116,65 @@ class RecordingSink:
     def may_elide(self, kind: str, message_id: Optional[str]) -> bool:
         self.asked.append((kind, message_id))
         return self.allow
+
+
+@implementer(ILogObserver)
+class LogLines:
+    """
+    A log observer that keeps the text of every event it sees.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, event: LogEvent) -> None:
+        self.lines.append(formatEvent(event))
+
+
+def tcp_port(listening: IListeningPort) -> int:
+    """
+    The TCP port C{listening} got.
+    """
+    address = listening.getHost()
+    assert isinstance(address, IPv4Address), address
+    return address.port
+
+
+class RecordingOutput:
+    """
+    A L{claudeproxy.engine.streaming.TurnOutput} that records each call as
+    C{(kind, value)}; like a streamed output, it takes the text in pieces
+    and needs none of it whole at the end.
+    """
+
+    needs_text = False
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def text(self, text: str) -> None:
+        self.events.append(("text", text))
+
+    def reasoning(self, text: str) -> None:
+        self.events.append(("reasoning", text))
+
+    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
+        self.events.append(("tool_call_start", (index, call_id, name)))
+
+    def tool_call_delta(self, index: int, arguments: str) -> None:
+        self.events.append(("tool_call_delta", (index, arguments)))
+
+    def finished(self, finished: Finished) -> None:
+        self.events.append(("finished", finished))
+
+    def web_search(self, search: WebSearch) -> None:
+        self.events.append(("web_search", search))
+
+    def failed(self, error: ProxyError) -> None:
+        self.events.append(("failed", error))
+
+    def texts(self) -> str:
+        return "".join(v for k, v in self.events if k == "text")
+
+    def of(self, kind: str) -> list[Any]:
+        return [v for k, v in self.events if k == kind]

@@ -23,10 +23,12 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
+from twisted.logger import ILogObserver, LogEvent
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
+from zope.interface import implementer
 
 from claudeproxy.config import Config
 from claudeproxy.engine.process import group_spawner
@@ -65,6 +67,15 @@ def cli_env(base_url: str, home: str) -> dict[str, str]:
     return env
 
 
+def treq_headers(headers: Optional[Mapping[str, str]]) -> dict[bytes | str, bytes | str]:
+    """
+    C{headers} as treq takes them.
+    """
+    out: dict[bytes | str, bytes | str] = {}
+    out.update(headers or {})
+    return out
+
+
 @attrs.define
 class Running:
     """
@@ -88,19 +99,18 @@ class Running:
         return self.daemon.manager
 
     async def post(self, path: str, body: Any, headers: Optional[dict[str, str]] = None, **kw: Any) -> Any:
-        h = {"Content-Type": "application/json"}
-        h.update(headers or {})
+        h = treq_headers({"Content-Type": "application/json", **(headers or {})})
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         kw.setdefault("pool", self.pool)
         return await treq.post(self.url + path, data=data, headers=h, **kw)
 
     async def pool_request(self, method: str, path: str, headers: Optional[dict[str, str]] = None, **kw: Any) -> Any:
         kw.setdefault("pool", self.pool)
-        return await treq.request(method, self.url + path, headers=headers or {}, **kw)
+        return await treq.request(method, self.url + path, headers=treq_headers(headers), **kw)
 
     async def get(self, path: str, headers: Optional[dict[str, str]] = None, **kw: Any) -> Any:
         kw.setdefault("pool", self.pool)
-        return await treq.get(self.url + path, headers=headers or {}, **kw)
+        return await treq.get(self.url + path, headers=treq_headers(headers), **kw)
 
     async def post_json(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         """
@@ -517,6 +527,7 @@ def left_running(pids: list[int]) -> list[int]:
     return sorted({p for pid in set(pids) for p in groups.get(pid, [])})
 
 
+@implementer(ILogObserver)
 class LoggedErrors:
     """
     A C{twisted.logger} observer, on the global log publisher while
@@ -527,7 +538,7 @@ class LoggedErrors:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: LogEvent) -> None:
         from twisted.logger import LogLevel
 
         if "log_failure" in event or event.get("log_level") in (LogLevel.error, LogLevel.critical):

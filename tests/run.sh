@@ -43,6 +43,7 @@ export CLAUDEPROXY_TEST_CLI=$CLI_DIR/node_modules/.bin/claude
 if [ -z "${CLAUDEPROXY_SKIP_LINT:-}" ]; then
     "$VENV/bin/ruff" format --check claudeproxy tests twisted bench
     "$VENV/bin/ruff" check claudeproxy tests twisted bench
+    # claudeproxy, the twistd plugin, tests and bench (pyproject.toml's [tool.mypy] files)
     "$VENV/bin/mypy"
 fi
 

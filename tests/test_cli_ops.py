@@ -487,7 +487,11 @@ class Health(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class DoctorTests(Workspace):
+class Doctoring(Workspace):
+    """
+    A workspace where C{claudeproxy doctor} runs against a free port.
+    """
+
     def setUp(self) -> None:
         super().setUp()
         self.port = free_port()
@@ -507,6 +511,8 @@ class DoctorTests(Workspace):
                 return line
         self.fail("no %r line in:\n%s" % (name, out))
 
+
+class DoctorTests(Doctoring):
     def serve_health(self, body: dict[str, Any]) -> None:
         handler = type("H", (Health,), {"body": body})
         server = http.server.HTTPServer(("127.0.0.1", 0), handler)
@@ -766,18 +772,11 @@ class DoctorTests(Workspace):
         self.assertIn("fix: claudeproxy launchd install", out)
 
 
-class DoctorUserSetupTests(Workspace):
+class DoctorUserSetupTests(Doctoring):
     """
     What the doctor says of the user's own Claude Code set-up, and of a
     CLI that refuses the login in -p mode (a future --bare default).
     """
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.port = free_port()
-
-    doctor = DoctorTests.doctor
-    line = DoctorTests.line
 
     def test_print_mode_login_taken(self) -> None:
         """

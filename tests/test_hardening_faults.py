@@ -251,7 +251,8 @@ class FaultTests(TestCase):
         # all before it makes its own group: that widens the window
         null = os.open(os.devnull, os.O_RDONLY)
         held = [os.dup(null) for _ in range(HELD_FDS)] + [null]
-        self.addCleanup(lambda: [os.close(fd) for fd in held])
+        for fd in held:
+            self.addCleanup(os.close, fd)
         d = await self._start()
         port = d.port.getHost().port
         data = json.dumps(ask("hang", stream=True)).encode()

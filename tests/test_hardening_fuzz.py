@@ -73,7 +73,7 @@ def http_call(
 def chars() -> st.SearchStrategy[str]:
     if SURROGATES:
         return st.characters(codec=None, exclude_categories=())
-    return st.characters(exclude_categories=("Cs",))
+    return st.characters(exclude_categories=["Cs"])
 
 
 TEXT = st.one_of(

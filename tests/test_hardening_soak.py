@@ -21,6 +21,7 @@ import attrs
 import treq
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import ITCPTransport
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
@@ -73,8 +74,7 @@ class CuttingClient(RawClient):
         super().dataReceived(data)
         if self.limit is not None and len(self.data) >= self.limit and not self.cut:
             self.cut = True
-            assert self.transport is not None
-            self.transport.abortConnection()
+            ITCPTransport(self.transport).abortConnection()
 
 
 async def send(port: int, body: dict[str, Any], limit: Optional[int]) -> CuttingClient:

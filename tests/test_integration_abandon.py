@@ -13,17 +13,18 @@ import json
 import re
 from typing import Any
 
-from twisted.logger import Logger, formatEvent
+from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import Reply
+from tests.fakes import LogLines
 from tests.harness import RawClient, Running, group_members, live_pids, raw_connect, scaled, sleep, wait_for
 from tests.harness import start_settled as start
 
 #: a reply that takes ~20 s to stream (the test leaves well before)
 SLOW = Reply(text="".join("word%03d " % i for i in range(200)), chunk=8, delay=0.1)
 HI = [{"role": "user", "content": "hi"}]
-BODIES = {
+BODIES: dict[str, dict[str, Any]] = {
     "/v1/chat/completions": {"model": "sonnet", "messages": HI},
     "/v1/messages": {"model": "sonnet", "max_tokens": 1000, "messages": HI},
     "/v1/responses": {"model": "sonnet", "input": "hi"},
@@ -54,8 +55,8 @@ class AbandonTests(TestCase):
 
     async def _abandon(self, path: str, stream: bool) -> None:
         d = await start(self)
-        lines: list[str] = []
-        d.proxy.accounting.log = Logger(observer=lambda e: lines.append(formatEvent(e)))
+        log = LogLines()
+        d.proxy.accounting.log = Logger(observer=log)
         d.fake.default = SLOW
         client = await post11(d.port.getHost().port, path, dict(BODIES[path], stream=stream))
         # the reply is under way upstream, and (streamed) the client has had some of it
@@ -74,7 +75,7 @@ class AbandonTests(TestCase):
         self.assertEqual(len(d.fake.message_requests), 1)
         if not stream:
             self.assertEqual(bytes(client.data), b"")
-        (line,) = [x for x in lines if "status=" in x]
+        (line,) = [x for x in log.lines if "status=" in x]
         fields = dict(re.findall(r"(\w+)=(\S+)", line))
         self.assertEqual(
             (fields["status"], fields["served"], fields["ended"], fields["stream"]),

@@ -560,6 +560,7 @@ class OpenAISDKTests(ErrorAssertions):
                 if chunk.choices and chunk.choices[0].delta.content:
                     received.append(chunk.choices[0].delta.content)
 
-        error = await self.assertFailure(deferToThread(stream), openai.APIError)
-        self.assertIn("--idle-timeout", error.message)
+        with self.assertRaises(openai.APIError) as caught:
+            await deferToThread(stream)
+        self.assertIn("--idle-timeout", caught.exception.message)
         self.assertEqual(received, ["some "])

@@ -13,6 +13,7 @@ import tempfile
 import time
 from typing import Any
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.trial.unittest import TestCase
 
 from tests.fakeanthropic import FakeAnthropic, Reply
@@ -115,8 +116,7 @@ class BackpressureTests(TestCase):
         text = "".join(line % i for i in range(8 * 1024 * 1024 // len(line % 0) + 1))[: 8 * 1024 * 1024]
         d.fake.default = Reply(text=text, chunk=16 * 1024)
         client = await raw_post(d.port.getHost().port, "/v1/chat/completions", dict(HI, stream=True))
-        assert client.transport is not None
-        client.transport.pauseProducing()
+        IPushProducer(client.transport).pauseProducing()
         # the socket fills, the daemon pauses the turn and stops reading the CLI
         await wait_for(lambda: len(d.proxy.runs) == 1, timeout=15)
         (run,) = d.proxy.runs
@@ -135,7 +135,7 @@ class BackpressureTests(TestCase):
         self.assertLess(read, len(text), "the daemon read the whole reply although its client read nothing")
         self.assertFalse(run.ended)
         # the client reads again: every byte arrives, in order, then [DONE]
-        client.transport.resumeProducing()
+        IPushProducer(client.transport).resumeProducing()
         raw = await client.closed
         self.assertEqual(client.status, 200)
         items = parse_sse(raw.split(b"\r\n\r\n", 1)[1])

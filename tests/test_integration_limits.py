@@ -15,6 +15,7 @@ from typing import Any
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from tests.fakes import LogLines
 from tests.harness import scaled, sleep, start
 
 
@@ -187,19 +188,11 @@ class PlanGuardTests(TestCase):
     async def test_plan_limit_reached_then_reset(self) -> None:
         from tests.harness import LoggedErrors
 
-        warnings: list[str] = []
-
-        def observe(event: dict[str, Any]) -> None:
-            from twisted.logger import formatEvent
-
-            text = formatEvent(event)
-            if "crossed into extra usage" in text:
-                warnings.append(text)
-
+        log = LogLines()
         from twisted.logger import globalLogPublisher
 
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        globalLogPublisher.addObserver(log)
+        self.addCleanup(globalLogPublisher.removeObserver, log)
         LoggedErrors().install(self)
         d = await start(self)
         d.fake.plan_rejected = "7d"
@@ -211,6 +204,7 @@ class PlanGuardTests(TestCase):
         # the request that crossed into extra usage was served (the CLI tells only after the answer)
         self.assertEqual(code, 200, body)
         rid = body["id"]
+        warnings = [line for line in log.lines if "crossed into extra usage" in line]
         self.assertEqual(len(warnings), 1, warnings)
         self.assertIn("weekly limit", warnings[0])
         # the log names the request

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
@@ -29,7 +30,7 @@ class OpenWebUITaskTests(TestCase):
         client = openai.OpenAI(base_url=d.url + "/v1", api_key="unused", timeout=scaled(60))
         self.addCleanup(client.close)
 
-        def ask(messages: list[dict[str, Any]], **kw: Any) -> str:
+        def ask(messages: list[ChatCompletionMessageParam], **kw: Any) -> str:
             reply = client.chat.completions.create(model="claude-sonnet-4", messages=messages, **kw)
             return reply.choices[0].message.content or ""
 

@@ -14,10 +14,12 @@ import signal
 import tempfile
 import time
 
+from twisted.internet.interfaces import ITCPTransport
 from twisted.trial.unittest import TestCase
 
 from claudeproxy.engine.reaper import RECORD_PREFIX
 from tests.fakeanthropic import FakeAnthropic, Reply
+from tests.fakes import tcp_port
 from tests.harness import (
     ROOT,
     Twistd,
@@ -89,7 +91,7 @@ class OrphanTests(TestCase):
         state = tempfile.mkdtemp(prefix="cp-state-")
         daemon = await self._daemon(fake, state)
         client = await raw_post(daemon.port, "/v1/chat/completions", dict(HI, stream=True))
-        self.addCleanup(lambda: client.transport.abortConnection() if client.connected else None)
+        self.addCleanup(lambda: ITCPTransport(client.transport).abortConnection() if client.connected else None)
         await first_token(client)
         children = children_of(daemon.pid)
         self._kill_at_end(children)
@@ -116,7 +118,7 @@ class OrphanTests(TestCase):
         state = tempfile.mkdtemp(prefix="cp-state-")
         first = await self._daemon(fake, state)
         client = await raw_post(first.port, "/v1/chat/completions", dict(HI, stream=True))
-        self.addCleanup(lambda: client.transport.abortConnection() if client.connected else None)
+        self.addCleanup(lambda: ITCPTransport(client.transport).abortConnection() if client.connected else None)
         await first_token(client)
         # the daemon and its watchdog both die (the daemon frozen first, so
         # that it cannot start another watchdog, nor another CLI: a warm
@@ -161,4 +163,4 @@ class OrphanTests(TestCase):
 
 def fake_url(fake: FakeAnthropic) -> str:
     assert fake.port is not None
-    return "http://127.0.0.1:%d" % (fake.port.getHost().port,)
+    return "http://127.0.0.1:%d" % (tcp_port(fake.port),)

@@ -67,6 +67,7 @@ def expected_turns(items: list[Item]) -> list[tuple[str, list[dict[str, Any]]]]:
     What upstream should see: consecutive items of one role as one turn.
     """
     out: list[tuple[str, list[dict[str, Any]]]] = []
+    blocks: list[dict[str, Any]]
     for item in items:
         if isinstance(item, U):
             role, blocks = "user", [{"type": "text", "text": item.text}]
@@ -169,6 +170,7 @@ class Messages(Protocol):
 
     def body(self, items: list[Item], tools: bool, extra: dict[str, Any]) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
+        blocks: list[dict[str, Any]]
         for item in items:
             if isinstance(item, U):
                 role, blocks = "user", [{"type": "text", "text": item.text}]

@@ -22,15 +22,7 @@ from twisted.trial.unittest import TestCase
 from tests import realhome
 from tests.fakeanthropic import Reply, ToolUse
 from tests.harness import FAKECLIS, Running, fast_script, scaled, sleep, start
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
+from tests.test_integration_tools import WEATHER
 
 
 async def start_at_home(test: TestCase, **overrides: Any) -> tuple[Running, str]:
@@ -70,7 +62,7 @@ class IsolationTests(TestCase):
         def loop() -> str:
             messages: list[Any] = [{"role": "user", "content": "Weather in Bern?"}]
             first = client.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
-            call = first.choices[0].message.tool_calls[0]
+            call = (first.choices[0].message.tool_calls or [])[0]
             messages += [
                 first.choices[0].message.model_dump(exclude_none=True),
                 {"role": "tool", "tool_call_id": call.id, "content": "22 C, sunny"},

@@ -16,7 +16,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import anthropic
+import attrs
 import openai
+from anthropic.types import MessageParam
+from openai.types.chat import ChatCompletionMessageParam
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
@@ -24,7 +27,7 @@ from claudeproxy.engine.versions import cli_retries
 from tests.fakeanthropic import Reply
 from tests.harness import Running, scaled, start, wait_for
 
-OVERLOADED = dict(status=529, error_type="overloaded_error", error_message="Overloaded")
+OVERLOADED = Reply(status=529, error_type="overloaded_error", error_message="Overloaded")
 RETRIES = 2
 
 
@@ -66,15 +69,16 @@ class RetryLayerTests(TestCase):
     async def _costs(self, d: Running) -> dict[str, tuple[int, Any]]:
         oai, ant = self._clients(d)
         run = calls(d)
-        hi = [{"role": "user", "content": "hi"}]
+        hi: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+        ant_hi: list[MessageParam] = [{"role": "user", "content": "hi"}]
         return {
             "chat": await run(lambda: oai.chat.completions.create(model="sonnet", messages=hi)),
             "chat stream": await run(
                 lambda: list(oai.chat.completions.create(model="sonnet", messages=hi, stream=True))
             ),
-            "messages": await run(lambda: ant.messages.create(model="sonnet", max_tokens=100, messages=hi)),
+            "messages": await run(lambda: ant.messages.create(model="sonnet", max_tokens=100, messages=ant_hi)),
             "messages stream": await run(
-                lambda: list(ant.messages.create(model="sonnet", max_tokens=100, messages=hi, stream=True))
+                lambda: list(ant.messages.create(model="sonnet", max_tokens=100, messages=ant_hi, stream=True))
             ),
             "responses": await run(lambda: oai.responses.create(model="sonnet", input="hi")),
         }
@@ -85,7 +89,7 @@ class RetryLayerTests(TestCase):
         self.assertTrue(int(headers.get("retry-after")) >= 1, dict(headers))
 
     async def test_529_no_retry_costs_one_call(self) -> None:
-        d, _ = await self._daemon(Reply(headers={"x-should-retry": "false"}, **OVERLOADED))
+        d, _ = await self._daemon(attrs.evolve(OVERLOADED, headers={"x-should-retry": "false"}))
         costs = await self._costs(d)
         self.assertEqual({k: n for k, (n, _) in costs.items()}, {k: 1 for k in costs}, costs)
         for _, error in costs.values():
@@ -93,7 +97,7 @@ class RetryLayerTests(TestCase):
             self._hints(error)
 
     async def test_529_retryable_costs_what_the_policy_says(self) -> None:
-        d, retries = await self._daemon(Reply(**OVERLOADED))
+        d, retries = await self._daemon(OVERLOADED)
         costs = await self._costs(d)
         self.assertEqual({k: n for k, (n, _) in costs.items()}, {k: 1 + retries for k in costs}, costs)
         for _, error in costs.values():

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageFunctionToolCall
 from twisted.trial.unittest import TestCase
 
 from claudeproxy.engine.ids import openai_call_id
 from tests.fakeanthropic import Reply, ToolUse
 from tests.harness import Running, start, text_turn, upstream_turns, wait_for
 
-WEATHER = {
+WEATHER: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -41,7 +42,7 @@ def tool_results(d: Running) -> list[dict[str, Any]]:
     """
     The tool_result blocks the upstream received, in order.
     """
-    out = []
+    out: list[dict[str, Any]] = []
     for req in d.fake.message_requests:
         for message in req.body.get("messages", []):
             content = message.get("content")
@@ -348,6 +349,7 @@ class ToolCallTests(TestCase):
                     return msg.content or ""
                 messages.append(msg.model_dump(exclude_none=True))
                 for call in msg.tool_calls:
+                    assert isinstance(call, ChatCompletionMessageFunctionToolCall), call
                     args = json.loads(call.function.arguments)
                     messages.append({"role": "tool", "tool_call_id": call.id, "content": "3 C in " + args["city"]})
             raise AssertionError("the loop did not end")

@@ -126,7 +126,7 @@ class ControlChannelTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.proc = CLIProcess(RecordingKiller())
         self.transport = FakeTransport(7)
-        self.proc.makeConnection(self.transport)  # type: ignore[arg-type]
+        self.proc.makeConnection(self.transport)
 
     def test_readiness_probe_binds_nothing(self) -> None:
         self.proc.ask_ready()
@@ -240,7 +240,7 @@ class BinderTests(SynchronousTestCase):
         self.clock = Clock()
         self.proc = CLIProcess(RecordingKiller())
         self.transport = FakeTransport(7)
-        self.proc.makeConnection(self.transport)  # type: ignore[arg-type]
+        self.proc.makeConnection(self.transport)
 
     def bind(
         self, cli: ScriptedCLI, key: SpawnKey, history: tuple[Message, ...] = (), clear: bool = False

@@ -179,7 +179,7 @@ class CodexToolsTests(SynchronousTestCase):
 
 class ItemReferenceTests(SynchronousTestCase):
     def test_resolved(self) -> None:
-        items = {
+        items: dict[str, dict[str, Any]] = {
             "msg_a": {
                 "type": "message",
                 "id": "msg_a",

@@ -22,6 +22,7 @@ from claudeproxy.engine.turn import TurnState
 from claudeproxy.engine.usersetup import UserSetup, scan
 from claudeproxy.service import build
 from tests import realhome
+from tests.fakes import FakeTransport, RecordingOutput
 
 
 class FlagsTests(SynchronousTestCase):
@@ -64,45 +65,20 @@ class CompactionLineTests(SynchronousTestCase):
         self.assertFalse(reports_compaction({"type": "user", "subtype": "compact_boundary"}))
 
 
-class _Output:
-    def __init__(self) -> None:
-        self.text: list[str] = []
-        self.errors: list[Any] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *a: None
-
-    def failed(self, error: Any) -> None:
-        self.errors.append(error)
-
-
-class _Transport:
-    pid = 4242
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *a: None
-
-
 class CompactingRunTests(SynchronousTestCase):
     """
     A turn whose CLI reports compacting: the process is ended and the
     client sees nothing of the summary's answer.
     """
 
-    def run_turn(self, retry: bool) -> tuple[Any, CLIProcess, _Output]:
+    def run_turn(self, retry: bool) -> tuple[Any, CLIProcess, RecordingOutput]:
         killed: list[int] = []
         proc = CLIProcess(killed.append)
-        proc.makeConnection(_Transport())  # type: ignore[arg-type]
-        output = _Output()
+        proc.makeConnection(FakeTransport(4242))
+        output = RecordingOutput()
         run = TurnRun(
             Clock(), proc, TurnState(model="sonnet"), output, Timeouts(60, 600), retry=Retry(compaction=retry)
-        )  # type: ignore[arg-type]
+        )
         outcomes: list[Any] = []
         run.start(b'{"type":"user"}\n').addCallback(outcomes.append)
         run.cli_line({"type": "system", "subtype": "init", "model": "claude-sonnet-5"})
@@ -116,12 +92,12 @@ class CompactingRunTests(SynchronousTestCase):
         outcome, _, output = self.run_turn(retry=True)
         self.assertTrue(outcome.retry)
         self.assertTrue(outcome.compacted)
-        self.assertEqual(output.errors, [])
+        self.assertEqual(output.of("failed"), [])
 
     def test_second_time_is_context_length_exceeded(self) -> None:
         outcome, _, output = self.run_turn(retry=False)
         self.assertFalse(outcome.retry)
-        (error,) = output.errors
+        (error,) = output.of("failed")
         self.assertEqual((error.status, error.code), (400, "context_length_exceeded"))
 
 

@@ -62,7 +62,9 @@ class CatalogRouteTests(RoutesTestCase):
         self.assertEqual(listed["claude-sonnet-4"]["resolves_to"], MODEL)
         self.assertNotIn(MODEL, listed)
         # a restarted daemon lists it before any traffic
-        self.daemon.proxy.state.stop()
+        db = self.daemon.proxy.state
+        assert db is not None
+        db.stop()
         self.build(state_dir=state, watchdog=False)
         code, body, _ = self.json_answer(self.request("GET", "/v1/models/sonnet"))
         self.assertEqual(code, 200)

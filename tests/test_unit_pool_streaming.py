@@ -20,8 +20,8 @@ from claudeproxy.engine.pool import Limiter, ProcessManager
 from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
 from claudeproxy.engine.process import CLIProcess, SpawnKey, build_argv
 from claudeproxy.engine.streaming import Outcome, Retry, Timeouts, TurnPolicy, TurnRun
-from claudeproxy.engine.turn import Finished, TurnState, WebSearch
-from tests.fakes import FakeSpawner, RecordingKiller, RecordingSink
+from claudeproxy.engine.turn import Finished, TurnState
+from tests.fakes import FakeSpawner, RecordingKiller, RecordingOutput, RecordingSink
 
 # -- fakes ---------------------------------------------------------------------
 
@@ -53,38 +53,6 @@ class FakeProc:
 
     def resume(self) -> None:
         self.resumes += 1
-
-
-class RecordingOutput:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-
-    def text(self, text: str) -> None:
-        self.events.append(("text", text))
-
-    def reasoning(self, text: str) -> None:
-        self.events.append(("reasoning", text))
-
-    def tool_call_start(self, index: int, call_id: str, name: str) -> None:
-        self.events.append(("tool_call_start", (index, call_id, name)))
-
-    def tool_call_delta(self, index: int, arguments: str) -> None:
-        self.events.append(("tool_call_delta", (index, arguments)))
-
-    def finished(self, finished: Finished) -> None:
-        self.events.append(("finished", finished))
-
-    def web_search(self, search: WebSearch) -> None:
-        self.events.append(("web_search", search))
-
-    def failed(self, error: ProxyError) -> None:
-        self.events.append(("failed", error))
-
-    def texts(self) -> str:
-        return "".join(v for k, v in self.events if k == "text")
-
-    def of(self, kind: str) -> list[Any]:
-        return [v for k, v in self.events if k == kind]
 
 
 def process_done() -> Failure:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from twisted.logger import Logger, formatEvent
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.engine.errors import ProxyError, timeout
@@ -16,6 +16,7 @@ from claudeproxy.engine.streaming import Outcome
 from claudeproxy.engine.told import Told
 from claudeproxy.engine.turn import Finished, TurnState, Usage, WebSearch
 from claudeproxy.web.accounting import Progress, RequestRecord, end_reason
+from tests.fakes import LogLines
 from tests.test_unit_routes import RoutesTestCase
 
 
@@ -107,11 +108,11 @@ class ToldTests(SynchronousTestCase):
 class LogLineTests(RoutesTestCase):
     def fields(self, **kw: Any) -> dict[str, str]:
         self.build()
-        lines: list[str] = []
+        log = LogLines()
         accounting = self.daemon.proxy.accounting
-        accounting.log = Logger(observer=lambda e: lines.append(formatEvent(e)))
+        accounting.log = Logger(observer=log)
         accounting.account(RequestRecord("chat", "rid1", begun=0.0, total_ms=0.0, model="sonnet", stream=True, **kw))
-        (line,) = lines
+        (line,) = log.lines
         return dict(re.findall(r"(\w+)=(\S+)", line))
 
     def test_client_gone_says_what_was_done(self) -> None:

@@ -218,7 +218,7 @@ class ParseTests(SynchronousTestCase):
         self.assertBad({"input": "x", "max_output_tokens": 0}, "max_output_tokens")
 
     def test_ignored_params(self) -> None:
-        body = {name: None for name in orsp.IGNORED_PARAMS}
+        body: dict[str, Any] = {name: None for name in orsp.IGNORED_PARAMS}
         body.update(temperature=0.2, top_p=0.9, store=False, metadata={"a": "b"}, user="u", truncation="auto")
         spec = parse(dict(body, input="x"))
         self.assertEqual(spec.echo["temperature"], 0.2)
@@ -245,7 +245,8 @@ class ParseTests(SynchronousTestCase):
         self.assertBad({"input": "x", "background": True}, "background")
         self.assertBad({"input": "x", "instructions": 3}, "instructions")
         with self.assertRaises(ProxyError) as caught:
-            orsp.parse_request(b"{nope", (), {}.get)
+            stored: dict[str, Conversation] = {}
+            orsp.parse_request(b"{nope", (), stored.get)
         self.assertEqual(caught.exception.code, "invalid_json")
 
 

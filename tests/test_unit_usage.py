@@ -246,7 +246,9 @@ class CostTests(SynchronousTestCase):
         self.assertEqual(api_cost("claude-nonesuch-9", 0, 0, 0, 0, T0), 0.0)
 
     def test_summary_cost_per_client_model_window(self) -> None:
-        known = dict(model_served="claude-haiku-4-5-20251001", cache_read_tokens=0, cache_write_tokens=0)
+        known: dict[str, Any] = dict(
+            model_served="claude-haiku-4-5-20251001", cache_read_tokens=0, cache_write_tokens=0
+        )
         # Haiku 4.5: $1 input, $5 output per million
         self.log.record(row(T0 - 10, client="agent", input_tokens=1000, output_tokens=1000, **known))
         self.log.record(row(T0 - 20, client="editor", input_tokens=2000, output_tokens=0, **known))

@@ -8,10 +8,11 @@ spawner, and the checker's timer on a Clock.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone
+from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -185,7 +186,9 @@ class ProbeTests(SynchronousTestCase):
         self.assertEqual(got[0].error, "the CLI ended without answering get_usage: boom")
 
     def test_spawn_fails(self) -> None:
-        def broken(*args: Any) -> Any:
+        def broken(
+            protocol: ProcessProtocol, executable: str, args: Sequence[str], env: Mapping[str, str], path: str
+        ) -> Any:
             raise OSError("no such file")
 
         asked = ask(self.clock, broken, "/opt/claude", {}, (), "/w", self.clock.seconds, self.killed.append)

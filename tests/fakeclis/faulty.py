@@ -36,6 +36,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 MODES = ("ok", "drip", "slow", "crash", "hang", "hangafter", "garbage", "big", "exit", "compact", "compactalways")
 #: turns this process has answered
@@ -190,7 +191,7 @@ def control_response(line: bytes) -> bool:
     if not isinstance(obj, dict) or obj.get("type") != "control_request":
         return False
     if os.environ.get("FAULTY_NO_CONTROL") != "1":
-        response = {"subtype": "success", "request_id": obj.get("request_id"), "response": {}}
+        response: dict[str, Any] = {"subtype": "success", "request_id": obj.get("request_id"), "response": {}}
         sys.stdout.write(json.dumps({"type": "control_response", "response": response}) + "\n")
         sys.stdout.flush()
     return True
