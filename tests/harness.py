@@ -584,22 +584,6 @@ async def reap_leaks(running: Running, settle: float = 0.3) -> list[int]:
     return leaked
 
 
-class LeakedCLI(AssertionError):
-    """
-    CLI processes were left running: raised apart from other failures so
-    that a test can expect it (C{todo = (LeakedCLI, "bug: ...")}).
-    """
-
-
-KILL_RACE = (
-    "bug: process.py:166 kill_group does os.killpg(pid) only; a CLI killed within moments of its spawn (the "
-    "client left at once) has not yet called setsid() (that runs in the forked child, process.py:150), so "
-    "there is no group `pid` yet, ESRCH is ignored and the CLI lives on, waiting on its stdin (_group_killed "
-    "stops any later kill; shutdown waits for it in vain).  Fix: on ProcessLookupError fall back to "
-    "os.kill(pid, SIGKILL) (the pid is still ours, unreaped), or signal both the group and the pid"
-)
-
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
