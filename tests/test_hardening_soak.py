@@ -4,8 +4,8 @@ fake CLI (tests/fakeclis/faulty.py), with clients that go away after a
 random number of bytes and requests that time out (a CLI that hangs, with a
 small --idle-timeout).  At the end no CLI process is left, the test process
 holds no more file descriptors than before (a small slack), nothing was
-logged at error level but the known producer bug, and every request that
-was read to its end got the answer it should.  The figures are printed.
+logged at error level, and every request that was read to its end got the
+answer it should.  The figures are printed.
 """
 
 from __future__ import annotations
