@@ -157,7 +157,7 @@ def part_binding(args: Any, cli: str, env: dict[str, str], results: dict[str, An
                 time.sleep(2.0)
                 r = post_stream(d.port, dict({"model": "sonnet"}, **body))
                 if r.status != 200:
-                    problems.append("%s: status %d %s" % (what, r.status, r.body[:200]))
+                    problems.append("%s: status %d %r" % (what, r.status, r.body[:200]))
                 first.setdefault(what, []).append(r)
             print(
                 "  round %d: waiting CLI %.0f ms; first of its kind: %s"
@@ -249,16 +249,16 @@ def part_binding(args: Any, cli: str, env: dict[str, str], results: dict[str, An
     }
     every_ratio = [x for xs in ratios.values() for x in xs]
     out["first_of_its_kind_all"] = {
-        "ttft_median_ms": _median_ms(first_ttft),  # type: ignore[arg-type]
+        "ttft_median_ms": _median_ms(first_ttft),
         "x_waiting_cli": statistics.median(every_ratio),
         # against the plain waiting CLI (no system prompt, tools, schema...)
-        "x_plain_waiting_cli": statistics.median(first_ttft) / limit,  # type: ignore[type-var]
+        "x_plain_waiting_cli": statistics.median(first_ttft) / limit,
         "running_share": sum(r.served in FAST for r in every_first) / len(every_first),
     }
     seq_ttft = [r.ttft for r in sequential if r.ttft is not None]
     out["sequential"] = {
-        "ttft_median_ms": _median_ms(seq_ttft),  # type: ignore[arg-type]
-        "x_waiting_cli": statistics.median(seq_ttft) / limit,  # type: ignore[type-var]
+        "ttft_median_ms": _median_ms(seq_ttft),
+        "x_waiting_cli": statistics.median(seq_ttft) / limit,
         "running_share": sum(r.served in FAST for r in sequential) / len(sequential),
     }
     out["bursts"] = {"served": bursts, "later_bursts_running": [sum(s in FAST for s in b) for b in bursts[1:]]}

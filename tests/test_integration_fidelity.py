@@ -95,7 +95,9 @@ class FidelityTests(TestCase):
     async def _daemon(self) -> tuple[Running, tuple[int, int, int]]:
         d = await start(self)
         await wait_for(lambda: d.daemon.cli.version is not None, timeout=scaled(30))
-        version = parse_version(d.daemon.cli.version)
+        cli_version = d.daemon.cli.version
+        assert cli_version is not None
+        version = parse_version(cli_version)
         assert version is not None
         return d, version
 
@@ -169,7 +171,9 @@ class FidelityTests(TestCase):
             json.dump({"oauthAccount": ACCOUNT, "hasCompletedOnboarding": True}, f)
         d = await start(self, home=home)
         await wait_for(lambda: d.daemon.cli.version is not None, timeout=scaled(30))
-        version = parse_version(d.daemon.cli.version)
+        cli_version = d.daemon.cli.version
+        assert cli_version is not None
+        version = parse_version(cli_version)
         assert version is not None
         code, body = await d.chat({"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]})
         self.assertEqual(code, 200, body)

@@ -82,10 +82,13 @@ class UsageBeforeFirstRequestTests(TestCase):
             lines = [json.loads(line) for line in f]
         self.assertEqual([line["request"]["subtype"] for line in lines], ["get_usage"])
         checker = d.daemon.usage_checker
+        assert checker is not None
         self.assertEqual(checker.checks, 1)
         await wait_for(lambda: checker.running is None, timeout=10)
         # its process is no longer in the daemon's record of the CLI groups it started
-        self.assertEqual(d.daemon.guard.groups, set())
+        guard = d.daemon.guard
+        assert guard is not None
+        self.assertEqual(guard.groups, set())
         # nothing went upstream
         self.assertEqual(d.fake.requests, [])
 

@@ -143,7 +143,7 @@ class ControlChannelTests(SynchronousTestCase):
         for refused in ("", "no such thing"):
             proc = CLIProcess(RecordingKiller())
             transport = FakeTransport(7)
-            proc.makeConnection(transport)  # type: ignore[arg-type]
+            proc.makeConnection(transport)
             proc.ask_ready(warm_up=True)
             answer(proc, READY_REQUEST)
             self.assertFalse(proc.ready)

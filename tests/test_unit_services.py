@@ -44,11 +44,11 @@ class Recorded(Service):
 
     def startService(self) -> None:
         super().startService()
-        self.log.append("start " + self.name)
+        self.log.append("start %s" % (self.name,))
 
     def stopService(self) -> Optional[Deferred[None]]:
         super().stopService()
-        self.log.append("stop " + self.name)
+        self.log.append("stop %s" % (self.name,))
         if not self.slow:
             return None
         self.stopping = Deferred()
@@ -125,7 +125,12 @@ class WithinGraceTests(SynchronousTestCase):
 class TreeTests(SynchronousTestCase):
     def build(self, **config: Any) -> Any:
         workdir = tempfile.mkdtemp(prefix="cp-services-")
-        self.addCleanup(lambda: os.path.isdir(workdir) and os.rmdir(workdir))
+
+        def remove() -> None:
+            if os.path.isdir(workdir):
+                os.rmdir(workdir)
+
+        self.addCleanup(remove)
         return build(MemoryReactorClock(), Config(workdir=workdir, **config), {"PATH": "/nonexistent"})
 
     def test_shape(self) -> None:
