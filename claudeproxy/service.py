@@ -41,6 +41,7 @@ from .store.schema import MIGRATIONS
 from .web.guard import Guard
 from .web.httpio import limited_request
 from .web.mcp import McpServer
+from .web.serving import Serving
 
 log = Logger()
 
@@ -80,7 +81,7 @@ class Daemon:
 
     top: DaemonService
     core: Sequence
-    proxy: ProxyApp
+    proxy: Serving
     manager: ProcessManager
     site: Site
     cli: CliVersion
@@ -167,7 +168,7 @@ def build(
 
     cli = CliVersion(reactor, config.claude, cli_env, config.workdir, version_known)
     state = open_state(reactor, config.state_dir, MIGRATIONS)
-    proxy = ProxyApp(reactor, config, manager, limiter, lambda: cli.version, state=state)
+    proxy = Serving(reactor, config, manager, limiter, lambda: cli.version, state=state)
     proxy.user_setup = scan_user_setup(env)
     usage_checker: Optional[UsageChecker] = None
     claude = config.claude
@@ -203,7 +204,7 @@ def build(
     cli.setServiceParent(work)
     work.setServiceParent(core)
 
-    site = Site(Guard(proxy.resource(), config.allowed_hosts, config.cors_origins))
+    site = Site(Guard(ProxyApp(proxy).resource(), config.allowed_hosts, config.cors_origins))
     site.requestFactory = limited_request(config.max_body)
     site.displayTracebacks = False
     site.noisy = False

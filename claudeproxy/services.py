@@ -19,13 +19,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
-from .app import ProxyApp
 from .engine.pool import ProcessManager
 from .engine.reaper import ChildGuard, GroupRecord, own_identity, sweep
 from .engine.usageprobe import UsageChecker
 from .store.db import StateDB
 from .store.usage import PRUNE_INTERVAL, UsageLog
 from .web.mcp import McpServer
+from .web.serving import Serving
 
 log = Logger()
 
@@ -222,7 +222,7 @@ class Engine(Service):
     background checks finish; fires once all are done.
     """
 
-    def __init__(self, proxy: ProxyApp, manager: ProcessManager) -> None:
+    def __init__(self, proxy: Serving, manager: ProcessManager) -> None:
         self.proxy = proxy
         self.manager = manager
 

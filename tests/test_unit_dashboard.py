@@ -167,9 +167,9 @@ class LoginStateTests(NoRedirects):
         self.build(watchdog=False)
         proxy = self.daemon.proxy
         proxy.login_seen(401, "cli_not_logged_in")
-        self.assertIs(proxy.cli_login.logged_in, False)
+        self.assertIs(proxy.login.state.logged_in, False)
         proxy.login_seen(200, None)
-        self.assertIs(proxy.cli_login.logged_in, True)
+        self.assertIs(proxy.login.state.logged_in, True)
 
     def test_print_mode_check_waits_for_the_version(self) -> None:
         """
@@ -180,7 +180,7 @@ class LoginStateTests(NoRedirects):
         self.build(watchdog=False)
         reactor = ProcessReactor()
         proxy = self.daemon.proxy
-        proxy.reactor = reactor
+        proxy.login.reactor = reactor
         proxy.login_seen(401, "cli_not_logged_in")
         self.assertEqual(reactor.spawned, [])
         self.daemon.cli.version = "2.1.197 (Claude Code)"
@@ -208,7 +208,7 @@ class LoginStateTests(NoRedirects):
         self.build(watchdog=False)
         reactor = ProcessReactor()
         proxy = self.daemon.proxy
-        proxy.reactor = reactor
+        proxy.login.reactor = reactor
         self.daemon.cli.version = "2.1.197 (Claude Code)"
         proxy.login_seen(401, "cli_not_logged_in")
         reactor.advance(CHECK_TIMEOUT)

@@ -74,7 +74,7 @@ class LayerTests(SynchronousTestCase):
         """
         names = imported("claudeproxy.app", os.path.join(ROOT, "claudeproxy", "app.py"))
         self.assertIn("claudeproxy.protocols.chat.routes", names)
-        self.assertIn("claudeproxy.web.app.DaemonRoutes", names)
+        self.assertIn("claudeproxy.web.app.DaemonApp", names)
 
     def test_web_imports_no_protocol(self) -> None:
         """

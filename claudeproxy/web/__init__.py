@@ -1,8 +1,9 @@
 """
-The web layer: the shared Klein router, the daemon's own routes
-(L{app.DaemonRoutes}: health, metrics, models, the dashboard), authentication,
-the Host/Origin guard, body limits, metrics and health, and the MCP
-endpoint through which the CLI calls a client's tools.  It imports no
-protocol: the protocols' routes are composed with it above, in
+The web layer: the shared request path (L{serving.Serving}), the daemon's
+own Klein apps (L{app.DaemonApp}: health, metrics, models; the dashboard),
+how Klein apps are mounted side by side (L{mount.Mounted}), authentication,
+the Host/Origin guard, body limits, metrics, and the MCP endpoint through
+which the CLI calls a client's tools.  It imports no protocol: the
+protocols' apps are mounted beside the daemon's above it, in
 L{claudeproxy.app.ProxyApp}.
 """

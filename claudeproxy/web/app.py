@@ -1,87 +1,81 @@
 """
-The daemon's own routes: C{/health}, C{/metrics}, C{/v1/models}, the
-dashboard, unknown paths and methods, on the shared Klein router
-(L{claudeproxy.web.router.app}).  This layer knows no wire protocol: the
-protocols' routes classes and this one are composed into the app above it,
-L{claudeproxy.app.ProxyApp}.
+The daemon's own routes: C{/health}, C{/metrics} and C{/v1/models}, a Klein
+app of their own (L{DaemonApp}), and how a path no app routes is answered
+(L{unknown_route}).  This layer knows no wire protocol: the protocols' apps
+are mounted beside this one above it, in L{claudeproxy.app.ProxyApp}.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, cast
 
+from klein import Klein
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.server import Request
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .. import __version__
 from ..engine import models
 from ..engine.errors import ProxyError
 from ..engine.versions import NEWEST_TESTED, OLDEST_TESTED, version_warning
-from .dashboard import DashboardRoutes
-from .httpio import write_error, write_json
+from .httpio import error_bytes, write_error, write_json
 from .metrics import CONTENT_TYPE
-from .router import app
-from .serving import SHUTTING_DOWN, Serving
+from .serving import Serving
 
 
-class DaemonRoutes(DashboardRoutes, Serving):
+def unknown_route(request: Request, missing: HTTPException) -> bytes:
     """
-    The routes every daemon has, whatever protocols it speaks.  Everything
-    they use is passed in (see L{Serving}).
+    The answer to a path no app routes (404 C{unknown_url}), or routes for
+    other methods only (405 C{method_not_allowed}), as an OpenAI error
+    object.
+    """
+    what = "%s %s" % (request.method.decode(), request.path.decode("utf-8", "replace"))
+    if isinstance(missing, MethodNotAllowed):
+        error = ProxyError(405, "Method not allowed: %s" % (what,), "invalid_request_error", "method_not_allowed")
+    else:
+        error = ProxyError(404, "Unknown path: %s" % (what,), "invalid_request_error", "unknown_url")
+    request.setResponseCode(error.status)
+    request.setHeader(b"content-type", b"application/json")
+    return error_bytes(error)
+
+
+class DaemonApp:
+    """
+    The routes every daemon has, whatever protocols it speaks.
     """
 
-    app = app
+    app = Klein()
 
-    def resource(self) -> Any:
-        return self.app.resource()
+    def __init__(self, serving: Serving) -> None:
+        self.serving = serving
 
-    # -- errors for unknown routes -----------------------------------------------
-
-    @staticmethod
-    def _error_body(request: Any, error: ProxyError) -> bytes:
-        request.setResponseCode(error.status)
-        request.setHeader(b"content-type", b"application/json")
-        return json.dumps(error.to_openai()).encode()
-
-    @app.handle_errors(NotFound)
-    def not_found(self, request: IRequest, failure: Failure) -> bytes:
-        what = "%s %s" % (request.method.decode(), request.path.decode("utf-8", "replace"))
-        return self._error_body(
-            request, ProxyError(404, "Unknown path: %s" % (what,), "invalid_request_error", "unknown_url")
-        )
-
-    @app.handle_errors(MethodNotAllowed)
-    def not_allowed(self, request: IRequest, failure: Failure) -> bytes:
-        what = "%s %s" % (request.method.decode(), request.path.decode("utf-8", "replace"))
-        return self._error_body(
-            request, ProxyError(405, "Method not allowed: %s" % (what,), "invalid_request_error", "method_not_allowed")
-        )
-
-    # -- the daemon's own routes ---------------------------------------------------
+    @app.handle_errors(ProxyError)
+    def proxy_error(self, request: IRequest, failure: Failure) -> None:
+        assert isinstance(failure.value, ProxyError)
+        write_error(cast(Request, request), failure.value)
 
     @app.route("/health", methods=["GET"])
     def health(self, request: Request) -> None:
-        cli: dict[str, Any] = {"path": self.manager.claude, "version": self.cli_version()}
+        serving = self.serving
+        cli: dict[str, Any] = {"path": serving.manager.claude, "version": serving.cli_version()}
         warning = version_warning(cli["version"])
         if warning is not None:
             cli["warning"] = warning
         cli["tested"] = {"oldest": OLDEST_TESTED, "newest": NEWEST_TESTED}
-        if self.print_mode_warning is not None:
-            cli["login_warning"] = self.print_mode_warning
+        if serving.login.print_mode_warning is not None:
+            cli["login_warning"] = serving.login.print_mode_warning
         status = "ok"
         try:
-            self.manager.check_cli()
+            serving.manager.check_cli()
         except ProxyError as e:
             cli["error"] = e.message
             status = "degraded"
-        plan_guard = self.plan_state()
+        plan_guard = serving.plan_state()
         if plan_guard["paused"] is not None and status == "ok":
             # API requests get 429 until the window resets
             status = "paused"
-        if self.closing:
+        if serving.closing:
             status = "shutting_down"
         write_json(
             request,
@@ -91,56 +85,43 @@ class DaemonRoutes(DashboardRoutes, Serving):
                 "version": __version__,
                 "cli": cli,
                 "requests": {
-                    "in_flight": self.limiter.running,
-                    "queued": self.limiter.queued,
-                    "max_concurrent": self.limiter.max_concurrent,
-                    "max_queued": self.limiter.max_queued,
-                    "served": self.requests_served,
+                    "in_flight": serving.limiter.running,
+                    "queued": serving.limiter.queued,
+                    "max_concurrent": serving.limiter.max_concurrent,
+                    "max_queued": serving.limiter.max_queued,
+                    "served": serving.requests_served,
                 },
-                "pool": self.manager.describe(),
+                "pool": serving.manager.describe(),
                 "claude_setup": (
-                    self.user_setup.to_json(self.config.use_claude_settings) if self.user_setup is not None else None
+                    serving.user_setup.to_json(serving.config.use_claude_settings)
+                    if serving.user_setup is not None
+                    else None
                 ),
-                "login": self.login_state(),
-                "quota": self.quota,
+                "login": serving.login.to_json(),
+                "quota": serving.quota,
                 "plan_guard": plan_guard,
-                "models": dict(self.models_resolved),
+                "models": dict(serving.models_resolved),
             },
         )
 
     @app.route("/metrics", methods=["GET"])
     def metrics_page(self, request: Request) -> bytes:
         request.setHeader(b"content-type", CONTENT_TYPE.encode())
-        return self.metrics.render()
+        return self.serving.metrics.render()
 
     @app.route("/v1/models", methods=["GET"])
     def list_models(self, request: Request) -> None:
-        try:
-            self._authorize(request)
-        except ProxyError as e:
-            write_error(request, e)
-            return
-        write_json(
-            request, 200, models.list_models(self.config.model_aliases, self.model_catalog, self.config.default_model)
-        )
+        serving = self.serving
+        serving.authorize(request)
+        config = serving.config
+        write_json(request, 200, models.list_models(config.model_aliases, serving.model_catalog, config.default_model))
 
     @app.route("/v1/models/<path:model_id>", methods=["GET"])
     def get_model(self, request: Request, model_id: str) -> None:
-        try:
-            self._authorize(request)
-            write_json(request, 200, models.get_model(model_id, self.config.model_aliases, self.model_catalog))
-        except ProxyError as e:
-            write_error(request, e)
-
-    # -- shutdown ------------------------------------------------------------------
-
-    def shutdown(self) -> None:
-        """
-        Refuse new work, end every running turn with an error, fail the
-        queue.
-        """
-        self.turns.shutdown()
-        self.limiter.close(SHUTTING_DOWN)
+        self.serving.authorize(request)
+        write_json(
+            request, 200, models.get_model(model_id, self.serving.config.model_aliases, self.serving.model_catalog)
+        )
 
 
-__all__ = ["DaemonRoutes"]
+__all__ = ["DaemonApp", "unknown_route"]

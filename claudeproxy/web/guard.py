@@ -12,13 +12,13 @@ Browser safety: what keeps a web page from spending the subscription.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable
 
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
 from ..engine.errors import ProxyError
+from .httpio import error_bytes
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 #: the dashboard's paths: its own page may call them (same origin: its
@@ -63,7 +63,7 @@ class Guard(Resource):
     def _refuse(self, request: Request, error: ProxyError) -> bytes:
         request.setResponseCode(error.status)
         request.setHeader(b"content-type", b"application/json")
-        return json.dumps(error.to_openai()).encode()
+        return error_bytes(error)
 
     def render(self, request: Request) -> Any:
         host = request.getHeader(b"host")

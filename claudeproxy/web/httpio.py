@@ -74,8 +74,27 @@ def write_json(request: Request, status: int, obj: Any, headers: Mapping[str, st
     request.finish()
 
 
+def openai_error(error: ProxyError) -> dict[str, Any]:
+    """
+    C{error} as OpenAI's error object: the shape of the daemon's own
+    errors, and of the OpenAI protocols' (chat, responses).
+    """
+    return {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
+
+
+def error_bytes(error: ProxyError) -> bytes:
+    """
+    The body of an error the daemon answers before any route runs (the
+    Host guard, an unknown path): OpenAI's error object.
+    """
+    return json.dumps(openai_error(error)).encode()
+
+
 def write_error(request: Request, error: ProxyError) -> None:
-    write_json(request, error.status, error.to_openai(), error.headers())
+    """
+    Answer C{request} with C{error} as OpenAI's error object.
+    """
+    write_json(request, error.status, openai_error(error), error.headers())
 
 
 def no_delay(channel: Any) -> None:

@@ -1,8 +1,8 @@
 """
-What every protocol's routes share: authentication, the body limit, and
-a request's path: parse, admission, the engine's turn, and the request's
+What every protocol's app shares: authentication, the body limit, and a
+request's path: parse, admission, the engine's turn, and the request's
 record to the accounting (L{claudeproxy.web.accounting}).  Each protocol's
-routes class derives from L{Serving}.
+app (and the daemon's own) is given the one L{Serving}.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ..store.db import StateDB
 from ..store.usage import UsageLog
 from .accounting import Accounting, Progress, RequestRecord, ResponseHook
 from .auth import ANONYMOUS, ClientKeys, presented_key
+from .dashboard.login import CLILogin
 from .metrics import Metrics
 from .plan import PlanWatch
 
@@ -78,7 +79,7 @@ def parse_checked(parse: Callable[[bytes], TurnSpec], body: bytes) -> TurnSpec:
 
 class Serving:
     """
-    The state and the request path every protocol's routes use.
+    The state and the request path every protocol's app uses.
     Everything is passed in.
     """
 
@@ -110,11 +111,11 @@ class Serving:
         #: what the user's own Claude Code set-up holds (kept out of API
         #: requests), for /health; set by the service
         self.user_setup: Optional[UserSetup] = None
-        #: set when the CLI refuses the subscription login in -p mode
-        self.print_mode_warning: Optional[str] = None
         #: checks running in the background (the CLI's login): shutdown
         #: waits for them
         self.background: set[Deferred[Any]] = set()
+        #: the CLI's login, as asked and as the requests tell
+        self.login = CLILogin(reactor, manager, cli_version, wallclock, self.in_background)
         self.keys = ClientKeys.from_config(config)
         #: what the plan allows, from the CLI's reports and the usage check
         self.plan = PlanWatch(config, self.turns, wallclock, self.log)
@@ -193,7 +194,7 @@ class Serving:
             "exits": dict(self.manager.exits),
         }
 
-    def _authorize(self, request: Request) -> str:
+    def authorize(self, request: Request) -> str:
         """
         The name of the client whose key the request carries (C{-} when no
         keys are configured), or a 401.
@@ -210,7 +211,7 @@ class Serving:
             )
         return name
 
-    def _body(self, request: Request) -> bytes:
+    def read_body(self, request: Request) -> bytes:
         if getattr(request, "too_large", False):
             request.setHeader(b"connection", b"close")
             raise ProxyError(
@@ -253,7 +254,7 @@ class Serving:
         progress = Progress()
         try:
             client = self._admit(request)
-            spec = parse_checked(parse, self._body(request))
+            spec = parse_checked(parse, self.read_body(request))
             self._skipped(request, rid, spec)
             self.manager.check_cli()
             await self.limiter.acquire()
@@ -310,7 +311,7 @@ class Serving:
         """
         if self.closing:
             raise SHUTTING_DOWN
-        client = self._authorize(request)
+        client = self.authorize(request)
         paused = self.plan.paused()
         if paused is not None:
             raise paused.error(self.wallclock())
@@ -333,11 +334,21 @@ class Serving:
     def login_seen(self, status: int, error_code: Optional[str]) -> None:
         """
         A request ended with C{status} and C{error_code} (what it says
-        about the CLI's login is kept by the dashboard).
+        about the CLI's login is kept in L{login}).
         """
+        self.login.seen(status, error_code)
 
     def cli_version_known(self) -> None:
         """
-        The service has read the CLI's version (the dashboard may have a
-        check waiting for it).
+        The service has read the CLI's version (a login check may be
+        waiting for it).
         """
+        self.login.version_known()
+
+    def shutdown(self) -> None:
+        """
+        Refuse new work, end every running turn with an error, fail the
+        queue.
+        """
+        self.turns.shutdown()
+        self.limiter.close(SHUTTING_DOWN)

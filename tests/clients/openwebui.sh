@@ -50,12 +50,12 @@ echo "   browser scenario $(( $(date +%s) - start )) s"
 sleep 1
 run="$(tail -n +"$((before + 1))" "$LOG")"
 echo "   served: $(echo "$run" | grep -o 'served=[a-z_]*' | sort | uniq -c | awk '{printf "%s%s=%s", sep, substr($2, 8), $1; sep=" "}')"
-echo "   ended: $(echo "$run" | grep 'ProxyApp' | grep -o 'ended=[a-z_]*' | sort | uniq -c | awk '{printf "%s%s=%s", sep, substr($2, 7), $1; sep=" "}')"
+echo "   ended: $(echo "$run" | grep 'first_token_ms=' | grep -o 'ended=[a-z_]*' | sort | uniq -c | awk '{printf "%s%s=%s", sep, substr($2, 7), $1; sep=" "}')"
 overloaded=$(echo "$run" | grep -c 'error=upstream_overloaded')
 calls=$(echo "$run" | grep -c '"POST /v1/messages[^"]*" 529 ')
 echo "   overloaded requests $overloaded, upstream 529s $calls"
 cut=$(echo "$run" | grep -c 'cut before its end')
-stopped=$(echo "$run" | grep 'ProxyApp' | grep -c 'ended=client_gone')
+stopped=$(echo "$run" | grep 'first_token_ms=' | grep -c 'ended=client_gone')
 echo "   stopped (client_gone) $stopped, upstream calls cut $cut"
 if [ $rc = 0 ] && { [ "$overloaded" -lt 1 ] || [ "$calls" != "$overloaded" ]; }; then
     echo "   FAILED: each overloaded request must cost 1 upstream call"; rc=1

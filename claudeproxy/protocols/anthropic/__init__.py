@@ -2,6 +2,6 @@
 Anthropic Messages: C{POST /v1/messages} and C{count_tokens}.
 """
 
-from .routes import AnthropicRoutes
+from .routes import AnthropicApp
 
-__all__ = ["AnthropicRoutes"]
+__all__ = ["AnthropicApp"]

@@ -1,5 +1,6 @@
 """
-Routes of the anthropic protocol (composed into L{claudeproxy.app.ProxyApp}):
+The Anthropic Messages protocol as a Klein app (mounted by
+L{claudeproxy.app.ProxyApp}):
 C{POST /v1/messages}, and C{POST /v1/messages/count_tokens} answered with
 an estimate (L{claudeproxy.engine.tokens}).
 """
@@ -7,8 +8,11 @@ an estimate (L{claudeproxy.engine.tokens}).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import cast
 
+from klein import Klein
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from ...engine import tokens
@@ -17,7 +21,6 @@ from ...engine.spec import TurnSpec, load_json
 from ...engine.streaming import TurnOutput
 from ...engine.turn import TurnState
 from ...web.httpio import write_json
-from ...web.router import app
 from ...web.serving import Serving
 from . import parse as anthropic_messages
 from .output import AnthropicOutput, AnthropicStreamOutput, write_anthropic_error
@@ -42,7 +45,21 @@ def count_request_tokens(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> in
     return tokens.count(messages, spec.conversation.system, tools)
 
 
-class AnthropicRoutes(Serving):
+class AnthropicApp:
+    """
+    The Messages routes; errors are Anthropic's C{{"type": "error", ...}}.
+    """
+
+    app = Klein()
+
+    def __init__(self, serving: Serving) -> None:
+        self.serving = serving
+
+    @app.handle_errors(ProxyError)
+    def proxy_error(self, request: IRequest, failure: Failure) -> None:
+        assert isinstance(failure.value, ProxyError)
+        write_anthropic_error(cast(Request, request), failure.value)
+
     @app.route("/v1/messages", methods=["POST"])
     async def messages(self, request: Request) -> None:
         def output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
@@ -57,22 +74,21 @@ class AnthropicRoutes(Serving):
                 )
             return AnthropicOutput(request, rid, spec.include_thinking)
 
-        await self.serve(
+        aliases = self.serving.config.model_aliases
+        await self.serving.serve(
             request,
             "/v1/messages",
             "msg_",
-            lambda body: anthropic_messages.parse_request(body, self.config.model_aliases),
+            lambda body: anthropic_messages.parse_request(body, aliases),
             output,
             write_anthropic_error,
         )
 
     @app.route("/v1/messages/count_tokens", methods=["POST"])
-    def count_tokens(self, request: Request) -> Any:
-        try:
-            self._authorize(request)
-            count = count_request_tokens(self._body(request), self.config.model_aliases)
-        except ProxyError as e:
-            write_anthropic_error(request, e)
-            return None
+    def count_tokens(self, request: Request) -> None:
+        self.serving.authorize(request)
+        count = count_request_tokens(self.serving.read_body(request), self.serving.config.model_aliases)
         write_json(request, 200, {"input_tokens": count}, {COUNT_METHOD_HEADER: tokens.METHOD})
-        return None
+
+
+__all__ = ["AnthropicApp", "count_request_tokens"]

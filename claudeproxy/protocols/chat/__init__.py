@@ -2,6 +2,6 @@
 OpenAI Chat Completions: C{POST /v1/chat/completions}.
 """
 
-from .routes import ChatRoutes
+from .routes import ChatApp
 
-__all__ = ["ChatRoutes"]
+__all__ = ["ChatApp"]

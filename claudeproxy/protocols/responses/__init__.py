@@ -3,6 +3,6 @@ OpenAI Responses: C{POST /v1/responses}, and C{GET}/C{DELETE} of the
 responses kept.
 """
 
-from .routes import ResponsesRoutes
+from .routes import ResponsesApp
 
-__all__ = ["ResponsesRoutes"]
+__all__ = ["ResponsesApp"]

@@ -1,5 +1,6 @@
 """
-Routes of the responses protocol (composed into L{claudeproxy.app.ProxyApp}):
+The OpenAI Responses protocol as a Klein app (mounted by
+L{claudeproxy.app.ProxyApp}):
 C{POST /v1/responses}, and C{GET}/C{DELETE /v1/responses/{id}} for the
 responses kept in memory.
 """
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 from typing import Union, cast
 
+from klein import Klein
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
@@ -16,7 +20,6 @@ from ...engine.streaming import Outcome, TurnOutput
 from ...engine.turn import TurnState
 from ...store.responses import PersistedResponses
 from ...web.httpio import write_error, write_json
-from ...web.router import app
 from ...web.serving import Serving
 from . import parse as orsp
 from .output import ResponsesOutput, ResponsesStreamOutput
@@ -31,34 +34,40 @@ def _no_such_response(response_id: str) -> ProxyError:
     )
 
 
-class ResponsesRoutes(Serving):
-    #: how many responses are kept for C{previous_response_id}
-    responses_kept = 1000
+class ResponsesApp:
+    """
+    The Responses routes and the responses kept for
+    C{previous_response_id}; errors are OpenAI error objects.
+    """
 
-    @property
-    def responses_store(self) -> ResponseStore:
-        store = self.__dict__.get("_responses_store")
-        if store is None:
-            persisted = PersistedResponses(self.state, self.wallclock) if self.state is not None else None
-            store = self.__dict__["_responses_store"] = ResponseStore(self.responses_kept, persisted)
-        return cast(ResponseStore, store)
+    app = Klein()
+
+    def __init__(self, serving: Serving, kept: int = 1000) -> None:
+        self.serving = serving
+        persisted = PersistedResponses(serving.state, serving.wallclock) if serving.state is not None else None
+        self.store = ResponseStore(kept, persisted)
+
+    @app.handle_errors(ProxyError)
+    def proxy_error(self, request: IRequest, failure: Failure) -> None:
+        assert isinstance(failure.value, ProxyError)
+        write_error(cast(Request, request), failure.value)
 
     @app.route("/v1/responses", methods=["POST"])
     async def create_response(self, request: Request) -> None:
-        host = self
-        store = self.responses_store
+        serving = self.serving
+        store = self.store
         outputs: list[Output] = []
 
         def parse(body: bytes) -> TurnSpec:
-            return orsp.parse_request(body, host.config.model_aliases, store.conversation, store.item)
+            return orsp.parse_request(body, serving.config.model_aliases, store.conversation, store.item)
 
         def make_output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
             assert isinstance(spec, orsp.ResponsesRequest)
             output: Output
             if spec.stream:
-                output = ResponsesStreamOutput(request, spec, rid, created, lambda: spec.model, host.wallclock)
+                output = ResponsesStreamOutput(request, spec, rid, created, lambda: spec.model, serving.wallclock)
             else:
-                output = ResponsesOutput(request, spec, rid, created, host.wallclock)
+                output = ResponsesOutput(request, spec, rid, created, serving.wallclock)
             outputs.append(output)
             return output
 
@@ -67,7 +76,7 @@ class ResponsesRoutes(Serving):
             response = outputs[-1].response if outputs else None
             store.put(rid, Stored(orsp.conversation_after(spec, outcome.finished), response))
 
-        await host.serve(
+        await serving.serve(
             request,
             endpoint="/v1/responses",
             id_prefix="resp_",
@@ -79,21 +88,18 @@ class ResponsesRoutes(Serving):
 
     @app.route("/v1/responses/<string:response_id>", methods=["GET"])
     def get_response(self, request: Request, response_id: str) -> None:
-        try:
-            self._authorize(request)
-            stored = self.responses_store.get(response_id)
-            if stored is None or stored.response is None:
-                raise _no_such_response(response_id)
-            write_json(request, 200, stored.response)
-        except ProxyError as e:
-            write_error(request, e)
+        self.serving.authorize(request)
+        stored = self.store.get(response_id)
+        if stored is None or stored.response is None:
+            raise _no_such_response(response_id)
+        write_json(request, 200, stored.response)
 
     @app.route("/v1/responses/<string:response_id>", methods=["DELETE"])
     def delete_response(self, request: Request, response_id: str) -> None:
-        try:
-            self._authorize(request)
-            if not self.responses_store.delete(response_id):
-                raise _no_such_response(response_id)
-            write_json(request, 200, {"id": response_id, "object": "response", "deleted": True})
-        except ProxyError as e:
-            write_error(request, e)
+        self.serving.authorize(request)
+        if not self.store.delete(response_id):
+            raise _no_such_response(response_id)
+        write_json(request, 200, {"id": response_id, "object": "response", "deleted": True})
+
+
+__all__ = ["ResponsesApp"]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import attrs
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ...engine import loginprobe
@@ -152,3 +153,121 @@ def print_mode_refused(
     refused: Deferred[bool] = status.addCallback(asked)
     refused.addErrback(lambda _: False)
     return refused
+
+
+class CLILogin:
+    """
+    What the daemon knows of the CLI's login, for C{/health} and the
+    dashboard: asked with C{claude auth status} the first time the
+    dashboard's figures are wanted, then told by the requests served (a
+    C{cli_not_logged_in} error, a served turn).  A "not logged in" answer
+    also asks, once, whether the CLI refuses in C{-p} mode a login it has
+    (L{print_mode_warning}).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        manager: Any,
+        cli_version: Callable[[], Optional[str]],
+        wallclock: Callable[[], float],
+        in_background: Callable[[Deferred[Any]], None],
+    ) -> None:
+        self.reactor = reactor
+        self.manager = manager
+        self.cli_version = cli_version
+        self.wallclock = wallclock
+        self.in_background = in_background
+        self.state = LoginState()
+        #: set when the CLI refuses the subscription login in -p mode
+        self.print_mode_warning: Optional[str] = None
+        self._print_mode_asked = False
+        self._print_mode_wanted = False
+        self._probed = False
+
+    def seen(self, status: int, error_code: Optional[str]) -> None:
+        """
+        What a request's outcome says about the CLI's login.
+        """
+        if error_code == "cli_not_logged_in":
+            self.state = attrs.evolve(self.state, logged_in=False, source="request", checked_at=self.wallclock())
+            self._check_print_mode()
+        elif status == 200 and self.state.logged_in is not True:
+            self.state = attrs.evolve(self.state, logged_in=True, source="request", checked_at=self.wallclock())
+
+    def version_known(self) -> None:
+        """
+        The service has read the CLI's version: a check a request asked for
+        before then runs now.
+        """
+        if self._print_mode_wanted:
+            self._print_mode_wanted = False
+            self._check_print_mode()
+
+    def _check_print_mode(self) -> None:
+        if self._print_mode_asked or self.manager.claude is None:
+            return
+        version = self.cli_version()
+        if version is None:
+            # asked once the version is known (L{version_known})
+            self._print_mode_wanted = True
+            return
+        if not has_auth_status(version):
+            # a CLI older than 2.x would take "auth status" for a prompt
+            return
+        self._print_mode_asked = True
+
+        def got(refused: bool) -> None:
+            if refused:
+                self.print_mode_warning = loginprobe.REFUSED_WARNING
+                self.log.error("{refusal}", refusal=loginprobe.REFUSED_WARNING)
+
+        d = print_mode_refused(
+            self.reactor,
+            self.manager.claude,
+            self.manager.env,
+            self.manager.settings,
+            self.manager.workdir,
+            self.wallclock(),
+        )
+        d.addCallback(got)
+        self.in_background(d)
+
+    def probe(self) -> None:
+        """
+        The first time the figures are asked for, ask the CLI whether it is
+        logged in (C{claude auth status}, ~1 s, not awaited: the next
+        refresh shows it), unless requests already told.
+        """
+        if self._probed or self.state.source or self.manager.claude is None:
+            return
+        if not has_auth_status(self.cli_version()):
+            return
+        self._probed = True
+
+        def got(state: LoginState) -> None:
+            if not self.state.source:
+                self.state = state
+
+        d = probe(self.reactor, self.manager.claude, self.manager.env, self.manager.workdir, self.wallclock())
+        d.addCallback(got)
+        self.in_background(d)
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The CLI's login for /health and /v1/usage: logged in or not, and
+        what its credentials file says (when the access token expires,
+        whether it can be refreshed; no secrets).
+        """
+        state = self.state.to_json()
+        env = self.manager.env
+        if env.get("CLAUDE_CODE_OAUTH_TOKEN"):
+            state["token"] = "CLAUDE_CODE_OAUTH_TOKEN (a long-lived token: no refresh, no expiry the CLI knows)"
+            state["stored"] = None
+        else:
+            state["stored"] = loginprobe.read_stored_login(env, self.wallclock())
+        if state["logged_in"] is False:
+            state["fix"] = "run `claude` in a terminal, then /login; requests are served again as soon as it is done"
+        return state

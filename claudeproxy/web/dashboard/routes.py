@@ -1,5 +1,5 @@
 """
-The dashboard's routes (composed into L{claudeproxy.app.ProxyApp}):
+The dashboard's routes, a Klein app (mounted by L{claudeproxy.app.ProxyApp}):
 C{GET /}, C{POST /login}, C{POST /logout} and C{GET /v1/usage}.
 
 With API keys configured, these accept the key (C{Authorization: Bearer},
@@ -13,21 +13,20 @@ import secrets
 from typing import Any, Optional, cast
 from urllib.parse import parse_qs
 
-import attrs
+from klein import Klein
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from ... import __version__
 from ...engine.errors import ProxyError
 from ...engine.limits import describe as describe_limits
-from ...engine.loginprobe import REFUSED_WARNING, read_stored_login
 from ...store.pricing import PLANS, plan_for, saved
 from ...store.usage import WINDOWS
 from ..auth import ANONYMOUS, Sessions, presented_key
 from ..httpio import write_error, write_json
-from ..router import app
 from ..serving import Serving
 from . import page
-from .login import LoginState, has_auth_status, print_mode_refused, probe
 
 COOKIE = "claudeproxy_dashboard"
 #: how many failed requests and recent requests the figures list
@@ -42,119 +41,16 @@ def _csp(nonce: str) -> bytes:
     ).encode()
 
 
-class DashboardRoutes(Serving):
-    @property
-    def dashboard_sessions(self) -> Sessions:
-        sessions = self.__dict__.get("_dashboard_sessions")
-        if sessions is None:
-            sessions = self.__dict__["_dashboard_sessions"] = Sessions(self.wallclock)
-        return cast(Sessions, sessions)
+class DashboardApp:
+    """
+    The dashboard's routes, with its login sessions.
+    """
 
-    @property
-    def cli_login(self) -> LoginState:
-        """
-        The CLI's login state: from the start-up probe, then from the
-        requests served.
-        """
-        state = self.__dict__.get("_cli_login")
-        return state if isinstance(state, LoginState) else LoginState()
+    app = Klein()
 
-    @cli_login.setter
-    def cli_login(self, state: LoginState) -> None:
-        self.__dict__["_cli_login"] = state
-
-    def login_seen(self, status: int, error_code: Optional[str]) -> None:
-        """
-        What a request's outcome says about the CLI's login.
-        """
-        if error_code == "cli_not_logged_in":
-            self.cli_login = attrs.evolve(
-                self.cli_login, logged_in=False, source="request", checked_at=self.wallclock()
-            )
-            self._check_print_mode()
-        elif status == 200 and self.cli_login.logged_in is not True:
-            self.cli_login = attrs.evolve(self.cli_login, logged_in=True, source="request", checked_at=self.wallclock())
-
-    def _check_print_mode(self) -> None:
-        """
-        A request was answered "not logged in": once, ask whether the CLI
-        refuses in C{-p} mode a login it has (a future C{--bare} default);
-        if so, C{/health} and the log say so.
-        """
-        if self.__dict__.get("_print_mode_probe") or self.manager.claude is None:
-            return
-        version = self.cli_version()
-        if version is None:
-            # asked once the version is known (L{cli_version_known})
-            self.__dict__["_print_mode_wanted"] = True
-            return
-        if not has_auth_status(version):
-            # a CLI older than 2.x would take "auth status" for a prompt
-            return
-        self.__dict__["_print_mode_probe"] = True
-
-        def got(refused: bool) -> None:
-            if refused:
-                self.print_mode_warning = REFUSED_WARNING
-                self.log.error("{refusal}", refusal=REFUSED_WARNING)
-
-        d = print_mode_refused(
-            self.reactor,
-            self.manager.claude,
-            self.manager.env,
-            self.manager.settings,
-            self.manager.workdir,
-            self.wallclock(),
-        )
-        d.addCallback(got)
-        self.in_background(d)
-
-    def cli_version_known(self) -> None:
-        """
-        The service has read the CLI's version: a login check a request
-        asked for before then runs now.
-        """
-        if self.__dict__.pop("_print_mode_wanted", False):
-            self._check_print_mode()
-
-    def login_state(self) -> dict[str, Any]:
-        """
-        The CLI's login for /health and /v1/usage: logged in or not (from
-        C{claude auth status}, then from the requests served), and what its
-        credentials file says (when the access token expires, whether it can
-        be refreshed; no secrets).  /v1/usage asks C{claude auth status}
-        once (L{_probe_login}); /health only says what is known.
-        """
-        state = self.cli_login.to_json()
-        env = self.manager.env
-        if env.get("CLAUDE_CODE_OAUTH_TOKEN"):
-            state["token"] = "CLAUDE_CODE_OAUTH_TOKEN (a long-lived token: no refresh, no expiry the CLI knows)"
-            state["stored"] = None
-        else:
-            state["stored"] = read_stored_login(env, self.wallclock())
-        if state["logged_in"] is False:
-            state["fix"] = "run `claude` in a terminal, then /login; requests are served again as soon as it is done"
-        return state
-
-    def _probe_login(self) -> None:
-        """
-        The first time the figures are asked for, ask the CLI whether it is
-        logged in (C{claude auth status}, ~1 s, not awaited: the next
-        refresh shows it), unless requests already told.
-        """
-        if self.__dict__.get("_login_probe") or self.cli_login.source or self.manager.claude is None:
-            return
-        if not has_auth_status(self.cli_version()):
-            return
-        self.__dict__["_login_probe"] = True
-
-        def got(state: LoginState) -> None:
-            if not self.cli_login.source:
-                self.cli_login = state
-
-        d = probe(self.reactor, self.manager.claude, self.manager.env, self.manager.workdir, self.wallclock())
-        d.addCallback(got)
-        self.in_background(d)
+    def __init__(self, serving: Serving) -> None:
+        self.serving = serving
+        self.sessions = Sessions(serving.wallclock)
 
     # -- who is asking -------------------------------------------------------------
 
@@ -163,14 +59,14 @@ class DashboardRoutes(Serving):
         The client name of a dashboard request (its key or its login
         cookie), C{-} without keys, None when it has neither.
         """
-        if not self.keys.required:
+        if not self.serving.keys.required:
             return ANONYMOUS
-        name = self.keys.match(presented_key(request))
+        name = self.serving.keys.match(presented_key(request))
         if name is not None:
             return name
         cookie = request.getCookie(COOKIE.encode())
         if cookie:
-            return self.dashboard_sessions.lookup(cookie.decode("latin-1"))
+            return self.sessions.lookup(cookie.decode("latin-1"))
         return None
 
     def _html(self, request: Request, status: int, render: Any) -> bytes:
@@ -186,32 +82,37 @@ class DashboardRoutes(Serving):
 
     # -- the routes ------------------------------------------------------------------
 
+    @app.handle_errors(ProxyError)
+    def proxy_error(self, request: IRequest, failure: Failure) -> None:
+        assert isinstance(failure.value, ProxyError)
+        write_error(cast(Request, request), failure.value)
+
     @app.route("/", methods=["GET"])
     async def dashboard(self, request: Request) -> bytes:
         client = self._dashboard_client(request)
         if client is None:
             return self._html(request, 200, lambda nonce: page.login_page(nonce, None))
         figures = await self.usage_figures(client)
-        return self._html(request, 200, lambda nonce: page.dashboard_page(nonce, figures, self.keys.required))
+        return self._html(request, 200, lambda nonce: page.dashboard_page(nonce, figures, self.serving.keys.required))
 
     @app.route("/login", methods=["POST"])
     def login(self, request: Request) -> bytes:
         content = request.content.read(64 * 1024).decode("utf-8", "replace") if request.content is not None else ""
         key = (parse_qs(content).get("key") or [""])[0].strip()
-        name = self.keys.match(key.encode("utf-8")) if self.keys.required else ANONYMOUS
+        name = self.serving.keys.match(key.encode("utf-8")) if self.serving.keys.required else ANONYMOUS
         if name is None:
             return self._html(
                 request, 200, lambda nonce: page.login_page(nonce, "That key is not one of this daemon's keys.")
             )
-        if self.keys.required:
-            token = self.dashboard_sessions.issue(name)
+        if self.serving.keys.required:
+            token = self.sessions.issue(name)
             request.addCookie(
                 COOKIE.encode(),
                 token.encode(),
                 path=b"/",
                 httpOnly=True,
                 sameSite="strict",
-                max_age=str(int(self.dashboard_sessions.lifetime)).encode(),
+                max_age=str(int(self.sessions.lifetime)).encode(),
             )
         request.setResponseCode(303)
         request.setHeader(b"location", b"/")
@@ -222,7 +123,7 @@ class DashboardRoutes(Serving):
     def logout(self, request: Request) -> bytes:
         cookie = request.getCookie(COOKIE.encode())
         if cookie:
-            self.dashboard_sessions.end(cookie.decode("latin-1"))
+            self.sessions.end(cookie.decode("latin-1"))
         request.addCookie(COOKIE.encode(), b"", path=b"/", httpOnly=True, sameSite="strict", max_age=b"0")
         request.setResponseCode(303)
         request.setHeader(b"location", b"/")
@@ -232,16 +133,12 @@ class DashboardRoutes(Serving):
     async def usage_json(self, request: Request) -> None:
         client = self._dashboard_client(request)
         if client is None:
-            write_error(
-                request,
-                ProxyError(
-                    401,
-                    "Missing or wrong API key: send 'Authorization: Bearer <key>', or log in on the dashboard.",
-                    "invalid_request_error",
-                    "invalid_api_key",
-                ),
+            raise ProxyError(
+                401,
+                "Missing or wrong API key: send 'Authorization: Bearer <key>', or log in on the dashboard.",
+                "invalid_request_error",
+                "invalid_api_key",
             )
-            return
         request.setHeader(b"cache-control", b"no-store")
         write_json(request, 200, await self.usage_figures(client))
 
@@ -252,49 +149,51 @@ class DashboardRoutes(Serving):
         What C{/v1/usage} returns: the usage history's summary, the quota,
         the live pool figures, the CLI's version and login.
         """
-        self._probe_login()
-        pool = self.manager.describe()
+        serving = self.serving
+        serving.login.probe()
+        pool = serving.manager.describe()
         history: Optional[dict[str, Any]] = None
-        plan, plan_source = plan_for(self.config.plan, self.cli_login.subscription, self.cli_login.plan_tier)
-        if self.usage is not None:
-            history = await self.usage.summary(ERRORS, RECENT)
+        login = serving.login.state
+        plan, plan_source = plan_for(serving.config.plan, login.subscription, login.plan_tier)
+        if serving.usage is not None:
+            history = await serving.usage.summary(ERRORS, RECENT)
             for name, window in history["windows"].items():
                 window["saved"] = saved(window["total"]["cost"], plan, WINDOWS[name] / 86400.0)
         return {
             "object": "usage",
             "version": __version__,
-            "now": self.wallclock(),
+            "now": serving.wallclock(),
             "you": client,
-            "clients": self.keys.names,
+            "clients": serving.keys.names,
             "cli": {
-                "path": self.manager.claude,
-                "version": self.cli_version(),
-                "login": self.login_state(),
+                "path": serving.manager.claude,
+                "version": serving.cli_version(),
+                "login": serving.login.to_json(),
             },
-            "quota": self.quota,
-            "limits": describe_limits(self.known_limits(), self.wallclock()),
-            "plan_guard": self.plan_state(),
-            "usage_check": self.usage_report.to_json() if self.usage_report is not None else None,
+            "quota": serving.quota,
+            "limits": describe_limits(serving.known_limits(), serving.wallclock()),
+            "plan_guard": serving.plan_state(),
+            "usage_check": serving.usage_report.to_json() if serving.usage_report is not None else None,
             "live": {
-                "in_flight": self.limiter.running,
-                "queued": self.limiter.queued,
-                "max_concurrent": self.limiter.max_concurrent,
-                "served": self.requests_served,
+                "in_flight": serving.limiter.running,
+                "queued": serving.limiter.queued,
+                "max_concurrent": serving.limiter.max_concurrent,
+                "served": serving.requests_served,
                 "processes": pool["live_processes"],
-                "warm": self.manager.idle_count,
-                "conversations": self.manager.session_count,
+                "warm": serving.manager.idle_count,
+                "conversations": serving.manager.session_count,
                 "tool_waits": pool["tools"]["waiting"],
                 "spawned": pool["spawned"],
                 "warm_hits": pool["warm"]["hits"],
                 "session_hits": pool["sessions"]["hits"],
             },
-            "retention_days": self.config.usage_retention,
-            "budgets": self.budgets.describe(),
+            "retention_days": serving.config.usage_retention,
+            "budgets": serving.budgets.describe(),
             "plan": {
                 "name": plan,
                 "source": plan_source,
                 "monthly_price": PLANS[plan] if plan is not None else None,
-                "subscription": self.cli_login.subscription,
+                "subscription": login.subscription,
             },
             "windows": list(WINDOWS),
             "history": history,

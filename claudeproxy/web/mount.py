@@ -1,0 +1,72 @@
+"""
+Klein apps side by side under one resource: each app keeps its routes'
+full paths, and a request goes to the app that has a route for its path.
+A path no app routes, or routes for other methods only, is answered by
+C{unknown} (a 404 or a 405).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+from klein import Klein
+from klein._resource import URLDecodeError, extractURLparts
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+#: renders a request no app routes: given the request and the werkzeug
+#: error (L{NotFound} or L{MethodNotAllowed}), returns the body
+Unknown = Callable[[Request, HTTPException], bytes]
+
+
+class Mounted(Resource):
+    """
+    The resource of several Klein apps whose routes do not overlap, as if
+    their routes were one map.
+    """
+
+    isLeaf = True
+
+    def __init__(self, apps: Sequence[Klein], unknown: Unknown) -> None:
+        super().__init__()
+        self._apps = [(app, app.resource()) for app in apps]
+        self._unknown = unknown
+
+    def _routing(self, request: Request) -> tuple[Optional[IResource], HTTPException]:
+        """
+        The resource of the app that routes C{request}, or None and why
+        none does.
+        """
+        scheme, server, _, path, script = extractURLparts(request)
+        missing: HTTPException = NotFound()
+        for app, resource in self._apps:
+            adapter = app.url_map.bind(
+                server, script, path_info=path, default_method=request.method.decode("latin-1"), url_scheme=scheme
+            )
+            try:
+                adapter.match()
+            except MethodNotAllowed as e:
+                if isinstance(missing, NotFound):
+                    missing = e
+                continue
+            except NotFound:
+                continue
+            except HTTPException:
+                # a redirect (a doubled slash): the app answers it
+                pass
+            return resource, missing
+        return None, missing
+
+    def render(self, request: Request) -> Any:
+        try:
+            resource, missing = self._routing(request)
+        except URLDecodeError:
+            # every app answers a URL that is not UTF-8 alike (400)
+            return self._apps[0][1].render(request)
+        if resource is None:
+            return self._unknown(request, missing)
+        return resource.render(request)
+
+
+__all__ = ["Mounted", "Unknown"]

@@ -1,7 +1,0 @@
-"""
-The one Klein app every route module registers on.
-"""
-
-from klein import Klein
-
-app = Klein()
