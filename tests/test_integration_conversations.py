@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from claudeproxy.engine.ids import openai_call_id
+from claudeproxy.engine.ids import call_alias
 from tests.fakeanthropic import Reply
 from tests.harness import live_pids, start, text_turn, upstream_turns, wait_for
 from tests.test_integration_tools import WEATHER, calls
@@ -92,7 +92,7 @@ class OpenClawPatternTests(TestCase):
             if isinstance(b, dict) and b.get("type") == "tool_result"
         ]
         # (the upstream's own id, whose alias the client was given)
-        self.assertEqual([openai_call_id(r["tool_use_id"]) for r in results], [ours])
+        self.assertEqual([call_alias(r["tool_use_id"]) for r in results], [ours])
 
     async def test_responses_rewritten_ids_mapped_back(self) -> None:
         d = await start(self, tool_wait=0.5)
@@ -125,7 +125,7 @@ class OpenClawPatternTests(TestCase):
         self.assertEqual(code, 200, body)
         turns = upstream_turns(d.fake.message_requests[-1].body)
         self.assertTrue(turns[1][1][0]["id"].startswith("toolu_"))
-        self.assertEqual(openai_call_id(turns[1][1][0]["id"]), call["call_id"])
+        self.assertEqual(call_alias(turns[1][1][0]["id"]), call["call_id"])
         self.assertEqual(turns[2][1][0]["tool_use_id"], turns[1][1][0]["id"])
 
 

@@ -25,7 +25,7 @@ from openai.types.responses import (
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from claudeproxy.engine.ids import openai_call_id
+from claudeproxy.engine.ids import call_alias
 from tests.fakeanthropic import Reply, ToolUse
 from tests.harness import Running, scaled, start, wait_for
 
@@ -435,7 +435,7 @@ class FunctionToolTests(TestCase):
         self.assertEqual(d.manager.stats.tool_hits, 1)
         (result,) = tool_results(d)
         # the upstream's own id for it
-        self.assertEqual(openai_call_id(result["tool_use_id"]), call.call_id)
+        self.assertEqual(call_alias(result["tool_use_id"]), call.call_id)
         self.assertIn("22 C, sunny", json.dumps(result["content"]))
 
     async def test_function_call_output_with_full_input(self) -> None:

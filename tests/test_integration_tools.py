@@ -12,7 +12,7 @@ from typing import Any
 from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageFunctionToolCall
 from twisted.trial.unittest import TestCase
 
-from claudeproxy.engine.ids import openai_call_id
+from claudeproxy.engine.ids import call_alias
 from tests.fakeanthropic import Reply, ToolUse
 from tests.harness import Running, start, text_turn, upstream_turns, wait_for
 
@@ -80,7 +80,7 @@ class ToolCallTests(TestCase):
         self.assertEqual(d.manager.stats.spawned, spawned)
         self.assertEqual(d.manager.stats.tool_hits, 1)
         (result,) = tool_results(d)
-        self.assertEqual(openai_call_id(result["tool_use_id"]), call["id"])
+        self.assertEqual(call_alias(result["tool_use_id"]), call["id"])
         self.assertIn("22 C, sunny", json.dumps(result["content"]))
 
     async def test_parallel_calls_and_multi_step_loop(self) -> None:
@@ -191,7 +191,7 @@ class ToolCallTests(TestCase):
         # the upstream's own id again (the client had its OpenAI-shaped alias)
         ours = turns[1][1][0]["id"]
         self.assertTrue(ours.startswith("toolu_"))
-        self.assertEqual(openai_call_id(ours), call["id"])
+        self.assertEqual(call_alias(ours), call["id"])
         self.assertEqual(
             turns,
             [

@@ -15,7 +15,7 @@ from claudeproxy.engine.continuity import without_transient
 from claudeproxy.engine.conversation import Block, Conversation, Message, text_block, user_line
 from claudeproxy.engine.errors import ProxyError
 from claudeproxy.engine.history import check_tool_pairs, session_file_text, session_rows
-from claudeproxy.engine.ids import ToolIds, openai_call_id, safe_id
+from claudeproxy.engine.ids import ToolIds, call_alias, safe_id
 
 IMAGE: Block = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
 
@@ -181,22 +181,22 @@ class ToolIdTests(SynchronousTestCase):
         for i in range(5):
             ids.issued("toolu_%d" % i)
         self.assertIsNone(ids.ours("toolu_0"))
-        self.assertIsNone(ids.ours(openai_call_id("toolu_0")))
+        self.assertIsNone(ids.ours(call_alias("toolu_0")))
         self.assertEqual(ids.ours("toolu4"), "toolu_4")
-        self.assertEqual(ids.ours(openai_call_id("toolu_4")), "toolu_4")
+        self.assertEqual(ids.ours(call_alias("toolu_4")), "toolu_4")
 
     def test_openai_shape(self) -> None:
         """
         OpenAI's own shape: call_ and 24 letters and digits, 29 in all, the
         same for the same upstream id; agno keeps such ids as they are.
         """
-        alias = openai_call_id("toolu_01A09q90qw90lq917835lq9")
+        alias = call_alias("toolu_01A09q90qw90lq917835lq9")
         self.assertRegex(alias, r"^call_[A-Za-z0-9]{24}$")
         self.assertEqual(len(alias), 29)
-        self.assertEqual(alias, openai_call_id("toolu_01A09q90qw90lq917835lq9"))
-        self.assertNotEqual(alias, openai_call_id("toolu_01A09q90qw90lq917835lq8"))
+        self.assertEqual(alias, call_alias("toolu_01A09q90qw90lq917835lq9"))
+        self.assertNotEqual(alias, call_alias("toolu_01A09q90qw90lq917835lq8"))
         # a client's own call_ id is kept
-        self.assertEqual(openai_call_id("call_abc"), "call_abc")
+        self.assertEqual(call_alias("call_abc"), "call_abc")
 
     def test_aliases_mapped_back(self) -> None:
         """
@@ -206,7 +206,7 @@ class ToolIdTests(SynchronousTestCase):
         """
         ids = ToolIds()
         ids.issued("toolu_01Ab_x")
-        alias = openai_call_id("toolu_01Ab_x")
+        alias = call_alias("toolu_01Ab_x")
         self.assertEqual(self.ids_of(ids.canonical(self.conv(alias))), ["toolu_01Ab_x"] * 2)
         self.assertEqual(self.ids_of(ids.canonical(self.conv(alias.replace("_", "")))), ["toolu_01Ab_x"] * 2)
         for rewritten in ("%s_fc_abc123_9f8e" % alias, "call_%s_fc_abc123_9f8e" % alias, "call_%s_fc_x" % alias[5:]):

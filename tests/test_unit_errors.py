@@ -19,6 +19,7 @@ from claudeproxy.engine.errors import (
     error_from_result,
     timeout,
 )
+from claudeproxy.web.httpio import openai_error
 
 EXTRA_USAGE = (
     "API Error: 400 "
@@ -43,17 +44,17 @@ def result(text: Any, status: Optional[int], **extra: Any) -> dict[str, Any]:
 
 
 class ProxyErrorTests(SynchronousTestCase):
-    def test_to_openai(self) -> None:
+    def test_openai_error(self) -> None:
         e = ProxyError(400, "bad", "invalid_request_error", "some_code", "messages[0]")
         self.assertEqual(
-            e.to_openai(),
+            openai_error(e),
             {"error": {"message": "bad", "type": "invalid_request_error", "param": "messages[0]", "code": "some_code"}},
         )
 
     def test_defaults(self) -> None:
         e = ProxyError(500, "x")
         self.assertEqual(
-            e.to_openai(), {"error": {"message": "x", "type": "invalid_request_error", "param": None, "code": None}}
+            openai_error(e), {"error": {"message": "x", "type": "invalid_request_error", "param": None, "code": None}}
         )
         self.assertEqual(e.headers(), {})
 
@@ -257,7 +258,7 @@ class ErrorFromResultTests(SynchronousTestCase):
     def test_all_to_openai_shape(self) -> None:
         for status in (None, 400, 401, 403, 404, 413, 429, 500, 529):
             e = error_from_result(result("API Error: x", status))
-            shape = e.to_openai()
+            shape = openai_error(e)
             self.assertEqual(set(shape), {"error"})
             self.assertEqual(set(shape["error"]), {"message", "type", "param", "code"})
             self.assertIsInstance(shape["error"]["message"], str)

@@ -1,14 +1,18 @@
 """
 The layers import downwards only: C{claudeproxy.web} knows no wire
-protocol (the protocols' routes are composed above it, in
+protocol (the protocols' apps are mounted above it, in
 L{claudeproxy.app}), and the engine knows neither HTTP nor a protocol.
-Checked on the source, by the imports each module states.
+Checked on the source, by the imports each module states, and for the
+engine also by the words it uses: a protocol's vocabulary belongs to the
+protocol.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import os
+import tokenize
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -66,6 +70,30 @@ def offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
     return found
 
 
+#: names that belong to a protocol's wire vocabulary, not the engine's
+PROTOCOL_NAMES = frozenset({"to_openai", "to_anthropic", "finish_reason", "openai_call_id", "chatcmpl"})
+#: wire words no engine string or name contains
+PROTOCOL_WORDS = ("chat.completion", "response.output", "finish_reason", "chatcmpl-")
+
+
+def vocabulary(package: str) -> list[str]:
+    """
+    Where a module of C{package} names a protocol's vocabulary: a name in
+    L{PROTOCOL_NAMES}, or a name or string (docstrings included) holding
+    one of L{PROTOCOL_WORDS}.
+    """
+    found = []
+    for module, path in sorted(modules_under(package).items()):
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type not in (tokenize.NAME, tokenize.STRING):
+                continue
+            if token.string in PROTOCOL_NAMES or any(w in token.string for w in PROTOCOL_WORDS):
+                found.append("%s:%d %s" % (module, token.start[0], token.string[:60]))
+    return found
+
+
 class LayerTests(SynchronousTestCase):
     def test_resolves_relative_imports(self) -> None:
         """
@@ -88,6 +116,23 @@ class LayerTests(SynchronousTestCase):
         """
         forbidden = ("claudeproxy.web", "claudeproxy.protocols", "claudeproxy.app", "klein", "treq", "twisted.web")
         self.assertEqual(offenders("claudeproxy.engine", forbidden), [])
+
+    def test_engine_speaks_no_protocol(self) -> None:
+        """
+        The engine's names and strings hold no protocol's vocabulary: stop
+        reasons, errors and tool ids are the engine's own, and each
+        protocol maps them to its wire names.
+        """
+        self.assertEqual(vocabulary("claudeproxy.engine"), [])
+
+    def test_vocabulary_is_seen(self) -> None:
+        """
+        The vocabulary scan finds protocol words where they are: in the
+        protocols.
+        """
+        found = vocabulary("claudeproxy.protocols.chat")
+        self.assertTrue(any("finish_reason" in f for f in found), found)
+        self.assertTrue(any("chat.completion" in f for f in found), found)
 
     def test_protocols_import_no_other_protocol_or_app(self) -> None:
         """

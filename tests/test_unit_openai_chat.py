@@ -24,6 +24,7 @@ from claudeproxy.protocols.chat.parse import (
     usage_chunk,
     usage_object,
 )
+from claudeproxy.protocols.openai import finish_reason
 
 USER_HI = [{"role": "user", "content": "hi"}]
 
@@ -660,7 +661,7 @@ class RendererTests(SynchronousTestCase):
 
     def test_completion_reasoning(self) -> None:
         finished = Finished("t", "because", "m", "max_tokens", Usage())
-        out = completion("id", 1, finished, "t", finished.finish_reason)
+        out = completion("id", 1, finished, "t", finish_reason(finished))
         self.assertEqual(out["choices"][0]["message"]["reasoning_content"], "because")
         self.assertEqual(out["choices"][0]["finish_reason"], "length")
 

@@ -467,7 +467,6 @@ class TurnRunTests(SynchronousTestCase):
         self.assertEqual(outcome.status, 200)
         self.assertFalse(outcome.clean)
         assert outcome.finished is not None
-        self.assertEqual(outcome.finished.finish_reason, "stop")
         self.assertEqual(outcome.finished.stop_reason, "stop_sequence")
         self.assertEqual(self.output.texts(), "one two ")
         self.assertEqual(len(self.output.of("finished")), 1)

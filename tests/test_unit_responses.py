@@ -18,7 +18,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from claudeproxy.engine.conversation import Conversation, Message, text_block
 from claudeproxy.engine.errors import ProxyError
-from claudeproxy.engine.ids import openai_call_id
+from claudeproxy.engine.ids import call_alias
 from claudeproxy.engine.pool import continues
 from claudeproxy.engine.serve import continuation
 from claudeproxy.engine.streaming import Outcome
@@ -28,6 +28,7 @@ from claudeproxy.protocols.chat import parse as openai_chat
 from claudeproxy.protocols.responses import parse as orsp
 from claudeproxy.protocols.responses.output import ResponsesOutput, ResponsesStreamOutput
 from claudeproxy.protocols.responses.store import ResponseStore, Stored
+from claudeproxy.web.httpio import openai_error
 
 EVENTS: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
 WEATHER = {
@@ -172,7 +173,7 @@ class ParseTests(SynchronousTestCase):
     def test_unknown_previous_response_id(self) -> None:
         error = self.assertBad({"input": "x", "previous_response_id": "resp_gone"}, "previous_response_id", 404)
         self.assertEqual(error.code, "previous_response_not_found")
-        self.assertEqual(error.to_openai()["error"]["type"], "invalid_request_error")
+        self.assertEqual(openai_error(error)["error"]["type"], "invalid_request_error")
 
     def test_tools_and_choice(self) -> None:
         other = dict(WEATHER, name="get_time")
@@ -282,7 +283,7 @@ class ConversationAfterTests(SynchronousTestCase):
                     # the id the client saw (and sends back with the result)
                     {
                         "type": "tool_use",
-                        "id": openai_call_id("toolu_1"),
+                        "id": call_alias("toolu_1"),
                         "name": "get_weather",
                         "input": {"city": "A"},
                     },
@@ -437,7 +438,7 @@ class StreamOutputTests(SynchronousTestCase):
         self.assertEqual(final.output_text, "Hello.")
         self.assertEqual([o.arguments for o in final.output[2:]], ['{"city":"A"}', '{"city":"B"}'])
         # the OpenAI shape (call_ and 24 letters and digits), not the upstream id
-        self.assertEqual([o.call_id for o in final.output[2:]], [openai_call_id("toolu_1"), openai_call_id("toolu_2")])
+        self.assertEqual([o.call_id for o in final.output[2:]], [call_alias("toolu_1"), call_alias("toolu_2")])
         self.assertRegex(final.output[2].call_id, r"^call_[A-Za-z0-9]{24}$")
         self.assertRegex(final.output[2].id, r"^fc_")
         self.assertEqual(final.completed_at, 200)

@@ -10,6 +10,7 @@ from typing import Any, Optional
 from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.engine.turn import Failed, Finished, Output, ReasoningOut, TextOut, TurnState, Usage
+from claudeproxy.protocols.openai import finish_reason
 
 MODEL = "claude-sonnet-5"
 
@@ -450,7 +451,7 @@ class ResultTests(SynchronousTestCase):
         ):
             finished = self.finish(streamed_turn("x", stop_reason=stop))
             self.assertEqual(finished.stop_reason, stop)
-            self.assertEqual(finished.finish_reason, expected, stop)
+            self.assertEqual(finish_reason(finished), expected, stop)
 
     def test_stop_reason_from_stream_when_result_has_none(self) -> None:
         finished = self.finish(
@@ -463,12 +464,12 @@ class ResultTests(SynchronousTestCase):
             ]
         )
         self.assertEqual(finished.stop_reason, "max_tokens")
-        self.assertEqual(finished.finish_reason, "length")
+        self.assertEqual(finish_reason(finished), "length")
 
     def test_no_stop_reason_means_stop(self) -> None:
         finished = self.finish([result("", stop_reason=None)])
         self.assertIsNone(finished.stop_reason)
-        self.assertEqual(finished.finish_reason, "stop")
+        self.assertEqual(finish_reason(finished), "stop")
 
     def test_model_from_init(self) -> None:
         state = TurnState(model="sonnet")

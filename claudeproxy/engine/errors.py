@@ -1,6 +1,6 @@
 """
-Errors a client sees, in OpenAI's shape, and the mapping from what the CLI
-reports to them.  Pure functions; no I/O.
+Errors a client sees (each protocol renders them in its own shape), and
+the mapping from what the CLI reports to them.  Pure functions; no I/O.
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ UPSTREAM_RETRY_AFTER = 10
 @attrs.frozen(auto_exc=True)
 class ProxyError(Exception):
     """
-    An error answered to the client: HTTP status plus OpenAI's error object.
+    An error answered to the client: its HTTP status, its kind (C{type}),
+    code and the request field it concerns; each protocol renders it in
+    its own shape.
     """
 
     status: int
@@ -63,16 +65,6 @@ class ProxyError(Exception):
     #: the message in Anthropic's own words, where it has them (the
     #: Messages API answers with this instead of C{message})
     anthropic_message: Optional[str] = None
-
-    def to_openai(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
 
     @property
     def retryable(self) -> bool:

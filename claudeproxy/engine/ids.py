@@ -6,11 +6,11 @@ C{call_<id>_fc_<item id>_<hash>} on responses.  L{ToolIds} remembers the
 ids the daemon handed out and maps such rewrites back to them, only when
 the match is certain: one known id and only one fits.
 
-The OpenAI protocols get their own id shape (L{openai_call_id}: C{call_}
-and 24 letters and digits, as OpenAI's are): some clients rewrite every id
-that does not look like one (agno turns them all into one
-C{call_000…}), and a result that cannot be matched to its call cannot
-resume the process waiting on it.  The upstream id stays the engine's; the
+A protocol may give its clients each call under an alias
+(L{call_alias}: C{call_} and 24 letters and digits): some clients rewrite
+every id of another shape (agno turns them all into one C{call_000…}), and
+a result that cannot be matched to its call cannot resume the process
+waiting on it.  The upstream id stays the engine's; the
 alias is a digest of it, so it is the same every time and needs no record
 to be given out.
 
@@ -37,7 +37,7 @@ _CALL_FC = re.compile(r"^call_(.+?)_fc_.*$")
 
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-#: the letters and digits after C{call_} (OpenAI's ids: 29 characters)
+#: the letters and digits after C{call_} (29 characters in all)
 ALIAS_LENGTH = 24
 
 
@@ -45,11 +45,11 @@ def _squeezed(tool_id: str) -> str:
     return _NOT_ALNUM.sub("", tool_id)
 
 
-def openai_call_id(tool_id: str) -> str:
+def call_alias(tool_id: str) -> str:
     """
-    The id chat completions and Responses clients see for the upstream call
-    C{tool_id}: C{call_} and 24 letters and digits derived from it (an id
-    that already starts with C{call_} is the client's own, kept).
+    The alias of the upstream call C{tool_id}: C{call_} and 24 letters and
+    digits derived from it (an id that already starts with C{call_} is the
+    client's own, kept).
     """
     if tool_id.startswith("call_"):
         return tool_id
@@ -75,7 +75,7 @@ def safe_id(tool_id: str) -> str:
 class ToolIds:
     """
     The last C{size} tool-call ids the daemon handed to clients (upstream
-    ids, each also given out as its L{openai_call_id}).
+    ids, each also given out as its L{call_alias}).
     """
 
     def __init__(self, size: int = 4096) -> None:
@@ -92,7 +92,7 @@ class ToolIds:
         if tool_id in self._ids:
             self._ids.move_to_end(tool_id)
             return
-        alias = openai_call_id(tool_id)
+        alias = call_alias(tool_id)
         self._ids[tool_id] = alias
         self._aliases[alias] = tool_id
         for form in self._forms(tool_id, alias):

@@ -15,9 +15,6 @@ from .conversation import Conversation
 from .errors import bad_request
 from .tools import ToolSpec
 
-#: reasoning efforts the OpenAI protocols accept, as the CLI's --effort levels
-EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max"}
-
 
 @attrs.frozen
 class TurnSpec:

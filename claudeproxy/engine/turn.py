@@ -18,14 +18,9 @@ from .errors import ProxyError, error_from_result
 from .isolation import reports_compaction
 from .tools import ToolCall, client_name
 
-STOP_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "pause_turn": "stop",
-    "refusal": "content_filter",
-}
+#: why a turn ends (L{Finished.stop_reason}): the words upstream uses, as
+#: the CLI reports them; each protocol maps them to its own
+STOP_REASONS = frozenset({"end_turn", "stop_sequence", "max_tokens", "tool_use", "pause_turn", "refusal"})
 
 
 @attrs.frozen
@@ -152,8 +147,8 @@ def search_sources(result: Any) -> tuple[tuple[str, str], ...]:
 @attrs.frozen
 class Finished:
     """
-    The turn ended well.  C{stop_reason} is Anthropic's; L{finish_reason} is
-    OpenAI's.
+    The turn ended well.  C{stop_reason} says why (L{STOP_REASONS}, None
+    when the CLI did not say).
     """
 
     text: str
@@ -194,12 +189,6 @@ class Finished:
     @property
     def reply_length(self) -> int:
         return self.text_length if self.text_digest else len(self.text)
-
-    @property
-    def finish_reason(self) -> str:
-        if self.tool_calls:
-            return "tool_calls"
-        return STOP_REASONS.get(self.stop_reason or "end_turn", "stop")
 
 
 @attrs.frozen

@@ -11,10 +11,19 @@ from typing import Any, Callable
 from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
-from ...engine.ids import openai_call_id
+from ...engine.ids import call_alias
 from ...engine.streaming import WholeReply
 from ...engine.turn import Finished, WebSearch
-from ...web.httpio import end_response, error_before_stream, open_event_stream, write_error, write_json, write_live
+from ...web.httpio import (
+    end_response,
+    error_before_stream,
+    open_event_stream,
+    openai_error,
+    write_error,
+    write_json,
+    write_live,
+)
+from ..openai import finish_reason
 from . import parse as oc
 
 
@@ -73,7 +82,7 @@ class ChatStreamOutput:
                 "tool_calls": [
                     {
                         "index": index,
-                        "id": openai_call_id(call_id),
+                        "id": call_alias(call_id),
                         "type": "function",
                         "function": {"name": name, "arguments": ""},
                     }
@@ -98,7 +107,7 @@ class ChatStreamOutput:
         self._start()
         if finished.searches:
             self._chunk({"annotations": oc.url_citations(None, finished.searches)})
-        self._chunk({}, finished.finish_reason)
+        self._chunk({}, finish_reason(finished))
         if self.include_usage:
             self._write(oc.sse(oc.usage_chunk(self.completion_id, self.created, finished.model, finished.usage)))
         self._end()
@@ -108,7 +117,7 @@ class ChatStreamOutput:
         if not self.started:
             error_before_stream(self.request, error, write_error)
             return
-        self._write(oc.sse(error.to_openai()))
+        self._write(oc.sse(openai_error(error)))
         self._end()
 
 
@@ -125,7 +134,7 @@ class ChatOutput(WholeReply):
 
     def finished(self, finished: Finished) -> None:
         text = "".join(self.parts)
-        body = oc.completion(self.completion_id, self.created, finished, text, finished.finish_reason)
+        body = oc.completion(self.completion_id, self.created, finished, text, finish_reason(finished))
         if finished.searches:
             body["choices"][0]["message"]["annotations"] = oc.url_citations(text, finished.searches)
         write_json(self.request, 200, body)

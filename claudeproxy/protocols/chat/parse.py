@@ -15,10 +15,9 @@ import attrs
 from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import bad_request
-from ...engine.ids import openai_call_id
+from ...engine.ids import call_alias
 from ...engine.images import image_url_block
 from ...engine.spec import (
-    EFFORTS,
     JSON_OBJECT_SCHEMA,
     TurnSpec,
     canonical_schema,
@@ -30,6 +29,7 @@ from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
 from ...engine.turn import Finished, Usage, WebSearch
 from ...web.httpio import json_bytes
+from ..openai import EFFORTS
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
 IGNORED_PARAMS = frozenset(
@@ -405,7 +405,7 @@ def completion(completion_id: str, created: int, finished: Finished, text: str, 
     }
     if finished.tool_calls:
         message["tool_calls"] = [
-            {"id": openai_call_id(c.id), "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            {"id": call_alias(c.id), "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in finished.tool_calls
         ]
     if finished.reasoning:

@@ -19,10 +19,9 @@ import attrs
 from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import ProxyError, bad_request
-from ...engine.ids import openai_call_id
+from ...engine.ids import call_alias
 from ...engine.images import image_url_block
 from ...engine.spec import (
-    EFFORTS,
     JSON_OBJECT_SCHEMA,
     TurnSpec,
     canonical_schema,
@@ -33,6 +32,7 @@ from ...engine.spec import (
 from ...engine.tools import NAME_RE, ToolCall, ToolSpec
 from ...engine.tools import spec as tool_spec
 from ...engine.turn import Finished, Usage, WebSearch
+from ..openai import EFFORTS
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
 #: (C{store}: every response is kept for C{previous_response_id}, in the
@@ -650,7 +650,7 @@ def conversation_after(spec: ResponsesRequest, finished: Finished) -> Conversati
         blocks.append(text_block(finished.text))
     for call in finished.tool_calls:
         # as the client saw it (and sends back in function_call_output)
-        blocks.append({"type": "tool_use", "id": openai_call_id(call.id), "name": call.name, "input": call.input()})
+        blocks.append({"type": "tool_use", "id": call_alias(call.id), "name": call.name, "input": call.input()})
     messages = spec.conversation.messages
     if blocks:
         messages = messages + (Message("assistant", blocks),)
@@ -704,7 +704,7 @@ def function_call_item(item_id: str, call: ToolCall, status: str = "completed") 
     return {
         "type": "function_call",
         "id": item_id,
-        "call_id": openai_call_id(call.id),
+        "call_id": call_alias(call.id),
         "name": call.name,
         "arguments": call.arguments,
         "status": status,
@@ -726,7 +726,7 @@ def call_item(
         return {
             "type": "custom_tool_call",
             "id": item_id,
-            "call_id": openai_call_id(call.id),
+            "call_id": call_alias(call.id),
             "name": tool.name,
             "input": text if isinstance(text, str) else "",
             "status": status,
