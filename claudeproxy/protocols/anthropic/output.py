@@ -13,7 +13,8 @@ from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
 from ...engine.turn import Finished, Usage, WebSearch
-from ...web.httpio import end_response, error_before_stream, open_event_stream, write_json, write_live
+from ...web.httpio import write_json
+from ..streamed import StreamedOutput
 from . import parse as am
 
 
@@ -32,7 +33,7 @@ def write_anthropic_error(request: Request, error: ProxyError) -> None:
     write_json(request, error.status, am.error_object(error), error.headers())
 
 
-class AnthropicStreamOutput:
+class AnthropicStreamOutput(StreamedOutput):
     """
     Server-sent events with Anthropic's event names.  Headers and
     C{message_start} go out with the first content, so an error before it
@@ -48,13 +49,11 @@ class AnthropicStreamOutput:
         usage: Callable[[], Usage],
         include_thinking: bool = False,
     ) -> None:
-        self.request = request
+        super().__init__(request, write_anthropic_error)
         self.message_id = message_id
         self.model = model
         self.usage = usage
         self.include_thinking = include_thinking
-        self.started = False
-        self.status = 200
         #: the reply is streamed, not kept
         self.needs_text = False
         #: the open content block: its kind ("text", "thinking", "tool_use") and index
@@ -63,16 +62,8 @@ class AnthropicStreamOutput:
         #: tool call index -> content block index
         self._calls: dict[int, int] = {}
 
-    def _write(self, data: bytes) -> None:
-        write_live(self.request, data)
-
-    def _start(self) -> None:
-        if self.started:
-            return
-        self.started = True
-        r = self.request
-        open_event_stream(r)
-        _copy_request_id(r)
+    def opening(self) -> None:
+        _copy_request_id(self.request)
         self._write(am.message_start(self.message_id, self.model(), self.usage()))
 
     def _close_block(self) -> None:
@@ -122,9 +113,6 @@ class AnthropicStreamOutput:
         self._block("web_search_tool_result", result)
         self._close_block()
 
-    def _end(self) -> None:
-        end_response(self.request)
-
     def finished(self, finished: Finished) -> None:
         self._start()
         self._close_block()
@@ -132,13 +120,8 @@ class AnthropicStreamOutput:
         self._write(am.MESSAGE_STOP)
         self._end()
 
-    def failed(self, error: ProxyError) -> None:
-        self.status = error.status
-        if not self.started:
-            error_before_stream(self.request, error, write_anthropic_error)
-            return
+    def error_events(self, error: ProxyError) -> None:
         self._write(am.error_event(error))
-        self._end()
 
 
 class AnthropicOutput:

@@ -14,20 +14,13 @@ from ...engine.errors import ProxyError
 from ...engine.ids import call_alias
 from ...engine.streaming import WholeReply
 from ...engine.turn import Finished, WebSearch
-from ...web.httpio import (
-    end_response,
-    error_before_stream,
-    open_event_stream,
-    openai_error,
-    write_error,
-    write_json,
-    write_live,
-)
+from ...web.httpio import openai_error, write_error, write_json
 from ..openai import finish_reason
+from ..streamed import StreamedOutput
 from . import parse as oc
 
 
-class ChatStreamOutput:
+class ChatStreamOutput(StreamedOutput):
     """
     Server-sent events.  Headers go out with the first token, so an error
     before any token gets its real HTTP status; an error after it ends the
@@ -45,26 +38,16 @@ class ChatStreamOutput:
         model: Callable[[], str],
         include_usage: bool,
     ) -> None:
-        self.request = request
+        super().__init__(request, write_error)
         self.completion_id = completion_id
         self.created = created
         self.model = model
         self.include_usage = include_usage
-        self.started = False
-        self.status = 200
-
-    def _write(self, data: bytes) -> None:
-        write_live(self.request, data)
 
     def _chunk(self, delta: dict[str, Any], finish_reason: Any = None) -> None:
         self._write(oc.sse(oc.chunk(self.completion_id, self.created, self.model(), delta, finish_reason)))
 
-    def _start(self) -> None:
-        if self.started:
-            return
-        self.started = True
-        r = self.request
-        open_event_stream(r)
+    def opening(self) -> None:
         self._chunk({"role": "assistant", "content": ""})
 
     def text(self, text: str) -> None:
@@ -98,10 +81,7 @@ class ChatStreamOutput:
 
     def _end(self) -> None:
         self._write(oc.DONE)
-        self._close()
-
-    def _close(self) -> None:
-        end_response(self.request)
+        super()._end()
 
     def finished(self, finished: Finished) -> None:
         self._start()
@@ -112,13 +92,8 @@ class ChatStreamOutput:
             self._write(oc.sse(oc.usage_chunk(self.completion_id, self.created, finished.model, finished.usage)))
         self._end()
 
-    def failed(self, error: ProxyError) -> None:
-        self.status = error.status
-        if not self.started:
-            error_before_stream(self.request, error, write_error)
-            return
+    def error_events(self, error: ProxyError) -> None:
         self._write(oc.sse(openai_error(error)))
-        self._end()
 
 
 class ChatOutput(WholeReply):

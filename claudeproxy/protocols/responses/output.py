@@ -16,7 +16,8 @@ from ...engine.errors import ProxyError
 from ...engine.streaming import WholeReply
 from ...engine.tools import ToolCall
 from ...engine.turn import Finished, WebSearch
-from ...web.httpio import end_response, error_before_stream, gone, open_event_stream, write_error, write_json
+from ...web.httpio import write_error, write_json
+from ..streamed import StreamedOutput
 from . import parse as orsp
 
 
@@ -43,7 +44,7 @@ class _Item:
         return "".join(self.parts)
 
 
-class ResponsesStreamOutput:
+class ResponsesStreamOutput(StreamedOutput):
     """
     The semantic event stream.  Headers go out with the first output, so an
     error before any gets its real HTTP status; an error after it ends the
@@ -65,15 +66,13 @@ class ResponsesStreamOutput:
         clock: Callable[[], float],
         make_id: Callable[[str], str] = new_id,
     ) -> None:
-        self.request = request
+        super().__init__(request, write_error)
         self.spec = spec
         self.response_id = response_id
         self.created = created
         self.model = model
         self.clock = clock
         self.make_id = make_id
-        self.started = False
-        self.status = 200
         self.sequence = 0
         #: every item so far, in output order: the finished ones as dicts
         self.output: list[dict[str, Any]] = []
@@ -88,20 +87,14 @@ class ResponsesStreamOutput:
     def _emit(self, build: Callable[..., dict[str, Any]], *args: Any) -> None:
         obj = build(self.sequence, *args)
         self.sequence += 1
-        if not gone(self.request):
-            self.request.write(orsp.sse(obj))
+        self._write(orsp.sse(obj))
 
     def _response(self, status: str, **kw: Any) -> dict[str, Any]:
         return orsp.response_object(
             self.response_id, self.created, self.model(), status, self.output, self.spec.echo, **kw
         )
 
-    def _start(self) -> None:
-        if self.started:
-            return
-        self.started = True
-        r = self.request
-        open_event_stream(r)
+    def opening(self) -> None:
         pending = self._response("in_progress")
         self._emit(orsp.lifecycle, "response.created", pending)
         self._emit(orsp.lifecycle, "response.in_progress", pending)
@@ -227,13 +220,9 @@ class ResponsesStreamOutput:
         self.response["model"] = finished.model
         kind = "response.completed" if status == "completed" else "response.incomplete"
         self._emit(orsp.lifecycle, kind, self.response)
-        self._close()
+        self._end()
 
-    def failed(self, error: ProxyError) -> None:
-        self.status = error.status
-        if not self.started:
-            error_before_stream(self.request, error, write_error)
-            return
+    def error_events(self, error: ProxyError) -> None:
         for item in [self.current, *self.calls.values()]:
             if item is None:
                 continue
@@ -248,10 +237,6 @@ class ResponsesStreamOutput:
         self.response = self._response("failed", error=error)
         self._emit(orsp.lifecycle, "response.failed", self.response)
         self._emit(orsp.error_event, error)
-        self._close()
-
-    def _close(self) -> None:
-        end_response(self.request)
 
 
 class ResponsesOutput(WholeReply):
