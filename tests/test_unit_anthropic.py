@@ -18,6 +18,7 @@ from claudeproxy.engine.stops import StopScanner
 from claudeproxy.engine.tools import ToolCall
 from claudeproxy.engine.turn import Finished, Usage
 from claudeproxy.protocols.anthropic import parse as am
+from claudeproxy.protocols.anthropic import shapes as am_shapes
 from claudeproxy.protocols.anthropic.output import AnthropicOutput, AnthropicStreamOutput, write_anthropic_error
 from claudeproxy.protocols.anthropic.parse import MessagesRequest, parse_messages, parse_request
 from claudeproxy.protocols.chat.parse import parse_messages as chat_parse_messages
@@ -368,13 +369,13 @@ class RenderTests(SynchronousTestCase):
             (501, "api_error"),
         ):
             e = ProxyError(status, "m", "server_error", "c")
-            self.assertEqual(am.error_object(e), {"type": "error", "error": {"type": kind, "message": "m"}})
+            self.assertEqual(am_shapes.error_object(e), {"type": "error", "error": {"type": kind, "message": "m"}})
 
     def test_stop_reason(self) -> None:
-        self.assertEqual(am.stop_reason(finished(stop_reason=None)), "end_turn")
-        self.assertEqual(am.stop_reason(finished(stop_reason="max_tokens")), "max_tokens")
-        self.assertEqual(am.stop_reason(finished(stop_reason="weird")), "end_turn")
-        self.assertEqual(am.stop_reason(finished(tool_calls=(ToolCall("t", "f", "{}"),))), "tool_use")
+        self.assertEqual(am_shapes.stop_reason(finished(stop_reason=None)), "end_turn")
+        self.assertEqual(am_shapes.stop_reason(finished(stop_reason="max_tokens")), "max_tokens")
+        self.assertEqual(am_shapes.stop_reason(finished(stop_reason="weird")), "end_turn")
+        self.assertEqual(am_shapes.stop_reason(finished(tool_calls=(ToolCall("t", "f", "{}"),))), "tool_use")
 
     def test_matched_stop(self) -> None:
         # the daemon's stop scanner names the sequence that ended the text
@@ -386,7 +387,9 @@ class RenderTests(SynchronousTestCase):
         self.assertIsNone(StopScanner(("x",)).matched)
 
     def test_message(self) -> None:
-        msg = am.message("msg_1", "claude-x", [{"type": "text", "text": "hi"}], "end_turn", None, Usage(1, 2, 3, 4))
+        msg = am_shapes.message(
+            "msg_1", "claude-x", [{"type": "text", "text": "hi"}], "end_turn", None, Usage(1, 2, 3, 4)
+        )
         self.assertEqual(
             msg,
             {
@@ -407,13 +410,13 @@ class RenderTests(SynchronousTestCase):
         )
 
     def test_sse_escapes_lone_surrogates(self) -> None:
-        frame = am.sse("x", {"text": "a\udfffb"})
+        frame = am_shapes.sse("x", {"text": "a\udfffb"})
         self.assertEqual(frame, b'event: x\ndata: {"text":"a\\udfffb"}\n\n')
-        self.assertEqual(am.sse("x", {"text": "\u00e9"}), b'event: x\ndata: {"text":"\xc3\xa9"}\n\n')
+        self.assertEqual(am_shapes.sse("x", {"text": "\u00e9"}), b'event: x\ndata: {"text":"\xc3\xa9"}\n\n')
 
     def test_sse(self) -> None:
-        self.assertEqual(am.sse("ping", {"type": "ping"}), b'event: ping\ndata: {"type":"ping"}\n\n')
-        self.assertEqual(am.MESSAGE_STOP, b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+        self.assertEqual(am_shapes.sse("ping", {"type": "ping"}), b'event: ping\ndata: {"type":"ping"}\n\n')
+        self.assertEqual(am_shapes.MESSAGE_STOP, b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
 
 
 class OutputTests(SynchronousTestCase):

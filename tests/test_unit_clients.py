@@ -20,9 +20,12 @@ from claudeproxy.engine.tools import ToolCall
 from claudeproxy.engine.turn import Finished, TurnState, Usage, WebSearch
 from claudeproxy.engine.versions import cli_retries
 from claudeproxy.protocols.anthropic import parse as am
+from claudeproxy.protocols.anthropic import shapes as am_shapes
 from claudeproxy.protocols.anthropic.context import CLEARED
 from claudeproxy.protocols.chat import parse as oc
+from claudeproxy.protocols.chat import shapes as oc_shapes
 from claudeproxy.protocols.responses import parse as orsp
+from claudeproxy.protocols.responses import shapes as orsp_shapes
 
 NAMESPACE = {
     "type": "namespace",
@@ -76,12 +79,12 @@ class CodexToolsTests(SynchronousTestCase):
 
     def test_namespaced_call_comes_back_with_its_namespace(self) -> None:
         spec = responses({"input": "x", "tools": [EXEC, NAMESPACE]})
-        item = orsp.call_item("fc_1", ToolCall("call_1", "close_agent", '{"target":"a"}'), spec.client_tools)
+        item = orsp_shapes.call_item("fc_1", ToolCall("call_1", "close_agent", '{"target":"a"}'), spec.client_tools)
         self.assertEqual(
             (item["type"], item["name"], item["namespace"], item["call_id"]),
             ("function_call", "close_agent", "multi_agent_v1", "call_1"),
         )
-        plain = orsp.call_item("fc_2", ToolCall("call_2", "exec_command", "{}"), spec.client_tools)
+        plain = orsp_shapes.call_item("fc_2", ToolCall("call_2", "exec_command", "{}"), spec.client_tools)
         self.assertNotIn("namespace", plain)
 
     def test_clashing_names_get_the_namespace(self) -> None:
@@ -90,7 +93,7 @@ class CodexToolsTests(SynchronousTestCase):
         names = [t.name for t in spec.tools]
         self.assertIn("other_ns__close_agent", names)
         self.assertIn("multi_agent_v1__close_agent", names)
-        item = orsp.call_item("fc", ToolCall("c", "other_ns__close_agent", "{}"), spec.client_tools)
+        item = orsp_shapes.call_item("fc", ToolCall("c", "other_ns__close_agent", "{}"), spec.client_tools)
         self.assertEqual((item["name"], item["namespace"]), ("close_agent", "other_ns"))
 
     def test_replayed_namespaced_call(self) -> None:
@@ -118,7 +121,9 @@ class CodexToolsTests(SynchronousTestCase):
         spec = responses({"input": "x", "tools": [PATCH]})
         self.assertEqual(json.loads(spec.tools[0].schema)["required"], ["input"])
         self.assertIn("start: begin_patch", spec.tools[0].description)
-        item = orsp.call_item("fc", ToolCall("c", "apply_patch", '{"input": "*** Begin Patch"}'), spec.client_tools)
+        item = orsp_shapes.call_item(
+            "fc", ToolCall("c", "apply_patch", '{"input": "*** Begin Patch"}'), spec.client_tools
+        )
         self.assertEqual(item, dict(item, type="custom_tool_call", input="*** Begin Patch", name="apply_patch"))
         again = responses(
             {
@@ -158,7 +163,7 @@ class CodexToolsTests(SynchronousTestCase):
 
     def test_web_search_item(self) -> None:
         search = WebSearch("toolu_1", "bern", (("https://e.com", "E"),))
-        items = orsp.output_items(finished(searches=(search,), stop_reason="end_turn"), "hi", lambda p: p + "1")
+        items = orsp_shapes.output_items(finished(searches=(search,), stop_reason="end_turn"), "hi", lambda p: p + "1")
         self.assertEqual([i["type"] for i in items], ["web_search_call", "message"])
         self.assertEqual(
             items[0]["action"],
@@ -284,7 +289,7 @@ class MessagesTests(SynchronousTestCase):
         self.assertEqual((spec.web_search, spec.skipped_tools), (False, ("code_execution_20250825",)))
 
     def test_search_blocks(self) -> None:
-        use, result = am.search_blocks(WebSearch("toolu_01Ab", "q", (("https://e.com", "E"),)))
+        use, result = am_shapes.search_blocks(WebSearch("toolu_01Ab", "q", (("https://e.com", "E"),)))
         self.assertEqual(
             use, {"type": "server_tool_use", "id": "srvtoolu_01Ab", "name": "web_search", "input": {"query": "q"}}
         )
@@ -351,7 +356,7 @@ class ChatSearchTests(SynchronousTestCase):
 
     def test_citations(self) -> None:
         search = WebSearch("t", "q", (("https://e.com", "E"), ("https://f.org", "F")))
-        notes = oc.url_citations("See https://e.com today", [search])
+        notes = oc_shapes.url_citations("See https://e.com today", [search])
         self.assertEqual(
             notes[0]["url_citation"], {"url": "https://e.com", "title": "E", "start_index": 4, "end_index": 17}
         )

@@ -13,17 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from claudeproxy.engine.conversation import Conversation, Message
 from claudeproxy.engine.errors import ProxyError
 from claudeproxy.engine.turn import Finished, Usage
-from claudeproxy.protocols.chat.parse import (
-    DONE,
-    ChatRequest,
-    chunk,
-    completion,
-    parse_messages,
-    parse_request,
-    sse,
-    usage_chunk,
-    usage_object,
-)
+from claudeproxy.protocols.chat.parse import ChatRequest, parse_messages, parse_request
+from claudeproxy.protocols.chat.shapes import DONE, chunk, completion, sse, usage_chunk, usage_object
 from claudeproxy.protocols.openai import finish_reason
 
 USER_HI = [{"role": "user", "content": "hi"}]

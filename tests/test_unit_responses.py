@@ -25,7 +25,9 @@ from claudeproxy.engine.streaming import Outcome
 from claudeproxy.engine.tools import ToolCall
 from claudeproxy.engine.turn import Finished, Usage
 from claudeproxy.protocols.chat import parse as openai_chat
+from claudeproxy.protocols.responses import events as orsp_events
 from claudeproxy.protocols.responses import parse as orsp
+from claudeproxy.protocols.responses import shapes as orsp_shapes
 from claudeproxy.protocols.responses.output import ResponsesOutput, ResponsesStreamOutput
 from claudeproxy.protocols.responses.store import ResponseStore, Stored
 from claudeproxy.web.httpio import openai_error
@@ -301,12 +303,12 @@ class ObjectTests(SynchronousTestCase):
     def test_completed_response_validates(self) -> None:
         spec = parse({"input": "x", "tools": [WEATHER], "reasoning": {"effort": "low"}, "max_output_tokens": 9})
         done = finished("Hi.", "hmm", "tool_use", (ToolCall("toolu_1", "get_weather", '{"city":"A"}'),))
-        obj = orsp.response_object(
+        obj = orsp_shapes.response_object(
             "resp_1",
             5,
             "claude-sonnet-5",
             "completed",
-            orsp.output_items(done, "Hi.", self.ids()),
+            orsp_shapes.output_items(done, "Hi.", self.ids()),
             spec.echo,
             done.usage,
         )
@@ -324,25 +326,32 @@ class ObjectTests(SynchronousTestCase):
     def test_incomplete_and_failed_validate(self) -> None:
         spec = parse({"input": "x"})
         done = finished("cut", stop="max_tokens")
-        status, details = orsp.end_status(done)
+        status, details = orsp_shapes.end_status(done)
         self.assertEqual((status, details), ("incomplete", {"reason": "max_output_tokens"}))
-        obj = orsp.response_object(
-            "r", 1, "m", status, orsp.output_items(done, "cut", self.ids()), spec.echo, done.usage, incomplete=details
+        obj = orsp_shapes.response_object(
+            "r",
+            1,
+            "m",
+            status,
+            orsp_shapes.output_items(done, "cut", self.ids()),
+            spec.echo,
+            done.usage,
+            incomplete=details,
         )
         response = Response.model_validate(obj)
         assert response.incomplete_details is not None
         self.assertEqual(response.incomplete_details.reason, "max_output_tokens")
-        failed = orsp.response_object(
+        failed = orsp_shapes.response_object(
             "r", 1, "m", "failed", [], spec.echo, error=ProxyError(504, "slow", "server_error", "timeout")
         )
         response = Response.model_validate(failed)
         assert response.error is not None
         self.assertEqual((response.error.code, response.error.message), ("server_error", "slow"))
-        limited = orsp.response_error(ProxyError(429, "later", "rate_limit_error", "queue_full"))
+        limited = orsp_shapes.response_error(ProxyError(429, "later", "rate_limit_error", "queue_full"))
         self.assertEqual(limited["code"], "rate_limit_exceeded")
 
     def test_sse_names_the_event(self) -> None:
-        frame = orsp.sse(orsp.text_delta(3, "msg_1", 0, "hé"))
+        frame = orsp_events.sse(orsp_events.text_delta(3, "msg_1", 0, "hé"))
         head, data = frame.decode("utf-8").rstrip("\n").split("\n")
         self.assertEqual(head, "event: response.output_text.delta")
         self.assertEqual(json.loads(data[len("data: ") :])["delta"], "hé")

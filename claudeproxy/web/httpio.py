@@ -11,18 +11,7 @@ from typing import Any, Callable, Mapping
 from twisted.web.server import Request
 
 from ..engine.errors import ProxyError
-
-
-def json_bytes(obj: Any) -> bytes:
-    """
-    Compact UTF-8 JSON; text that is not valid Unicode (a lone surrogate
-    from upstream) is escaped rather than failing.
-    """
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+from ..engine.jsontext import json_bytes
 
 
 def gone(request: Request) -> bool:
@@ -161,3 +150,20 @@ def error_before_stream(request: Request, error: ProxyError, write_err: Callable
 
 def limited_request(max_body: int) -> type[LimitedRequest]:
     return type("LimitedRequest", (LimitedRequest,), {"max_body": max_body})
+
+
+__all__ = [
+    "end_response",
+    "error_before_stream",
+    "error_bytes",
+    "gone",
+    "LimitedRequest",
+    "json_bytes",
+    "limited_request",
+    "no_delay",
+    "open_event_stream",
+    "openai_error",
+    "write_error",
+    "write_json",
+    "write_live",
+]

@@ -1,7 +1,7 @@
 """
 Anthropic Messages answers written onto an HTTP response: the streaming
 (SSE) and the whole-message forms.  The shapes come from
-L{claudeproxy.anthropic_messages}; this module only writes them.
+L{shapes}; this module only writes them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ...engine.errors import ProxyError
 from ...engine.turn import Finished, Usage, WebSearch
 from ...web.httpio import write_json
 from ..streamed import StreamedOutput
-from . import parse as am
+from . import shapes
 
 
 def _copy_request_id(request: Request) -> None:
@@ -30,7 +30,7 @@ def write_anthropic_error(request: Request, error: ProxyError) -> None:
     HTTP status.
     """
     _copy_request_id(request)
-    write_json(request, error.status, am.error_object(error), error.headers())
+    write_json(request, error.status, shapes.error_object(error), error.headers())
 
 
 class AnthropicStreamOutput(StreamedOutput):
@@ -64,11 +64,11 @@ class AnthropicStreamOutput(StreamedOutput):
 
     def opening(self) -> None:
         _copy_request_id(self.request)
-        self._write(am.message_start(self.message_id, self.model(), self.usage()))
+        self._write(shapes.message_start(self.message_id, self.model(), self.usage()))
 
     def _close_block(self) -> None:
         if self._open is not None:
-            self._write(am.block_stop(self._open[1]))
+            self._write(shapes.block_stop(self._open[1]))
             self._open = None
 
     def _block(self, kind: str, block: dict[str, Any]) -> int:
@@ -83,32 +83,32 @@ class AnthropicStreamOutput(StreamedOutput):
         index = self._next
         self._next += 1
         self._open = (kind, index)
-        self._write(am.block_start(index, block))
+        self._write(shapes.block_start(index, block))
         return index
 
     def text(self, text: str) -> None:
         index = self._block("text", {"type": "text", "text": ""})
-        self._write(am.block_delta(index, {"type": "text_delta", "text": text}))
+        self._write(shapes.block_delta(index, {"type": "text_delta", "text": text}))
 
     def reasoning(self, text: str) -> None:
         if not self.include_thinking:
             return
         index = self._block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-        self._write(am.block_delta(index, {"type": "thinking_delta", "thinking": text}))
+        self._write(shapes.block_delta(index, {"type": "thinking_delta", "thinking": text}))
 
     def tool_call_start(self, index: int, call_id: str, name: str) -> None:
-        self._calls[index] = self._block("tool_use", am.tool_use_block(call_id, name, {}))
+        self._calls[index] = self._block("tool_use", shapes.tool_use_block(call_id, name, {}))
 
     def tool_call_delta(self, index: int, arguments: str) -> None:
         block = self._calls.get(index)
         if block is None or self._open != ("tool_use", block):
             return
-        self._write(am.block_delta(block, {"type": "input_json_delta", "partial_json": arguments}))
+        self._write(shapes.block_delta(block, {"type": "input_json_delta", "partial_json": arguments}))
 
     def web_search(self, search: WebSearch) -> None:
-        use, result = am.search_blocks(search)
+        use, result = shapes.search_blocks(search)
         index = self._block("server_tool_use", dict(use, input={}))
-        self._write(am.block_delta(index, {"type": "input_json_delta", "partial_json": json.dumps(use["input"])}))
+        self._write(shapes.block_delta(index, {"type": "input_json_delta", "partial_json": json.dumps(use["input"])}))
         self._close_block()
         self._block("web_search_tool_result", result)
         self._close_block()
@@ -116,12 +116,12 @@ class AnthropicStreamOutput(StreamedOutput):
     def finished(self, finished: Finished) -> None:
         self._start()
         self._close_block()
-        self._write(am.message_delta(am.stop_reason(finished), finished.stop_sequence, finished.usage))
-        self._write(am.MESSAGE_STOP)
+        self._write(shapes.message_delta(shapes.stop_reason(finished), finished.stop_sequence, finished.usage))
+        self._write(shapes.MESSAGE_STOP)
         self._end()
 
     def error_events(self, error: ProxyError) -> None:
-        self._write(am.error_event(error))
+        self._write(shapes.error_event(error))
 
 
 class AnthropicOutput:
@@ -172,7 +172,7 @@ class AnthropicOutput:
             block["input"] += arguments
 
     def web_search(self, search: WebSearch) -> None:
-        self.blocks.extend(am.search_blocks(search))
+        self.blocks.extend(shapes.search_blocks(search))
 
     def content(self, finished: Finished) -> list[dict[str, Any]]:
         """
@@ -193,18 +193,18 @@ class AnthropicOutput:
                     tool_input = json.loads(block["input"]) if block["input"].strip() else {}
                 except ValueError:
                     tool_input = {}
-            out.append(am.tool_use_block(block["id"], block["name"], tool_input))
+            out.append(shapes.tool_use_block(block["id"], block["name"], tool_input))
         for call in finished.tool_calls:
             if call.id in calls:
-                out.append(am.tool_use_block(call.id, call.name, call.input()))
+                out.append(shapes.tool_use_block(call.id, call.name, call.input()))
         return out
 
     def finished(self, finished: Finished) -> None:
-        body = am.message(
+        body = shapes.message(
             self.message_id,
             finished.model,
             self.content(finished),
-            am.stop_reason(finished),
+            shapes.stop_reason(finished),
             finished.stop_sequence,
             finished.usage,
         )

@@ -1,7 +1,7 @@
 """
 OpenAI chat completions written onto an HTTP response: the streaming
 (SSE) and the whole-answer forms.  The shapes come from
-L{claudeproxy.openai_chat}; this module only writes them.
+L{shapes}; this module only writes them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ...engine.turn import Finished, WebSearch
 from ...web.httpio import openai_error, write_error, write_json
 from ..openai import finish_reason
 from ..streamed import StreamedOutput
-from . import parse as oc
+from . import shapes
 
 
 class ChatStreamOutput(StreamedOutput):
@@ -45,7 +45,7 @@ class ChatStreamOutput(StreamedOutput):
         self.include_usage = include_usage
 
     def _chunk(self, delta: dict[str, Any], finish_reason: Any = None) -> None:
-        self._write(oc.sse(oc.chunk(self.completion_id, self.created, self.model(), delta, finish_reason)))
+        self._write(shapes.sse(shapes.chunk(self.completion_id, self.created, self.model(), delta, finish_reason)))
 
     def opening(self) -> None:
         self._chunk({"role": "assistant", "content": ""})
@@ -80,20 +80,22 @@ class ChatStreamOutput(StreamedOutput):
         self._start()
 
     def _end(self) -> None:
-        self._write(oc.DONE)
+        self._write(shapes.DONE)
         super()._end()
 
     def finished(self, finished: Finished) -> None:
         self._start()
         if finished.searches:
-            self._chunk({"annotations": oc.url_citations(None, finished.searches)})
+            self._chunk({"annotations": shapes.url_citations(None, finished.searches)})
         self._chunk({}, finish_reason(finished))
         if self.include_usage:
-            self._write(oc.sse(oc.usage_chunk(self.completion_id, self.created, finished.model, finished.usage)))
+            self._write(
+                shapes.sse(shapes.usage_chunk(self.completion_id, self.created, finished.model, finished.usage))
+            )
         self._end()
 
     def error_events(self, error: ProxyError) -> None:
-        self._write(oc.sse(openai_error(error)))
+        self._write(shapes.sse(openai_error(error)))
 
 
 class ChatOutput(WholeReply):
@@ -109,9 +111,9 @@ class ChatOutput(WholeReply):
 
     def finished(self, finished: Finished) -> None:
         text = "".join(self.parts)
-        body = oc.completion(self.completion_id, self.created, finished, text, finish_reason(finished))
+        body = shapes.completion(self.completion_id, self.created, finished, text, finish_reason(finished))
         if finished.searches:
-            body["choices"][0]["message"]["annotations"] = oc.url_citations(text, finished.searches)
+            body["choices"][0]["message"]["annotations"] = shapes.url_citations(text, finished.searches)
         write_json(self.request, 200, body)
 
     def failed(self, error: ProxyError) -> None:

@@ -1,7 +1,7 @@
 """
 OpenAI Responses written onto an HTTP response: the streaming (semantic
 server-sent events) and the whole-response forms.  The shapes come from
-L{claudeproxy.openai_responses}; this module only orders and writes them.
+L{shapes} and L{events}; this module only orders and writes them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ...engine.tools import ToolCall
 from ...engine.turn import Finished, WebSearch
 from ...web.httpio import write_error, write_json
 from ..streamed import StreamedOutput
+from . import events, shapes
 from . import parse as orsp
 
 
@@ -87,17 +88,17 @@ class ResponsesStreamOutput(StreamedOutput):
     def _emit(self, build: Callable[..., dict[str, Any]], *args: Any) -> None:
         obj = build(self.sequence, *args)
         self.sequence += 1
-        self._write(orsp.sse(obj))
+        self._write(events.sse(obj))
 
     def _response(self, status: str, **kw: Any) -> dict[str, Any]:
-        return orsp.response_object(
+        return shapes.response_object(
             self.response_id, self.created, self.model(), status, self.output, self.spec.echo, **kw
         )
 
     def opening(self) -> None:
         pending = self._response("in_progress")
-        self._emit(orsp.lifecycle, "response.created", pending)
-        self._emit(orsp.lifecycle, "response.in_progress", pending)
+        self._emit(events.lifecycle, "response.created", pending)
+        self._emit(events.lifecycle, "response.in_progress", pending)
 
     # -- items -----------------------------------------------------------------
 
@@ -105,7 +106,7 @@ class ResponsesStreamOutput(StreamedOutput):
         item = _Item(len(self.output), kind, self.make_id(prefix), **kw)
         placeholder["id"] = item.id
         self.output.append(placeholder)
-        self._emit(orsp.item_added, item.index, placeholder)
+        self._emit(events.item_added, item.index, placeholder)
         return item
 
     def _open_text(self, kind: str) -> _Item:
@@ -114,11 +115,11 @@ class ResponsesStreamOutput(StreamedOutput):
         self._close_current()
         self._close_calls()
         if kind == "message":
-            item = self._open("message", "msg_", orsp.message_item("", None, "in_progress"))
-            self._emit(orsp.content_part_added, item.id, item.index)
+            item = self._open("message", "msg_", shapes.message_item("", None, "in_progress"))
+            self._emit(events.content_part_added, item.id, item.index)
         else:
-            item = self._open("reasoning", "rs_", orsp.reasoning_item("", None, "in_progress"))
-            self._emit(orsp.summary_part_added, item.id, item.index)
+            item = self._open("reasoning", "rs_", shapes.reasoning_item("", None, "in_progress"))
+            self._emit(events.summary_part_added, item.id, item.index)
         self.current = item
         return item
 
@@ -128,15 +129,15 @@ class ResponsesStreamOutput(StreamedOutput):
             return
         text = item.text
         if item.kind == "message":
-            self._emit(orsp.text_done, item.id, item.index, text)
-            self._emit(orsp.content_part_done, item.id, item.index, text)
-            done = orsp.message_item(item.id, text, status)
+            self._emit(events.text_done, item.id, item.index, text)
+            self._emit(events.content_part_done, item.id, item.index, text)
+            done = shapes.message_item(item.id, text, status)
         else:
-            self._emit(orsp.summary_text_done, item.id, item.index, text)
-            self._emit(orsp.summary_part_done, item.id, item.index, text)
-            done = orsp.reasoning_item(item.id, text)
+            self._emit(events.summary_text_done, item.id, item.index, text)
+            self._emit(events.summary_part_done, item.id, item.index, text)
+            done = shapes.reasoning_item(item.id, text)
         self.output[item.index] = done
-        self._emit(orsp.item_done, item.index, done)
+        self._emit(events.item_done, item.index, done)
 
     def _close_calls(self, final: tuple[ToolCall, ...] = ()) -> None:
         calls, self.calls = self.calls, {}
@@ -145,16 +146,16 @@ class ResponsesStreamOutput(StreamedOutput):
             for call in final:
                 if call.id == item.call_id:
                     if call.arguments != arguments and call.arguments.startswith(arguments):
-                        self._emit(orsp.arguments_delta, item.id, item.index, call.arguments[len(arguments) :])
+                        self._emit(events.arguments_delta, item.id, item.index, call.arguments[len(arguments) :])
                     arguments = call.arguments
             if not arguments:
                 arguments = "{}"
             tool = self.spec.client_tools.get(item.name)
             if tool is None or not tool.custom:
-                self._emit(orsp.arguments_done, item.id, item.index, arguments)
-            done = orsp.call_item(item.id, ToolCall(item.call_id, item.name, arguments), self.spec.client_tools)
+                self._emit(events.arguments_done, item.id, item.index, arguments)
+            done = shapes.call_item(item.id, ToolCall(item.call_id, item.name, arguments), self.spec.client_tools)
             self.output[item.index] = done
-            self._emit(orsp.item_done, item.index, done)
+            self._emit(events.item_done, item.index, done)
 
     # -- TurnOutput ------------------------------------------------------------
 
@@ -162,18 +163,18 @@ class ResponsesStreamOutput(StreamedOutput):
         self._start()
         item = self._open_text("message")
         item.parts.append(text)
-        self._emit(orsp.text_delta, item.id, item.index, text)
+        self._emit(events.text_delta, item.id, item.index, text)
 
     def reasoning(self, text: str) -> None:
         self._start()
         item = self._open_text("reasoning")
         item.parts.append(text)
-        self._emit(orsp.summary_text_delta, item.id, item.index, text)
+        self._emit(events.summary_text_delta, item.id, item.index, text)
 
     def tool_call_start(self, index: int, call_id: str, name: str) -> None:
         self._start()
         self._close_current()
-        placeholder = orsp.call_item("", ToolCall(call_id, name, ""), self.spec.client_tools, "in_progress")
+        placeholder = shapes.call_item("", ToolCall(call_id, name, ""), self.spec.client_tools, "in_progress")
         self.calls[index] = self._open("function_call", "fc_", placeholder, call_id=call_id, name=name)
 
     def tool_call_delta(self, index: int, arguments: str) -> None:
@@ -184,24 +185,24 @@ class ResponsesStreamOutput(StreamedOutput):
         tool = self.spec.client_tools.get(item.name)
         if tool is None or not tool.custom:
             # a custom tool's input is only known whole (it is JSON upstream)
-            self._emit(orsp.arguments_delta, item.id, item.index, arguments)
+            self._emit(events.arguments_delta, item.id, item.index, arguments)
 
     def web_search(self, search: WebSearch) -> None:
         self._start()
         self._close_current()
         self._close_calls()
-        item = self._open("web_search_call", "ws_", orsp.web_search_item("", None, "in_progress"))
+        item = self._open("web_search_call", "ws_", shapes.web_search_item("", None, "in_progress"))
         for kind in ("in_progress", "searching", "completed"):
             self._emit(
-                orsp.event_of, "response.web_search_call." + kind, {"item_id": item.id, "output_index": item.index}
+                events.event_of, "response.web_search_call." + kind, {"item_id": item.id, "output_index": item.index}
             )
-        done = orsp.web_search_item(item.id, search)
+        done = shapes.web_search_item(item.id, search)
         self.output[item.index] = done
-        self._emit(orsp.item_done, item.index, done)
+        self._emit(events.item_done, item.index, done)
 
     def finished(self, finished: Finished) -> None:
         self._start()
-        status, incomplete = orsp.end_status(finished)
+        status, incomplete = shapes.end_status(finished)
         if self.current is not None:
             self._close_current(
                 "incomplete" if status == "incomplete" and self.current.kind == "message" else "completed"
@@ -219,7 +220,7 @@ class ResponsesStreamOutput(StreamedOutput):
         )
         self.response["model"] = finished.model
         kind = "response.completed" if status == "completed" else "response.incomplete"
-        self._emit(orsp.lifecycle, kind, self.response)
+        self._emit(events.lifecycle, kind, self.response)
         self._end()
 
     def error_events(self, error: ProxyError) -> None:
@@ -227,16 +228,16 @@ class ResponsesStreamOutput(StreamedOutput):
             if item is None:
                 continue
             if item.kind == "message":
-                self.output[item.index] = orsp.message_item(item.id, item.text, "incomplete")
+                self.output[item.index] = shapes.message_item(item.id, item.text, "incomplete")
             elif item.kind == "reasoning":
-                self.output[item.index] = orsp.reasoning_item(item.id, item.text, "incomplete")
+                self.output[item.index] = shapes.reasoning_item(item.id, item.text, "incomplete")
             else:
                 call = ToolCall(item.call_id, item.name, item.text)
-                self.output[item.index] = orsp.call_item(item.id, call, self.spec.client_tools, "incomplete")
+                self.output[item.index] = shapes.call_item(item.id, call, self.spec.client_tools, "incomplete")
         self.current, self.calls = None, {}
         self.response = self._response("failed", error=error)
-        self._emit(orsp.lifecycle, "response.failed", self.response)
-        self._emit(orsp.error_event, error)
+        self._emit(events.lifecycle, "response.failed", self.response)
+        self._emit(events.error_event, error)
 
 
 class ResponsesOutput(WholeReply):
@@ -263,13 +264,13 @@ class ResponsesOutput(WholeReply):
         self.response: Optional[dict[str, Any]] = None
 
     def finished(self, finished: Finished) -> None:
-        status, incomplete = orsp.end_status(finished)
-        self.response = orsp.response_object(
+        status, incomplete = shapes.end_status(finished)
+        self.response = shapes.response_object(
             self.response_id,
             self.created,
             finished.model,
             status,
-            orsp.output_items(finished, "".join(self.parts), self.make_id, self.spec.client_tools),
+            shapes.output_items(finished, "".join(self.parts), self.make_id, self.spec.client_tools),
             self.spec.echo,
             usage=finished.usage,
             incomplete=incomplete,
