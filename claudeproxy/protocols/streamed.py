@@ -5,15 +5,11 @@ server-sent events onto an HTTP response.
 
 from __future__ import annotations
 
-from typing import Callable
-
 from twisted.web.server import Request
 
 from ..engine.errors import ProxyError
 from ..web.httpio import end_response, error_before_stream, open_event_stream, write_live
-
-#: writes an error as a plain answer in a protocol's shape
-ErrorWriter = Callable[[Request, ProxyError], None]
+from .errors import ErrorWriter
 
 
 class StreamedOutput:
@@ -68,4 +64,4 @@ class StreamedOutput:
         self._end()
 
 
-__all__ = ["ErrorWriter", "StreamedOutput"]
+__all__ = ["StreamedOutput"]

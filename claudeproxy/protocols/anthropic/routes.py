@@ -8,20 +8,17 @@ an estimate (L{claudeproxy.engine.tokens}).
 from __future__ import annotations
 
 import json
-from typing import cast
 
 from klein import Klein
-from twisted.python.failure import Failure
-from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from ...engine import tokens
-from ...engine.errors import ProxyError
 from ...engine.spec import TurnSpec, load_json
 from ...engine.streaming import TurnOutput
 from ...engine.turn import TurnState
 from ...web.httpio import write_json
 from ...web.serving import Serving
+from ..errors import answering_errors
 from . import parse as anthropic_messages
 from .output import AnthropicOutput, AnthropicStreamOutput, write_anthropic_error
 
@@ -50,15 +47,10 @@ class AnthropicApp:
     The Messages routes; errors are Anthropic's C{{"type": "error", ...}}.
     """
 
-    app = Klein()
+    app = answering_errors(Klein(), write_anthropic_error)
 
     def __init__(self, serving: Serving) -> None:
         self.serving = serving
-
-    @app.handle_errors(ProxyError)
-    def proxy_error(self, request: IRequest, failure: Failure) -> None:
-        assert isinstance(failure.value, ProxyError)
-        write_anthropic_error(cast(Request, request), failure.value)
 
     @app.route("/v1/messages", methods=["POST"])
     async def messages(self, request: Request) -> None:

@@ -7,11 +7,9 @@ responses kept in memory.
 
 from __future__ import annotations
 
-from typing import Union, cast
+from typing import Union
 
 from klein import Klein
-from twisted.python.failure import Failure
-from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
@@ -21,6 +19,7 @@ from ...engine.turn import TurnState
 from ...store.responses import PersistedResponses
 from ...web.httpio import write_error, write_json
 from ...web.serving import Serving
+from ..errors import answering_errors
 from . import parse as orsp
 from .output import ResponsesOutput, ResponsesStreamOutput
 from .store import ResponseStore, Stored
@@ -40,17 +39,12 @@ class ResponsesApp:
     C{previous_response_id}; errors are OpenAI error objects.
     """
 
-    app = Klein()
+    app = answering_errors(Klein(), write_error)
 
     def __init__(self, serving: Serving, kept: int = 1000) -> None:
         self.serving = serving
         persisted = PersistedResponses(serving.state, serving.wallclock) if serving.state is not None else None
         self.store = ResponseStore(kept, persisted)
-
-    @app.handle_errors(ProxyError)
-    def proxy_error(self, request: IRequest, failure: Failure) -> None:
-        assert isinstance(failure.value, ProxyError)
-        write_error(cast(Request, request), failure.value)
 
     @app.route("/v1/responses", methods=["POST"])
     async def create_response(self, request: Request) -> None:
