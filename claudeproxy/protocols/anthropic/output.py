@@ -12,10 +12,13 @@ from typing import Any, Callable, Optional
 from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
-from ...engine.turn import Finished, Usage, WebSearch
+from ...engine.spec import TurnSpec
+from ...engine.streaming import TurnOutput
+from ...engine.turn import Finished, TurnState, Usage, WebSearch
 from ...web.httpio import write_json
 from ..streamed import StreamedOutput
 from . import shapes
+from .parse import MessagesRequest
 
 
 def _copy_request_id(request: Request) -> None:
@@ -31,6 +34,17 @@ def write_anthropic_error(request: Request, error: ProxyError) -> None:
     """
     _copy_request_id(request)
     write_json(request, error.status, shapes.error_object(error), error.headers())
+
+
+def messages_output(request: Request, spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
+    """
+    How a Messages request is answered: events when it asks for a stream,
+    else one message at the end.
+    """
+    assert isinstance(spec, MessagesRequest)
+    if spec.stream:
+        return AnthropicStreamOutput(request, rid, lambda: spec.model, state.usage_so_far, spec.include_thinking)
+    return AnthropicOutput(request, rid, spec.include_thinking)
 
 
 class AnthropicStreamOutput(StreamedOutput):

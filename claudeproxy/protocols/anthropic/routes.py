@@ -8,19 +8,18 @@ an estimate (L{claudeproxy.engine.tokens}).
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from klein import Klein
 from twisted.web.server import Request
 
 from ...engine import tokens
 from ...engine.spec import TurnSpec, load_json
-from ...engine.streaming import TurnOutput
-from ...engine.turn import TurnState
 from ...web.httpio import write_json
 from ...web.serving import Serving
 from ..errors import answering_errors
 from . import parse as anthropic_messages
-from .output import AnthropicOutput, AnthropicStreamOutput, write_anthropic_error
+from .output import messages_output, write_anthropic_error
 
 #: the response header that says how C{count_tokens} counted
 COUNT_METHOD_HEADER = "x-claudeproxy-token-count"
@@ -52,29 +51,13 @@ class AnthropicApp:
     def __init__(self, serving: Serving) -> None:
         self.serving = serving
 
+    def _parse(self, body: bytes) -> TurnSpec:
+        return anthropic_messages.parse_request(body, self.serving.config.model_aliases)
+
     @app.route("/v1/messages", methods=["POST"])
     async def messages(self, request: Request) -> None:
-        def output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
-            assert isinstance(spec, anthropic_messages.MessagesRequest)
-            if spec.stream:
-                return AnthropicStreamOutput(
-                    request,
-                    rid,
-                    lambda: spec.model,
-                    state.usage_so_far,
-                    spec.include_thinking,
-                )
-            return AnthropicOutput(request, rid, spec.include_thinking)
-
-        aliases = self.serving.config.model_aliases
-        await self.serving.serve(
-            request,
-            "/v1/messages",
-            "msg_",
-            lambda body: anthropic_messages.parse_request(body, aliases),
-            output,
-            write_anthropic_error,
-        )
+        output = partial(messages_output, request)
+        await self.serving.serve(request, "/v1/messages", "msg_", self._parse, output, write_anthropic_error)
 
     @app.route("/v1/messages/count_tokens", methods=["POST"])
     def count_tokens(self, request: Request) -> None:

@@ -12,12 +12,25 @@ from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
 from ...engine.ids import call_alias
-from ...engine.streaming import WholeReply
-from ...engine.turn import Finished, WebSearch
+from ...engine.spec import TurnSpec
+from ...engine.streaming import TurnOutput, WholeReply
+from ...engine.turn import Finished, TurnState, WebSearch
 from ...web.httpio import openai_error, write_error, write_json
 from ..openai import finish_reason
 from ..streamed import StreamedOutput
 from . import shapes
+from .parse import ChatRequest
+
+
+def chat_output(request: Request, spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
+    """
+    How a chat completion request is answered: chunks when it asks for a
+    stream, else one C{chat.completion} at the end.
+    """
+    assert isinstance(spec, ChatRequest)
+    if spec.stream:
+        return ChatStreamOutput(request, rid, created, lambda: spec.model, spec.include_usage)
+    return ChatOutput(request, rid, created)
 
 
 class ChatStreamOutput(StreamedOutput):

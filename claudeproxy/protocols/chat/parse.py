@@ -16,14 +16,7 @@ from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import bad_request
 from ...engine.images import image_url_block
-from ...engine.spec import (
-    JSON_OBJECT_SCHEMA,
-    TurnSpec,
-    canonical_schema,
-    load_json,
-    parse_stream,
-    positive_int,
-)
+from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
 from ..openai import EFFORTS

@@ -22,14 +22,7 @@ from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import ProxyError, bad_request
 from ...engine.ids import call_alias
 from ...engine.images import image_url_block
-from ...engine.spec import (
-    JSON_OBJECT_SCHEMA,
-    TurnSpec,
-    canonical_schema,
-    load_json,
-    parse_stream,
-    positive_int,
-)
+from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
 from ...engine.turn import Finished
