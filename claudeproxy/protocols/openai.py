@@ -1,12 +1,15 @@
 """
 The vocabulary the two OpenAI protocols (chat completions and Responses)
-share and no other speaks: the reasoning efforts they accept, and why a
-turn ended as their C{finish_reason}.  (Their error object is the daemon's
+share and no other speaks: the reasoning efforts they accept, why a turn
+ended as their C{finish_reason}, and their content parts' text.  (Their error object is the daemon's
 own, L{claudeproxy.web.httpio.openai_error}.)
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..engine.conversation import Block, text_block
 from ..engine.turn import Finished
 
 #: reasoning efforts the OpenAI protocols accept -> the CLI's --effort levels
@@ -32,4 +35,12 @@ def finish_reason(finished: Finished) -> str:
     return FINISH_REASONS.get(finished.stop_reason or "end_turn", "stop")
 
 
-__all__ = ["EFFORTS", "FINISH_REASONS", "finish_reason"]
+def said(text: Any) -> list[Block]:
+    """
+    The words of a text or refusal content part as a text block: none when
+    it has none.
+    """
+    return [text_block(text)] if isinstance(text, str) and text else []
+
+
+__all__ = ["EFFORTS", "FINISH_REASONS", "finish_reason", "said"]

@@ -19,7 +19,7 @@ from ...engine.images import image_url_block
 from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
-from ..openai import EFFORTS
+from ..openai import EFFORTS, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
 IGNORED_PARAMS = frozenset(
@@ -70,12 +70,9 @@ def _content_blocks(content: Any, where: str, allow_images: bool = True) -> list
             text = part.get("text")
             if not isinstance(text, str):
                 raise bad_request("%s.text must be a string" % (pwhere,), pwhere + ".text")
-            if text:
-                blocks.append(text_block(text))
+            blocks += said(text)
         elif kind == "refusal":
-            refusal = part.get("refusal")
-            if isinstance(refusal, str) and refusal:
-                blocks.append(text_block(refusal))
+            blocks += said(part.get("refusal"))
         elif kind == "image_url" and allow_images:
             blocks.append(image_url_block(part, pwhere))
         elif kind in ("input_audio", "audio"):

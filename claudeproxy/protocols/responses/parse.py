@@ -26,7 +26,7 @@ from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
 from ...engine.turn import Finished
-from ..openai import EFFORTS
+from ..openai import EFFORTS, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
 #: (C{store}: every response is kept for C{previous_response_id}, in the
@@ -152,13 +152,9 @@ def _content(content: Any, where: str, images: bool) -> list[Block]:
             raise bad_request("%s must be an object" % (pwhere,), pwhere)
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text", "summary_text"):
-            text = _text_of(part, pwhere)
-            if text:
-                blocks.append(text_block(text))
+            blocks += said(_text_of(part, pwhere))
         elif kind == "refusal":
-            refusal = part.get("refusal")
-            if isinstance(refusal, str) and refusal:
-                blocks.append(text_block(refusal))
+            blocks += said(part.get("refusal"))
         elif kind == "input_image" and images:
             if part.get("image_url") is None and part.get("file_id") is not None:
                 raise bad_request(
