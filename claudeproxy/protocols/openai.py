@@ -1,8 +1,8 @@
 """
 The vocabulary the two OpenAI protocols (chat completions and Responses)
 share and no other speaks: the reasoning efforts they accept, why a turn
-ended as their C{finish_reason}, and their content parts' text.  (Their error object is the daemon's
-own, L{claudeproxy.web.httpio.openai_error}.)
+ended as their C{finish_reason}, and their content parts' text.  (Their
+error object is the daemon's own, L{claudeproxy.web.httpio.openai_error}.)
 """
 
 from __future__ import annotations

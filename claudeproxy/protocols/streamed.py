@@ -5,6 +5,8 @@ server-sent events onto an HTTP response.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from twisted.web.server import Request
 
 from ..engine.errors import ProxyError
@@ -21,9 +23,13 @@ class StreamedOutput:
     the stream ends.
     """
 
-    def __init__(self, request: Request, write_error: ErrorWriter) -> None:
+    def __init__(self, request: Request, write_error: ErrorWriter, reply_id: str, model: Callable[[], str]) -> None:
         self.request = request
         self.write_error = write_error
+        #: the id the reply is given (the request's id)
+        self.reply_id = reply_id
+        #: the model the reply names
+        self.model = model
         self.started = False
         self.status = 200
 

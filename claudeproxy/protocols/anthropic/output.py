@@ -63,9 +63,7 @@ class AnthropicStreamOutput(StreamedOutput):
         usage: Callable[[], Usage],
         include_thinking: bool = False,
     ) -> None:
-        super().__init__(request, write_anthropic_error)
-        self.message_id = message_id
-        self.model = model
+        super().__init__(request, write_anthropic_error, message_id, model)
         self.usage = usage
         self.include_thinking = include_thinking
         #: the reply is streamed, not kept
@@ -78,7 +76,7 @@ class AnthropicStreamOutput(StreamedOutput):
 
     def opening(self) -> None:
         _copy_request_id(self.request)
-        self._write(shapes.message_start(self.message_id, self.model(), self.usage()))
+        self._write(shapes.message_start(self.reply_id, self.model(), self.usage()))
 
     def _close_block(self) -> None:
         if self._open is not None:

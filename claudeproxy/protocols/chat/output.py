@@ -51,14 +51,12 @@ class ChatStreamOutput(StreamedOutput):
         model: Callable[[], str],
         include_usage: bool,
     ) -> None:
-        super().__init__(request, write_error)
-        self.completion_id = completion_id
+        super().__init__(request, write_error, completion_id, model)
         self.created = created
-        self.model = model
         self.include_usage = include_usage
 
     def _chunk(self, delta: dict[str, Any], finish_reason: Any = None) -> None:
-        self._write(shapes.sse(shapes.chunk(self.completion_id, self.created, self.model(), delta, finish_reason)))
+        self._write(shapes.sse(shapes.chunk(self.reply_id, self.created, self.model(), delta, finish_reason)))
 
     def opening(self) -> None:
         self._chunk({"role": "assistant", "content": ""})
@@ -102,9 +100,7 @@ class ChatStreamOutput(StreamedOutput):
             self._chunk({"annotations": shapes.url_citations(None, finished.searches)})
         self._chunk({}, finish_reason(finished))
         if self.include_usage:
-            self._write(
-                shapes.sse(shapes.usage_chunk(self.completion_id, self.created, finished.model, finished.usage))
-            )
+            self._write(shapes.sse(shapes.usage_chunk(self.reply_id, self.created, finished.model, finished.usage)))
         self._end()
 
     def error_events(self, error: ProxyError) -> None:

@@ -67,11 +67,9 @@ class ResponsesStreamOutput(StreamedOutput):
         clock: Callable[[], float],
         make_id: Callable[[str], str] = new_id,
     ) -> None:
-        super().__init__(request, write_error)
+        super().__init__(request, write_error, response_id, model)
         self.spec = spec
-        self.response_id = response_id
         self.created = created
-        self.model = model
         self.clock = clock
         self.make_id = make_id
         self.sequence = 0
@@ -92,7 +90,7 @@ class ResponsesStreamOutput(StreamedOutput):
 
     def _response(self, status: str, **kw: Any) -> dict[str, Any]:
         return shapes.response_object(
-            self.response_id, self.created, self.model(), status, self.output, self.spec.echo, **kw
+            self.reply_id, self.created, self.model(), status, self.output, self.spec.echo, **kw
         )
 
     def opening(self) -> None:
