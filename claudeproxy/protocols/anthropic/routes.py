@@ -16,8 +16,7 @@ from twisted.web.server import Request
 from ...engine import tokens
 from ...engine.spec import TurnSpec, load_json
 from ...web.httpio import write_json
-from ...web.serving import Serving
-from ..errors import answering_errors
+from ..apps import ProtocolApp, answering_errors
 from . import parse as anthropic_messages
 from .output import messages_output, write_anthropic_error
 
@@ -41,18 +40,15 @@ def count_request_tokens(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> in
     return tokens.count(messages, spec.conversation.system, tools)
 
 
-class AnthropicApp:
+class AnthropicApp(ProtocolApp):
     """
     The Messages routes; errors are Anthropic's C{{"type": "error", ...}}.
     """
 
     app = answering_errors(Klein(), write_anthropic_error)
 
-    def __init__(self, serving: Serving) -> None:
-        self.serving = serving
-
     def _parse(self, body: bytes) -> TurnSpec:
-        return anthropic_messages.parse_request(body, self.serving.config.model_aliases)
+        return anthropic_messages.parse_request(body, self.aliases)
 
     @app.route("/v1/messages", methods=["POST"])
     async def messages(self, request: Request) -> None:
@@ -62,7 +58,7 @@ class AnthropicApp:
     @app.route("/v1/messages/count_tokens", methods=["POST"])
     def count_tokens(self, request: Request) -> None:
         self.serving.authorize(request)
-        count = count_request_tokens(self.serving.read_body(request), self.serving.config.model_aliases)
+        count = count_request_tokens(self.serving.read_body(request), self.aliases)
         write_json(request, 200, {"input_tokens": count}, {COUNT_METHOD_HEADER: tokens.METHOD})
 
 

@@ -12,24 +12,20 @@ from twisted.web.server import Request
 
 from ...engine.spec import TurnSpec
 from ...web.httpio import write_error
-from ...web.serving import Serving
-from ..errors import answering_errors
+from ..apps import ProtocolApp, answering_errors
 from . import parse as openai_chat
 from .output import chat_output
 
 
-class ChatApp:
+class ChatApp(ProtocolApp):
     """
     The Chat Completions routes; errors are OpenAI error objects.
     """
 
     app = answering_errors(Klein(), write_error)
 
-    def __init__(self, serving: Serving) -> None:
-        self.serving = serving
-
     def _parse(self, body: bytes) -> TurnSpec:
-        return openai_chat.parse_request(body, self.serving.config.model_aliases)
+        return openai_chat.parse_request(body, self.aliases)
 
     @app.route("/v1/chat/completions", methods=["POST"])
     async def chat_completions(self, request: Request) -> None:

@@ -19,7 +19,7 @@ from ...engine.turn import TurnState
 from ...store.responses import PersistedResponses
 from ...web.httpio import write_error, write_json
 from ...web.serving import Serving
-from ..errors import answering_errors
+from ..apps import ProtocolApp, answering_errors
 from . import parse as orsp
 from .output import ResponsesOutput, ResponsesStreamOutput
 from .store import ResponseStore, Stored
@@ -33,7 +33,7 @@ def _no_such_response(response_id: str) -> ProxyError:
     )
 
 
-class ResponsesApp:
+class ResponsesApp(ProtocolApp):
     """
     The Responses routes and the responses kept for
     C{previous_response_id}; errors are OpenAI error objects.
@@ -42,7 +42,7 @@ class ResponsesApp:
     app = answering_errors(Klein(), write_error)
 
     def __init__(self, serving: Serving, kept: int = 1000) -> None:
-        self.serving = serving
+        super().__init__(serving)
         persisted = PersistedResponses(serving.state, serving.wallclock) if serving.state is not None else None
         self.store = ResponseStore(kept, persisted)
 
@@ -53,7 +53,7 @@ class ResponsesApp:
         outputs: list[Output] = []
 
         def parse(body: bytes) -> TurnSpec:
-            return orsp.parse_request(body, serving.config.model_aliases, store.conversation, store.item)
+            return orsp.parse_request(body, self.aliases, store.conversation, store.item)
 
         def make_output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
             assert isinstance(spec, orsp.ResponsesRequest)

@@ -1,6 +1,8 @@
 """
-How a protocol's Klein app answers a L{ProxyError}: in the protocol's own
-shape, by the writer the protocol gives.
+What every protocol's Klein app shares: the L{Serving} its requests go
+through (L{ProtocolApp}), and how it answers a L{ProxyError}: in the
+protocol's own shape, by the writer the protocol gives
+(L{answering_errors}).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from ..engine.errors import ProxyError
+from ..web.serving import Serving
 
 #: writes an error as a plain answer in a protocol's shape
 ErrorWriter = Callable[[Request, ProxyError], None]
@@ -32,4 +35,22 @@ def answering_errors(app: Klein, write: ErrorWriter) -> Klein:
     return app
 
 
-__all__ = ["ErrorWriter", "answering_errors"]
+class ProtocolApp:
+    """
+    The base of a protocol's Klein app (its own C{app = Klein()}, its
+    routes and its state are the subclass's): the one L{Serving} its
+    requests go through.
+    """
+
+    def __init__(self, serving: Serving) -> None:
+        self.serving = serving
+
+    @property
+    def aliases(self) -> tuple[tuple[str, str], ...]:
+        """
+        The model aliases requests are resolved with.
+        """
+        return self.serving.config.model_aliases
+
+
+__all__ = ["ErrorWriter", "ProtocolApp", "answering_errors"]
