@@ -20,6 +20,7 @@ from ...engine.errors import bad_request
 from ...engine.spec import TurnSpec, canonical_schema, check_system, load_json, parse_stream, positive_int
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
+from ..fields import objects
 from .context import apply_context_management
 
 #: Accepted and ignored: sampling and bookkeeping the CLI does not expose.
@@ -205,10 +206,7 @@ def parse_messages(messages: Any, system: Any = None) -> Conversation:
     turns: list[Message] = []
     #: system messages waiting for the next user turn
     reminders: list[Block] = []
-    for i, msg in enumerate(messages):
-        where = "messages[%d]" % (i,)
-        if not isinstance(msg, Mapping):
-            raise bad_request("%s must be an object" % (where,), where)
+    for where, msg in objects(messages, "messages"):
         role = msg.get("role")
         if role == "user":
             blocks = _blocks(msg.get("content"), where, USER_KINDS, "a user message")

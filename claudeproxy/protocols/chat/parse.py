@@ -19,6 +19,7 @@ from ...engine.images import image_url_block
 from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
+from ..fields import objects
 from ..openai import EFFORTS, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -118,10 +119,7 @@ def parse_messages(messages: Any) -> Conversation:
         raise bad_request("'messages' must be a non-empty array", "messages")
     system: list[str] = []
     turns: list[Message] = []
-    for i, msg in enumerate(messages):
-        where = "messages[%d]" % (i,)
-        if not isinstance(msg, Mapping):
-            raise bad_request("%s must be an object" % (where,), where)
+    for where, msg in objects(messages, "messages"):
         role = msg.get("role")
         content = msg.get("content")
         if role in ("system", "developer"):
@@ -292,10 +290,7 @@ def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str]:
     if not isinstance(raw, list):
         raise bad_request("'%s' must be an array" % (param,), param)
     specs: list[ToolSpec] = []
-    for i, tool in enumerate(raw):
-        where = "%s[%d]" % (param, i)
-        if not isinstance(tool, Mapping):
-            raise bad_request("%s must be an object" % (where,), where)
+    for where, tool in objects(raw, param):
         if legacy:
             fn: Any = tool
         else:

@@ -26,6 +26,7 @@ from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
 from ...engine.turn import Finished
+from ..fields import objects
 from ..openai import EFFORTS, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -146,10 +147,7 @@ def _content(content: Any, where: str, images: bool) -> list[Block]:
     if not isinstance(content, list):
         raise bad_request("%s must be a string or an array of content parts" % (where,), where)
     blocks: list[Block] = []
-    for i, part in enumerate(content):
-        pwhere = "%s[%d]" % (where, i)
-        if not isinstance(part, Mapping):
-            raise bad_request("%s must be an object" % (pwhere,), pwhere)
+    for pwhere, part in objects(content, where):
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text", "summary_text"):
             blocks += said(_text_of(part, pwhere))
