@@ -21,4 +21,14 @@ def objects(items: Sequence[Any], where: str) -> Iterator[tuple[str, Mapping[str
         yield path, item
 
 
-__all__ = ["objects"]
+def required_objects(items: Any, name: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """
+    L{objects} of the field C{name}, which must be a non-empty array (a 400
+    at once when it is not).
+    """
+    if not isinstance(items, list) or not items:
+        raise bad_request("'%s' must be a non-empty array" % (name,), name)
+    return objects(items, name)
+
+
+__all__ = ["objects", "required_objects"]

@@ -20,7 +20,7 @@ from ...engine.errors import bad_request
 from ...engine.spec import TurnSpec, canonical_schema, check_system, load_json, parse_stream, positive_int
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
-from ..fields import objects
+from ..fields import objects, required_objects
 from .context import apply_context_management
 
 #: Accepted and ignored: sampling and bookkeeping the CLI does not expose.
@@ -131,10 +131,7 @@ def _blocks(content: Any, where: str, kinds: Mapping[str, BlockReader], place: s
     if not isinstance(content, list):
         raise bad_request("%s.content must be a string or an array of content blocks" % (where,), where + ".content")
     blocks: list[Block] = []
-    for i, block in enumerate(content):
-        bwhere = "%s.content[%d]" % (where, i)
-        if not isinstance(block, Mapping):
-            raise bad_request("%s must be an object" % (bwhere,), bwhere)
+    for bwhere, block in objects(content, where + ".content"):
         reader = kinds.get(block.get("type"))  # type: ignore[arg-type]
         if reader is None:
             raise bad_request(
@@ -201,12 +198,11 @@ def parse_messages(messages: Any, system: Any = None) -> Conversation:
     Anthropic C{messages} and C{system} to a L{Conversation}; 400 naming
     the field for what cannot be honoured.
     """
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("'messages' must be a non-empty array", "messages")
+    each = required_objects(messages, "messages")
     turns: list[Message] = []
     #: system messages waiting for the next user turn
     reminders: list[Block] = []
-    for where, msg in objects(messages, "messages"):
+    for where, msg in each:
         role = msg.get("role")
         if role == "user":
             blocks = _blocks(msg.get("content"), where, USER_KINDS, "a user message")

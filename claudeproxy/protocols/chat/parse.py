@@ -19,7 +19,7 @@ from ...engine.images import image_url_block
 from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
-from ..fields import objects
+from ..fields import objects, required_objects
 from ..openai import EFFORTS, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -115,11 +115,10 @@ def parse_messages(messages: Any) -> Conversation:
     OpenAI C{messages} to a L{Conversation}; 400 naming the field for what
     cannot be honoured.
     """
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("'messages' must be a non-empty array", "messages")
+    each = required_objects(messages, "messages")
     system: list[str] = []
     turns: list[Message] = []
-    for where, msg in objects(messages, "messages"):
+    for where, msg in each:
         role = msg.get("role")
         content = msg.get("content")
         if role in ("system", "developer"):
