@@ -4,9 +4,10 @@ Field checks every protocol's request parsing shares.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ..engine.errors import bad_request
+from ..engine.tools import NAME_RE, ToolSpec
 
 
 def objects(items: Sequence[Any], where: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -31,4 +32,17 @@ def required_objects(items: Any, name: str) -> Iterator[tuple[str, Mapping[str, 
     return objects(items, name)
 
 
-__all__ = ["objects", "required_objects"]
+def declared_name(name: Any, where: str, field: str, declared: Iterable[ToolSpec], noun: str) -> str:
+    """
+    The name of the tool declared at C{where} (given in its C{field}): 1 to
+    64 letters, digits, C{_} or C{-}, and not declared before; a 400 naming
+    the field otherwise.
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise bad_request("%s%s must match ^[A-Za-z0-9_-]{1,64}$" % (where, field), where + field)
+    if any(s.name == name for s in declared):
+        raise bad_request("%s: %s %r is declared twice" % (where, noun, name), where + field)
+    return name
+
+
+__all__ = ["declared_name", "objects", "required_objects"]

@@ -18,9 +18,9 @@ from ...engine import models
 from ...engine.conversation import IMAGE_TYPES, Block, Conversation, Message, text_block
 from ...engine.errors import bad_request
 from ...engine.spec import TurnSpec, canonical_schema, check_system, load_json, parse_stream, positive_int
-from ...engine.tools import NAME_RE, ToolSpec
+from ...engine.tools import ToolSpec
 from ...engine.tools import spec as tool_spec
-from ..fields import objects, required_objects
+from ..fields import declared_name, objects, required_objects
 from .context import apply_context_management
 
 #: Accepted and ignored: sampling and bookkeeping the CLI does not expose.
@@ -326,11 +326,7 @@ def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, boo
             if not isinstance(kind, str):
                 raise bad_request("%s.type must be a string" % (where,), where + ".type")
             continue
-        name = tool.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise bad_request("%s.name must match ^[A-Za-z0-9_-]{1,64}$" % (where,), where + ".name")
-        if any(s.name == name for s in specs):
-            raise bad_request("%s: tool %r is declared twice" % (where, name), where + ".name")
+        name = declared_name(tool.get("name"), where, ".name", specs, "tool")
         schema = tool.get("input_schema")
         if not isinstance(schema, Mapping):
             raise bad_request("%s.input_schema must be a JSON Schema object" % (where,), where + ".input_schema")
@@ -363,12 +359,12 @@ def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, boo
             raise bad_request("'tool_choice' is 'any' but no tools are declared", "tool_choice")
         return tuple(specs), "required", parallel
     if kind == "tool":
-        name = choice.get("name")
-        if name == "web_search" and parse_server_tools(body).web_search and not specs:
+        chosen = choice.get("name")
+        if chosen == "web_search" and parse_server_tools(body).web_search and not specs:
             return (), "auto", parallel
-        if not isinstance(name, str) or not any(s.name == name for s in specs):
+        if not isinstance(chosen, str) or not any(s.name == chosen for s in specs):
             raise bad_request("'tool_choice.name' names a tool that is not in 'tools'", "tool_choice.name")
-        return tuple(s for s in specs if s.name == name), name, parallel
+        return tuple(s for s in specs if s.name == chosen), chosen, parallel
     raise bad_request("'tool_choice.type' must be auto, any, tool or none", "tool_choice.type")
 
 

@@ -17,9 +17,9 @@ from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import bad_request
 from ...engine.images import image_url_block
 from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
-from ...engine.tools import NAME_RE, ToolSpec
+from ...engine.tools import ToolSpec
 from ...engine.tools import spec as tool_spec
-from ..fields import objects, required_objects
+from ..fields import declared_name, objects, required_objects
 from ..openai import EFFORTS, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -303,11 +303,7 @@ def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str]:
             fn = tool.get("function")
             if not isinstance(fn, Mapping):
                 raise bad_request("%s.function must be an object" % (where,), where + ".function")
-        name = fn.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise bad_request("%s.function.name must match ^[A-Za-z0-9_-]{1,64}$" % (where,), where + ".function.name")
-        if any(s.name == name for s in specs):
-            raise bad_request("%s: function %r is declared twice" % (where, name), where + ".function.name")
+        name = declared_name(fn.get("name"), where, ".function.name", specs, "function")
         params = fn.get("parameters")
         if params is not None and not isinstance(params, Mapping):
             raise bad_request(
@@ -323,10 +319,10 @@ def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str]:
         choice = "auto"
     if isinstance(choice, Mapping):
         fn = choice.get("function", choice) if not legacy else choice
-        name = fn.get("name") if isinstance(fn, Mapping) else None
-        if not isinstance(name, str) or not any(s.name == name for s in specs):
+        chosen = fn.get("name") if isinstance(fn, Mapping) else None
+        if not isinstance(chosen, str) or not any(s.name == chosen for s in specs):
             raise bad_request("'%s' names a function that is not in '%s'" % (cparam, param), cparam)
-        return tuple(s for s in specs if s.name == name), name
+        return tuple(s for s in specs if s.name == chosen), chosen
     if choice not in ("none", "auto", "required"):
         raise bad_request("'%s' must be none, auto, required or a named function" % (cparam,), cparam)
     if choice == "none" or not specs:
