@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Sequence
 
 from klein import Klein
-from klein._resource import URLDecodeError, extractURLparts
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -33,17 +32,15 @@ class Mounted(Resource):
         self._apps = [(app, app.resource()) for app in apps]
         self._unknown = unknown
 
-    def _routing(self, request: Request) -> tuple[Optional[IResource], HTTPException]:
+    def _routing(self, request: Request, path: str) -> tuple[Optional[IResource], HTTPException]:
         """
-        The resource of the app that routes C{request}, or None and why
-        none does.
+        The resource of the app that routes C{request} (at C{path}), or
+        None and why none does.
         """
-        scheme, server, _, path, script = extractURLparts(request)
         missing: HTTPException = NotFound()
+        method = request.method.decode("latin-1")
         for app, resource in self._apps:
-            adapter = app.url_map.bind(
-                server, script, path_info=path, default_method=request.method.decode("latin-1"), url_scheme=scheme
-            )
+            adapter = app.url_map.bind("localhost", "/", path_info=path, default_method=method)
             try:
                 adapter.match()
             except MethodNotAllowed as e:
@@ -59,11 +56,14 @@ class Mounted(Resource):
         return None, missing
 
     def render(self, request: Request) -> Any:
+        # the path as Klein reads it (this resource is a leaf at the root)
+        joined = b"/".join(request.postpath or [])
         try:
-            resource, missing = self._routing(request)
-        except URLDecodeError:
-            # every app answers a URL that is not UTF-8 alike (400)
+            path = (joined if joined.startswith(b"/") else b"/" + joined).decode("utf-8")
+        except UnicodeDecodeError:
+            # every app answers a path that is not UTF-8 alike (400)
             return self._apps[0][1].render(request)
+        resource, missing = self._routing(request, path)
         if resource is None:
             return self._unknown(request, missing)
         return resource.render(request)

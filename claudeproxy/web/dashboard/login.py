@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ...engine import loginprobe
+from ...engine.pool import ProcessManager
 
 
 @attrs.frozen
@@ -170,7 +171,7 @@ class CLILogin:
     def __init__(
         self,
         reactor: Any,
-        manager: Any,
+        manager: ProcessManager,
         cli_version: Callable[[], Optional[str]],
         wallclock: Callable[[], float],
         in_background: Callable[[Deferred[Any]], None],
