@@ -73,7 +73,7 @@ def offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
 #: names that belong to a protocol's wire vocabulary, not the engine's
 PROTOCOL_NAMES = frozenset({"to_openai", "to_anthropic", "finish_reason", "openai_call_id", "chatcmpl"})
 #: wire words no engine string or name contains
-PROTOCOL_WORDS = ("chat.completion", "response.output", "finish_reason", "chatcmpl-")
+PROTOCOL_WORDS = ("chat.completion", "response.output", "finish_reason", "chatcmpl-", "image_url")
 
 
 def vocabulary(package: str) -> list[str]:

@@ -15,12 +15,11 @@ import attrs
 from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import bad_request
-from ...engine.images import image_url_block
 from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
 from ...engine.tools import ToolSpec
 from ...engine.tools import spec as tool_spec
 from ..fields import declared_name, objects, required_objects
-from ..openai import EFFORTS, said
+from ..openai import EFFORTS, image_url_block, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
 IGNORED_PARAMS = frozenset(

@@ -21,13 +21,12 @@ from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import ProxyError, bad_request
 from ...engine.ids import call_alias
-from ...engine.images import image_url_block
 from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
 from ...engine.turn import Finished
 from ..fields import objects
-from ..openai import EFFORTS, said
+from ..openai import EFFORTS, image_url_block, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
 #: (C{store}: every response is kept for C{previous_response_id}, in the
