@@ -7,6 +7,7 @@ protocol's own shape, by the writer the protocol gives
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, cast
 
 from klein import Klein
@@ -15,10 +16,17 @@ from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from ..engine.errors import ProxyError
+from ..engine.spec import TurnSpec
+from ..engine.streaming import TurnOutput
+from ..engine.turn import TurnState
 from ..web.serving import Serving
 
 #: writes an error as a plain answer in a protocol's shape
 ErrorWriter = Callable[[Request, ProxyError], None]
+#: a protocol's request parser: the body and the model aliases to a spec
+Parser = Callable[[bytes, tuple[tuple[str, str], ...]], TurnSpec]
+#: a protocol's output maker: how the request is answered
+Answer = Callable[[Request, TurnSpec, TurnState, str, int], TurnOutput]
 
 
 def answering_errors(app: Klein, write: ErrorWriter) -> Klein:
@@ -52,5 +60,18 @@ class ProtocolApp:
         """
         return self.serving.config.model_aliases
 
+    async def turn(
+        self, request: Request, endpoint: str, id_prefix: str, parse: Parser, answer: Answer, write_error: ErrorWriter
+    ) -> None:
+        """
+        Serve C{request} as one turn (L{Serving.serve}): its body read by
+        C{parse}, answered by the output C{answer} makes, errors before the
+        answer starts written by C{write_error}.
+        """
+        aliases = self.aliases
+        await self.serving.serve(
+            request, endpoint, id_prefix, lambda body: parse(body, aliases), partial(answer, request), write_error
+        )
 
-__all__ = ["ErrorWriter", "ProtocolApp", "answering_errors"]
+
+__all__ = ["Answer", "ErrorWriter", "Parser", "ProtocolApp", "answering_errors"]

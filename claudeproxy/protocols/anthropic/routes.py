@@ -8,13 +8,12 @@ an estimate (L{claudeproxy.engine.tokens}).
 from __future__ import annotations
 
 import json
-from functools import partial
 
 from klein import Klein
 from twisted.web.server import Request
 
 from ...engine import tokens
-from ...engine.spec import TurnSpec, load_json
+from ...engine.spec import load_json
 from ...web.httpio import write_json
 from ..apps import ProtocolApp, answering_errors
 from . import parse as anthropic_messages
@@ -47,13 +46,10 @@ class AnthropicApp(ProtocolApp):
 
     app = answering_errors(Klein(), write_anthropic_error)
 
-    def _parse(self, body: bytes) -> TurnSpec:
-        return anthropic_messages.parse_request(body, self.aliases)
-
     @app.route("/v1/messages", methods=["POST"])
     async def messages(self, request: Request) -> None:
-        output = partial(messages_output, request)
-        await self.serving.serve(request, "/v1/messages", "msg_", self._parse, output, write_anthropic_error)
+        parse = anthropic_messages.parse_request
+        await self.turn(request, "/v1/messages", "msg_", parse, messages_output, write_anthropic_error)
 
     @app.route("/v1/messages/count_tokens", methods=["POST"])
     def count_tokens(self, request: Request) -> None:
