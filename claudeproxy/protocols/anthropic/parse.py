@@ -317,10 +317,7 @@ def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, boo
     if not isinstance(raw, list):
         raise bad_request("'tools' must be an array", "tools")
     specs: list[ToolSpec] = []
-    for i, tool in enumerate(raw):
-        where = "tools[%d]" % (i,)
-        if not isinstance(tool, Mapping):
-            raise bad_request("%s must be an object" % (where,), where)
+    for where, tool in objects(raw, "tools"):
         kind = tool.get("type")
         if kind not in (None, "custom"):
             if not isinstance(kind, str):

@@ -234,10 +234,7 @@ def parse_input(
     if not isinstance(raw, list) or not raw:
         raise bad_request("'input' must be a string or a non-empty array of input items", "input")
     system: list[str] = []
-    for i, item in enumerate(raw):
-        where = "input[%d]" % (i,)
-        if not isinstance(item, Mapping):
-            raise bad_request("%s must be an object" % (where,), where)
+    for where, item in objects(raw, "input"):
         kind = item.get("type", "message")
         if kind == "item_reference":
             ref = _required_str(item, "id", where)
