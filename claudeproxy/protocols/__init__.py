@@ -7,9 +7,8 @@ events onto a response) and C{routes} (its Klein app: its routes, its
 state and an error handler that answers in the protocol's shape, mounted
 by L{claudeproxy.app.ProxyApp}).
 
-Beside them, what several share: L{apps} (the base of each Klein app, its
-error handler), L{streamed} (the base of every streamed output),
-L{fields} (request field checks) and L{openai} (the two OpenAI protocols'
-vocabulary).  A protocol imports L{claudeproxy.web}; the web layer imports
+Beside them, what several share: L{apps} (the base of each Klein app),
+L{streamed} (the base of every streamed output), L{fields} (request field
+checks) and L{openai} (the two OpenAI protocols' vocabulary).  A protocol imports L{claudeproxy.web}; the web layer imports
 no protocol.
 """

@@ -1,46 +1,27 @@
 """
-What every protocol's Klein app shares: the L{Serving} its requests go
-through (L{ProtocolApp}), and how it answers a L{ProxyError}: in the
-protocol's own shape, by the writer the protocol gives
-(L{answering_errors}).
+What every protocol's Klein app shares (L{ProtocolApp}): the L{Serving}
+its requests go through, and serving one turn with the protocol's parser,
+output and error writer.  Its error handler is
+L{claudeproxy.web.mount.answering_errors}'s.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, cast
+from typing import Callable
 
-from klein import Klein
-from twisted.python.failure import Failure
-from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
-from ..engine.errors import ProxyError
 from ..engine.spec import TurnSpec
 from ..engine.streaming import TurnOutput
 from ..engine.turn import TurnState
+from ..web.mount import ErrorWriter
 from ..web.serving import Serving
 
-#: writes an error as a plain answer in a protocol's shape
-ErrorWriter = Callable[[Request, ProxyError], None]
 #: a protocol's request parser: the body and the model aliases to a spec
 Parser = Callable[[bytes, tuple[tuple[str, str], ...]], TurnSpec]
 #: a protocol's output maker: how the request is answered
 Answer = Callable[[Request, TurnSpec, TurnState, str, int], TurnOutput]
-
-
-def answering_errors(app: Klein, write: ErrorWriter) -> Klein:
-    """
-    C{app}, with an error handler that answers a L{ProxyError} raised by any
-    of its routes with C{write}.
-    """
-
-    def proxy_error(self: Any, request: IRequest, failure: Failure) -> None:
-        # self: the app's instance, unused
-        write(cast(Request, request), cast(ProxyError, failure.value))
-
-    app.handle_errors(ProxyError)(proxy_error)
-    return app
 
 
 class ProtocolApp:
@@ -74,4 +55,4 @@ class ProtocolApp:
         )
 
 
-__all__ = ["Answer", "ErrorWriter", "Parser", "ProtocolApp", "answering_errors"]
+__all__ = ["Answer", "Parser", "ProtocolApp"]

@@ -11,7 +11,7 @@ from twisted.web.server import Request
 
 from ..engine.errors import ProxyError
 from ..web.httpio import end_response, error_before_stream, open_event_stream, write_live
-from .apps import ErrorWriter
+from ..web.mount import ErrorWriter
 
 
 class StreamedOutput:

@@ -7,11 +7,9 @@ are mounted beside this one above it, in L{claudeproxy.app.ProxyApp}.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from klein import Klein
-from twisted.python.failure import Failure
-from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -21,6 +19,7 @@ from ..engine.errors import ProxyError
 from ..engine.versions import NEWEST_TESTED, OLDEST_TESTED, version_warning
 from .httpio import error_bytes, write_error, write_json
 from .metrics import CONTENT_TYPE
+from .mount import answering_errors
 from .serving import Serving
 
 
@@ -45,15 +44,10 @@ class DaemonApp:
     The routes every daemon has, whatever protocols it speaks.
     """
 
-    app = Klein()
+    app = answering_errors(Klein(), write_error)
 
     def __init__(self, serving: Serving) -> None:
         self.serving = serving
-
-    @app.handle_errors(ProxyError)
-    def proxy_error(self, request: IRequest, failure: Failure) -> None:
-        assert isinstance(failure.value, ProxyError)
-        write_error(cast(Request, request), failure.value)
 
     @app.route("/health", methods=["GET"])
     def health(self, request: Request) -> None:

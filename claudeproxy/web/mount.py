@@ -2,21 +2,43 @@
 Klein apps side by side under one resource: each app keeps its routes'
 full paths, and a request goes to the app that has a route for its path.
 A path no app routes, or routes for other methods only, is answered by
-C{unknown} (a 404 or a 405).
+C{unknown} (a 404 or a 405).  Each app answers a L{ProxyError} its routes
+raise in its own shape (L{answering_errors}).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, cast
 
 from klein import Klein
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
+from ..engine.errors import ProxyError
+
+#: writes an error as a plain answer in an app's shape
+ErrorWriter = Callable[[Request, ProxyError], None]
+
 #: renders a request no app routes: given the request and the werkzeug
 #: error (L{NotFound} or L{MethodNotAllowed}), returns the body
 Unknown = Callable[[Request, HTTPException], bytes]
+
+
+def answering_errors(app: Klein, write: ErrorWriter) -> Klein:
+    """
+    C{app}, with an error handler that answers a L{ProxyError} raised by any
+    of its routes with C{write}.
+    """
+
+    def proxy_error(self: Any, request: IRequest, failure: Failure) -> None:
+        # self: the app's instance, unused
+        write(cast(Request, request), cast(ProxyError, failure.value))
+
+    app.handle_errors(ProxyError)(proxy_error)
+    return app
 
 
 class Mounted(Resource):
@@ -69,4 +91,4 @@ class Mounted(Resource):
         return resource.render(request)
 
 
-__all__ = ["Mounted", "Unknown"]
+__all__ = ["ErrorWriter", "Mounted", "Unknown", "answering_errors"]

@@ -15,7 +15,8 @@ from twisted.web.server import Request
 from ...engine import tokens
 from ...engine.spec import load_json
 from ...web.httpio import write_json
-from ..apps import ProtocolApp, answering_errors
+from ...web.mount import answering_errors
+from ..apps import ProtocolApp
 from . import parse as anthropic_messages
 from .output import messages_output, write_anthropic_error
 

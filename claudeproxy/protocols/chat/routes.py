@@ -9,7 +9,8 @@ from klein import Klein
 from twisted.web.server import Request
 
 from ...web.httpio import write_error
-from ..apps import ProtocolApp, answering_errors
+from ...web.mount import answering_errors
+from ..apps import ProtocolApp
 from . import parse as openai_chat
 from .output import chat_output
 

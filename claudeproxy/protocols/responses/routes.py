@@ -18,8 +18,9 @@ from ...engine.streaming import Outcome, TurnOutput
 from ...engine.turn import TurnState
 from ...store.responses import PersistedResponses
 from ...web.httpio import write_error, write_json
+from ...web.mount import answering_errors
 from ...web.serving import Serving
-from ..apps import ProtocolApp, answering_errors
+from ..apps import ProtocolApp
 from . import parse as orsp
 from .output import ResponsesOutput, ResponsesStreamOutput
 from .store import ResponseStore, Stored

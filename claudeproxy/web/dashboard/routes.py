@@ -14,8 +14,6 @@ from typing import Any, Optional, cast
 from urllib.parse import parse_qs
 
 from klein import Klein
-from twisted.python.failure import Failure
-from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from ... import __version__
@@ -25,6 +23,7 @@ from ...store.pricing import PLANS, plan_for, saved
 from ...store.usage import WINDOWS
 from ..auth import ANONYMOUS, Sessions, presented_key
 from ..httpio import write_error, write_json
+from ..mount import answering_errors
 from ..serving import Serving
 from . import page
 
@@ -46,7 +45,7 @@ class DashboardApp:
     The dashboard's routes, with its login sessions.
     """
 
-    app = Klein()
+    app = answering_errors(Klein(), write_error)
 
     def __init__(self, serving: Serving) -> None:
         self.serving = serving
@@ -81,11 +80,6 @@ class DashboardApp:
         return cast(bytes, render(nonce).encode("utf-8"))
 
     # -- the routes ------------------------------------------------------------------
-
-    @app.handle_errors(ProxyError)
-    def proxy_error(self, request: IRequest, failure: Failure) -> None:
-        assert isinstance(failure.value, ProxyError)
-        write_error(cast(Request, request), failure.value)
 
     @app.route("/", methods=["GET"])
     async def dashboard(self, request: Request) -> bytes:
