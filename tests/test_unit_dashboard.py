@@ -214,6 +214,26 @@ class LoginStateTests(NoRedirects):
         reactor.advance(CHECK_TIMEOUT)
         self.assertEqual(reactor.spawned[0].transport.signals, ["KILL"])
 
+    def test_stopping_ends_the_checks(self) -> None:
+        """
+        A daemon stopping ends the login check under way (its answer no
+        longer matters), keeps it as background work until it has ended,
+        and starts no other.
+        """
+        self.build(watchdog=False)
+        reactor = ProcessReactor()
+        proxy = self.daemon.proxy
+        proxy.login.reactor = reactor
+        self.daemon.cli.version = "2.1.197 (Claude Code)"
+        proxy.login_seen(401, "cli_not_logged_in")
+        proxy.shutdown()
+        auth = reactor.spawned[0]
+        self.assertEqual(auth.transport.signals, ["KILL"])
+        self.assertEqual(len(proxy.background), 1)
+        auth.protocol.processEnded(Failure(ProcessTerminated(signal=9)))
+        self.assertEqual(proxy.background, set())
+        self.assertEqual(len(reactor.spawned), 1)
+
 
 class _Transport:
     def __init__(self) -> None:

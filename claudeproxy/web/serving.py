@@ -352,3 +352,4 @@ class Serving:
         """
         self.turns.shutdown()
         self.limiter.close(SHUTTING_DOWN)
+        self.login.stop()

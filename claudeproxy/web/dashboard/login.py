@@ -108,46 +108,82 @@ class _Output(ProcessProtocol):
         self.done.callback((b"".join(self.out), code if isinstance(code, int) else -1))
 
 
+class Checks:
+    """
+    The short CLI runs under way, so that a daemon stopping can end them
+    (a check's answer no longer matters then) and wait for them to end.
+    """
+
+    def __init__(self) -> None:
+        self.running: set[_Output] = set()
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        for output in list(self.running):
+            if output.transport is not None:
+                output._kill()
+
+
 def run_check(
-    reactor: Any, claude: str, args: Sequence[str], env: Mapping[str, str], path: str
+    reactor: Any,
+    claude: str,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    path: str,
+    checks: Optional[Checks] = None,
 ) -> Deferred[tuple[bytes, int]]:
     """
     Run C{claude args}; fires with its standard output and exit code.
+    Under C{checks}, it is ended when they stop (none starts after that).
     """
     done: Deferred[tuple[bytes, int]] = Deferred()
-    started = maybeDeferred(
-        reactor.spawnProcess, _Output(reactor, done), claude, [claude, *args], env=dict(env), path=path
-    )
+    if checks is not None and checks.stopped:
+        done.errback(ProcessExitedAlready("the daemon is stopping"))
+        return done
+    output = _Output(reactor, done)
+    if checks is not None:
+        checks.running.add(output)
+        done.addBoth(lambda result: (checks.running.discard(output), result)[1])
+    started = maybeDeferred(reactor.spawnProcess, output, claude, [claude, *args], env=dict(env), path=path)
     # a CLI that cannot be started fails the check
     started.addErrback(done.errback)
     return done
 
 
-def probe(reactor: Any, claude: str, env: Mapping[str, str], path: str, now: float) -> Deferred[LoginState]:
+def probe(
+    reactor: Any, claude: str, env: Mapping[str, str], path: str, now: float, checks: Optional[Checks] = None
+) -> Deferred[LoginState]:
     """
     Run C{claude auth status --json}; fires with what it says (never fails).
     """
-    ran = run_check(reactor, claude, ["auth", "status", "--json"], env, path)
+    ran = run_check(reactor, claude, ["auth", "status", "--json"], env, path, checks)
     state: Deferred[LoginState] = ran.addCallback(lambda result: from_auth_status(result[0], now))
     state.addErrback(lambda _: LoginState(source="auth status", checked_at=now))
     return state
 
 
 def print_mode_refused(
-    reactor: Any, claude: str, env: Mapping[str, str], settings: Sequence[str], path: str, now: float
+    reactor: Any,
+    claude: str,
+    env: Mapping[str, str],
+    settings: Sequence[str],
+    path: str,
+    now: float,
+    checks: Optional[Checks] = None,
 ) -> Deferred[bool]:
     """
     Whether the CLI refuses, in C{-p} mode, a login that C{claude auth
     status} says is there (L{claudeproxy.engine.loginprobe}); fires False
     when it cannot tell (never fails).
     """
-    status = probe(reactor, claude, env, path, now)
+    status = probe(reactor, claude, env, path, now, checks)
 
     def asked(state: LoginState) -> Any:
         if state.logged_in is not True:
             return False
         argv = loginprobe.probe_argv(claude, settings)
-        d = run_check(reactor, claude, argv[1:], loginprobe.probe_env(env), path)
+        d = run_check(reactor, claude, argv[1:], loginprobe.probe_env(env), path, checks)
         d.addCallback(lambda result: loginprobe.verdict(result[0].decode("utf-8", "replace")) == loginprobe.REFUSED)
         return d
 
@@ -187,6 +223,13 @@ class CLILogin:
         self._print_mode_asked = False
         self._print_mode_wanted = False
         self._probed = False
+        self.checks = Checks()
+
+    def stop(self) -> None:
+        """
+        The daemon is stopping: checks under way are ended, none starts.
+        """
+        self.checks.stop()
 
     def seen(self, status: int, error_code: Optional[str]) -> None:
         """
@@ -232,6 +275,7 @@ class CLILogin:
             self.manager.settings,
             self.manager.workdir,
             self.wallclock(),
+            self.checks,
         )
         d.addCallback(got)
         self.in_background(d)
@@ -252,7 +296,9 @@ class CLILogin:
             if not self.state.source:
                 self.state = state
 
-        d = probe(self.reactor, self.manager.claude, self.manager.env, self.manager.workdir, self.wallclock())
+        d = probe(
+            self.reactor, self.manager.claude, self.manager.env, self.manager.workdir, self.wallclock(), self.checks
+        )
         d.addCallback(got)
         self.in_background(d)
 
