@@ -143,8 +143,14 @@ def run_check(
         return done
     output = _Output(reactor, done)
     if checks is not None:
-        checks.running.add(output)
-        done.addBoth(lambda result: (checks.running.discard(output), result)[1])
+        running = checks.running
+        running.add(output)
+
+        def ended(result: Any) -> Any:
+            running.discard(output)
+            return result
+
+        done.addBoth(ended)
     started = maybeDeferred(reactor.spawnProcess, output, claude, [claude, *args], env=dict(env), path=path)
     # a CLI that cannot be started fails the check
     started.addErrback(done.errback)
