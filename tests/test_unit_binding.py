@@ -484,6 +484,24 @@ class GenericPoolTests(SynchronousTestCase):
         self.assertTrue(lease.bind.bound)
         self.assertEqual(self.m.describe()["warm"]["generic"]["recycled"], 1)
 
+    def test_cleared_processes_make_room_for_generic_ones(self) -> None:
+        """
+        At the process limit, a cleared process (it serves only its own
+        settings) makes room for a generic one before anything else.
+        """
+        self.make(max_sessions=1)
+        self.ready_all()
+        first = self.m.acquire(SpawnKey("sonnet", "A"), Conversation(None, [user("a")]))
+        self.m.release(first, Continuation((user("a"), assistant("b"), user("c")), "d1"))
+        second = self.m.acquire(SpawnKey("sonnet", "B"), Conversation(None, [user("x")]))
+        self.m.release(second, Continuation((user("x"), assistant("y"), user("z")), "d2"))
+        self.assertEqual(len(self.m.pool.cleared), 1)
+        self.m.max_processes = self.m._alive()
+        self.assertTrue(self.m._room_for_warm())
+        self.assertEqual(self.m.pool.cleared, [])
+        self.assertTrue(first.proc.killed)
+        self.assertFalse(second.proc.killed)
+
     def test_clear_refused_ends_the_process(self) -> None:
         self.make(max_sessions=1)
         self.ready_all()

@@ -672,13 +672,20 @@ class ProcessManager:
     def _room_for_warm(self) -> bool:
         """
         At the process limit, end what is worth less than a ready process
-        for the next request: a one-shot session (a title or tags task),
-        else a parked tool call the client has not come back to for
+        for the next request: a cleared one (it serves only its own
+        settings; the oldest), else a one-shot session (a title or tags
+        task), else a parked tool call the client has not come back to for
         C{STALE_WAIT} seconds (frameworks that answer tool calls as text,
         or give up on them, leave such waits behind; a client that does
         come back gets its history written into a running process), oldest
         first.  A conversation the user is in is never ended for it.
         """
+        if self.pool.cleared:
+            oldest = self.pool.cleared[0]
+            self.pool.remove(oldest)
+            self.stats.budget_evicted += 1
+            oldest.proc.kill("budget")
+            return True
         one_shots = [s for s in self.sessions if s.one_shot]
         if one_shots:
             self.stats.budget_evicted += 1
