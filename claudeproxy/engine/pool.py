@@ -510,9 +510,12 @@ class ProcessManager:
         entry = self.pool.take_cleared(key)
         if entry is None:
             return None
+        return self._reused(entry.proc, key, Bind(key.model, history, bound=True))
+
+    def _reused(self, proc: CLIProcess, key: SpawnKey, bind: Bind) -> Lease:
         self.stats.reused += 1
         self.key_stats.setdefault(key, [0, 0])[0] += 1
-        return Lease(entry.proc, key, "reused", bind=Bind(key.model, history, bound=True), fresh=True)
+        return Lease(proc, key, "reused", bind=bind, fresh=True)
 
     def _recycle(self, session: Session) -> bool:
         """
@@ -559,9 +562,7 @@ class ProcessManager:
         session = self.sessions.take_one_shot(key)
         if session is None:
             return None
-        self.stats.reused += 1
-        self.key_stats.setdefault(key, [0, 0])[0] += 1
-        return Lease(session.proc, key, "reused", bind=Bind(key.model, history, clear=True), fresh=True)
+        return self._reused(session.proc, key, Bind(key.model, history, clear=True))
 
     def _take_keyed(self, key: SpawnKey) -> Optional[Lease]:
         entry = self.pool.take_keyed(key)
