@@ -296,7 +296,7 @@ def machine(cli: str, env: dict[str, str]) -> dict[str, Any]:
 
 
 #: what counts as served by a process that had finished starting
-FAST = ("warm", "session", "resumed", "tools")
+FAST = ("warm", "session", "resumed", "tools", "written", "reused")
 
 
 def waiting_cli(
