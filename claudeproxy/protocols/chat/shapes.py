@@ -23,6 +23,17 @@ def usage_object(usage: Usage) -> dict[str, Any]:
     }
 
 
+def _chunk(completion_id: str, created: int, model: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+        "choices": choices,
+    }
+
+
 def chunk(
     completion_id: str,
     created: int,
@@ -30,26 +41,12 @@ def chunk(
     delta: Mapping[str, Any],
     finish_reason: Optional[str] = None,
 ) -> dict[str, Any]:
-    return {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "system_fingerprint": None,
-        "choices": [{"index": 0, "delta": dict(delta), "logprobs": None, "finish_reason": finish_reason}],
-    }
+    choice = {"index": 0, "delta": dict(delta), "logprobs": None, "finish_reason": finish_reason}
+    return _chunk(completion_id, created, model, [choice])
 
 
 def usage_chunk(completion_id: str, created: int, model: str, usage: Usage) -> dict[str, Any]:
-    return {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "system_fingerprint": None,
-        "choices": [],
-        "usage": usage_object(usage),
-    }
+    return dict(_chunk(completion_id, created, model, []), usage=usage_object(usage))
 
 
 def completion(completion_id: str, created: int, finished: Finished, text: str, finish_reason: str) -> dict[str, Any]:
