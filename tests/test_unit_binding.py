@@ -26,9 +26,9 @@ from claudeproxy.engine.binding import (
     settings_request,
     user_turns,
 )
-from claudeproxy.engine.continuity import Continuation, continues
+from claudeproxy.engine.continuity import Continuation, HistoryDigest, continues
 from claudeproxy.engine.conversation import Conversation, Message, text_block
-from claudeproxy.engine.pool import ProcessManager
+from claudeproxy.engine.pool import REFILL_DELAY, STARTING_AT_MOST, ProcessManager
 from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
 from claudeproxy.engine.process import READY_REQUEST, WARM_UP, WARM_UP_REQUEST, CLIProcess, SpawnKey
 from claudeproxy.engine.sessions import LiveSessions, Session
@@ -377,7 +377,7 @@ class GenericPoolTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.make()
 
-    def make(self, max_sessions: int = 0) -> None:
+    def make(self, max_sessions: int = 0, max_starting: int = 8) -> None:
         self.clock = Clock()
         self.spawner = FakeSpawner()
         self.claude = self.mktemp()
@@ -393,7 +393,7 @@ class GenericPoolTests(SynchronousTestCase):
                 binding=True,
             ),
             self.spawner,
-            PoolLimits(warm=8, warm_cap=20, max_sessions=max_sessions),
+            PoolLimits(warm=8, warm_cap=20, max_sessions=max_sessions, max_starting=max_starting),
             RecordingKiller(),
         )
         self.m.start()
@@ -405,6 +405,41 @@ class GenericPoolTests(SynchronousTestCase):
                 answer(proc, READY_REQUEST)
                 if not proc.ready:
                     answer(proc, WARM_UP_REQUEST)
+
+    def test_starts_paced(self) -> None:
+        """
+        At most C{max_starting} warm processes start at once: the next
+        starts when one is ready, so starts do not slow each other or the
+        turns being served.
+        """
+        self.make(max_starting=1)
+        self.assertEqual(len(self.spawner.procs), 1)
+        self.ready_all()
+        self.clock.advance(0)
+        self.assertEqual(len(self.spawner.procs), 2)
+        self.ready_all()
+        self.clock.advance(0)
+        self.assertEqual(len(self.spawner.procs), 2)
+        self.assertEqual(self.m.pool.ready_generic(), 2)
+        # a burst takes both: one replacement starts at a time
+        for _ in range(2):
+            self.m.acquire(SpawnKey("sonnet"), Conversation(None, [user("hi")]))
+        self.clock.advance(REFILL_DELAY)
+        self.assertEqual(len(self.spawner.procs), 3)
+        self.ready_all()
+        self.clock.advance(0)
+        self.assertEqual(len(self.spawner.procs), 4)
+
+    def test_a_start_that_never_ends_holds_up_no_other(self) -> None:
+        """
+        A warm process that never says it is ready (a CLI that ignores the
+        probe) holds up the next start only for C{STARTING_AT_MOST}.
+        """
+        self.make(max_starting=1)
+        self.clock.advance(STARTING_AT_MOST)
+        self.m._schedule_refill()
+        self.clock.advance(0)
+        self.assertEqual(len(self.spawner.procs), 2)
 
     def test_any_key_takes_a_generic_process(self) -> None:
         self.assertEqual(len(self.m.pool.generic), 2)
@@ -453,6 +488,31 @@ class GenericPoolTests(SynchronousTestCase):
         lease = self.m.acquire(key, Conversation(None, [user("newer")]))
         self.assertIn(lease.source, ("starting", "cold"))
         self.assertEqual(self.m.describe()["warm"]["generic"]["reused"], 1)
+
+    def test_session_about_to_go_reused_when_none_is_ready(self) -> None:
+        """
+        With C{max_sessions} sessions kept and no process ready, a new
+        conversation takes the process of the session its own reply would
+        push out, if it has the same settings: cleared (~15-30 ms) instead
+        of waiting for a start.  Never one with other settings.
+        """
+        self.make(max_sessions=2)
+        key, other = SpawnKey("sonnet", "S"), SpawnKey("sonnet", "other")
+        self.ready_all()
+        a = self.m.acquire(key, Conversation(None, [user("a")]))
+        b = self.m.acquire(other, Conversation(None, [user("b")]))
+        self.m.release(a, Continuation((user("a"), assistant("r"), user("more")), "d1"))
+        self.clock.advance(1)
+        self.m.release(b, Continuation((user("b"), assistant("r"), user("more")), "d2"))
+        self.assertEqual(self.m.pool.ready_generic(), 0)
+        # the next out is a's: other settings get a started process
+        lease = self.m.acquire(other, Conversation(None, [user("c")]))
+        self.assertIn(lease.source, ("starting", "cold"))
+        lease = self.m.acquire(key, Conversation(None, [user("d")]))
+        self.assertEqual((lease.source, lease.proc), ("reused", a.proc))
+        assert lease.bind is not None
+        self.assertTrue(lease.bind.clear)
+        self.assertEqual([s.key for s in self.m.sessions], [other])
 
     def test_conversation_pushed_out_is_cleared_for_reuse(self) -> None:
         """
@@ -620,6 +680,41 @@ class SessionWorthTests(SynchronousTestCase):
         self.assertEqual(ended, ["title task", "tags task"])
         keep("third", "reply", "more")
         self.assertEqual(ended[-1], "conversation")
+
+    def test_a_new_chat_is_not_a_task(self) -> None:
+        """
+        Where one-shots with some settings are often continued (each new
+        chat starts as one), a new one is the start of a conversation: the
+        least recently used conversation goes before it.  Tasks (one-shots
+        with settings never continued) still go first.
+        """
+        clock = Clock()
+        ended: list[str] = []
+        sessions = LiveSessions(clock, 3, 300, lambda s, why: ended.append(s.held.messages[0].blocks[0]["text"]))
+        chat, task = SpawnKey("sonnet"), SpawnKey("sonnet", max_tokens=1000)
+
+        def keep(key: SpawnKey, *texts: str) -> None:
+            messages = tuple(user(t) if i % 2 == 0 else assistant(t) for i, t in enumerate(texts))
+            reply = digest_text("reply to " + texts[-1])
+            sessions.keep(Session(CLIProcess(RecordingKiller()), key, Continuation(messages, reply)))
+            clock.advance(1)
+
+        def go_on(text: str) -> None:
+            taken = sessions.take(chat, HistoryDigest((user(text), assistant("reply to " + text))))
+            assert taken is not None
+            keep(chat, text, "reply", "more")
+
+        keep(chat, "first chat")
+        self.assertFalse(sessions.starts_conversations(chat))
+        go_on("first chat")
+        self.assertTrue(sessions.starts_conversations(chat))
+        keep(task, "title task")
+        keep(chat, "second chat")
+        self.assertEqual(ended, [])
+        keep(chat, "third chat")
+        self.assertEqual(ended, ["title task"])
+        keep(chat, "fourth chat")
+        self.assertEqual(ended, ["title task", "first chat"])
 
 
 class TrimmedContinuationTests(SynchronousTestCase):

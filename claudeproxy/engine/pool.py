@@ -58,7 +58,7 @@ from .sessions import LiveSessions, Session
 from .tools import ToolCall, ToolSpec
 from .toolwaits import ToolWait, ToolWaits
 from .versions import parse_version
-from .warm import Demand, Idle, WarmPool, generic_target, keyed_targets, memory_cap
+from .warm import Demand, Idle, WarmPool, generic_target, keyed_targets, memory_cap, start_slots
 
 __all__ = [
     "Continuation",
@@ -78,6 +78,9 @@ REFILL_DELAY = 1.0
 #: process when the daemon is at its process limit (seconds); a late
 #: follow-up then has its history written into a running process
 STALE_WAIT = 5.0
+#: a warm process not ready this long after its spawn no longer holds up
+#: the next one's start (seconds; a start takes 0.5-3 s on a busy machine)
+STARTING_AT_MOST = 10.0
 
 
 @attrs.frozen
@@ -236,6 +239,7 @@ class ProcessManager:
         self.killer = killer
         self.warm = limits.warm
         self.warm_cap = memory_cap() if limits.warm_cap is None else limits.warm_cap
+        self.max_starting = start_slots() if limits.max_starting is None else max(1, limits.max_starting)
         self.warm_ttl = warm_ttl = limits.warm_ttl
         self.session_ttl = limits.session_ttl
         self.max_sessions = limits.max_sessions
@@ -553,13 +557,15 @@ class ProcessManager:
     def _reuse(self, key: SpawnKey, history: tuple[Message, ...]) -> Optional[Lease]:
         """
         The process of a one-shot session with C{key}'s settings (a task
-        prompt nobody continued), for a new conversation: its own is
-        cleared when the request binds it.  Were the one-shot continued
-        after all, its history would be written into a running process.
+        prompt nobody continued), or of the session this request's own
+        reply would push out (there are C{max_sessions}), for a new
+        conversation: its own is cleared when the request binds it.  Were
+        it continued after all, its history would be written into a
+        running process.
         """
         if self.max_sessions <= 0:
             return None
-        session = self.sessions.take_one_shot(key)
+        session = self.sessions.take_one_shot(key) or self.sessions.take_next_out(key)
         if session is None:
             return None
         return self._reused(session.proc, key, Bind(key.model, history, clear=True))
@@ -674,7 +680,8 @@ class ProcessManager:
         """
         At the process limit, end what is worth less than a ready process
         for the next request: a cleared one (it serves only its own
-        settings; the oldest), else a one-shot session (a title or tags
+        settings; the oldest), else a task's session (a one-shot of
+        settings whose one-shots are seldom continued: a title or tags
         task), else a parked tool call the client has not come back to for
         C{STALE_WAIT} seconds (frameworks that answer tool calls as text,
         or give up on them, leave such waits behind; a client that does
@@ -687,7 +694,7 @@ class ProcessManager:
             self.stats.budget_evicted += 1
             oldest.proc.kill("budget")
             return True
-        one_shots = [s for s in self.sessions if s.one_shot]
+        one_shots = [s for s in self.sessions if self.sessions.is_task(s)]
         if one_shots:
             self.stats.budget_evicted += 1
             self.sessions.end(min(one_shots, key=lambda s: s.since), "budget")
@@ -859,6 +866,7 @@ class ProcessManager:
 
     def _refill(self) -> None:
         self._refill_call = None
+        self._refill_soon = False
         if self.closing:
             return
         targets = self.targets()
@@ -876,16 +884,31 @@ class ProcessManager:
                 entry.proc.kill("pool_trim")
         for web, want in wants.items():
             while len(self.pool.generics(web)) < want:
-                if not self._add_idle(None, web):
+                if not self._may_start() or not self._add_idle(None, web):
                     return
         want = wants[False] + wants[True]
         for key, count in targets.items():
             while len(self.pool.keyed.get(key, [])) < count:
-                if not self._add_idle(key):
+                if not self._may_start() or not self._add_idle(key):
                     return
         if self.binding and want:
             # the pool shrinks again once the peak has aged out
             self._schedule_refill(min(60.0, self.demand.window))
+
+    def _may_start(self) -> bool:
+        """
+        Whether another warm process may start now: at most
+        C{max_starting} start at once (a start takes ~0.7 s of a core; more
+        at once than the machine has spare cores slow each other and the
+        turns being served).  The next starts when one becomes ready.
+        """
+        now = self.reactor.seconds()
+        starting = sum(
+            1
+            for e in self.pool.all()
+            if not e.proc.ready and e.proc.control_error is None and now - e.born < STARTING_AT_MOST
+        )
+        return starting < self.max_starting
 
     def _add_idle(self, key: Optional[SpawnKey], web: bool = False) -> bool:
         if self.max_processes and self._alive() >= self.max_processes and not self._room_for_warm():
@@ -905,6 +928,10 @@ class ProcessManager:
     def _became_ready(self, born: float) -> None:
         took = max(0.0, self.reactor.seconds() - born)
         self.start_time = 0.7 * self.start_time + 0.3 * took
+        if not self._refill_soon:
+            # the next warm process may start (else it waits for the
+            # first token of the turn that took one)
+            self._schedule_refill()
 
     def _idle_expired(self, entry: Idle) -> None:
         self.stats.warm_expired += 1

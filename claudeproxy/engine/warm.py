@@ -41,6 +41,18 @@ def memory_cap(total_bytes: Optional[int] = None) -> int:
     return max(1, total_bytes // 4 // PROCESS_RSS)
 
 
+def start_slots(cpus: Optional[int] = None) -> int:
+    """
+    The default most warm processes starting at once: one less than the
+    machine's cores (2 cores: 1; 10 cores: 9), at least one.  A start
+    keeps a core busy for ~0.7 s; with more at once, they slow each other
+    and the turns being served.
+    """
+    if cpus is None:
+        cpus = os.cpu_count() or 2
+    return max(1, cpus - 1)
+
+
 class Demand:
     """
     How many fresh processes (for a new conversation, or one no live
