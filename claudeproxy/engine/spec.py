@@ -7,7 +7,7 @@ this.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional
+from typing import Optional
 
 import attrs
 
@@ -97,46 +97,6 @@ def canonical_schema(schema: object) -> str:
     A JSON Schema as canonical text (so equal schemas share processes).
     """
     return json.dumps(schema, sort_keys=True, separators=(",", ":"))
-
-
-def positive_int(value: object, param: str) -> Optional[int]:
-    """
-    A token limit: None when absent, else a positive integer or a 400.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise bad_request("'%s' must be a positive integer" % (param,), param)
-    return value
-
-
-def load_json(raw: bytes) -> dict[str, Any]:
-    """
-    A request body as a JSON object, or a 400 (also for nesting too deep to
-    parse).
-    """
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request("The request body is not valid JSON: %s" % (e,), None, "invalid_json")
-    except RecursionError:
-        raise bad_request("The request body is not valid JSON: nested too deeply", None, "invalid_json")
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object", None, "invalid_json")
-    return body
-
-
-def parse_stream(body: Mapping[str, Any]) -> bool:
-    """
-    The C{stream} flag: absent or null is false; anything but a boolean is a
-    400.
-    """
-    stream = body.get("stream", False)
-    if stream is None:
-        return False
-    if not isinstance(stream, bool):
-        raise bad_request("'stream' must be a boolean", "stream")
-    return stream
 
 
 def check_system(system: Optional[str]) -> None:

@@ -17,10 +17,10 @@ import attrs
 from ...engine import models
 from ...engine.conversation import IMAGE_TYPES, Block, Conversation, Message, text_block
 from ...engine.errors import bad_request
-from ...engine.spec import TurnSpec, canonical_schema, check_system, load_json, parse_stream, positive_int
+from ...engine.spec import TurnSpec, canonical_schema, check_system
 from ...engine.tools import ToolSpec
 from ...engine.tools import spec as tool_spec
-from ..fields import declared_name, objects, required_objects
+from ..fields import declared_name, flag, load_json, objects, positive_int, required_objects
 from .context import apply_context_management
 
 #: Accepted and ignored: sampling and bookkeeping the CLI does not expose.
@@ -423,7 +423,7 @@ def parse_request(raw: bytes, aliases: Iterable[tuple[str, str]]) -> MessagesReq
     if body.get("max_tokens") is None:
         raise bad_request("'max_tokens' is required", "max_tokens")
     max_tokens = positive_int(body.get("max_tokens"), "max_tokens")
-    stream = parse_stream(body)
+    stream = flag(body, "stream", False)
     stop = body.get("stop_sequences")
     if stop is None:
         stop = []

@@ -15,10 +15,10 @@ import attrs
 from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import bad_request
-from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
+from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema
 from ...engine.tools import ToolSpec
 from ...engine.tools import spec as tool_spec
-from ..fields import declared_name, objects, required_objects
+from ..fields import declared_name, flag, load_json, objects, positive_int, required_objects
 from ..openai import EFFORTS, image_url_block, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -162,7 +162,7 @@ def parse_messages(messages: Any) -> Conversation:
 def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatRequest:
     body = load_json(raw)
     cli_model = models.resolve(body.get("model"), aliases)
-    stream = parse_stream(body)
+    stream = flag(body, "stream", False)
     n = body.get("n", 1)
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise bad_request("'n' must be a positive integer", "n")
@@ -187,11 +187,7 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
     if len(stops) > 4:
         raise bad_request("'stop' takes at most 4 sequences", "stop")
     tools, tool_choice = parse_tools(body)
-    parallel = body.get("parallel_tool_calls", True)
-    if parallel is None:
-        parallel = True
-    if not isinstance(parallel, bool):
-        raise bad_request("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
+    parallel = flag(body, "parallel_tool_calls", True)
     json_schema = parse_response_format(body.get("response_format"))
     max_tokens = positive_int(body.get("max_completion_tokens"), "max_completion_tokens")
     if max_tokens is None:

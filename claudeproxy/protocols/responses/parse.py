@@ -21,11 +21,11 @@ from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import ProxyError, bad_request
 from ...engine.ids import call_alias
-from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
+from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema
 from ...engine.tools import NAME_RE, ToolSpec
 from ...engine.tools import spec as tool_spec
 from ...engine.turn import Finished
-from ..fields import objects
+from ..fields import flag, load_json, objects, positive_int
 from ..openai import EFFORTS, image_url_block, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -542,7 +542,7 @@ def parse_request(
     """
     body = load_json(raw)
     cli_model = models.resolve(body.get("model"), aliases)
-    stream = parse_stream(body)
+    stream = flag(body, "stream", False)
     for param in ("conversation", "prompt"):
         if body.get(param) is not None:
             raise bad_request("'%s' is not supported by claudeproxy" % (param,), param, "unsupported_parameter")
@@ -567,11 +567,7 @@ def parse_request(
     item_system = parse_input(body.get("input"), turns, parsed, items)
     if not turns or turns[-1].role != "user":
         raise bad_request("'input' must end with a user message or function_call_output items", "input")
-    parallel = body.get("parallel_tool_calls", True)
-    if parallel is None:
-        parallel = True
-    if not isinstance(parallel, bool):
-        raise bad_request("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
+    parallel = flag(body, "parallel_tool_calls", True)
     max_tokens = positive_int(body.get("max_output_tokens"), "max_output_tokens")
     effort, reasoning_echo = parse_reasoning(body.get("reasoning"))
     json_schema, format_echo = parse_text_format(body.get("text"))
