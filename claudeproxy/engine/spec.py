@@ -13,7 +13,28 @@ import attrs
 
 from .conversation import Conversation
 from .errors import bad_request
-from .tools import ToolSpec
+from .tools import ToolUse
+
+
+@attrs.frozen
+class TurnSettings:
+    """
+    What a request sets for its turn beyond its messages, whatever its
+    protocol calls it.
+
+    @ivar stop: the stop sequences the reply is cut at.
+    @ivar effort: the C{--effort} level, or None for the CLI's own.
+    @ivar tools: the tools offered, and how they must be used.
+    @ivar json_schema: canonical JSON of the schema the reply must match
+        (C{--json-schema}), or None.
+    @ivar max_tokens: the upstream output limit, or None for the CLI's own.
+    """
+
+    stop: tuple[str, ...] = ()
+    effort: Optional[str] = None
+    tools: ToolUse = ToolUse()
+    json_schema: Optional[str] = None
+    max_tokens: Optional[int] = None
 
 
 @attrs.frozen
@@ -23,44 +44,27 @@ class TurnSpec:
 
     @ivar model: the model id as the client asked for it.
     @ivar cli_model: the C{--model} value.
-    @ivar tool_choice: C{"auto"}, C{"required"} or the one function's name.
-    @ivar json_schema: canonical JSON of the schema the reply must match
-        (C{--json-schema}), or None.
-    @ivar max_tokens: the upstream output limit, or None for the CLI's own.
+    @ivar stream: the reply goes out as it is written.
+    @ivar settings: what the request sets for its turn.
     """
 
     model: str
     cli_model: str
     conversation: Conversation
     stream: bool = False
-    stop: tuple[str, ...] = ()
-    effort: Optional[str] = None
-    tools: tuple[ToolSpec, ...] = ()
-    tool_choice: str = "auto"
-    parallel_tool_calls: bool = True
-    json_schema: Optional[str] = None
-    max_tokens: Optional[int] = None
-    #: the CLI's WebSearch tool is offered (a hosted web search tool was
-    #: declared)
-    web_search: bool = False
-    #: hosted tools the request declared that cannot be served (reported
-    #: in the C{x-claudeproxy-skipped-tools} header and the log)
-    skipped_tools: tuple[str, ...] = ()
-
-    @property
-    def requires_tool(self) -> bool:
-        return bool(self.tools) and self.tool_choice != "auto"
+    settings: TurnSettings = TurnSettings()
 
     @property
     def policy(self) -> TurnPolicy:
         """
         What the turn's run holds the model's answer to.
         """
+        settings = self.settings
         return TurnPolicy(
-            stops=self.stop,
-            parallel_tool_calls=self.parallel_tool_calls,
-            require_tool=self.requires_tool,
-            json_mode=self.json_schema is not None,
+            stops=settings.stop,
+            parallel_tool_calls=settings.tools.parallel,
+            require_tool=settings.tools.required,
+            json_mode=settings.json_schema is not None,
             stream=self.stream,
         )
 
