@@ -476,10 +476,10 @@ class OutputTests(SynchronousTestCase):
         out = AnthropicStreamOutput(
             r,  # type: ignore[arg-type]
             "msg_1",
-            lambda: "claude-sonnet-5",
             lambda: Usage(11, 1, 50, 0),
             include_thinking,
         )
+        out.named("claude-sonnet-5")
         return r, out
 
     def test_stream_block_indexes(self) -> None:

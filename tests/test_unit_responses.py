@@ -386,10 +386,10 @@ class StreamOutputTests(SynchronousTestCase):
             spec,
             "resp_1",
             100,
-            lambda: "claude-sonnet-5",
             lambda: 200.0,
             lambda prefix: "%s%d" % (prefix, next(counter)),
         )
+        out.named("claude-sonnet-5")
         return request, out
 
     def check(self, events: list[dict[str, Any]]) -> Any:

@@ -30,8 +30,8 @@ from .limits import merge_limits
 from .pool import Lease, ProcessManager
 from .process import SpawnKey
 from .spec import TurnSpec
-from .streaming import Outcome, Retry, Timeouts, TurnOutput, TurnRun
-from .told import ClientHook, Told, Unwatched
+from .streaming import Outcome, Retry, Timeouts, TurnRun
+from .told import ClientHook, ProtocolOutput, Told, Unwatched
 from .tools import mcp_content
 from .turn import TurnState
 
@@ -42,7 +42,7 @@ SHUTTING_DOWN = ProxyError(503, "claudeproxy is shutting down; retry in a moment
 KEEP_FOR_NEXT = 1 << 20
 
 #: makes the protocol's output for one attempt at a turn
-OutputMaker = Callable[[TurnSpec, TurnState, str, int], TurnOutput]
+OutputMaker = Callable[[TurnSpec, TurnState, str, int], ProtocolOutput]
 
 
 def continuation(conversation: Conversation, outcome: Outcome) -> Optional[Continuation]:
