@@ -14,8 +14,9 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from claudeproxy.engine.conversation import Conversation, Message, turn_blocks
 from claudeproxy.engine.errors import ProxyError
+from claudeproxy.engine.spec import TurnSettings
 from claudeproxy.engine.stops import StopScanner
-from claudeproxy.engine.tools import ToolCall
+from claudeproxy.engine.tools import ToolCall, ToolUse
 from claudeproxy.engine.turn import Finished, Usage
 from claudeproxy.protocols.anthropic import parse as am
 from claudeproxy.protocols.anthropic import shapes as am_shapes
@@ -75,10 +76,10 @@ class ParseTests(SynchronousTestCase):
     def test_minimal(self) -> None:
         spec = parse_request(body(), ())
         self.assertIsInstance(spec, MessagesRequest)
-        self.assertEqual((spec.model, spec.cli_model, spec.max_tokens, spec.stream), ("sonnet", "sonnet", 100, False))
+        self.assertEqual((spec.model, spec.cli_model, spec.stream), ("sonnet", "sonnet", False))
         self.assertEqual(spec.conversation, Conversation(None, [Message("user", [{"type": "text", "text": "hi"}])]))
-        self.assertEqual((spec.tools, spec.tool_choice, spec.parallel_tool_calls), ((), "auto", True))
-        self.assertEqual((spec.effort, spec.include_thinking, spec.json_schema, spec.stop), (None, False, None, ()))
+        self.assertEqual(spec.settings, TurnSettings(max_tokens=100))
+        self.assertFalse(spec.include_thinking)
 
     def test_model_alias_and_unknown(self) -> None:
         self.assertEqual(parse_request(body(model="fast"), (("fast", "haiku"),)).cli_model, "haiku")
@@ -105,13 +106,13 @@ class ParseTests(SynchronousTestCase):
         spec = parse_request(
             body(temperature=0.2, top_p=0.9, top_k=5, metadata={"user_id": "u"}, service_tier="auto"), ()
         )
-        self.assertEqual(spec.max_tokens, 100)
+        self.assertEqual(spec.settings.max_tokens, 100)
         self.assertEqual(am.IGNORED_PARAMS >= {"temperature", "top_p", "top_k", "metadata", "service_tier"}, True)
         self.refused(body(mcp_servers=[{"type": "url"}]), "mcp_servers")
 
     def test_stream_and_stop_sequences(self) -> None:
         spec = parse_request(body(stream=True, stop_sequences=["END", "", "\n\nHuman:"]), ())
-        self.assertEqual((spec.stream, spec.stop), (True, ("END", "\n\nHuman:")))
+        self.assertEqual((spec.stream, spec.settings.stop), (True, ("END", "\n\nHuman:")))
         self.refused(body(stream="yes"), "stream")
         self.refused(body(stop_sequences="END"), "stop_sequences")
 
@@ -291,10 +292,10 @@ class ParseTests(SynchronousTestCase):
         )
 
     def test_tools(self) -> None:
-        spec = parse_request(body(tools=[WEATHER, TIME]), ())
-        self.assertEqual([t.name for t in spec.tools], ["get_weather", "get_time"])
-        self.assertEqual(json.loads(spec.tools[0].schema)["properties"], {"city": {"type": "string"}})
-        self.assertEqual((spec.tools[0].description, spec.tools[1].description), ("Weather", ""))
+        weather, time = parse_request(body(tools=[WEATHER, TIME]), ()).settings.tools.specs
+        self.assertEqual((weather.name, time.name), ("get_weather", "get_time"))
+        self.assertEqual(json.loads(weather.schema)["properties"], {"city": {"type": "string"}})
+        self.assertEqual((weather.description, time.description), ("Weather", ""))
         self.refused(body(tools=[{"name": "bad name", "input_schema": {}}]), "tools[0].name")
         self.refused(body(tools=[{"name": "x"}]), "tools[0].input_schema")
         self.refused(body(tools=[WEATHER, WEATHER]), "tools[1].name")
@@ -303,17 +304,17 @@ class ParseTests(SynchronousTestCase):
         self.refused(body(tools={}), "tools")
 
     def test_tool_choice(self) -> None:
-        def choice(tc: Any) -> MessagesRequest:
-            return parse_request(body(tools=[WEATHER, TIME], tool_choice=tc), ())
+        def choice(tc: Any) -> ToolUse:
+            return parse_request(body(tools=[WEATHER, TIME], tool_choice=tc), ()).settings.tools
 
-        spec = choice({"type": "auto", "disable_parallel_tool_use": True})
-        self.assertEqual((len(spec.tools), spec.tool_choice, spec.parallel_tool_calls), (2, "auto", False))
-        spec = choice({"type": "any"})
-        self.assertEqual((len(spec.tools), spec.tool_choice, spec.requires_tool), (2, "required", True))
-        spec = choice({"type": "tool", "name": "get_time"})
-        self.assertEqual(([t.name for t in spec.tools], spec.tool_choice), (["get_time"], "get_time"))
-        spec = choice({"type": "none"})
-        self.assertEqual((spec.tools, spec.tool_choice), ((), "auto"))
+        tools = choice({"type": "auto", "disable_parallel_tool_use": True})
+        self.assertEqual((len(tools.specs), tools.choice, tools.parallel), (2, "auto", False))
+        tools = choice({"type": "any"})
+        self.assertEqual((len(tools.specs), tools.choice, tools.required), (2, "required", True))
+        tools = choice({"type": "tool", "name": "get_time"})
+        self.assertEqual(([t.name for t in tools.specs], tools.choice), (["get_time"], "get_time"))
+        tools = choice({"type": "none"})
+        self.assertEqual((tools.specs, tools.choice), ((), "auto"))
         self.refused(body(tools=[WEATHER], tool_choice={"type": "tool", "name": "nope"}), "tool_choice.name")
         self.refused(body(tools=[WEATHER], tool_choice={"type": "sometimes"}), "tool_choice.type")
         self.refused(body(tools=[WEATHER], tool_choice="auto"), "tool_choice")
@@ -329,14 +330,14 @@ class ParseTests(SynchronousTestCase):
 
         for budget, effort in ((1024, "low"), (4095, "low"), (4096, "medium"), (16383, "medium"), (16384, "high")):
             spec = parse(thinking={"type": "enabled", "budget_tokens": budget})
-            self.assertEqual((spec.effort, spec.include_thinking), (effort, True), budget)
+            self.assertEqual((spec.settings.effort, spec.include_thinking), (effort, True), budget)
         spec = parse(thinking={"type": "adaptive"})
-        self.assertEqual((spec.effort, spec.include_thinking), (None, True))
+        self.assertEqual((spec.settings.effort, spec.include_thinking), (None, True))
         spec = parse(thinking={"type": "disabled"})
-        self.assertEqual((spec.effort, spec.include_thinking), (None, False))
+        self.assertEqual((spec.settings.effort, spec.include_thinking), (None, False))
         spec = parse(thinking={"type": "enabled", "budget_tokens": 2000}, output_config={"effort": "max"})
-        self.assertEqual(spec.effort, "max")
-        self.assertEqual(parse(output_config={"effort": "medium"}).effort, "medium")
+        self.assertEqual(spec.settings.effort, "max")
+        self.assertEqual(parse(output_config={"effort": "medium"}).settings.effort, "medium")
         self.refused(body(thinking={"type": "enabled"}), "thinking")
         self.refused(body(thinking={"type": "enabled", "budget_tokens": -1}), "thinking.budget_tokens")
         self.refused(body(thinking={"type": "on"}), "thinking.type")
@@ -347,7 +348,7 @@ class ParseTests(SynchronousTestCase):
     def test_output_format(self) -> None:
         schema = {"type": "object", "properties": {"a": {"type": "string"}}}
         spec = parse_request(body(output_config={"format": {"type": "json_schema", "schema": schema}}), ())
-        self.assertEqual(json.loads(spec.json_schema or ""), schema)
+        self.assertEqual(json.loads(spec.settings.json_schema or ""), schema)
         self.refused(body(output_config={"format": {"type": "json_schema"}}), "output_config.format")
 
 
@@ -475,10 +476,10 @@ class OutputTests(SynchronousTestCase):
         out = AnthropicStreamOutput(
             r,  # type: ignore[arg-type]
             "msg_1",
-            lambda: "claude-sonnet-5",
             lambda: Usage(11, 1, 50, 0),
             include_thinking,
         )
+        out.named("claude-sonnet-5")
         return r, out
 
     def test_stream_block_indexes(self) -> None:

@@ -51,7 +51,9 @@ PATCH = {
 }
 
 
-def responses(body: dict[str, Any], items: Optional[dict[str, dict[str, Any]]] = None, stored: Any = None) -> Any:
+def responses(
+    body: dict[str, Any], items: Optional[dict[str, dict[str, Any]]] = None, stored: Any = None
+) -> orsp.ResponsesRequest:
     raw = json.dumps(dict({"model": "sonnet"}, **body)).encode()
     lookup = (stored or {}).get
     return orsp.parse_request(raw, (), lookup, (items or {}).get)
@@ -72,9 +74,10 @@ class CodexToolsTests(SynchronousTestCase):
         spec = responses(
             {"input": "x", "tools": [EXEC, NAMESPACE, {"type": "web_search", "external_web_access": True}]}
         )
-        self.assertEqual([t.name for t in spec.tools], ["exec_command", "close_agent", "spawn_agent"])
-        self.assertTrue(spec.web_search)
-        self.assertEqual(spec.skipped_tools, ())
+        tools = spec.settings.tools
+        self.assertEqual([t.name for t in tools.specs], ["exec_command", "close_agent", "spawn_agent"])
+        self.assertTrue(tools.web_search)
+        self.assertEqual(tools.skipped, ())
         self.assertEqual(spec.client_tools["close_agent"], orsp.ClientTool("close_agent", "multi_agent_v1"))
 
     def test_namespaced_call_comes_back_with_its_namespace(self) -> None:
@@ -90,7 +93,7 @@ class CodexToolsTests(SynchronousTestCase):
     def test_clashing_names_get_the_namespace(self) -> None:
         other = dict(NAMESPACE, name="other_ns")
         spec = responses({"input": "x", "tools": [NAMESPACE, other]})
-        names = [t.name for t in spec.tools]
+        names = [t.name for t in spec.settings.tools.specs]
         self.assertIn("other_ns__close_agent", names)
         self.assertIn("multi_agent_v1__close_agent", names)
         item = orsp_shapes.call_item("fc", ToolCall("c", "other_ns__close_agent", "{}"), spec.client_tools)
@@ -119,8 +122,9 @@ class CodexToolsTests(SynchronousTestCase):
 
     def test_custom_tool(self) -> None:
         spec = responses({"input": "x", "tools": [PATCH]})
-        self.assertEqual(json.loads(spec.tools[0].schema)["required"], ["input"])
-        self.assertIn("start: begin_patch", spec.tools[0].description)
+        (patch,) = spec.settings.tools.specs
+        self.assertEqual(json.loads(patch.schema)["required"], ["input"])
+        self.assertIn("start: begin_patch", patch.description)
         item = orsp_shapes.call_item(
             "fc", ToolCall("c", "apply_patch", '{"input": "*** Begin Patch"}'), spec.client_tools
         )
@@ -144,8 +148,8 @@ class CodexToolsTests(SynchronousTestCase):
                 "tools": [EXEC, {"type": "tool_search", "execution": "client"}, {"type": "code_interpreter"}],
             }
         )
-        self.assertEqual(spec.skipped_tools, ("tool_search", "code_interpreter"))
-        self.assertEqual([t.name for t in spec.tools], ["exec_command"])
+        self.assertEqual(spec.settings.tools.skipped, ("tool_search", "code_interpreter"))
+        self.assertEqual([t.name for t in spec.settings.tools.specs], ["exec_command"])
 
     def test_codex_fields_accepted(self) -> None:
         spec = responses(
@@ -284,9 +288,11 @@ class MessagesTests(SynchronousTestCase):
 
     def test_server_tools(self) -> None:
         spec = messages(tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}])
-        self.assertTrue(spec.web_search)
+        self.assertTrue(spec.settings.tools.web_search)
         spec = messages(tools=[{"type": "code_execution_20250825", "name": "code_execution"}])
-        self.assertEqual((spec.web_search, spec.skipped_tools), (False, ("code_execution_20250825",)))
+        self.assertEqual(
+            (spec.settings.tools.web_search, spec.settings.tools.skipped), (False, ("code_execution_20250825",))
+        )
 
     def test_search_blocks(self) -> None:
         use, result = am_shapes.search_blocks(WebSearch("toolu_01Ab", "q", (("https://e.com", "E"),)))
@@ -352,7 +358,7 @@ class MessagesTests(SynchronousTestCase):
 class ChatSearchTests(SynchronousTestCase):
     def test_web_search_options(self) -> None:
         raw = json.dumps({"model": "sonnet", "messages": [{"role": "user", "content": "x"}], "web_search_options": {}})
-        self.assertTrue(oc.parse_request(raw.encode(), ()).web_search)
+        self.assertTrue(oc.parse_request(raw.encode(), ()).settings.tools.web_search)
 
     def test_citations(self) -> None:
         search = WebSearch("t", "q", (("https://e.com", "E"), ("https://f.org", "F")))

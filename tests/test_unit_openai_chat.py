@@ -72,8 +72,8 @@ class BodyTests(ParseHelpers):
         self.assertEqual(req.cli_model, "sonnet")
         self.assertFalse(req.stream)
         self.assertFalse(req.include_usage)
-        self.assertEqual(req.stop, ())
-        self.assertIsNone(req.effort)
+        self.assertEqual(req.settings.stop, ())
+        self.assertIsNone(req.settings.effort)
         self.assertEqual(req.conversation, Conversation(None, [Message("user", [{"type": "text", "text": "hi"}])]))
 
     def test_ignored_params_accepted(self) -> None:
@@ -158,13 +158,13 @@ class ParamTests(ParseHelpers):
             self.refused(body(n=bad), "n")
 
     def test_stop_string(self) -> None:
-        self.assertEqual(self.parse(body(stop="END")).stop, ("END",))
-        self.assertEqual(self.parse(body(stop="")).stop, ())
-        self.assertEqual(self.parse(body(stop=None)).stop, ())
+        self.assertEqual(self.parse(body(stop="END")).settings.stop, ("END",))
+        self.assertEqual(self.parse(body(stop="")).settings.stop, ())
+        self.assertEqual(self.parse(body(stop=None)).settings.stop, ())
 
     def test_stop_list(self) -> None:
-        self.assertEqual(self.parse(body(stop=["a", "", "b"])).stop, ("a", "b"))
-        self.assertEqual(self.parse(body(stop=["1", "2", "3", "4"])).stop, ("1", "2", "3", "4"))
+        self.assertEqual(self.parse(body(stop=["a", "", "b"])).settings.stop, ("a", "b"))
+        self.assertEqual(self.parse(body(stop=["1", "2", "3", "4"])).settings.stop, ("1", "2", "3", "4"))
 
     def test_stop_invalid(self) -> None:
         for bad in (3, {"a": 1}, ["a", 2], True):
@@ -177,16 +177,16 @@ class ParamTests(ParseHelpers):
     def test_tools_with_choice_none_exposes_nothing(self) -> None:
         tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
         req = self.parse(body(tools=tools, tool_choice="none"))
-        self.assertEqual(req.tools, ())
+        self.assertEqual(req.settings.tools.specs, ())
         req = self.parse(body(functions=[{"name": "f"}], function_call="none"))
-        self.assertEqual(req.tools, ())
-        self.assertEqual(self.parse(body(tools=[])).tools, ())
+        self.assertEqual(req.settings.tools.specs, ())
+        self.assertEqual(self.parse(body(tools=[])).settings.tools.specs, ())
 
     def test_tools_declared(self) -> None:
         tools = [{"type": "function", "function": {"name": "get_weather", "description": "d", "parameters": {}}}]
         req = self.parse(body(tools=tools))
-        self.assertEqual([t.name for t in req.tools], ["get_weather"])
-        self.assertEqual(req.tool_choice, "auto")
+        self.assertEqual([t.name for t in req.settings.tools.specs], ["get_weather"])
+        self.assertEqual(req.settings.tools.choice, "auto")
 
     def test_tools_invalid_name_the_field(self) -> None:
         self.refused(body(tools={"type": "function"}), "tools")
@@ -211,16 +211,16 @@ class ParamTests(ParseHelpers):
         self.refused(body(parallel_tool_calls="yes"), "parallel_tool_calls")
 
     def test_response_format_text(self) -> None:
-        self.assertIsNone(self.parse(body(response_format={"type": "text"})).json_schema)
-        self.assertIsNone(self.parse(body()).json_schema)
+        self.assertIsNone(self.parse(body(response_format={"type": "text"})).settings.json_schema)
+        self.assertIsNone(self.parse(body()).settings.json_schema)
 
     def test_response_format_json(self) -> None:
         req = self.parse(body(response_format={"type": "json_object"}))
-        self.assertIsNotNone(req.json_schema)
+        self.assertIsNotNone(req.settings.json_schema)
         schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
         req = self.parse(body(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}))
-        assert req.json_schema is not None
-        self.assertEqual(json.loads(req.json_schema), schema)
+        assert req.settings.json_schema is not None
+        self.assertEqual(json.loads(req.settings.json_schema), schema)
 
     def test_response_format_invalid(self) -> None:
         self.refused(body(response_format={"type": "yaml"}), "response_format")
@@ -236,9 +236,9 @@ class ParamTests(ParseHelpers):
         )
 
     def test_max_tokens(self) -> None:
-        self.assertEqual(self.parse(body(max_tokens=100)).max_tokens, 100)
-        self.assertEqual(self.parse(body(max_tokens=100, max_completion_tokens=50)).max_tokens, 50)
-        self.assertIsNone(self.parse(body()).max_tokens)
+        self.assertEqual(self.parse(body(max_tokens=100)).settings.max_tokens, 100)
+        self.assertEqual(self.parse(body(max_tokens=100, max_completion_tokens=50)).settings.max_tokens, 50)
+        self.assertIsNone(self.parse(body()).settings.max_tokens)
         for bad in (0, -5, "100", 1.5, True):
             self.refused(body(max_tokens=bad), "max_tokens")
             self.refused(body(max_completion_tokens=bad), "max_completion_tokens")
@@ -263,8 +263,8 @@ class ParamTests(ParseHelpers):
             "max": "max",
         }
         for given, cli in expected.items():
-            self.assertEqual(self.parse(body(reasoning_effort=given)).effort, cli)
-        self.assertIsNone(self.parse(body(reasoning_effort=None)).effort)
+            self.assertEqual(self.parse(body(reasoning_effort=given)).settings.effort, cli)
+        self.assertIsNone(self.parse(body(reasoning_effort=None)).settings.effort)
 
     def test_reasoning_effort_invalid(self) -> None:
         for bad in ("extreme", 3, "", True):

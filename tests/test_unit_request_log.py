@@ -62,6 +62,9 @@ class Heard:
     def answering(self, model: str) -> None:
         self.heard.append(("answering", model))
 
+    def named(self, model: str) -> None:
+        self.heard.append(("named", model))
+
     def piece(self) -> None:
         self.heard.append(("piece", None))
 
@@ -96,13 +99,16 @@ class ToldTests(SynchronousTestCase):
         told.tool_call_delta(0, "{}")
         told.finished(finished())
         self.assertEqual(hook.heard, [("answering", "claude-sonnet-5"), ("piece", None), ("piece", None)])
-        self.assertEqual(output.heard, [("text", "Hi"), ("tool_call_delta", "{}"), ("finished", "gpt-4o")])
+        self.assertEqual(
+            output.heard, [("named", "gpt-4o"), ("text", "Hi"), ("tool_call_delta", "{}"), ("finished", "gpt-4o")]
+        )
         self.assertFalse(told.needs_text)
 
     def test_a_failure_before_any_output_names_the_model(self) -> None:
-        hook = Heard()
-        Told(Heard(), hook, TurnState(model="claude-sonnet-5"), "sonnet").failed(timeout("x"))
+        output, hook = Heard(), Heard()
+        Told(output, hook, TurnState(model="claude-sonnet-5"), "sonnet").failed(timeout("x"))
         self.assertEqual(hook.heard, [("answering", "claude-sonnet-5")])
+        self.assertEqual(output.heard, [("named", "sonnet"), ("failed", "timeout")])
 
 
 class LogLineTests(RoutesTestCase):

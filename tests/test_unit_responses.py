@@ -21,8 +21,9 @@ from claudeproxy.engine.errors import ProxyError
 from claudeproxy.engine.ids import call_alias
 from claudeproxy.engine.pool import continues
 from claudeproxy.engine.serve import continuation
+from claudeproxy.engine.spec import TurnSettings
 from claudeproxy.engine.streaming import Outcome
-from claudeproxy.engine.tools import ToolCall
+from claudeproxy.engine.tools import ToolCall, ToolUse
 from claudeproxy.engine.turn import Finished, Usage
 from claudeproxy.protocols.chat import parse as openai_chat
 from claudeproxy.protocols.responses import events as orsp_events
@@ -67,7 +68,7 @@ class ParseTests(SynchronousTestCase):
     def test_string_input(self) -> None:
         spec = parse({"input": "Hi", "stream": True})
         self.assertEqual(spec.conversation, Conversation(None, [Message("user", [text_block("Hi")])]))
-        self.assertEqual((spec.cli_model, spec.stream, spec.tools, spec.json_schema), ("sonnet", True, (), None))
+        self.assertEqual((spec.cli_model, spec.stream, spec.settings), ("sonnet", True, TurnSettings()))
 
     def test_instructions_and_system_items(self) -> None:
         spec = parse(
@@ -180,17 +181,20 @@ class ParseTests(SynchronousTestCase):
     def test_tools_and_choice(self) -> None:
         other = dict(WEATHER, name="get_time")
         spec = parse({"input": "x", "tools": [WEATHER, other], "parallel_tool_calls": False})
-        self.assertEqual([t.name for t in spec.tools], ["get_weather", "get_time"])
-        self.assertEqual((spec.tool_choice, spec.parallel_tool_calls), ("auto", False))
-        self.assertEqual(json.loads(spec.tools[0].schema), WEATHER["parameters"])
-        named = parse(
-            {"input": "x", "tools": [WEATHER, other], "tool_choice": {"type": "function", "name": "get_time"}}
-        )
-        self.assertEqual(([t.name for t in named.tools], named.tool_choice), (["get_time"], "get_time"))
-        self.assertEqual(parse({"input": "x", "tools": [WEATHER], "tool_choice": "none"}).tools, ())
-        self.assertEqual(parse({"input": "x", "tools": [WEATHER], "tool_choice": "required"}).tool_choice, "required")
-        self.assertTrue(parse({"input": "x", "tools": [{"type": "web_search"}]}).web_search)
-        self.assertEqual(parse({"input": "x", "tools": [{"type": "file_search"}]}).skipped_tools, ("file_search",))
+        tools = spec.settings.tools
+        self.assertEqual([t.name for t in tools.specs], ["get_weather", "get_time"])
+        self.assertEqual((tools.choice, tools.parallel), ("auto", False))
+        self.assertEqual(json.loads(tools.specs[0].schema), WEATHER["parameters"])
+
+        def offered(body: dict[str, Any]) -> ToolUse:
+            return parse(dict({"input": "x"}, **body)).settings.tools
+
+        named = offered({"tools": [WEATHER, other], "tool_choice": {"type": "function", "name": "get_time"}})
+        self.assertEqual(([t.name for t in named.specs], named.choice), (["get_time"], "get_time"))
+        self.assertEqual(offered({"tools": [WEATHER], "tool_choice": "none"}).specs, ())
+        self.assertEqual(offered({"tools": [WEATHER], "tool_choice": "required"}).choice, "required")
+        self.assertTrue(offered({"tools": [{"type": "web_search"}]}).web_search)
+        self.assertEqual(offered({"tools": [{"type": "file_search"}]}).skipped, ("file_search",))
         self.assertBad({"input": "x", "tools": [dict(WEATHER, name="bad name")]}, "tools[0].name")
         self.assertBad(
             {"input": "x", "tools": [WEATHER], "tool_choice": {"type": "function", "name": "x"}}, "tool_choice"
@@ -203,21 +207,23 @@ class ParseTests(SynchronousTestCase):
         spec = parse(
             {"input": "x", "text": {"format": {"type": "json_schema", "name": "n", "schema": schema, "strict": True}}}
         )
-        self.assertEqual(spec.json_schema, json.dumps(schema, sort_keys=True, separators=(",", ":")))
+        self.assertEqual(spec.settings.json_schema, json.dumps(schema, sort_keys=True, separators=(",", ":")))
         self.assertEqual(spec.echo["text"]["format"]["name"], "n")
-        self.assertEqual(
-            parse({"input": "x", "text": {"format": {"type": "json_object"}}}).json_schema, '{"type":"object"}'
-        )
-        self.assertIsNone(parse({"input": "x", "text": {"format": {"type": "text"}}}).json_schema)
+        json_object = parse({"input": "x", "text": {"format": {"type": "json_object"}}})
+        self.assertEqual(json_object.settings.json_schema, '{"type":"object"}')
+        self.assertIsNone(parse({"input": "x", "text": {"format": {"type": "text"}}}).settings.json_schema)
         self.assertBad({"input": "x", "text": {"format": {"type": "json_schema", "name": "n"}}}, "text.format.schema")
         self.assertBad({"input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type")
 
     def test_reasoning_and_limits(self) -> None:
-        self.assertEqual(parse({"input": "x", "reasoning": {"effort": "minimal"}}).effort, "low")
-        self.assertEqual(parse({"input": "x", "reasoning": {"effort": "high", "summary": "auto"}}).effort, "high")
-        self.assertIsNone(parse({"input": "x", "reasoning": {"effort": "none"}}).effort)
+        def effort(reasoning: dict[str, Any]) -> Optional[str]:
+            return parse({"input": "x", "reasoning": reasoning}).settings.effort
+
+        self.assertEqual(effort({"effort": "minimal"}), "low")
+        self.assertEqual(effort({"effort": "high", "summary": "auto"}), "high")
+        self.assertIsNone(effort({"effort": "none"}))
         self.assertBad({"input": "x", "reasoning": {"effort": "huge"}}, "reasoning.effort")
-        self.assertEqual(parse({"input": "x", "max_output_tokens": 64}).max_tokens, 64)
+        self.assertEqual(parse({"input": "x", "max_output_tokens": 64}).settings.max_tokens, 64)
         self.assertBad({"input": "x", "max_output_tokens": 0}, "max_output_tokens")
 
     def test_ignored_params(self) -> None:
@@ -380,10 +386,10 @@ class StreamOutputTests(SynchronousTestCase):
             spec,
             "resp_1",
             100,
-            lambda: "claude-sonnet-5",
             lambda: 200.0,
             lambda prefix: "%s%d" % (prefix, next(counter)),
         )
+        out.named("claude-sonnet-5")
         return request, out
 
     def check(self, events: list[dict[str, Any]]) -> Any:

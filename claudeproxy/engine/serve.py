@@ -30,8 +30,8 @@ from .limits import merge_limits
 from .pool import Lease, ProcessManager
 from .process import SpawnKey
 from .spec import TurnSpec
-from .streaming import Outcome, Retry, Timeouts, TurnOutput, TurnRun
-from .told import ClientHook, Told, Unwatched
+from .streaming import Outcome, Retry, Timeouts, TurnRun
+from .told import ClientHook, ProtocolOutput, Told, Unwatched
 from .tools import mcp_content
 from .turn import TurnState
 
@@ -42,7 +42,7 @@ SHUTTING_DOWN = ProxyError(503, "claudeproxy is shutting down; retry in a moment
 KEEP_FOR_NEXT = 1 << 20
 
 #: makes the protocol's output for one attempt at a turn
-OutputMaker = Callable[[TurnSpec, TurnState, str, int], TurnOutput]
+OutputMaker = Callable[[TurnSpec, TurnState, str, int], ProtocolOutput]
 
 
 def continuation(conversation: Conversation, outcome: Outcome) -> Optional[Continuation]:
@@ -82,15 +82,16 @@ def spawn_key(spec: TurnSpec, config: Config) -> SpawnKey:
     """
     The settings a process must have been started with to serve C{spec}.
     """
+    settings = spec.settings
     return SpawnKey(
         spec.cli_model,
         spec.conversation.system,
         config.system_prompt_mode,
-        spec.effort,
-        tools=spec.tools,
-        json_schema=spec.json_schema,
-        max_tokens=spec.max_tokens,
-        web_search=spec.web_search,
+        settings.effort,
+        tools=settings.tools.specs,
+        json_schema=settings.json_schema,
+        max_tokens=settings.max_tokens,
+        web_search=settings.tools.web_search,
     )
 
 
@@ -146,12 +147,14 @@ class TurnServer:
         """
         conversation = self.ids.canonical(spec.conversation)
         check_tool_pairs(conversation.messages)
-        tools = spec.tools
+        settings = spec.settings
+        tools = settings.tools.specs
         if not tools and conversation.history:
             tools = history_tools(conversation.messages)
-        if conversation is spec.conversation and tools is spec.tools:
+        if conversation is spec.conversation and tools is settings.tools.specs:
             return spec
-        return attrs.evolve(spec, conversation=conversation, tools=tools)
+        offered = attrs.evolve(settings.tools, specs=tools)
+        return attrs.evolve(spec, conversation=conversation, settings=attrs.evolve(settings, tools=offered))
 
     async def serve(
         self,

@@ -7,13 +7,34 @@ this.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional
+from typing import Optional
 
 import attrs
 
 from .conversation import Conversation
 from .errors import bad_request
-from .tools import ToolSpec
+from .tools import ToolUse
+
+
+@attrs.frozen
+class TurnSettings:
+    """
+    What a request sets for its turn beyond its messages, whatever its
+    protocol calls it.
+
+    @ivar stop: the stop sequences the reply is cut at.
+    @ivar effort: the C{--effort} level, or None for the CLI's own.
+    @ivar tools: the tools offered, and how they must be used.
+    @ivar json_schema: canonical JSON of the schema the reply must match
+        (C{--json-schema}), or None.
+    @ivar max_tokens: the upstream output limit, or None for the CLI's own.
+    """
+
+    stop: tuple[str, ...] = ()
+    effort: Optional[str] = None
+    tools: ToolUse = ToolUse()
+    json_schema: Optional[str] = None
+    max_tokens: Optional[int] = None
 
 
 @attrs.frozen
@@ -23,44 +44,27 @@ class TurnSpec:
 
     @ivar model: the model id as the client asked for it.
     @ivar cli_model: the C{--model} value.
-    @ivar tool_choice: C{"auto"}, C{"required"} or the one function's name.
-    @ivar json_schema: canonical JSON of the schema the reply must match
-        (C{--json-schema}), or None.
-    @ivar max_tokens: the upstream output limit, or None for the CLI's own.
+    @ivar stream: the reply goes out as it is written.
+    @ivar settings: what the request sets for its turn.
     """
 
     model: str
     cli_model: str
     conversation: Conversation
     stream: bool = False
-    stop: tuple[str, ...] = ()
-    effort: Optional[str] = None
-    tools: tuple[ToolSpec, ...] = ()
-    tool_choice: str = "auto"
-    parallel_tool_calls: bool = True
-    json_schema: Optional[str] = None
-    max_tokens: Optional[int] = None
-    #: the CLI's WebSearch tool is offered (a hosted web search tool was
-    #: declared)
-    web_search: bool = False
-    #: hosted tools the request declared that cannot be served (reported
-    #: in the C{x-claudeproxy-skipped-tools} header and the log)
-    skipped_tools: tuple[str, ...] = ()
-
-    @property
-    def requires_tool(self) -> bool:
-        return bool(self.tools) and self.tool_choice != "auto"
+    settings: TurnSettings = TurnSettings()
 
     @property
     def policy(self) -> TurnPolicy:
         """
         What the turn's run holds the model's answer to.
         """
+        settings = self.settings
         return TurnPolicy(
-            stops=self.stop,
-            parallel_tool_calls=self.parallel_tool_calls,
-            require_tool=self.requires_tool,
-            json_mode=self.json_schema is not None,
+            stops=settings.stop,
+            parallel_tool_calls=settings.tools.parallel,
+            require_tool=settings.tools.required,
+            json_mode=settings.json_schema is not None,
             stream=self.stream,
         )
 
@@ -97,46 +101,6 @@ def canonical_schema(schema: object) -> str:
     A JSON Schema as canonical text (so equal schemas share processes).
     """
     return json.dumps(schema, sort_keys=True, separators=(",", ":"))
-
-
-def positive_int(value: object, param: str) -> Optional[int]:
-    """
-    A token limit: None when absent, else a positive integer or a 400.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise bad_request("'%s' must be a positive integer" % (param,), param)
-    return value
-
-
-def load_json(raw: bytes) -> dict[str, Any]:
-    """
-    A request body as a JSON object, or a 400 (also for nesting too deep to
-    parse).
-    """
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request("The request body is not valid JSON: %s" % (e,), None, "invalid_json")
-    except RecursionError:
-        raise bad_request("The request body is not valid JSON: nested too deeply", None, "invalid_json")
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object", None, "invalid_json")
-    return body
-
-
-def parse_stream(body: Mapping[str, Any]) -> bool:
-    """
-    The C{stream} flag: absent or null is false; anything but a boolean is a
-    400.
-    """
-    stream = body.get("stream", False)
-    if stream is None:
-        return False
-    if not isinstance(stream, bool):
-        raise bad_request("'stream' must be a boolean", "stream")
-    return stream
 
 
 def check_system(system: Optional[str]) -> None:

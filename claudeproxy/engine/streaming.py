@@ -99,6 +99,11 @@ class WholeReply:
     def web_search(self, search: WebSearch) -> None:
         pass
 
+    def named(self, model: str) -> None:
+        """
+        The model the reply names: the finished turn names it.
+        """
+
 
 #: the turn written when C{tool_choice} requires a call and the model
 #: answered in text (the CLI has no way to pass C{tool_choice} upstream; it

@@ -1,8 +1,8 @@
 """
 What the engine tells the client of a request while its turn runs: the
 hook a request gives the engine (L{ClientHook}: in HTTP, the response's
-headers and the request's progress), and the protocol's output as the
-engine drives it (L{Told}).
+headers and the request's progress), the protocol's output
+(L{ProtocolOutput}) and that output as the engine drives it (L{Told}).
 """
 
 from __future__ import annotations
@@ -46,6 +46,19 @@ class ClientHook(Protocol):
         """
 
 
+class ProtocolOutput(TurnOutput, Protocol):
+    """
+    A protocol's output for one attempt at a turn: a L{TurnOutput} that is
+    also told the model the reply names.
+    """
+
+    def named(self, model: str) -> None:
+        """
+        The model the reply names, as the client asked for it: before the
+        output's first frame.
+        """
+
+
 class Unwatched:
     """
     A L{ClientHook} told nothing.
@@ -67,13 +80,14 @@ class Unwatched:
 class Told:
     """
     A protocol's output as the engine drives it: the hook hears of each
-    piece and, before the first output, of the model answering; the
-    finished turn names the model as the client asked for it
-    (OpenAI-compatible servers echo the requested id; a different one makes
-    clients such as OpenClaw report a rerouted model).
+    piece and, before the first output, of the model answering; the reply
+    names the model as the client asked for it (the output is told so
+    before its first output, and the finished turn names it too):
+    OpenAI-compatible servers echo the requested id; a different one makes
+    clients such as OpenClaw report a rerouted model.
     """
 
-    def __init__(self, output: TurnOutput, hook: ClientHook, state: TurnState, requested: str) -> None:
+    def __init__(self, output: ProtocolOutput, hook: ClientHook, state: TurnState, requested: str) -> None:
         self._output = output
         self._hook = hook
         self._state = state
@@ -85,6 +99,7 @@ class Told:
         if not self._answering:
             self._answering = True
             self._hook.answering(self._state.model)
+            self._output.named(self._requested)
 
     def text(self, text: str) -> None:
         self._first()

@@ -40,6 +40,34 @@ def spec(name: str, description: Optional[str], parameters: Any) -> ToolSpec:
 
 
 @attrs.frozen
+class ToolUse:
+    """
+    The tools a turn offers the model, and how its reply must use them.
+
+    @ivar specs: the client's tools, as the model is offered them.
+    @ivar choice: C{"auto"}, C{"required"} or the one tool's name.
+    @ivar parallel: more than one call may go out at once.
+    """
+
+    specs: tuple[ToolSpec, ...] = ()
+    choice: str = "auto"
+    parallel: bool = True
+    #: the CLI's WebSearch tool is offered (a hosted web search tool was
+    #: declared)
+    web_search: bool = False
+    #: hosted tools the request declared that cannot be served (reported
+    #: in the C{x-claudeproxy-skipped-tools} header and the log)
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        """
+        The reply must call one of the tools.
+        """
+        return bool(self.specs) and self.choice != "auto"
+
+
+@attrs.frozen
 class ToolCall:
     """
     A call the model made: C{id} is the upstream tool_use id (the client's

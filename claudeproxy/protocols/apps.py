@@ -13,7 +13,7 @@ from typing import Callable
 from twisted.web.server import Request
 
 from ..engine.spec import TurnSpec
-from ..engine.streaming import TurnOutput
+from ..engine.told import ProtocolOutput
 from ..engine.turn import TurnState
 from ..web.mount import ErrorWriter
 from ..web.serving import Serving
@@ -21,7 +21,7 @@ from ..web.serving import Serving
 #: a protocol's request parser: the body and the model aliases to a spec
 Parser = Callable[[bytes, tuple[tuple[str, str], ...]], TurnSpec]
 #: a protocol's output maker: how the request is answered
-Answer = Callable[[Request, TurnSpec, TurnState, str, int], TurnOutput]
+Answer = Callable[[Request, TurnSpec, TurnState, str, int], ProtocolOutput]
 
 
 class ProtocolApp:

@@ -1,13 +1,56 @@
 """
-Field checks every protocol's request parsing shares.
+Field checks every protocol's request parsing shares: the body as a JSON
+object, boolean flags, token limits, arrays of objects, declared
+tool names.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+import json
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from ..engine.errors import bad_request
 from ..engine.tools import NAME_RE, ToolSpec
+
+
+def load_json(raw: bytes) -> dict[str, Any]:
+    """
+    A request body as a JSON object, or a 400 (also for nesting too deep to
+    parse).
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad_request("The request body is not valid JSON: %s" % (e,), None, "invalid_json")
+    except RecursionError:
+        raise bad_request("The request body is not valid JSON: nested too deeply", None, "invalid_json")
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object", None, "invalid_json")
+    return body
+
+
+def flag(body: Mapping[str, Any], name: str, default: bool) -> bool:
+    """
+    The boolean field C{name} (C{stream}, C{parallel_tool_calls}): absent
+    or null is C{default}; anything but a boolean is a 400.
+    """
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise bad_request("'%s' must be a boolean" % (name,), name)
+    return value
+
+
+def positive_int(value: object, param: str) -> Optional[int]:
+    """
+    A token limit: None when absent, else a positive integer or a 400.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise bad_request("'%s' must be a positive integer" % (param,), param)
+    return value
 
 
 def objects(items: Sequence[Any], where: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -45,4 +88,4 @@ def declared_name(name: Any, where: str, field: str, declared: Iterable[ToolSpec
     return name
 
 
-__all__ = ["declared_name", "objects", "required_objects"]
+__all__ = ["declared_name", "flag", "load_json", "objects", "positive_int", "required_objects"]

@@ -5,8 +5,6 @@ server-sent events onto an HTTP response.
 
 from __future__ import annotations
 
-from typing import Callable
-
 from twisted.web.server import Request
 
 from ..engine.errors import ProxyError
@@ -20,18 +18,22 @@ class StreamedOutput:
     events (L{opening}) go out with the first piece of the reply, so an
     error before any gets its real HTTP status, written by C{write_error};
     an error after it is written into the stream (L{error_events}), and
-    the stream ends.
+    the stream ends.  The model the reply names is told before the first
+    output (L{named}).
     """
 
-    def __init__(self, request: Request, write_error: ErrorWriter, reply_id: str, model: Callable[[], str]) -> None:
+    def __init__(self, request: Request, write_error: ErrorWriter, reply_id: str) -> None:
         self.request = request
         self.write_error = write_error
         #: the id the reply is given (the request's id)
         self.reply_id = reply_id
-        #: the model the reply names
-        self.model = model
+        #: the model the reply names, as the client asked for it
+        self.model = ""
         self.started = False
         self.status = 200
+
+    def named(self, model: str) -> None:
+        self.model = model
 
     # -- what each protocol writes ---------------------------------------------
 

@@ -67,7 +67,8 @@ def parse_checked(parse: Callable[[bytes], TurnSpec], body: bytes) -> TurnSpec:
         spec = parse(body)
     except RecursionError:
         raise bad_request("The request body is nested too deeply", None, "invalid_json")
-    if spec.json_schema is not None and len(spec.json_schema.encode("utf-8")) > SYSTEM_ARG_MAX:
+    schema = spec.settings.json_schema
+    if schema is not None and len(schema.encode("utf-8")) > SYSTEM_ARG_MAX:
         raise bad_request(
             "The JSON schema is larger than %d bytes, the most the CLI can be given" % (SYSTEM_ARG_MAX,),
             "response_format",
@@ -322,8 +323,8 @@ class Serving:
         """
         Say which hosted tools the request declared are not served.
         """
-        if spec.skipped_tools:
-            skipped = ",".join(spec.skipped_tools)
+        if spec.settings.tools.skipped:
+            skipped = ",".join(spec.settings.tools.skipped)
             request.setHeader(b"x-claudeproxy-skipped-tools", skipped.encode("utf-8", "replace"))
             self.log.info("{rid} hosted tools not served, skipped: {skipped}", rid=rid, skipped=skipped)
 

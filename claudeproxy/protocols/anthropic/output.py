@@ -13,7 +13,7 @@ from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
 from ...engine.spec import TurnSpec
-from ...engine.streaming import TurnOutput
+from ...engine.told import ProtocolOutput
 from ...engine.turn import Finished, TurnState, Usage, WebSearch
 from ...web.httpio import write_json
 from ..streamed import StreamedOutput
@@ -36,14 +36,14 @@ def write_anthropic_error(request: Request, error: ProxyError) -> None:
     write_json(request, error.status, shapes.error_object(error), error.headers())
 
 
-def messages_output(request: Request, spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
+def messages_output(request: Request, spec: TurnSpec, state: TurnState, rid: str, created: int) -> ProtocolOutput:
     """
     How a Messages request is answered: events when it asks for a stream,
     else one message at the end.
     """
     assert isinstance(spec, MessagesRequest)
     if spec.stream:
-        return AnthropicStreamOutput(request, rid, lambda: spec.model, state.usage_so_far, spec.include_thinking)
+        return AnthropicStreamOutput(request, rid, state.usage_so_far, spec.include_thinking)
     return AnthropicOutput(request, rid, spec.include_thinking)
 
 
@@ -59,11 +59,10 @@ class AnthropicStreamOutput(StreamedOutput):
         self,
         request: Request,
         message_id: str,
-        model: Callable[[], str],
         usage: Callable[[], Usage],
         include_thinking: bool = False,
     ) -> None:
-        super().__init__(request, write_anthropic_error, message_id, model)
+        super().__init__(request, write_anthropic_error, message_id)
         self.usage = usage
         self.include_thinking = include_thinking
         #: the reply is streamed, not kept
@@ -76,7 +75,7 @@ class AnthropicStreamOutput(StreamedOutput):
 
     def opening(self) -> None:
         _copy_request_id(self.request)
-        self._write(shapes.message_start(self.reply_id, self.model(), self.usage()))
+        self._write(shapes.message_start(self.reply_id, self.model, self.usage()))
 
     def _close_block(self) -> None:
         if self._open is not None:
@@ -185,6 +184,11 @@ class AnthropicOutput:
 
     def web_search(self, search: WebSearch) -> None:
         self.blocks.extend(shapes.search_blocks(search))
+
+    def named(self, model: str) -> None:
+        """
+        The model the message names: the finished turn names it.
+        """
 
     def content(self, finished: Finished) -> list[dict[str, Any]]:
         """

@@ -17,10 +17,10 @@ import attrs
 from ...engine import models
 from ...engine.conversation import IMAGE_TYPES, Block, Conversation, Message, text_block
 from ...engine.errors import bad_request
-from ...engine.spec import TurnSpec, canonical_schema, check_system, load_json, parse_stream, positive_int
-from ...engine.tools import ToolSpec
+from ...engine.spec import TurnSettings, TurnSpec, canonical_schema, check_system
+from ...engine.tools import ToolSpec, ToolUse
 from ...engine.tools import spec as tool_spec
-from ..fields import declared_name, objects, required_objects
+from ..fields import declared_name, flag, load_json, objects, positive_int, required_objects
 from .context import apply_context_management
 
 #: Accepted and ignored: sampling and bookkeeping the CLI does not expose.
@@ -304,12 +304,25 @@ def parse_server_tools(body: Mapping[str, Any]) -> ServerTools:
     return ServerTools(web_search, tuple(skipped))
 
 
-def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, bool]:
+def parse_tools(body: Mapping[str, Any]) -> ToolUse:
+    """
+    The tools offered to the model: the client tools and how they must be
+    used (L{client_tools}), and the server tools (L{parse_server_tools}).
+    """
+    server = parse_server_tools(body)
+    specs, choice, parallel = client_tools(body, server.web_search)
+    return ToolUse(specs, choice, parallel=parallel, web_search=server.web_search, skipped=server.skipped)
+
+
+def client_tools(body: Mapping[str, Any], web_search: bool) -> tuple[tuple[ToolSpec, ...], str, bool]:
     """
     The declared client tools exposed to the model, the tool choice
     ("auto", "required" or a tool's name) and whether parallel calls are
-    allowed.  C{tool_choice: {"type": "none"}} exposes none.  Server tools
-    (a C{type} other than C{custom}) are read by L{parse_server_tools}.
+    allowed.  C{tool_choice: {"type": "none"}} exposes none.  With
+    C{web_search} (the server tool was declared) and no client tools,
+    choosing any tool or C{web_search} leaves the model free to search.
+    Server tools (a C{type} other than C{custom}) are read by
+    L{parse_server_tools}.
     """
     raw = body.get("tools")
     if raw is None:
@@ -350,14 +363,14 @@ def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str, boo
     if kind == "auto":
         return tuple(specs), "auto", parallel
     if kind == "any":
-        if not specs and parse_server_tools(body).web_search:
+        if not specs and web_search:
             return (), "auto", parallel
         if not specs:
             raise bad_request("'tool_choice' is 'any' but no tools are declared", "tool_choice")
         return tuple(specs), "required", parallel
     if kind == "tool":
         chosen = choice.get("name")
-        if chosen == "web_search" and parse_server_tools(body).web_search and not specs:
+        if chosen == "web_search" and web_search and not specs:
             return (), "auto", parallel
         if not isinstance(chosen, str) or not any(s.name == chosen for s in specs):
             raise bad_request("'tool_choice.name' names a tool that is not in 'tools'", "tool_choice.name")
@@ -423,30 +436,16 @@ def parse_request(raw: bytes, aliases: Iterable[tuple[str, str]]) -> MessagesReq
     if body.get("max_tokens") is None:
         raise bad_request("'max_tokens' is required", "max_tokens")
     max_tokens = positive_int(body.get("max_tokens"), "max_tokens")
-    stream = parse_stream(body)
+    stream = flag(body, "stream", False)
     stop = body.get("stop_sequences")
     if stop is None:
         stop = []
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise bad_request("'stop_sequences' must be an array of strings", "stop_sequences")
-    tools, tool_choice, parallel = parse_tools(body)
+    tools = parse_tools(body)
     effort, include_thinking, json_schema = parse_effort(body)
     conversation = parse_messages(body.get("messages"), body.get("system"))
     conversation = apply_context_management(body.get("context_management"), conversation)
-    server = parse_server_tools(body)
-    return MessagesRequest(
-        model=body["model"],
-        cli_model=cli_model,
-        conversation=conversation,
-        stream=stream,
-        stop=tuple(s for s in stop if s),
-        effort=effort,
-        tools=tools,
-        tool_choice=tool_choice,
-        parallel_tool_calls=parallel,
-        json_schema=json_schema,
-        max_tokens=max_tokens,
-        include_thinking=include_thinking,
-        web_search=server.web_search,
-        skipped_tools=server.skipped,
-    )
+    stops = tuple(s for s in stop if s)
+    settings = TurnSettings(stop=stops, effort=effort, tools=tools, json_schema=json_schema, max_tokens=max_tokens)
+    return MessagesRequest(body["model"], cli_model, conversation, stream, settings, include_thinking=include_thinking)

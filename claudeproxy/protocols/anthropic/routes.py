@@ -13,10 +13,10 @@ from klein import Klein
 from twisted.web.server import Request
 
 from ...engine import tokens
-from ...engine.spec import load_json
 from ...web.httpio import write_json
 from ...web.mount import answering_errors
 from ..apps import ProtocolApp
+from ..fields import load_json
 from . import parse as anthropic_messages
 from .output import messages_output, write_anthropic_error
 

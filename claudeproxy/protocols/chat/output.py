@@ -6,14 +6,15 @@ L{shapes}; this module only writes them.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
 from ...engine.ids import call_alias
 from ...engine.spec import TurnSpec
-from ...engine.streaming import TurnOutput, WholeReply
+from ...engine.streaming import WholeReply
+from ...engine.told import ProtocolOutput
 from ...engine.turn import Finished, TurnState, WebSearch
 from ...web.httpio import openai_error, write_error, write_json
 from ..openai import finish_reason
@@ -22,14 +23,14 @@ from . import shapes
 from .parse import ChatRequest
 
 
-def chat_output(request: Request, spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
+def chat_output(request: Request, spec: TurnSpec, state: TurnState, rid: str, created: int) -> ProtocolOutput:
     """
     How a chat completion request is answered: chunks when it asks for a
     stream, else one C{chat.completion} at the end.
     """
     assert isinstance(spec, ChatRequest)
     if spec.stream:
-        return ChatStreamOutput(request, rid, created, lambda: spec.model, spec.include_usage)
+        return ChatStreamOutput(request, rid, created, spec.include_usage)
     return ChatOutput(request, rid, created)
 
 
@@ -43,20 +44,13 @@ class ChatStreamOutput(StreamedOutput):
     #: the finished turn's whole text is not used (so it is not kept)
     needs_text = False
 
-    def __init__(
-        self,
-        request: Request,
-        completion_id: str,
-        created: int,
-        model: Callable[[], str],
-        include_usage: bool,
-    ) -> None:
-        super().__init__(request, write_error, completion_id, model)
+    def __init__(self, request: Request, completion_id: str, created: int, include_usage: bool) -> None:
+        super().__init__(request, write_error, completion_id)
         self.created = created
         self.include_usage = include_usage
 
     def _chunk(self, delta: dict[str, Any], finish_reason: Any = None) -> None:
-        self._write(shapes.sse(shapes.chunk(self.reply_id, self.created, self.model(), delta, finish_reason)))
+        self._write(shapes.sse(shapes.chunk(self.reply_id, self.created, self.model, delta, finish_reason)))
 
     def opening(self) -> None:
         self._chunk({"role": "assistant", "content": ""})

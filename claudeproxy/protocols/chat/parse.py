@@ -15,10 +15,10 @@ import attrs
 from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import bad_request
-from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
-from ...engine.tools import ToolSpec
+from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSettings, TurnSpec, canonical_schema
+from ...engine.tools import ToolSpec, ToolUse
 from ...engine.tools import spec as tool_spec
-from ..fields import declared_name, objects, required_objects
+from ..fields import declared_name, flag, load_json, objects, positive_int, required_objects
 from ..openai import EFFORTS, image_url_block, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -162,7 +162,7 @@ def parse_messages(messages: Any) -> Conversation:
 def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatRequest:
     body = load_json(raw)
     cli_model = models.resolve(body.get("model"), aliases)
-    stream = parse_stream(body)
+    stream = flag(body, "stream", False)
     n = body.get("n", 1)
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise bad_request("'n' must be a positive integer", "n")
@@ -186,12 +186,7 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
         raise bad_request("'stop' must be a string or an array of strings", "stop")
     if len(stops) > 4:
         raise bad_request("'stop' takes at most 4 sequences", "stop")
-    tools, tool_choice = parse_tools(body)
-    parallel = body.get("parallel_tool_calls", True)
-    if parallel is None:
-        parallel = True
-    if not isinstance(parallel, bool):
-        raise bad_request("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
+    tools = parse_tools(body)
     json_schema = parse_response_format(body.get("response_format"))
     max_tokens = positive_int(body.get("max_completion_tokens"), "max_completion_tokens")
     if max_tokens is None:
@@ -214,23 +209,8 @@ def parse_request(raw: bytes, aliases: tuple[tuple[str, str], ...]) -> ChatReque
             raise bad_request("'reasoning_effort' must be one of %s" % (", ".join(EFFORTS),), "reasoning_effort")
         cli_effort = EFFORTS[effort]
     conversation = parse_messages(body.get("messages"))
-    web_search, skipped = hosted_tools(body)
-    return ChatRequest(
-        model=body["model"],
-        cli_model=cli_model,
-        conversation=conversation,
-        stream=stream,
-        include_usage=include_usage,
-        stop=stops,
-        effort=cli_effort,
-        tools=tools,
-        tool_choice=tool_choice,
-        parallel_tool_calls=parallel,
-        json_schema=json_schema,
-        max_tokens=max_tokens,
-        web_search=web_search,
-        skipped_tools=skipped,
-    )
+    settings = TurnSettings(stop=stops, effort=cli_effort, tools=tools, json_schema=json_schema, max_tokens=max_tokens)
+    return ChatRequest(body["model"], cli_model, conversation, stream, settings, include_usage=include_usage)
 
 
 def parse_response_format(fmt: Any) -> Optional[str]:
@@ -274,7 +254,19 @@ def hosted_tools(body: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
     return web_search, tuple(skipped)
 
 
-def parse_tools(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str]:
+def parse_tools(body: Mapping[str, Any]) -> ToolUse:
+    """
+    The tools offered to the model: the declared functions, the tool
+    choice, C{parallel_tool_calls}, and the hosted tools (L{hosted_tools}).
+    """
+    specs, choice = declared_functions(body)
+    web_search, skipped = hosted_tools(body)
+    return ToolUse(
+        specs, choice, parallel=flag(body, "parallel_tool_calls", True), web_search=web_search, skipped=skipped
+    )
+
+
+def declared_functions(body: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str]:
     """
     The declared functions exposed to the model, and the tool choice
     ("auto", "required" or a function name).  C{tool_choice: "none"}

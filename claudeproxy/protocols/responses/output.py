@@ -63,11 +63,10 @@ class ResponsesStreamOutput(StreamedOutput):
         spec: orsp.ResponsesRequest,
         response_id: str,
         created: int,
-        model: Callable[[], str],
         clock: Callable[[], float],
         make_id: Callable[[str], str] = new_id,
     ) -> None:
-        super().__init__(request, write_error, response_id, model)
+        super().__init__(request, write_error, response_id)
         self.spec = spec
         self.created = created
         self.clock = clock
@@ -90,7 +89,7 @@ class ResponsesStreamOutput(StreamedOutput):
 
     def _response(self, status: str, **kw: Any) -> dict[str, Any]:
         return shapes.response_object(
-            self.reply_id, self.created, self.model(), status, self.output, self.spec.echo, **kw
+            self.reply_id, self.created, self.model, status, self.output, self.spec.echo, **kw
         )
 
     def opening(self) -> None:

@@ -21,11 +21,11 @@ from ...engine import models
 from ...engine.conversation import Block, Conversation, Message, text_block
 from ...engine.errors import ProxyError, bad_request
 from ...engine.ids import call_alias
-from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSpec, canonical_schema, load_json, parse_stream, positive_int
-from ...engine.tools import NAME_RE, ToolSpec
+from ...engine.spec import JSON_OBJECT_SCHEMA, TurnSettings, TurnSpec, canonical_schema
+from ...engine.tools import NAME_RE, ToolSpec, ToolUse
 from ...engine.tools import spec as tool_spec
 from ...engine.turn import Finished
-from ..fields import objects
+from ..fields import flag, load_json, objects, positive_int
 from ..openai import EFFORTS, image_url_block, said
 
 #: Accepted and documented as ignored: they cannot change what the CLI does.
@@ -86,6 +86,12 @@ class ParsedTools:
     client: Mapping[str, ClientTool]
     web_search: bool = False
     skipped: tuple[str, ...] = ()
+
+    def offered(self, parallel: bool) -> ToolUse:
+        """
+        The tools as the turn offers them, C{parallel} calls allowed or not.
+        """
+        return ToolUse(self.specs, self.choice, parallel=parallel, web_search=self.web_search, skipped=self.skipped)
 
     def upstream_name(self, name: str, namespace: Optional[str] = None) -> str:
         """
@@ -542,7 +548,7 @@ def parse_request(
     """
     body = load_json(raw)
     cli_model = models.resolve(body.get("model"), aliases)
-    stream = parse_stream(body)
+    stream = flag(body, "stream", False)
     for param in ("conversation", "prompt"):
         if body.get(param) is not None:
             raise bad_request("'%s' is not supported by claudeproxy" % (param,), param, "unsupported_parameter")
@@ -563,15 +569,10 @@ def parse_request(
         turns.extend(prior.messages)
         prior_system = prior.system
     parsed = parse_tools(body)
-    tools, tool_choice, tools_echo, choice_echo = parsed.specs, parsed.choice, parsed.echoed, parsed.choice_echo
     item_system = parse_input(body.get("input"), turns, parsed, items)
     if not turns or turns[-1].role != "user":
         raise bad_request("'input' must end with a user message or function_call_output items", "input")
-    parallel = body.get("parallel_tool_calls", True)
-    if parallel is None:
-        parallel = True
-    if not isinstance(parallel, bool):
-        raise bad_request("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
+    tools = parsed.offered(flag(body, "parallel_tool_calls", True))
     max_tokens = positive_int(body.get("max_output_tokens"), "max_output_tokens")
     effort, reasoning_echo = parse_reasoning(body.get("reasoning"))
     json_schema, format_echo = parse_text_format(body.get("text"))
@@ -582,12 +583,12 @@ def parse_request(
     echo = {
         "instructions": instructions,
         "max_output_tokens": max_tokens,
-        "parallel_tool_calls": parallel,
+        "parallel_tool_calls": tools.parallel,
         "previous_response_id": previous_id,
         "reasoning": reasoning_echo,
         "text": text_echo,
-        "tool_choice": choice_echo,
-        "tools": tools_echo,
+        "tool_choice": parsed.choice_echo,
+        "tools": parsed.echoed,
         "metadata": body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {},
         "temperature": body.get("temperature") if isinstance(body.get("temperature"), (int, float)) else 1.0,
         "top_p": body.get("top_p") if isinstance(body.get("top_p"), (int, float)) else 1.0,
@@ -596,24 +597,19 @@ def parse_request(
         "store": body.get("store") if isinstance(body.get("store"), bool) else True,
         "service_tier": "default",
     }
+    conversation = Conversation(_join([instructions, carried]), turns)
+    settings = TurnSettings(effort=effort, tools=tools, json_schema=json_schema, max_tokens=max_tokens)
     return ResponsesRequest(
-        model=body["model"],
-        cli_model=cli_model,
-        conversation=Conversation(_join([instructions, carried]), turns),
-        stream=stream,
-        effort=effort,
-        tools=tools,
-        tool_choice=tool_choice,
-        parallel_tool_calls=parallel,
-        json_schema=json_schema,
-        max_tokens=max_tokens,
+        body["model"],
+        cli_model,
+        conversation,
+        stream,
+        settings,
         instructions=instructions,
         previous_response_id=previous_id,
         item_system=carried,
         echo=echo,
         client_tools=parsed.client,
-        web_search=parsed.web_search,
-        skipped_tools=parsed.skipped,
     )
 
 

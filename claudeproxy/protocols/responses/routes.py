@@ -14,7 +14,8 @@ from twisted.web.server import Request
 
 from ...engine.errors import ProxyError
 from ...engine.spec import TurnSpec
-from ...engine.streaming import Outcome, TurnOutput
+from ...engine.streaming import Outcome
+from ...engine.told import ProtocolOutput
 from ...engine.turn import TurnState
 from ...store.responses import PersistedResponses
 from ...web.httpio import write_error, write_json
@@ -56,11 +57,11 @@ class ResponsesApp(ProtocolApp):
         def parse(body: bytes) -> TurnSpec:
             return orsp.parse_request(body, self.aliases, store.conversation, store.item)
 
-        def make_output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> TurnOutput:
+        def make_output(spec: TurnSpec, state: TurnState, rid: str, created: int) -> ProtocolOutput:
             assert isinstance(spec, orsp.ResponsesRequest)
             output: Output
             if spec.stream:
-                output = ResponsesStreamOutput(request, spec, rid, created, lambda: spec.model, serving.wallclock)
+                output = ResponsesStreamOutput(request, spec, rid, created, serving.wallclock)
             else:
                 output = ResponsesOutput(request, spec, rid, created, serving.wallclock)
             outputs.append(output)
