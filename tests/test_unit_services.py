@@ -17,6 +17,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.config import Config
+from claudeproxy.engine.warm import start_slots
 from claudeproxy.service import build
 from claudeproxy.services import (
     ChildReaper,
@@ -163,6 +164,17 @@ class TreeTests(SynchronousTestCase):
         self.successResultOf(daemon.core.stopService())
         self.assertFalse(os.path.exists(daemon.manager.workdir))
         self.assertFalse(daemon.core.running)
+
+    def test_starts_at_once(self) -> None:
+        """
+        --max-starting bounds the warm processes starting at once; 0 (the
+        default) is one less than the machine's cores.
+        """
+        self.assertEqual(self.build(max_starting=3).manager.max_starting, 3)
+        self.assertEqual(self.build().manager.max_starting, start_slots())
+        self.assertEqual(start_slots(2), 1)
+        self.assertEqual(start_slots(10), 9)
+        self.assertEqual(start_slots(1), 1)
 
     def test_the_version_has_one_owner(self) -> None:
         """
