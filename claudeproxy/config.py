@@ -236,13 +236,12 @@ class Config:
     )
     max_sessions: int = option(
         8,
-        help="Live conversations kept at most (tasks, one-shot requests such as title tasks, go first, then the "
-        "least recently used; 0 disables).",
-        doc="Live conversations kept at most (`0` disables). When more finish, tasks go first: one-shot requests "
-        "(one exchange, such as a title or tags task) whose settings' one-shots are seldom continued (a new "
-        "chat's first message, whose settings' one-shots usually are, counts as a conversation). Then the least "
-        "recently used. A conversation ended anyway keeps its process, cleared for the next new conversation "
-        "with its settings, and comes back on a running process with its history written into it.",
+        help="Live conversations kept at most (one-shot requests such as title tasks go first, then the least "
+        "recently used; 0 disables).",
+        doc="Live conversations kept at most (`0` disables). When more finish, one-shot requests (one exchange, "
+        "such as a title or tags task) are ended first, then the least recently used; a conversation ended "
+        "anyway keeps its process, cleared for the next new conversation with its settings, and comes back on "
+        "a running process with its history written into it.",
         parse=o.non_negative_int,
     )
     #: CLI processes at most, whatever they do (0: no limit)

@@ -26,7 +26,7 @@ from claudeproxy.engine.binding import (
     settings_request,
     user_turns,
 )
-from claudeproxy.engine.continuity import Continuation, HistoryDigest, continues
+from claudeproxy.engine.continuity import Continuation, continues
 from claudeproxy.engine.conversation import Conversation, Message, text_block
 from claudeproxy.engine.pool import REFILL_DELAY, STARTING_AT_MOST, ProcessManager
 from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
@@ -436,10 +436,34 @@ class GenericPoolTests(SynchronousTestCase):
         probe) holds up the next start only for C{STARTING_AT_MOST}.
         """
         self.make(max_starting=1)
-        self.clock.advance(STARTING_AT_MOST)
-        self.m._schedule_refill()
-        self.clock.advance(0)
+        self.clock.advance(STARTING_AT_MOST - 1)
+        self.assertEqual(len(self.spawner.procs), 1)
+        self.clock.advance(1)
         self.assertEqual(len(self.spawner.procs), 2)
+
+    def test_a_cleared_process_is_not_a_start(self) -> None:
+        """
+        A conversation's process kept cleared for reuse never answered the
+        readiness probe (it was started for its request): it does not hold
+        up the pool's starts.
+        """
+        self.make(max_sessions=1, max_starting=1)
+        self.ready_all()
+        self.clock.advance(0)
+        self.ready_all()
+        key = SpawnKey("sonnet", "S")
+        leases = [self.m.acquire(key, Conversation(None, [user("c%d" % i)])) for i in range(2)]
+        self.assertEqual([lease.source for lease in leases], ["warm", "warm"])
+        cold = self.m.acquire(key, Conversation(None, [user("cold")]))
+        self.assertEqual(cold.source, "cold")
+        self.assertFalse(cold.proc.ready)
+        self.m.release(cold, Continuation((user("cold"), assistant("r"), user("more")), "d1"))
+        self.m.release(leases[0], Continuation((user("c0"), assistant("r"), user("more")), "d2"))
+        (entry,) = self.m.pool.cleared
+        self.assertIs(entry.proc, cold.proc)
+        before = len(self.spawner.procs)
+        self.clock.advance(REFILL_DELAY)
+        self.assertEqual(len(self.spawner.procs), before + 1)
 
     def test_any_key_takes_a_generic_process(self) -> None:
         self.assertEqual(len(self.m.pool.generic), 2)
@@ -680,41 +704,6 @@ class SessionWorthTests(SynchronousTestCase):
         self.assertEqual(ended, ["title task", "tags task"])
         keep("third", "reply", "more")
         self.assertEqual(ended[-1], "conversation")
-
-    def test_a_new_chat_is_not_a_task(self) -> None:
-        """
-        Where one-shots with some settings are often continued (each new
-        chat starts as one), a new one is the start of a conversation: the
-        least recently used conversation goes before it.  Tasks (one-shots
-        with settings never continued) still go first.
-        """
-        clock = Clock()
-        ended: list[str] = []
-        sessions = LiveSessions(clock, 3, 300, lambda s, why: ended.append(s.held.messages[0].blocks[0]["text"]))
-        chat, task = SpawnKey("sonnet"), SpawnKey("sonnet", max_tokens=1000)
-
-        def keep(key: SpawnKey, *texts: str) -> None:
-            messages = tuple(user(t) if i % 2 == 0 else assistant(t) for i, t in enumerate(texts))
-            reply = digest_text("reply to " + texts[-1])
-            sessions.keep(Session(CLIProcess(RecordingKiller()), key, Continuation(messages, reply)))
-            clock.advance(1)
-
-        def go_on(text: str) -> None:
-            taken = sessions.take(chat, HistoryDigest((user(text), assistant("reply to " + text))))
-            assert taken is not None
-            keep(chat, text, "reply", "more")
-
-        keep(chat, "first chat")
-        self.assertFalse(sessions.starts_conversations(chat))
-        go_on("first chat")
-        self.assertTrue(sessions.starts_conversations(chat))
-        keep(task, "title task")
-        keep(chat, "second chat")
-        self.assertEqual(ended, [])
-        keep(chat, "third chat")
-        self.assertEqual(ended, ["title task"])
-        keep(chat, "fourth chat")
-        self.assertEqual(ended, ["title task", "first chat"])
 
 
 class TrimmedContinuationTests(SynchronousTestCase):

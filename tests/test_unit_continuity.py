@@ -63,6 +63,9 @@ class ManagerCase(SynchronousTestCase):
         self.workdir = os.path.dirname(os.path.abspath(self.claude))
 
     def manager(self, **kw: Any) -> ProcessManager:
+        # starts are not paced here (GenericPoolTests test the pacing): the
+        # same on any machine
+        kw.setdefault("max_starting", 8)
         return ProcessManager(
             self.clock,
             CLISetup(self.claude, env={"PATH": "/usr/bin"}, workdir=self.workdir),

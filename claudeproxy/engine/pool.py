@@ -487,6 +487,11 @@ class ProcessManager:
         # (or when it ends, or after a moment), so its spawn (~0.7 s of a
         # core) does not compete with this turn's start
         self._refill_soon = True
+        call = self._refill_call
+        if call is not None and call.active():
+            # one due sooner (a process just became ready) waits too
+            call.cancel()
+            self._refill_call = None
         self._schedule_refill(REFILL_DELAY)
 
     def _take_generic(self, key: SpawnKey, history: tuple[Message, ...]) -> Optional[Lease]:
@@ -680,8 +685,7 @@ class ProcessManager:
         """
         At the process limit, end what is worth less than a ready process
         for the next request: a cleared one (it serves only its own
-        settings; the oldest), else a task's session (a one-shot of
-        settings whose one-shots are seldom continued: a title or tags
+        settings; the oldest), else a one-shot session (a title or tags
         task), else a parked tool call the client has not come back to for
         C{STALE_WAIT} seconds (frameworks that answer tool calls as text,
         or give up on them, leave such waits behind; a client that does
@@ -694,7 +698,7 @@ class ProcessManager:
             self.stats.budget_evicted += 1
             oldest.proc.kill("budget")
             return True
-        one_shots = [s for s in self.sessions if self.sessions.is_task(s)]
+        one_shots = [s for s in self.sessions if s.one_shot]
         if one_shots:
             self.stats.budget_evicted += 1
             self.sessions.end(min(one_shots, key=lambda s: s.since), "budget")
@@ -903,12 +907,17 @@ class ProcessManager:
         turns being served).  The next starts when one becomes ready.
         """
         now = self.reactor.seconds()
-        starting = sum(
-            1
+        starting = [
+            e
             for e in self.pool.all()
-            if not e.proc.ready and e.proc.control_error is None and now - e.born < STARTING_AT_MOST
-        )
-        return starting < self.max_starting
+            if not e.cleared and not e.proc.ready and e.proc.control_error is None and now - e.born < STARTING_AT_MOST
+        ]
+        if len(starting) < self.max_starting:
+            return True
+        # the next starts when one is ready, or once the oldest has taken
+        # too long to hold it up
+        self._schedule_refill(min(e.born for e in starting) + STARTING_AT_MOST - now)
+        return False
 
     def _add_idle(self, key: Optional[SpawnKey], web: bool = False) -> bool:
         if self.max_processes and self._alive() >= self.max_processes and not self._room_for_warm():
