@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from claudeproxy.engine.continuity import CONTINUE_AFTER_RESULTS
 from claudeproxy.engine.conversation import Conversation, Message, text_block
-from claudeproxy.engine.pool import Continuation, ProcessManager, assistant_digest
+from claudeproxy.engine.pool import STALE_WAIT, Continuation, ProcessManager, assistant_digest
 from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
 from claudeproxy.engine.process import READY_REQUEST, SpawnKey
 from claudeproxy.web.metrics import Metrics
@@ -300,8 +300,9 @@ class WarmSizingTests(ManagerCase):
     def test_a_warm_process_takes_the_place_of_a_one_shot(self) -> None:
         """
         At the process limit, a one-shot session (a title task) makes room
-        for a warm process; so does a tool call parked 30 s without the
-        client coming back.
+        for a warm process once nobody has continued it for a few seconds
+        (a new conversation's second turn may be on its way); so does a
+        tool call parked 30 s without the client coming back.
         """
         m = self.manager(warm=2, max_sessions=4, max_processes=1)
         key = SpawnKey("sonnet", "S")
@@ -309,6 +310,8 @@ class WarmSizingTests(ManagerCase):
         m.release(lease, Continuation((user("a title task"),), "d"))
         m._note(key)
         m._refill()
+        self.assertFalse(lease.proc.killed)
+        self.clock.advance(STALE_WAIT)
         self.assertTrue(lease.proc.killed)
         self.assertEqual((m.idle_count, m.session_count), (1, 0))
         m = self.manager(warm=2, max_sessions=4, max_processes=1)

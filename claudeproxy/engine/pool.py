@@ -686,11 +686,13 @@ class ProcessManager:
         At the process limit, end what is worth less than a ready process
         for the next request: a cleared one (it serves only its own
         settings; the oldest), else a one-shot session (a title or tags
-        task), else a parked tool call the client has not come back to for
-        C{STALE_WAIT} seconds (frameworks that answer tool calls as text,
-        or give up on them, leave such waits behind; a client that does
-        come back gets its history written into a running process), oldest
-        first.  A conversation the user is in is never ended for it.
+        task), else a parked tool call the client has not come back to,
+        each once it has waited C{STALE_WAIT} seconds (a one-shot just
+        answered may be a new conversation whose next turn is on its way;
+        frameworks that answer tool calls as text, or give up on them,
+        leave waits behind; a client that does come back gets its history
+        written into a running process), oldest first.  A conversation the
+        user is in is never ended for it.
         """
         if self.pool.cleared:
             oldest = self.pool.cleared[0]
@@ -698,17 +700,22 @@ class ProcessManager:
             self.stats.budget_evicted += 1
             oldest.proc.kill("budget")
             return True
-        one_shots = [s for s in self.sessions if s.one_shot]
-        if one_shots:
-            self.stats.budget_evicted += 1
-            self.sessions.end(min(one_shots, key=lambda s: s.since), "budget")
-            return True
         now = self.reactor.seconds()
+        one_shots = [s for s in self.sessions if s.one_shot]
+        stale_shots = [s for s in one_shots if now - s.since >= STALE_WAIT]
+        if stale_shots:
+            self.stats.budget_evicted += 1
+            self.sessions.end(min(stale_shots, key=lambda s: s.since), "budget")
+            return True
         stale = [w for w in self.tool_waits if now - w.since >= STALE_WAIT]
         if stale:
             self.stats.budget_evicted += 1
             self.tool_waits.end(min(stale, key=lambda w: w.since), "budget")
             return True
+        waiting = [s.since for s in one_shots] + [w.since for w in self.tool_waits]
+        if waiting:
+            # try again once the oldest has waited long enough
+            self._schedule_refill(min(waiting) + STALE_WAIT - now)
         return False
 
     def _alive(self) -> int:
