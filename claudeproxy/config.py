@@ -202,13 +202,13 @@ class Config:
         "the machine's memory at ~300 MB each (24 GiB: 20, 8 GiB: 6). The peak ages out after `--warm-ttl`.",
         parse=o.non_negative_int,
     )
-    #: warm processes starting at once (0: one less than the machine's cores)
+    #: warm processes starting at once (0: one a core)
     max_starting: int = option(
         0,
-        help="Warm processes starting at once, the next when one is ready (0: one less than the machine's "
-        "cores, at least one). Each start keeps a core busy for ~0.7 s.",
-        doc="Warm processes starting at once; the next starts when one is ready (`0`: one less than the "
-        "machine's cores, at least one). A start keeps a core busy for ~0.7 s: more at once slow each other "
+        help="Warm processes starting at once, the next when one is ready (0: as many as the machine has "
+        "cores). Each start keeps a core busy for ~0.7 s.",
+        doc="Warm processes starting at once; the next starts when one is ready (`0`: as many as the machine "
+        "has cores). A start keeps a core busy for ~0.7 s: more at once than there are cores slow each other "
         "and the turns being served.",
         parse=o.non_negative_int,
     )

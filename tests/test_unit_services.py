@@ -168,13 +168,13 @@ class TreeTests(SynchronousTestCase):
     def test_starts_at_once(self) -> None:
         """
         --max-starting bounds the warm processes starting at once; 0 (the
-        default) is one less than the machine's cores.
+        default) is one a core.
         """
         self.assertEqual(self.build(max_starting=3).manager.max_starting, 3)
         self.assertEqual(self.build().manager.max_starting, start_slots())
-        self.assertEqual(start_slots(2), 1)
-        self.assertEqual(start_slots(10), 9)
-        self.assertEqual(start_slots(1), 1)
+        self.assertEqual(start_slots(2), 2)
+        self.assertEqual(start_slots(10), 10)
+        self.assertEqual(start_slots(0), 1)
 
     def test_the_version_has_one_owner(self) -> None:
         """

@@ -910,7 +910,7 @@ class ProcessManager:
         """
         Whether another warm process may start now: at most
         C{max_starting} start at once (a start takes ~0.7 s of a core; more
-        at once than the machine has spare cores slow each other and the
+        at once than the machine has cores slow each other and the
         turns being served).  The next starts when one becomes ready.
         """
         now = self.reactor.seconds()

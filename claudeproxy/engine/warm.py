@@ -43,14 +43,16 @@ def memory_cap(total_bytes: Optional[int] = None) -> int:
 
 def start_slots(cpus: Optional[int] = None) -> int:
     """
-    The default most warm processes starting at once: one less than the
-    machine's cores (2 cores: 1; 10 cores: 9), at least one.  A start
-    keeps a core busy for ~0.7 s; with more at once, they slow each other
-    and the turns being served.
+    The default most warm processes starting at once: one a core (2
+    cores: 2).  A start keeps a core busy for ~0.7 s; with more at once
+    than there are cores, they slow each other and the turns being served
+    (nine at once on 2 cores took ~3 s each).  One less than the cores
+    served back-to-back requests faster still on 2 cores, but left too few
+    processes ready for real clients' first requests.
     """
     if cpus is None:
         cpus = os.cpu_count() or 2
-    return max(1, cpus - 1)
+    return max(1, cpus)
 
 
 class Demand:
