@@ -204,13 +204,21 @@ class LoginStateTests(NoRedirects):
         proxy.login_seen(401, "cli_not_logged_in")
         self.assertEqual(len(reactor.spawned), 2)
 
-    def test_a_check_that_hangs_is_killed(self) -> None:
+    def checking(self) -> tuple[Any, ProcessReactor]:
+        """
+        A daemon whose CLI is known and whose login check is under way, on
+        a reactor that records the check's process.
+        """
         self.build(watchdog=False)
         reactor = ProcessReactor()
         proxy = self.daemon.proxy
         proxy.login.reactor = reactor
         self.daemon.cli.version = "2.1.197 (Claude Code)"
         proxy.login_seen(401, "cli_not_logged_in")
+        return proxy, reactor
+
+    def test_a_check_that_hangs_is_killed(self) -> None:
+        proxy, reactor = self.checking()
         reactor.advance(CHECK_TIMEOUT)
         self.assertEqual(reactor.spawned[0].transport.signals, ["KILL"])
 
@@ -220,12 +228,7 @@ class LoginStateTests(NoRedirects):
         longer matters), keeps it as background work until it has ended,
         and starts no other.
         """
-        self.build(watchdog=False)
-        reactor = ProcessReactor()
-        proxy = self.daemon.proxy
-        proxy.login.reactor = reactor
-        self.daemon.cli.version = "2.1.197 (Claude Code)"
-        proxy.login_seen(401, "cli_not_logged_in")
+        proxy, reactor = self.checking()
         proxy.shutdown()
         auth = reactor.spawned[0]
         self.assertEqual(auth.transport.signals, ["KILL"])
