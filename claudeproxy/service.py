@@ -148,7 +148,7 @@ def build(
             session_ttl=config.session_ttl,
             tool_wait=config.tool_wait,
             max_processes=config.max_cli_processes,
-            max_starting=config.max_starting or None,
+            max_starting=config.max_starting,
         ),
         killer,
         bridges=mcp,

@@ -24,7 +24,10 @@ class Entry(Protocol):
 E = TypeVar("E", bound=Entry)
 
 
-def _cancel(call: Optional[IDelayedCall]) -> None:
+def cancel(call: Optional[IDelayedCall]) -> None:
+    """
+    Cancel C{call} if it is still to come.
+    """
     if call is not None and call.active():
         call.cancel()
 
@@ -77,12 +80,12 @@ class Held(Generic[E]):
 
     def remove(self, entry: E) -> None:
         self._entries.pop(entry.proc, None)
-        _cancel(entry.timer)
+        cancel(entry.timer)
 
     def discard(self, proc: CLIProcess) -> None:
         entry = self._entries.pop(proc, None)
         if entry is not None:
-            _cancel(entry.timer)
+            cancel(entry.timer)
 
     def end(self, entry: E, cause: str) -> None:
         """
@@ -100,5 +103,5 @@ class Held(Generic[E]):
 
     def clear(self) -> None:
         for entry in self._entries.values():
-            _cancel(entry.timer)
+            cancel(entry.timer)
         self._entries.clear()

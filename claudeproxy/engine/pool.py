@@ -42,6 +42,7 @@ from .continuity import (
 )
 from .conversation import Conversation, Message
 from .errors import ProxyError, cli_missing
+from .held import cancel
 from .history import session_file_text, session_rows
 from .poolsettings import CLISetup, PoolLimits
 from .process import (
@@ -239,7 +240,7 @@ class ProcessManager:
         self.killer = killer
         self.warm = limits.warm
         self.warm_cap = memory_cap() if limits.warm_cap is None else limits.warm_cap
-        self.max_starting = start_slots() if limits.max_starting is None else max(1, limits.max_starting)
+        self.max_starting = limits.max_starting or start_slots()
         self.warm_ttl = warm_ttl = limits.warm_ttl
         self.session_ttl = limits.session_ttl
         self.max_sessions = limits.max_sessions
@@ -487,11 +488,9 @@ class ProcessManager:
         # (or when it ends, or after a moment), so its spawn (~0.7 s of a
         # core) does not compete with this turn's start
         self._refill_soon = True
-        call = self._refill_call
-        if call is not None and call.active():
-            # one due sooner (a process just became ready) waits too
-            call.cancel()
-            self._refill_call = None
+        # one due sooner (a process just became ready) waits too
+        cancel(self._refill_call)
+        self._refill_call = None
         self._schedule_refill(REFILL_DELAY)
 
     def _take_generic(self, key: SpawnKey, history: tuple[Message, ...]) -> Optional[Lease]:

@@ -57,8 +57,8 @@ class PoolLimits:
     @ivar tool_wait: how long a parked tool call waits for its results.
     @ivar max_processes: the most CLI processes, serving, idle or parked
         (0: no limit); the oldest idle or parked one makes room.
-    @ivar max_starting: the most warm processes starting at once (None:
-        L{claudeproxy.engine.warm.start_slots}, from the machine's cores).
+    @ivar max_starting: the most warm processes starting at once (0:
+        L{claudeproxy.engine.warm.start_slots}, one a core).
     @ivar history_write_max: the most user turns of history written into a
         running process (more go in a session file); set again when the
         CLI's version is known.
@@ -73,4 +73,4 @@ class PoolLimits:
     tool_wait: float = DEFAULTS.tool_wait
     max_processes: int = 0
     history_write_max: int = HISTORY_WRITE_MAX
-    max_starting: Optional[int] = None
+    max_starting: int = 0

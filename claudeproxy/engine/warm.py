@@ -20,6 +20,7 @@ from typing import Callable, Deque, Optional
 import attrs
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
+from .held import cancel
 from .process import CLIProcess, SpawnKey
 
 #: the resident memory of one idle CLI process, for the default cap
@@ -122,11 +123,6 @@ class Idle:
     clearing: bool = False
 
 
-def _cancel(call: Optional[IDelayedCall]) -> None:
-    if call is not None and call.active():
-        call.cancel()
-
-
 class WarmPool:
     """
     The idle processes, generic and keyed, each for C{ttl} seconds.
@@ -160,7 +156,7 @@ class WarmPool:
         if entry not in entries:
             return False
         entries.remove(entry)
-        _cancel(entry.timer)
+        cancel(entry.timer)
         if entry.key is not None and not entries and not entry.cleared:
             self.keyed.pop(entry.key, None)
         return True
@@ -224,7 +220,7 @@ class WarmPool:
 
     def clear(self) -> None:
         for entry in self.all():
-            _cancel(entry.timer)
+            cancel(entry.timer)
         self.generic.clear()
         self.keyed.clear()
         self.cleared.clear()
