@@ -373,7 +373,6 @@ class CLIProcess(ProcessProtocol):
         #: the CLI answered the readiness probe: it has finished starting
         #: and a turn written now is answered at once
         self.ready = False
-        self.asked_ready = False
         self._warm_up = False
         #: told when the readiness probe is answered
         self.on_ready: Optional[Callable[[], None]] = None
@@ -429,7 +428,6 @@ class CLIProcess(ProcessProtocol):
         C{control_error} instead.  With C{warm_up} (a generic process), the
         process is ready once it has also answered L{WARM_UP}.
         """
-        self.asked_ready = True
         self._warm_up = warm_up
         self.send(
             {"type": "control_request", "request_id": READY_REQUEST, "request": {"subtype": "get_binary_version"}}
