@@ -21,13 +21,23 @@ import time
 import urllib.request
 from typing import Any, Callable, Optional
 
+from claudeproxy.engine.binding import (
+    boundary_line,
+    generic_argv,
+    history_lines,
+    initialize_request,
+    is_history_result,
+    model_request,
+    settings_request,
+)
 from claudeproxy.engine.bridge import ToolBridge
 from claudeproxy.engine.conversation import Message
 from claudeproxy.engine.history import session_file_text, session_rows
 from claudeproxy.engine.isolation import isolation_args
 from claudeproxy.engine.mcprpc import answer
-from claudeproxy.engine.process import SpawnKey, build_argv, build_env, stream_json_argv
+from claudeproxy.engine.process import WARM_UP, SpawnKey, build_argv, build_env, stream_json_argv
 from claudeproxy.engine.tools import SERVER
+from claudeproxy.engine.versions import parse_version
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -299,6 +309,121 @@ def machine(cli: str, env: dict[str, str]) -> dict[str, Any]:
 FAST = ("warm", "session", "resumed", "tools", "written", "reused")
 
 
+class DirectCLI:
+    """
+    A CLI driven directly over its stdin and stdout, as the daemon drives
+    it: stream-json lines written, lines read with a deadline, the
+    client's tools (C{tools}) answered on the control channel.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], workdir: str, tools: tuple[Any, ...] = ()) -> None:
+        self.bridge = ToolBridge("direct", "", tools)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=workdir,
+            start_new_session=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin = self.proc.stdin
+        self.fd = self.proc.stdout.fileno()
+        self.buf = b""
+        #: the MCP methods the CLI has called, in order
+        self.mcp: list[str] = []
+        #: the user lines the CLI printed (local commands' echoes)
+        self.echoes = 0
+        self._seq = 0
+
+    def write(self, *objs: Any) -> None:
+        self.stdin.write(b"".join(json.dumps(obj).encode() + b"\n" for obj in objs))
+        self.stdin.flush()
+
+    def control(self, request: dict[str, Any]) -> str:
+        """
+        Write a control request; its request id.
+        """
+        self._seq += 1
+        rid = "bench-%d" % (self._seq,)
+        self.write({"type": "control_request", "request_id": rid, "request": request})
+        return rid
+
+    def lines(self, limit: float) -> Any:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if not ready:
+                continue
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return
+            self.buf += chunk
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                request = obj.get("request") or {}
+                if obj.get("type") == "control_request" and request.get("subtype") == "mcp_message":
+                    message = request.get("message") or {}
+                    self.mcp.append(str(message.get("method")))
+                    reply = answer(self.bridge, message)
+                    response = reply if isinstance(reply, dict) else {"jsonrpc": "2.0", "result": {}}
+                    self.write(
+                        {
+                            "type": "control_response",
+                            "response": {
+                                "subtype": "success",
+                                "request_id": obj["request_id"],
+                                "response": {"mcp_response": response},
+                            },
+                        }
+                    )
+                    continue
+                if obj.get("type") == "user":
+                    # a local command's echo (2.1.197's set_model)
+                    self.echoes += 1
+                yield obj
+
+    def until(self, done: Callable[[Any], bool], limit: float = 30.0) -> Any:
+        for obj in self.lines(limit):
+            if done(obj):
+                return obj
+        raise SystemExit("the CLI never printed what the benchmark waited for")
+
+    def answered(self, rid: str) -> Any:
+        return self.until(lambda o: o.get("type") == "control_response" and o["response"].get("request_id") == rid)
+
+    def first_token(self, limit: float = 30.0) -> float:
+        """
+        Seconds from now to the first text delta (NaN if none comes).
+        """
+        t0 = time.perf_counter()
+        for obj in self.lines(limit):
+            if obj.get("type") == "stream_event" and obj.get("event", {}).get("delta", {}).get("type") in (
+                "text_delta",
+                "input_json_delta",
+            ):
+                return time.perf_counter() - t0
+        return float("nan")
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.stdin.close()
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+def user_line(prompt: str) -> dict[str, Any]:
+    return {"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}}
+
+
 def waiting_cli(
     cli: str,
     env: dict[str, str],
@@ -324,87 +449,74 @@ def waiting_cli(
             f.write(session_file_text(rows))
     mcp = json.dumps({"mcpServers": {SERVER: {"type": "sdk", "name": SERVER}}}) if key.tools else None
     argv = build_argv(cli, key, mcp_config=mcp, resume=resume, settings=isolation_args(False))
-    bridge = ToolBridge("waiting", "", key.tools)
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=dict(build_env(env, False, 0), **key.env()),
-        cwd=workdir,
-        start_new_session=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    stdin = proc.stdin
-    fd = proc.stdout.fileno()
-    buf = b""
-
-    def write(obj: Any) -> None:
-        stdin.write(json.dumps(obj).encode() + b"\n")
-        stdin.flush()
-
-    def lines(limit: float) -> Any:
-        nonlocal buf
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.05)
-            if not ready:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                request = obj.get("request") or {}
-                if obj.get("type") == "control_request" and request.get("subtype") == "mcp_message":
-                    reply = answer(bridge, request.get("message") or {})
-                    response = reply if isinstance(reply, dict) else {"jsonrpc": "2.0", "result": {}}
-                    write(
-                        {
-                            "type": "control_response",
-                            "response": {
-                                "subtype": "success",
-                                "request_id": obj["request_id"],
-                                "response": {"mcp_response": response},
-                            },
-                        }
-                    )
-                    continue
-                yield obj
-
+    cli_ = DirectCLI(argv, dict(build_env(env, False, 0), **key.env()), workdir, key.tools)
     try:
-        write({"type": "control_request", "request_id": "ready", "request": {"subtype": "initialize"}})
-        for obj in lines(30):
-            if obj.get("type") == "control_response":
-                break
+        cli_.answered(cli_.control({"subtype": "initialize"}))
         # left waiting, as a warm process is (its tool server connected)
-        for _ in lines(1.0):
+        for _ in cli_.lines(1.0):
             pass
-        line = json.dumps({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}})
-        t0 = time.perf_counter()
-        stdin.write(line.encode() + b"\n")
-        stdin.flush()
-        for obj in lines(30):
-            if obj.get("type") == "stream_event" and obj.get("event", {}).get("delta", {}).get("type") in (
-                "text_delta",
-                "input_json_delta",
-            ):
-                return time.perf_counter() - t0
-        return float("nan")
+        cli_.write(user_line(prompt))
+        return cli_.first_token()
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        stdin.close()
-        proc.stdout.close()
+        cli_.close()
         if resume is not None:
             os.unlink(resume)
+
+
+def late_bound_cli(
+    cli: str,
+    env: dict[str, str],
+    workdir: str,
+    prompt: str,
+    key: SpawnKey,
+    history: tuple[Message, ...] = (),
+    version: str = "2.1.197",
+) -> float:
+    """
+    The limit of binding late, with no daemon in the way: a generic
+    process (started as the daemon starts one, ready, warmed up and left
+    waiting) given C{key}'s settings and C{history} over the control
+    protocol as L{claudeproxy.engine.binder} gives them, each step waited
+    for, then the user line.  Seconds from the first bind write to the
+    first text delta.  What a request that is the first of its kind can
+    reach at best: its settings are not known before it arrives.
+    """
+    argv = generic_argv(cli, "sonnet", isolation_args(False))
+    cli_ = DirectCLI(argv, build_env(env, False, 0), workdir, key.tools)
+    newer = (parse_version(version) or (2, 1, 197)) >= (2, 1, 300)
+    try:
+        cli_.answered(cli_.control({"subtype": "get_binary_version"}))
+        cli_.answered(cli_.control(WARM_UP))
+        # settled, as the daemon's warm processes are when the benchmark
+        # asks (it waits for the pool and 2 s more before each request);
+        # left 1-2 s, the by-hand binding was slower than the daemon's
+        for _ in cli_.lines(4.0):
+            pass
+        t0 = time.perf_counter()
+        cli_.answered(cli_.control(initialize_request(key)))
+        if key.tools and newer:
+            # 2.1.332 connects to the tool server now: wait for its list
+            deadline = time.monotonic() + 30
+            while "tools/list" not in cli_.mcp and time.monotonic() < deadline:
+                for _ in cli_.lines(0.002):
+                    pass
+        for request in (model_request(key, "sonnet"), settings_request(key)):
+            if request is not None:
+                echoes = cli_.echoes
+                cli_.answered(cli_.control(request))
+                if cli_.echoes != echoes:
+                    cli_.write(boundary_line())
+        if history:
+            now = "2026-01-01T00:00:00.000Z"
+            for line in history_lines(history, key.model, os.path.realpath(workdir), version, now):
+                cli_.write(line)
+                if line["type"] == "user":
+                    cli_.until(is_history_result)
+        cli_.write(user_line(prompt))
+        waited = time.perf_counter() - t0
+        return waited + cli_.first_token()
+    finally:
+        cli_.close()
 
 
 def together(port: int, bodies: list[dict[str, Any]]) -> list[Reply]:
