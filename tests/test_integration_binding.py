@@ -412,6 +412,39 @@ class ReuseTests(TestCase):
         self.assertEqual(d.manager.stats.reused, 1)
         self.assertEqual(d.manager.stats.bind_failed, 0)
 
+    async def test_one_shot_of_another_model_switched(self) -> None:
+        """
+        With no started process ready and no one-shot of the same
+        settings, a one-shot with another model and no effort is cleared
+        and switched (C{set_model}, the effort): served C{reused}, and
+        upstream sees what a fresh process sends, without the one-shot,
+        the clearing or the switch.
+        """
+        d = await start(self, warm=0, max_sessions=8)
+        keyed = await start(self, warm=0, late_binding=False)
+        system = {"role": "system", "content": "Answer like a pirate."}
+        one_shot = {"model": "haiku", "tools": [WEATHER], "messages": [system, user("a one-shot task")]}
+        served, _ = await served_chat(d, one_shot)
+        self.assertEqual(served, "cold")
+        await wait_for(lambda: len(d.manager.sessions) == 1)
+        body: dict[str, Any] = {"model": "sonnet", "reasoning_effort": "low", "tools": [WEATHER]}
+        messages = [system, user("a new conversation")]
+        served, answer = await served_chat(d, dict(body, messages=messages))
+        self.assertEqual(served, "reused")
+        self.assertEqual((d.manager.stats.switched, d.manager.stats.bind_failed), (1, 0))
+        cold, _ = await served_chat(keyed, dict(body, messages=messages))
+        self.assertEqual(cold, "cold")
+        self.assertEqual(shape(d.fake.message_requests[-1].body), shape(keyed.fake.message_requests[-1].body))
+        sent = json.dumps(d.fake.message_requests[-1].body["messages"])
+        for gone in ("one-shot", "/clear", "local-command", "Set model"):
+            self.assertNotIn(gone, sent)
+        messages += [assistant(answer["choices"][0]["message"]["content"]), user("and then?")]
+        served, _ = await served_chat(d, dict(body, messages=messages))
+        self.assertEqual(served, "session")
+        self.assertEqual(
+            shape(d.fake.message_requests[-1].body)["model"], shape(keyed.fake.message_requests[-1].body)["model"]
+        )
+
     async def test_conversation_pushed_out_is_cleared_for_reuse(self) -> None:
         """
         A conversation pushed out by newer ones (--max-sessions) keeps its

@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any, Optional
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -24,6 +25,8 @@ from claudeproxy.engine.binding import (
     initialize_request,
     model_request,
     settings_request,
+    switch_requests,
+    switchable,
     user_turns,
 )
 from claudeproxy.engine.continuity import Continuation, continues
@@ -117,6 +120,36 @@ class BindingRequestTests(SynchronousTestCase):
         self.assertEqual(lines[1]["message"]["content"][1]["name"], "mcp__cp__f")
         self.assertEqual(lines[1]["message"]["stop_reason"], "tool_use")
         self.assertEqual(user_turns(history), 2)
+
+    def test_switchable(self) -> None:
+        """
+        A process bound to other settings serves a request by switching
+        only its model, and its effort when it has none yet.
+        """
+        base = SpawnKey("haiku", "S", tools=(TOOL,))
+        self.assertTrue(switchable(base, attrs.evolve(base, model="sonnet")))
+        self.assertTrue(switchable(base, attrs.evolve(base, model="sonnet", effort="high")))
+        self.assertEqual(
+            switch_requests(base, attrs.evolve(base, model="sonnet", effort="high")),
+            [
+                {"subtype": "set_model", "model": "sonnet"},
+                {"subtype": "apply_flag_settings", "settings": {"effortLevel": "high"}},
+            ],
+        )
+        low = attrs.evolve(base, effort="low")
+        self.assertFalse(switchable(low, base), "an effort given at spawn outranks the settings")
+        self.assertFalse(switchable(low, attrs.evolve(base, effort="high")))
+        self.assertTrue(switchable(low, attrs.evolve(low, model="opus")))
+        self.assertFalse(switchable(base, base))
+        for other in (
+            attrs.evolve(base, system="T"),
+            attrs.evolve(base, tools=()),
+            attrs.evolve(base, max_tokens=100),
+            attrs.evolve(base, json_schema="{}"),
+            attrs.evolve(base, web_search=True),
+            attrs.evolve(base, system_mode="append"),
+        ):
+            self.assertFalse(switchable(base, attrs.evolve(other, model="sonnet")), other)
 
     def test_history_write_max_by_version(self) -> None:
         self.assertGreater(history_write_max((2, 1, 197)), history_write_max((2, 1, 332)))
@@ -295,6 +328,48 @@ class BinderTests(SynchronousTestCase):
         )
         self.assertEqual(lines[0]["message"]["content"], "/clear")
         self.assertFalse(lines[2]["shouldQuery"])
+
+    def test_clear_and_switch(self) -> None:
+        """
+        A process bound to another model is cleared, then switched:
+        C{set_model} (its 2.1.197 echo hidden by a boundary) and the
+        effort, before the history.
+        """
+        cli = ScriptedCLI(self.proc, self.transport, echo=True)
+        key = SpawnKey("sonnet", "S", effort="low")
+        out: list[Any] = []
+        d = Deferred.fromCoroutine(
+            bind(
+                self.clock,
+                self.proc,
+                key,
+                "sonnet",
+                (user("q"), assistant("a")),
+                "/w",
+                "2.1.197",
+                clear=True,
+                switch_from=SpawnKey("haiku", "S"),
+            )
+        )
+        d.addBoth(out.append)
+        for _ in range(20):
+            cli.step()
+        self.assertEqual(out, [None])
+        lines = sent(self.transport)
+        self.assertEqual(
+            [(o["type"], o.get("request", {}).get("subtype") or o.get("subtype")) for o in lines],
+            [
+                ("user", None),
+                ("system", "compact_boundary"),
+                ("control_request", "set_model"),
+                ("system", "compact_boundary"),
+                ("control_request", "apply_flag_settings"),
+                ("user", None),
+                ("assistant", None),
+            ],
+        )
+        self.assertEqual(lines[2]["request"]["model"], "sonnet")
+        self.assertEqual(lines[4]["request"]["settings"], {"effortLevel": "low"})
 
     def test_clear_that_runs_a_turn_fails(self) -> None:
         out: list[Any] = []
@@ -512,6 +587,43 @@ class GenericPoolTests(SynchronousTestCase):
         lease = self.m.acquire(key, Conversation(None, [user("newer")]))
         self.assertIn(lease.source, ("starting", "cold"))
         self.assertEqual(self.m.describe()["warm"]["generic"]["reused"], 1)
+
+    def test_one_shot_of_another_model_switched(self) -> None:
+        """
+        With none of the same settings, a one-shot bound to another model
+        (its effort unset) is taken, cleared and switched; a one-shot with
+        the same settings is preferred.
+        """
+        self.make(max_sessions=8)
+        key = SpawnKey("sonnet", "S")
+        self.ready_all()
+        first = [
+            (SpawnKey("haiku", "S"), "h"),
+            (SpawnKey("opus", "S", effort="low"), "o"),
+            (key, "s"),
+        ]
+        taken = []
+        for k, text in first:
+            lease = self.m.acquire(k, Conversation(None, [user(text)]))
+            self.ready_all()
+            taken.append(lease)
+        for (_, text), lease in zip(first, taken, strict=True):
+            self.m.release(lease, Continuation((user(text),), "d" + text))
+        haiku, _, same = taken
+        while self.m.pool.ready_generic():
+            self.m.acquire(SpawnKey("sonnet", "busy"))
+        lease = self.m.acquire(key, Conversation(None, [user("new")]))
+        self.assertEqual((lease.source, lease.proc), ("reused", same.proc))
+        assert lease.bind is not None
+        self.assertIsNone(lease.bind.switch_from)
+        lease = self.m.acquire(key, Conversation(None, [user("newer")]))
+        self.assertEqual((lease.source, lease.proc), ("reused", haiku.proc))
+        assert lease.bind is not None
+        self.assertEqual((lease.bind.clear, lease.bind.switch_from), (True, SpawnKey("haiku", "S")))
+        # an effort given at spawn cannot be unset: a started process
+        lease = self.m.acquire(key, Conversation(None, [user("newest")]))
+        self.assertIn(lease.source, ("starting", "cold"))
+        self.assertEqual(self.m.describe()["warm"]["generic"]["switched"], 1)
 
     def test_session_about_to_go_reused_when_none_is_ready(self) -> None:
         """

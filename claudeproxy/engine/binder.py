@@ -22,6 +22,7 @@ from .binding import (
     is_history_result,
     model_request,
     settings_request,
+    switch_requests,
 )
 from .bridge import ToolBridge
 from .conversation import Message
@@ -109,17 +110,23 @@ async def bind(
     clock: Any = time.time,
     clear: bool = False,
     bound: bool = False,
+    switch_from: Optional[SpawnKey] = None,
 ) -> None:
     """
     Give C{proc} (a generic process, ready) C{key}'s settings and
     C{history} as real turns.  With C{clear}, C{proc} is already bound to
     C{key} and holds a conversation, which is cleared instead; with
-    C{bound}, it is bound to C{key} and holds none.  Raises L{BindFailed}.
+    C{bound}, it is bound to C{key} and holds none.  With either, and
+    C{switch_from}, it is bound to that key instead, and switched to
+    C{key}'s model and effort.  Raises L{BindFailed}.
     """
     if clear:
         await clear_conversation(reactor, proc)
     elif not bound:
         await _settings(reactor, proc, key, started_with)
+    if switch_from is not None and (clear or bound):
+        for request in switch_requests(switch_from, key):
+            await _control(reactor, proc, request)
     if history:
         await _write_history(reactor, proc, key, history, cwd, version, clock)
     if proc.is_ended:
@@ -156,17 +163,21 @@ async def _settings(reactor: IReactorTime, proc: CLIProcess, key: SpawnKey, star
         # initialize; a user line written before the tool list is fetched
         # makes them start over much later
         await _wait(tools.listed, reactor, "the tool server's handshake")
-    request = model_request(key, started_with)
-    if request is not None:
-        echoes = proc.local_echoes
-        await _wait(proc.control(request), reactor, "set_model")
-        if proc.local_echoes != echoes:
-            # 2.1.197 puts "Set model to ..." into the next user message:
-            # a boundary keeps it from upstream
-            proc.send(boundary_line())
-    request = settings_request(key)
-    if request is not None:
-        await _wait(proc.control(request), reactor, "apply_flag_settings")
+    for request in (model_request(key, started_with), settings_request(key)):
+        if request is not None:
+            await _control(reactor, proc, request)
+
+
+async def _control(reactor: IReactorTime, proc: CLIProcess, request: dict[str, Any]) -> None:
+    """
+    One control request, waited for.
+    """
+    echoes = proc.local_echoes
+    await _wait(proc.control(request), reactor, request["subtype"])
+    if proc.local_echoes != echoes:
+        # 2.1.197 puts set_model's "Set model to ..." into the next user
+        # message: a boundary keeps it from upstream
+        proc.send(boundary_line())
 
 
 async def _write_history(

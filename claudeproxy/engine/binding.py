@@ -31,6 +31,8 @@ import json
 import uuid
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+import attrs
+
 from .conversation import Message
 from .history import session_rows
 from .process import ISOLATED, SpawnKey, stream_json_argv
@@ -112,6 +114,34 @@ def settings_request(key: SpawnKey) -> Optional[dict[str, Any]]:
     if not settings:
         return None
     return {"subtype": "apply_flag_settings", "settings": settings}
+
+
+def switchable(bound: SpawnKey, wanted: SpawnKey) -> bool:
+    """
+    Whether a process bound to C{bound} (and holding no conversation once
+    cleared) can serve C{wanted} by switching what a started CLI switches
+    again and again: the model (C{set_model}), and the effort when it has
+    none yet (C{apply_flag_settings}; an effort given as C{--effort} at
+    spawn outranks the settings, so it is never unset or changed).  Not
+    the output limit (the CLI read it into its environment), nor what
+    C{initialize} set once.
+    """
+    if bound == wanted or bound.effort not in (None, wanted.effort):
+        return False
+    return attrs.evolve(bound, model=wanted.model, effort=wanted.effort) == wanted
+
+
+def switch_requests(bound: SpawnKey, wanted: SpawnKey) -> list[dict[str, Any]]:
+    """
+    The control requests that take a process bound to C{bound} to
+    C{wanted} (L{switchable}): C{set_model}, and the effort.
+    """
+    requests: list[dict[str, Any]] = []
+    if wanted.model != bound.model:
+        requests.append({"subtype": "set_model", "model": wanted.model})
+    if wanted.effort != bound.effort:
+        requests.append({"subtype": "apply_flag_settings", "settings": {"effortLevel": wanted.effort}})
+    return requests
 
 
 def model_request(key: SpawnKey, started_with: str) -> Optional[dict[str, Any]]:

@@ -84,6 +84,14 @@ STALE_WAIT = 5.0
 STARTING_AT_MOST = 10.0
 
 
+def _other(bound: SpawnKey, wanted: SpawnKey) -> Optional[SpawnKey]:
+    """
+    C{bound}, when a process bound to it must be switched to serve
+    C{wanted}.
+    """
+    return None if bound == wanted else bound
+
+
 @attrs.frozen
 class Bind:
     """
@@ -99,6 +107,10 @@ class Bind:
     #: already bound to the request's settings, holding no conversation:
     #: only the history is written
     bound: bool = False
+    #: with C{clear} or C{bound}: the settings the process is bound to,
+    #: when they differ from the request's in what is switched late (its
+    #: model and effort, L{switchable})
+    switch_from: Optional[SpawnKey] = None
 
 
 @attrs.frozen
@@ -179,6 +191,8 @@ class PoolStats:
     written: int = 0
     #: processes lent with their conversation cleared (reused)
     reused: int = 0
+    #: reused processes switched to another model or effort first
+    switched: int = 0
     #: conversations pushed out whose processes were kept, cleared
     recycled: int = 0
     bind_failed: int = 0
@@ -518,9 +532,12 @@ class ProcessManager:
         entry = self.pool.take_cleared(key)
         if entry is None:
             return None
-        return self._reused(entry.proc, key, Bind(key.model, history, bound=True))
+        assert entry.key is not None
+        return self._reused(entry.proc, key, Bind(key.model, history, bound=True, switch_from=_other(entry.key, key)))
 
     def _reused(self, proc: CLIProcess, key: SpawnKey, bind: Bind) -> Lease:
+        if bind.switch_from is not None:
+            self.stats.switched += 1
         self.stats.reused += 1
         self.key_stats.setdefault(key, [0, 0])[0] += 1
         return Lease(proc, key, "reused", bind=bind, fresh=True)
@@ -572,7 +589,9 @@ class ProcessManager:
         session = self.sessions.take_one_shot(key) or self.sessions.take_next_out(key)
         if session is None:
             return None
-        return self._reused(session.proc, key, Bind(key.model, history, clear=True))
+        return self._reused(
+            session.proc, key, Bind(key.model, history, clear=True, switch_from=_other(session.key, key))
+        )
 
     def _take_keyed(self, key: SpawnKey) -> Optional[Lease]:
         entry = self.pool.take_keyed(key)
@@ -979,6 +998,7 @@ class ProcessManager:
                     "bound": self.stats.bound,
                     "written": self.stats.written,
                     "reused": self.stats.reused,
+                    "switched": self.stats.switched,
                     "recycled": self.stats.recycled,
                     "cleared": len(self.pool.cleared),
                     "bind_failed": self.stats.bind_failed,

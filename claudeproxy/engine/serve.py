@@ -237,6 +237,7 @@ class TurnServer:
             manager.clock,
             lease.bind.clear,
             lease.bind.bound,
+            lease.bind.switch_from,
         )
 
     async def _attempt(self, asked: Asked, lease: Lease, state: TurnState, retry_compaction: bool) -> Outcome:

@@ -14,6 +14,7 @@ from typing import Optional
 import attrs
 from twisted.internet.interfaces import IDelayedCall
 
+from .binding import switchable
 from .continuity import Continuation, HistoryDigest
 from .held import Held
 from .process import CLIProcess, SpawnKey
@@ -63,26 +64,28 @@ class LiveSessions(Held[Session]):
     def take_one_shot(self, key: SpawnKey) -> Optional[Session]:
         """
         The least recently used one-shot session started for C{key} (not
-        one started ahead on a conversation), taken out: its process can
-        be cleared for a new conversation with the same settings.
+        one started ahead on a conversation), else for settings it can be
+        switched from (L{switchable}: another model or effort), taken out:
+        its process can be cleared for a new conversation.
         """
-        for session in list(self._entries.values()):
-            if session.key == key and session.one_shot and not session.prepared:
-                taken = self._taken(session)
-                if taken is not None:
-                    return taken
+        free = [s for s in self._entries.values() if s.one_shot and not s.prepared]
+        for session in [s for s in free if s.key == key] + [s for s in free if switchable(s.key, key)]:
+            taken = self._taken(session)
+            if taken is not None:
+                return taken
         return None
 
     def take_next_out(self, key: SpawnKey) -> Optional[Session]:
         """
         When there are C{limit} sessions, the one the next kept session
         would push out (L{least_worth}), taken out if it was started for
-        C{key}: a new conversation's own reply would end it anyway.
+        C{key} or for settings it can be switched from: a new
+        conversation's own reply would end it anyway.
         """
         if not self._entries or len(self._entries) < self.limit:
             return None
         session = self.least_worth()
-        if session.key != key or session.prepared:
+        if (session.key != key and not switchable(session.key, key)) or session.prepared:
             return None
         return self._taken(session)
 

@@ -20,6 +20,7 @@ from typing import Callable, Deque, Optional
 import attrs
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
+from .binding import switchable
 from .held import cancel
 from .process import CLIProcess, SpawnKey
 
@@ -195,12 +196,14 @@ class WarmPool:
 
     def take_cleared(self, key: SpawnKey) -> Optional[Idle]:
         """
-        A cleared process bound to exactly C{key}, done clearing.
+        A cleared process done clearing, bound to exactly C{key}, else to
+        settings it can be switched from (L{switchable}: another model or
+        effort).
         """
-        for entry in self.cleared:
-            if entry.key == key and not entry.clearing and not (entry.proc.is_ended or entry.proc.killed):
-                self.remove(entry)
-                return entry
+        usable = [e for e in self.cleared if not e.clearing and not (e.proc.is_ended or e.proc.killed)]
+        for entry in [e for e in usable if e.key == key] + [e for e in usable if e.key and switchable(e.key, key)]:
+            self.remove(entry)
+            return entry
         return None
 
     def find(self, proc: CLIProcess) -> Optional[Idle]:
