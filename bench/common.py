@@ -225,15 +225,11 @@ def post_stream(
     return reply
 
 
-def cold_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> tuple[float, float]:
+def spawn_cli(argv: list[str], env: dict[str, str], workdir: str) -> subprocess.Popen[bytes]:
     """
-    (a): start the CLI, write one user line; seconds to the first
-    text_delta line and to the result line.
+    A CLI in its own session, stream-json on its stdin and stdout.
     """
-    argv = stream_json_argv(cli, (), "sonnet")
-    line = json.dumps({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}})
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -242,6 +238,17 @@ def cold_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> tuple[
         cwd=workdir,
         start_new_session=True,
     )
+
+
+def cold_cli(cli: str, env: dict[str, str], workdir: str, prompt: str) -> tuple[float, float]:
+    """
+    (a): start the CLI, write one user line; seconds to the first
+    text_delta line and to the result line.
+    """
+    argv = stream_json_argv(cli, (), "sonnet")
+    line = json.dumps({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}})
+    t0 = time.perf_counter()
+    proc = spawn_cli(argv, env, workdir)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(line.encode() + b"\n")
     proc.stdin.flush()
@@ -318,15 +325,7 @@ class DirectCLI:
 
     def __init__(self, argv: list[str], env: dict[str, str], workdir: str, tools: tuple[Any, ...] = ()) -> None:
         self.bridge = ToolBridge("direct", "", tools)
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            cwd=workdir,
-            start_new_session=True,
-        )
+        self.proc = spawn_cli(argv, env, workdir)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin = self.proc.stdin
         self.fd = self.proc.stdout.fileno()
