@@ -31,7 +31,7 @@ from claudeproxy.engine.binding import (
 )
 from claudeproxy.engine.continuity import Continuation, continues
 from claudeproxy.engine.conversation import Conversation, Message, text_block
-from claudeproxy.engine.pool import REFILL_DELAY, STARTING_AT_MOST, ProcessManager
+from claudeproxy.engine.pool import REFILL_DELAY, STALE_WAIT, STARTING_AT_MOST, ProcessManager
 from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
 from claudeproxy.engine.process import READY_REQUEST, WARM_UP, WARM_UP_REQUEST, CLIProcess, SpawnKey
 from claudeproxy.engine.sessions import LiveSessions, Session
@@ -588,20 +588,17 @@ class GenericPoolTests(SynchronousTestCase):
         self.assertIn(lease.source, ("starting", "cold"))
         self.assertEqual(self.m.describe()["warm"]["generic"]["reused"], 1)
 
-    def test_one_shot_of_another_model_switched(self) -> None:
+    def test_another_model_switched_only_when_it_is_going(self) -> None:
         """
-        With none of the same settings, a one-shot bound to another model
-        (its effort unset) is taken, cleared and switched; a one-shot with
-        the same settings is preferred.
+        A one-shot of another model is never taken while it is live (its
+        user may go on with it, with another model too); when it is the
+        session this request's reply would push out, it is taken, cleared
+        and switched.  An effort given at spawn is never switched.
         """
-        self.make(max_sessions=8)
+        self.make(max_sessions=2)
         key = SpawnKey("sonnet", "S")
         self.ready_all()
-        first = [
-            (SpawnKey("haiku", "S"), "h"),
-            (SpawnKey("opus", "S", effort="low"), "o"),
-            (key, "s"),
-        ]
+        first = [(SpawnKey("haiku", "S"), "h"), (SpawnKey("opus", "S", effort="low"), "o")]
         taken = []
         for k, text in first:
             lease = self.m.acquire(k, Conversation(None, [user(text)]))
@@ -609,21 +606,28 @@ class GenericPoolTests(SynchronousTestCase):
             taken.append(lease)
         for (_, text), lease in zip(first, taken, strict=True):
             self.m.release(lease, Continuation((user(text),), "d" + text))
-        haiku, _, same = taken
+            self.clock.advance(1)
+        haiku = taken[0]
         while self.m.pool.ready_generic():
             self.m.acquire(SpawnKey("sonnet", "busy"))
         lease = self.m.acquire(key, Conversation(None, [user("new")]))
-        self.assertEqual((lease.source, lease.proc), ("reused", same.proc))
-        assert lease.bind is not None
-        self.assertIsNone(lease.bind.switch_from)
-        lease = self.m.acquire(key, Conversation(None, [user("newer")]))
         self.assertEqual((lease.source, lease.proc), ("reused", haiku.proc))
         assert lease.bind is not None
         self.assertEqual((lease.bind.clear, lease.bind.switch_from), (True, SpawnKey("haiku", "S")))
-        # an effort given at spawn cannot be unset: a started process
-        lease = self.m.acquire(key, Conversation(None, [user("newest")]))
+        self.m.release(lease, Continuation((user("new"), assistant("r"), user("more")), "dn"))
+        # the next out has an effort given at spawn: a started process
+        lease = self.m.acquire(key, Conversation(None, [user("newer")]))
         self.assertIn(lease.source, ("starting", "cold"))
         self.assertEqual(self.m.describe()["warm"]["generic"]["switched"], 1)
+        # with room for more, a live one-shot of another model stays
+        self.make(max_sessions=8)
+        self.ready_all()
+        other = self.m.acquire(SpawnKey("haiku", "S"), Conversation(None, [user("h")]))
+        self.m.release(other, Continuation((user("h"),), "dh"))
+        while self.m.pool.ready_generic():
+            self.m.acquire(SpawnKey("sonnet", "busy"))
+        lease = self.m.acquire(key, Conversation(None, [user("new")]))
+        self.assertNotEqual(lease.proc, other.proc)
 
     def test_session_about_to_go_reused_when_none_is_ready(self) -> None:
         """
@@ -653,8 +657,9 @@ class GenericPoolTests(SynchronousTestCase):
     def test_conversation_pushed_out_is_cleared_for_reuse(self) -> None:
         """
         A conversation pushed out by newer ones (--max-sessions) keeps its
-        process: cleared, it waits for a new conversation with its
-        settings, which it serves before any generic process.
+        process: it keeps its conversation for C{STALE_WAIT} seconds, then
+        is cleared and waits for a new conversation with its settings,
+        which it serves before any generic process.
         """
         self.make(max_sessions=1)
         key = SpawnKey("sonnet", "S")
@@ -666,7 +671,10 @@ class GenericPoolTests(SynchronousTestCase):
         self.assertFalse(first.proc.killed)
         self.assertEqual(self.m.stats.recycled, 1)
         (entry,) = self.m.pool.cleared
+        self.assertIsNotNone(entry.held)
+        self.clock.advance(STALE_WAIT)
         self.assertTrue(entry.clearing)
+        self.assertIsNone(entry.held)
         lines = sent(self.spawner.transports[self.spawner.procs.index(first.proc)])
         self.assertEqual(lines[-1]["message"]["content"], "/clear")
         # not lent while clearing
@@ -679,6 +687,37 @@ class GenericPoolTests(SynchronousTestCase):
         assert lease.bind is not None
         self.assertTrue(lease.bind.bound)
         self.assertEqual(self.m.describe()["warm"]["generic"]["recycled"], 1)
+
+    def test_pushed_out_goes_on_for_a_moment(self) -> None:
+        """
+        A one-shot just answered, pushed out at once (every other session
+        is a conversation), goes on as a live session when its next turn
+        comes within C{STALE_WAIT}: nothing cleared, nothing written.  A
+        new conversation that takes such a process clears it first.
+        """
+        self.make(max_sessions=1)
+        key = SpawnKey("sonnet", "S")
+        self.ready_all()
+        convo = self.m.acquire(key, Conversation(None, [user("a")]))
+        self.m.release(convo, Continuation((user("a"), assistant("b"), user("c")), digest_text("d")))
+        fresh = self.m.acquire(key, Conversation(None, [user("new")]))
+        self.m.release(fresh, Continuation((user("new"),), digest_text("Answer.")))
+        self.assertEqual([s.proc for s in self.m.sessions], [convo.proc], "a one-shot goes first")
+        self.clock.advance(STALE_WAIT / 2)
+        lease = self.m.acquire(key, Conversation(None, [user("new"), assistant("Answer."), user("more")]))
+        self.assertEqual((lease.source, lease.proc, lease.bind), ("session", fresh.proc, None))
+        self.m.release(lease, Continuation((user("new"), assistant("Answer."), user("more")), "d3"))
+        # the conversation pushed out now is taken by a new one: cleared first
+        (entry,) = self.m.pool.cleared
+        self.assertIs(entry.proc, convo.proc)
+        while self.m.pool.ready_generic():
+            self.m.acquire(SpawnKey("sonnet", "busy"))
+        lease = self.m.acquire(key, Conversation(None, [user("newest")]))
+        self.assertEqual((lease.source, lease.proc), ("reused", convo.proc))
+        assert lease.bind is not None
+        self.assertEqual((lease.bind.clear, lease.bind.bound), (True, False))
+        self.clock.advance(STALE_WAIT)
+        self.assertNotIn("/clear", json.dumps(sent(self.spawner.transports[self.spawner.procs.index(convo.proc)])))
 
     def test_cleared_processes_make_room_for_generic_ones(self) -> None:
         """
@@ -705,6 +744,7 @@ class GenericPoolTests(SynchronousTestCase):
         self.m.release(first, Continuation((user("a"), assistant("b"), user("c")), "d1"))
         second = self.m.acquire(SpawnKey("haiku"), Conversation(None, [user("x")]))
         self.m.release(second, Continuation((user("x"), assistant("y"), user("z")), "d2"))
+        self.clock.advance(STALE_WAIT)
         line(first.proc, {"type": "result", "subtype": "success", "num_turns": 1, "is_error": False})
         self.assertEqual(self.m.pool.cleared, [])
         self.assertTrue(first.proc.killed)

@@ -451,13 +451,19 @@ class ProcessManager:
                 return Lease(wait.proc, key, "tools", wait)
             self.tool_waits.end_abandoned(key, conversation)
         if conversation is not None and self.max_sessions > 0 and conversation.history:
-            session = self.sessions.take(key, HistoryDigest(conversation.history))
+            history_digest = HistoryDigest(conversation.history)
+            session = self.sessions.take(key, history_digest)
             if session is not None:
                 if session.prepared:
                     self.stats.prepared_hits += 1
                 else:
                     self.stats.session_hits += 1
                 return Lease(session.proc, key, "resumed" if session.prepared else "session")
+            entry = self.pool.take_held(key, history_digest)
+            if entry is not None:
+                # pushed out a moment ago, not cleared yet: it goes on
+                self.stats.session_hits += 1
+                return Lease(entry.proc, key, "session")
             self.stats.session_misses += 1
         history = conversation.history if conversation is not None else ()
         # a taken process's replacement starts once its turn is under way,
@@ -533,7 +539,9 @@ class ProcessManager:
         if entry is None:
             return None
         assert entry.key is not None
-        return self._reused(entry.proc, key, Bind(key.model, history, bound=True, switch_from=_other(entry.key, key)))
+        held = entry.held is not None
+        bind = Bind(key.model, history, clear=held, bound=not held, switch_from=_other(entry.key, key))
+        return self._reused(entry.proc, key, bind)
 
     def _reused(self, proc: CLIProcess, key: SpawnKey, bind: Bind) -> Lease:
         if bind.switch_from is not None:
@@ -545,10 +553,14 @@ class ProcessManager:
     def _recycle(self, session: Session) -> bool:
         """
         A conversation pushed out by newer ones keeps its process, bound to
-        its settings, for a new conversation with the same ones: its
-        conversation is cleared (C{/clear}, ~15-30 ms) and it waits as a
-        warm process would (C{--warm-ttl}).  At most C{--warm} and
-        C{--max-sessions} wait so; the oldest goes first.
+        its settings, for a new conversation with the same ones: it waits
+        as a warm process would (C{--warm-ttl}).  For C{STALE_WAIT} seconds
+        it keeps its conversation: a one-shot just answered (pushed out
+        first) may be a new conversation whose next turn is on its way, and
+        goes on as a live session; a new conversation that takes it
+        meanwhile clears it first.  Then its conversation is cleared
+        (C{/clear}, ~15-30 ms).  At most C{--warm} and C{--max-sessions}
+        wait so; the oldest goes first.
         """
         proc = session.proc
         if not self.binding or self.closing or self.warm <= 0 or not can_bind(session.key):
@@ -559,9 +571,20 @@ class ProcessManager:
             oldest = self.pool.cleared[0]
             self.pool.remove(oldest)
             oldest.proc.kill("pool_trim")
-        entry = Idle(proc, session.key, self.reactor.seconds(), model=session.key.model, cleared=True, clearing=True)
+        entry = Idle(
+            proc, session.key, self.reactor.seconds(), model=session.key.model, cleared=True, held=session.held
+        )
         self.pool.add(entry)
+        entry.clear_timer = self.reactor.callLater(STALE_WAIT, self._clear_recycled, entry)
         self.stats.recycled += 1
+        return True
+
+    def _clear_recycled(self, entry: Idle) -> None:
+        entry.clear_timer = None
+        if entry not in self.pool.cleared:
+            return
+        entry.clearing, entry.held = True, None
+        proc = entry.proc
 
         def cleared(_: Any) -> None:
             entry.clearing = False
@@ -573,7 +596,6 @@ class ProcessManager:
 
         d = Deferred.fromCoroutine(clear_conversation(self.reactor, proc))
         d.addCallbacks(cleared, failed)
-        return True
 
     def _reuse(self, key: SpawnKey, history: tuple[Message, ...]) -> Optional[Lease]:
         """

@@ -64,15 +64,16 @@ class LiveSessions(Held[Session]):
     def take_one_shot(self, key: SpawnKey) -> Optional[Session]:
         """
         The least recently used one-shot session started for C{key} (not
-        one started ahead on a conversation), else for settings it can be
-        switched from (L{switchable}: another model or effort), taken out:
-        its process can be cleared for a new conversation.
+        one started ahead on a conversation), taken out: its process can
+        be cleared for a new conversation with the same settings.  Never
+        one of other settings, even switchable: its user may go on with
+        it, another model or effort included.
         """
-        free = [s for s in self._entries.values() if s.one_shot and not s.prepared]
-        for session in [s for s in free if s.key == key] + [s for s in free if switchable(s.key, key)]:
-            taken = self._taken(session)
-            if taken is not None:
-                return taken
+        for session in list(self._entries.values()):
+            if session.key == key and session.one_shot and not session.prepared:
+                taken = self._taken(session)
+                if taken is not None:
+                    return taken
         return None
 
     def take_next_out(self, key: SpawnKey) -> Optional[Session]:

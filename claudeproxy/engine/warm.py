@@ -21,6 +21,7 @@ import attrs
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from .binding import switchable
+from .continuity import Continuation, HistoryDigest
 from .held import cancel
 from .process import CLIProcess, SpawnKey
 
@@ -122,6 +123,10 @@ class Idle:
     #: (still C{clearing} until the CLI has said so)
     cleared: bool = False
     clearing: bool = False
+    #: the conversation a pushed-out process still holds, for a moment
+    #: before it is cleared (C{clear_timer})
+    held: Optional[Continuation] = None
+    clear_timer: Optional[IDelayedCall] = None
 
 
 class WarmPool:
@@ -158,6 +163,7 @@ class WarmPool:
             return False
         entries.remove(entry)
         cancel(entry.timer)
+        cancel(entry.clear_timer)
         if entry.key is not None and not entries and not entry.cleared:
             self.keyed.pop(entry.key, None)
         return True
@@ -194,11 +200,26 @@ class WarmPool:
             self.remove(entry)
         return entry
 
+    def take_held(self, key: SpawnKey, history: HistoryDigest) -> Optional[Idle]:
+        """
+        A pushed-out process not cleared yet whose conversation C{history}
+        continues, taken out.
+        """
+        for entry in self.cleared:
+            held = entry.held
+            if held is not None and entry.key == key and not entry.clearing and history.continues(held):
+                if entry.proc.is_ended or entry.proc.killed:
+                    return None
+                self.remove(entry)
+                return entry
+        return None
+
     def take_cleared(self, key: SpawnKey) -> Optional[Idle]:
         """
         A cleared process done clearing, bound to exactly C{key}, else to
         settings it can be switched from (L{switchable}: another model or
-        effort).
+        effort); one that still holds its conversation (C{held}) is to be
+        cleared by the request.
         """
         usable = [e for e in self.cleared if not e.clearing and not (e.proc.is_ended or e.proc.killed)]
         for entry in [e for e in usable if e.key == key] + [e for e in usable if e.key and switchable(e.key, key)]:
@@ -224,6 +245,7 @@ class WarmPool:
     def clear(self) -> None:
         for entry in self.all():
             cancel(entry.timer)
+            cancel(entry.clear_timer)
         self.generic.clear()
         self.keyed.clear()
         self.cleared.clear()
