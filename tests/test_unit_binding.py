@@ -31,7 +31,7 @@ from claudeproxy.engine.binding import (
 )
 from claudeproxy.engine.continuity import Continuation, continues
 from claudeproxy.engine.conversation import Conversation, Message, text_block
-from claudeproxy.engine.pool import REFILL_DELAY, STALE_WAIT, STARTING_AT_MOST, ProcessManager
+from claudeproxy.engine.pool import PUSHED_OUT_HOLD, REFILL_DELAY, STARTING_AT_MOST, ProcessManager
 from claudeproxy.engine.poolsettings import CLISetup, PoolLimits
 from claudeproxy.engine.process import READY_REQUEST, WARM_UP, WARM_UP_REQUEST, CLIProcess, SpawnKey
 from claudeproxy.engine.sessions import LiveSessions, Session
@@ -657,7 +657,7 @@ class GenericPoolTests(SynchronousTestCase):
     def test_conversation_pushed_out_is_cleared_for_reuse(self) -> None:
         """
         A conversation pushed out by newer ones (--max-sessions) keeps its
-        process: it keeps its conversation for C{STALE_WAIT} seconds, then
+        process: it keeps its conversation for C{PUSHED_OUT_HOLD} seconds, then
         is cleared and waits for a new conversation with its settings,
         which it serves before any generic process.
         """
@@ -672,7 +672,7 @@ class GenericPoolTests(SynchronousTestCase):
         self.assertEqual(self.m.stats.recycled, 1)
         (entry,) = self.m.pool.cleared
         self.assertIsNotNone(entry.held)
-        self.clock.advance(STALE_WAIT)
+        self.clock.advance(PUSHED_OUT_HOLD)
         self.assertTrue(entry.clearing)
         self.assertIsNone(entry.held)
         lines = sent(self.spawner.transports[self.spawner.procs.index(first.proc)])
@@ -692,7 +692,7 @@ class GenericPoolTests(SynchronousTestCase):
         """
         A one-shot just answered, pushed out at once (every other session
         is a conversation), goes on as a live session when its next turn
-        comes within C{STALE_WAIT}: nothing cleared, nothing written.  A
+        comes within C{PUSHED_OUT_HOLD}: nothing cleared, nothing written.  A
         new conversation that takes such a process clears it first.
         """
         self.make(max_sessions=1)
@@ -703,7 +703,7 @@ class GenericPoolTests(SynchronousTestCase):
         fresh = self.m.acquire(key, Conversation(None, [user("new")]))
         self.m.release(fresh, Continuation((user("new"),), digest_text("Answer.")))
         self.assertEqual([s.proc for s in self.m.sessions], [convo.proc], "a one-shot goes first")
-        self.clock.advance(STALE_WAIT / 2)
+        self.clock.advance(PUSHED_OUT_HOLD / 2)
         lease = self.m.acquire(key, Conversation(None, [user("new"), assistant("Answer."), user("more")]))
         self.assertEqual((lease.source, lease.proc, lease.bind), ("session", fresh.proc, None))
         self.m.release(lease, Continuation((user("new"), assistant("Answer."), user("more")), "d3"))
@@ -716,7 +716,7 @@ class GenericPoolTests(SynchronousTestCase):
         self.assertEqual((lease.source, lease.proc), ("reused", convo.proc))
         assert lease.bind is not None
         self.assertEqual((lease.bind.clear, lease.bind.bound), (True, False))
-        self.clock.advance(STALE_WAIT)
+        self.clock.advance(PUSHED_OUT_HOLD)
         self.assertNotIn("/clear", json.dumps(sent(self.spawner.transports[self.spawner.procs.index(convo.proc)])))
 
     def test_cleared_processes_make_room_for_generic_ones(self) -> None:
@@ -744,7 +744,7 @@ class GenericPoolTests(SynchronousTestCase):
         self.m.release(first, Continuation((user("a"), assistant("b"), user("c")), "d1"))
         second = self.m.acquire(SpawnKey("haiku"), Conversation(None, [user("x")]))
         self.m.release(second, Continuation((user("x"), assistant("y"), user("z")), "d2"))
-        self.clock.advance(STALE_WAIT)
+        self.clock.advance(PUSHED_OUT_HOLD)
         line(first.proc, {"type": "result", "subtype": "success", "num_turns": 1, "is_error": False})
         self.assertEqual(self.m.pool.cleared, [])
         self.assertTrue(first.proc.killed)

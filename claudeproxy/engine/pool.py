@@ -82,6 +82,12 @@ STALE_WAIT = 5.0
 #: a warm process not ready this long after its spawn no longer holds up
 #: the next one's start (seconds; a start takes 0.5-3 s on a busy machine)
 STARTING_AT_MOST = 10.0
+#: how long a conversation pushed out still holds it before it is cleared
+#: (a new chat's first exchange is pushed out first; a client that goes on
+#: at once finds it): long enough for a follow-up sent straight after the
+#: reply, short enough that back-to-back new conversations find processes
+#: already cleared (a clear costs ~15-30 ms when the request must wait)
+PUSHED_OUT_HOLD = 1.0
 
 
 def _other(bound: SpawnKey, wanted: SpawnKey) -> Optional[SpawnKey]:
@@ -554,7 +560,7 @@ class ProcessManager:
         """
         A conversation pushed out by newer ones keeps its process, bound to
         its settings, for a new conversation with the same ones: it waits
-        as a warm process would (C{--warm-ttl}).  For C{STALE_WAIT} seconds
+        as a warm process would (C{--warm-ttl}).  For L{PUSHED_OUT_HOLD}
         it keeps its conversation: a one-shot just answered (pushed out
         first) may be a new conversation whose next turn is on its way, and
         goes on as a live session; a new conversation that takes it
@@ -575,7 +581,7 @@ class ProcessManager:
             proc, session.key, self.reactor.seconds(), model=session.key.model, cleared=True, held=session.held
         )
         self.pool.add(entry)
-        entry.clear_timer = self.reactor.callLater(STALE_WAIT, self._clear_recycled, entry)
+        entry.clear_timer = self.reactor.callLater(PUSHED_OUT_HOLD, self._clear_recycled, entry)
         self.stats.recycled += 1
         return True
 

@@ -129,6 +129,10 @@ class Idle:
     clear_timer: Optional[IDelayedCall] = None
 
 
+def _held(entry: Idle) -> bool:
+    return entry.held is not None
+
+
 class WarmPool:
     """
     The idle processes, generic and keyed, each for C{ttl} seconds.
@@ -222,7 +226,10 @@ class WarmPool:
         cleared by the request.
         """
         usable = [e for e in self.cleared if not e.clearing and not (e.proc.is_ended or e.proc.killed)]
-        for entry in [e for e in usable if e.key == key] + [e for e in usable if e.key and switchable(e.key, key)]:
+        # exact settings first, and among them those already cleared
+        exact = [e for e in usable if e.key == key]
+        switched = [e for e in usable if e.key and switchable(e.key, key)]
+        for entry in sorted(exact, key=_held) + sorted(switched, key=_held):
             self.remove(entry)
             return entry
         return None
