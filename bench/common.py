@@ -31,7 +31,7 @@ from claudeproxy.engine.binding import (
     settings_request,
 )
 from claudeproxy.engine.bridge import ToolBridge
-from claudeproxy.engine.conversation import Message
+from claudeproxy.engine.conversation import Message, text_block, user_line
 from claudeproxy.engine.history import session_file_text, session_rows
 from claudeproxy.engine.isolation import isolation_args
 from claudeproxy.engine.mcprpc import answer
@@ -340,6 +340,13 @@ class DirectCLI:
         self.stdin.write(b"".join(json.dumps(obj).encode() + b"\n" for obj in objs))
         self.stdin.flush()
 
+    def say(self, prompt: str) -> None:
+        """
+        Write one user turn.
+        """
+        self.stdin.write(user_line([text_block(prompt)]))
+        self.stdin.flush()
+
     def control(self, request: dict[str, Any]) -> str:
         """
         Write a control request; its request id.
@@ -352,7 +359,8 @@ class DirectCLI:
     def lines(self, limit: float) -> Any:
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            # never past the deadline: a short wait stays short
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, min(0.05, deadline - time.monotonic())))
             if not ready:
                 continue
             chunk = os.read(self.fd, 65536)
@@ -419,10 +427,6 @@ class DirectCLI:
         self.proc.stdout.close()
 
 
-def user_line(prompt: str) -> dict[str, Any]:
-    return {"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": prompt}]}}
-
-
 def waiting_cli(
     cli: str,
     env: dict[str, str],
@@ -454,7 +458,7 @@ def waiting_cli(
         # left waiting, as a warm process is (its tool server connected)
         for _ in cli_.lines(1.0):
             pass
-        cli_.write(user_line(prompt))
+        cli_.say(prompt)
         return cli_.first_token()
     finally:
         cli_.close()
@@ -511,7 +515,7 @@ def late_bound_cli(
                 cli_.write(line)
                 if line["type"] == "user":
                     cli_.until(is_history_result)
-        cli_.write(user_line(prompt))
+        cli_.say(prompt)
         waited = time.perf_counter() - t0
         return waited + cli_.first_token()
     finally:
