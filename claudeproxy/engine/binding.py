@@ -136,9 +136,8 @@ def switch_requests(bound: SpawnKey, wanted: SpawnKey) -> list[dict[str, Any]]:
     The control requests that take a process bound to C{bound} to
     C{wanted} (L{switchable}): C{set_model}, and the effort.
     """
-    requests: list[dict[str, Any]] = []
-    if wanted.model != bound.model:
-        requests.append({"subtype": "set_model", "model": wanted.model})
+    model = model_request(wanted, bound.model)
+    requests = [model] if model is not None else []
     if wanted.effort != bound.effort:
         requests.append({"subtype": "apply_flag_settings", "settings": {"effortLevel": wanted.effort}})
     return requests

@@ -124,7 +124,7 @@ class Idle:
     cleared: bool = False
     clearing: bool = False
     #: the conversation a pushed-out process still holds, for a moment
-    #: before it is cleared (C{clear_timer})
+    #: before it is cleared (C{clear_timer}; never while C{clearing})
     held: Optional[Continuation] = None
     clear_timer: Optional[IDelayedCall] = None
 
@@ -211,7 +211,7 @@ class WarmPool:
         """
         for entry in self.cleared:
             held = entry.held
-            if held is not None and entry.key == key and not entry.clearing and history.continues(held):
+            if held is not None and entry.key == key and history.continues(held):
                 if entry.proc.is_ended or entry.proc.killed:
                     return None
                 self.remove(entry)
@@ -229,10 +229,11 @@ class WarmPool:
         # exact settings first, and among them those already cleared
         exact = [e for e in usable if e.key == key]
         switched = [e for e in usable if e.key and switchable(e.key, key)]
-        for entry in sorted(exact, key=_held) + sorted(switched, key=_held):
-            self.remove(entry)
-            return entry
-        return None
+        candidates = sorted(exact, key=_held) + sorted(switched, key=_held)
+        if not candidates:
+            return None
+        self.remove(candidates[0])
+        return candidates[0]
 
     def find(self, proc: CLIProcess) -> Optional[Idle]:
         for entry in self.all():
